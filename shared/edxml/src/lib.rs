@@ -1,0 +1,20 @@
+//! edXML packages (QCVN 102:2016): the typed model, a safe parser that names every broken rule,
+//! a writer, and the business status rules.
+//!
+//! The bus never rewrites an agency's package: [`parse`] reads the original bytes to learn where
+//! the package goes and whether it is conformant, and the bytes themselves are stored and
+//! delivered untouched so that the signature inside still verifies.
+
+pub mod dom;
+pub mod error;
+pub mod model;
+pub mod parse;
+pub mod sample;
+pub mod status;
+pub mod write;
+
+pub use error::{PackageError, ParseError, ShapeError, Violation};
+pub use model::*;
+pub use parse::{parse, parse_as};
+pub use status::{CopyStatus, IllegalTransition, StatusCode};
+pub use write::{NewAttachment, NewEdoc, write_edoc, write_status};

@@ -1,0 +1,697 @@
+//! Maps the element tree of a package to the typed model, checking every QCVN 102 / Decree 30 rule
+//! on the way and naming the path of each one broken.
+
+use std::collections::HashSet;
+
+use crate::dom::{self, Element};
+use crate::error::{PackageError, Violation};
+use crate::model::*;
+use crate::status::StatusCode;
+
+/// Decree 30/2020 length limits, in characters.
+pub mod limits {
+    pub const ORGAN_NAME: usize = 200;
+    pub const CODE_NUMBER: usize = 11;
+    pub const CODE_NOTATION: usize = 30;
+    pub const SUBJECT: usize = 500;
+    pub const TYPE_NAME: usize = 100;
+    pub const POSITION: usize = 100;
+    pub const FULL_NAME: usize = 50;
+    pub const TO_PLACES: usize = 1000;
+}
+
+/// Parses and validates a package of either kind.
+pub fn parse(bytes: &[u8]) -> Result<Package, PackageError> {
+    let root = dom::read(bytes)?;
+    let mut c = Checker::default();
+    let package = package(&root, &mut c);
+    match (package, c.violations.is_empty()) {
+        (Some(p), true) => Ok(p),
+        _ => {
+            if c.violations.is_empty() {
+                c.violations.push(Violation {
+                    path: "edXML".into(),
+                    rule: "not an edXML package".into(),
+                });
+            }
+            Err(PackageError::Invalid(c.violations))
+        }
+    }
+}
+
+/// Parses a package that must be of the given kind.
+pub fn parse_as(bytes: &[u8], kind: MessageType) -> Result<Package, PackageError> {
+    let package = parse(bytes)?;
+    if package.message_type() != kind {
+        let (expected, found) = match kind {
+            MessageType::Edoc => ("MessageHeader", "Status"),
+            MessageType::Status => ("Status", "MessageHeader"),
+        };
+        return Err(PackageError::Invalid(vec![Violation {
+            path: "edXMLEnvelope/edXMLHeader".into(),
+            rule: format!(
+                "messageType is `{kind}` so the header must hold {expected}, but it holds {found}"
+            ),
+        }]));
+    }
+    Ok(package)
+}
+
+#[derive(Default)]
+struct Checker {
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: &str, rule: impl Into<String>) {
+        self.violations.push(Violation {
+            path: path.to_owned(),
+            rule: rule.into(),
+        });
+    }
+
+    /// A required child element with non-empty text.
+    fn required(&mut self, parent: &Element, path: &str, name: &str) -> Option<String> {
+        let p = format!("{path}/{name}");
+        match parent.child_text(name) {
+            Some(t) if !t.is_empty() => Some(t),
+            Some(_) => {
+                self.fail(&p, "is required and must not be empty");
+                None
+            }
+            None => {
+                self.fail(&p, "is required but missing");
+                None
+            }
+        }
+    }
+
+    /// An optional child's text; empty counts as absent.
+    fn optional(&mut self, parent: &Element, name: &str) -> Option<String> {
+        parent.child_text(name).filter(|t| !t.is_empty())
+    }
+
+    fn max_len(&mut self, path: &str, value: Option<&str>, max: usize) {
+        if let Some(v) = value {
+            let n = v.chars().count();
+            if n > max {
+                self.fail(
+                    path,
+                    format!("is {n} characters long, more than the {max} allowed (Decree 30/2020)"),
+                );
+            }
+        }
+    }
+
+    fn integer(&mut self, parent: &Element, path: &str, name: &str) -> Option<i64> {
+        let text = self.optional(parent, name)?;
+        match text.parse::<i64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.fail(
+                    &format!("{path}/{name}"),
+                    format!("`{text}` is not an integer"),
+                );
+                None
+            }
+        }
+    }
+
+    fn organ_id(&mut self, path: &str, text: Option<String>) -> Option<OrganId> {
+        let text = text?;
+        match OrganId::parse(&text) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                self.fail(path, e.0);
+                None
+            }
+        }
+    }
+
+    fn date(&mut self, path: &str, text: Option<String>) -> Option<EdxmlDate> {
+        let text = text?;
+        match EdxmlDate::parse(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.fail(path, e.0);
+                None
+            }
+        }
+    }
+
+    fn document_id(&mut self, path: &str, text: Option<String>) -> Option<DocumentId> {
+        let text = text?;
+        match DocumentId::parse(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.fail(path, e.0);
+                None
+            }
+        }
+    }
+
+    fn timestamp(&mut self, path: &str, text: Option<String>) -> Option<Timestamp> {
+        let text = text?;
+        match Timestamp::parse(&text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.fail(path, e.0);
+                None
+            }
+        }
+    }
+}
+
+fn package(root: &Element, c: &mut Checker) -> Option<Package> {
+    if root.name != "edXML" || root.namespace.as_deref() != Some(EDXML_NS) {
+        c.fail(
+            &root.name,
+            format!("the root element must be `edXML` in the namespace {EDXML_NS}"),
+        );
+        return None;
+    }
+    let Some(envelope) = root.child("edXMLEnvelope") else {
+        c.fail("edXMLEnvelope", "is required but missing");
+        return None;
+    };
+    let Some(header) = envelope.child("edXMLHeader") else {
+        c.fail("edXMLEnvelope/edXMLHeader", "is required but missing");
+        return None;
+    };
+    let hp = "edXMLEnvelope/edXMLHeader";
+    let signatures = header
+        .elements()
+        .chain(envelope.elements())
+        .filter(|e| e.name == "Signature" && e.namespace.as_deref() == Some(DSIG_NS))
+        .count();
+    let (trace, business) = trace_list(header, hp, c);
+    match (header.child("MessageHeader"), header.child("Status")) {
+        (Some(_), Some(_)) => {
+            c.fail(
+                hp,
+                "holds both MessageHeader and Status; a package is one or the other",
+            );
+            None
+        }
+        (Some(mh), None) => {
+            let header = message_header(mh, &format!("{hp}/MessageHeader"), c);
+            let (manifest, attachments) = body(root, envelope, c);
+            Some(Package::Edoc(Box::new(Edoc {
+                header: header?,
+                trace,
+                business,
+                manifest,
+                attachments,
+                signed: signatures > 0,
+            })))
+        }
+        (None, Some(st)) => {
+            let status = status(st, &format!("{hp}/Status"), c, trace, signatures > 0);
+            status.map(|s| Package::Status(Box::new(s)))
+        }
+        (None, None) => {
+            c.fail(
+                hp,
+                "must hold a MessageHeader (edoc) or a Status (status package)",
+            );
+            None
+        }
+    }
+}
+
+fn organization(
+    e: &Element,
+    path: &str,
+    c: &mut Checker,
+    name_required: bool,
+) -> Option<Organization> {
+    let organ_text = c.required(e, path, "OrganId");
+    let organ_id = c.organ_id(&format!("{path}/OrganId"), organ_text);
+    let organ_name = if name_required {
+        c.required(e, path, "OrganName")
+    } else {
+        c.optional(e, "OrganName")
+    };
+    c.max_len(
+        &format!("{path}/OrganName"),
+        organ_name.as_deref(),
+        limits::ORGAN_NAME,
+    );
+    Some(Organization {
+        organ_id: organ_id?,
+        organization_in_charge: c.optional(e, "OrganizationInCharge"),
+        organ_name,
+        organ_add: c.optional(e, "OrganAdd"),
+        email: c.optional(e, "Email"),
+        telephone: c.optional(e, "Telephone"),
+        fax: c.optional(e, "Fax"),
+        website: c.optional(e, "Website"),
+    })
+}
+
+fn message_header(mh: &Element, path: &str, c: &mut Checker) -> Option<MessageHeader> {
+    let from = match mh.child("From") {
+        Some(f) => organization(f, &format!("{path}/From"), c, true),
+        None => {
+            c.fail(&format!("{path}/From"), "is required but missing");
+            None
+        }
+    };
+
+    let mut to = Vec::new();
+    let mut seen = HashSet::new();
+    let tos: Vec<&Element> = mh.children_named("To").collect();
+    if tos.is_empty() {
+        c.fail(
+            &format!("{path}/To"),
+            "at least one recipient (To) is required",
+        );
+    }
+    for (i, t) in tos.iter().enumerate() {
+        let p = format!("{path}/To[{}]", i + 1);
+        if let Some(org) = organization(t, &p, c, false) {
+            if !seen.insert(org.organ_id.clone()) {
+                c.fail(
+                    &format!("{p}/OrganId"),
+                    format!("recipient {} is named more than once", org.organ_id),
+                );
+            } else {
+                to.push(org);
+            }
+        }
+    }
+
+    let doc_id_text = c.required(mh, path, "DocumentId");
+    let document_id = c.document_id(&format!("{path}/DocumentId"), doc_id_text);
+
+    let code = match mh.child("Code") {
+        Some(code) => {
+            let p = format!("{path}/Code");
+            let number = c.required(code, &p, "CodeNumber");
+            let notation = c.required(code, &p, "CodeNotation");
+            c.max_len(
+                &format!("{p}/CodeNumber"),
+                number.as_deref(),
+                limits::CODE_NUMBER,
+            );
+            c.max_len(
+                &format!("{p}/CodeNotation"),
+                notation.as_deref(),
+                limits::CODE_NOTATION,
+            );
+            Some(Code {
+                code_number: number.unwrap_or_default(),
+                code_notation: notation.unwrap_or_default(),
+            })
+        }
+        None => {
+            c.fail(&format!("{path}/Code"), "is required but missing");
+            None
+        }
+    };
+
+    let promulgation_info = match mh.child("PromulgationInfo") {
+        Some(pi) => {
+            let p = format!("{path}/PromulgationInfo");
+            let date_text = c.required(pi, &p, "PromulgationDate");
+            let date = c.date(&format!("{p}/PromulgationDate"), date_text);
+            date.map(|promulgation_date| PromulgationInfo {
+                place: c.optional(pi, "Place"),
+                promulgation_date,
+            })
+        }
+        None => {
+            c.fail(
+                &format!("{path}/PromulgationInfo"),
+                "is required but missing",
+            );
+            None
+        }
+    };
+
+    let document_type = match mh.child("DocumentType") {
+        Some(dt) => {
+            let p = format!("{path}/DocumentType");
+            let ty = match c.required(dt, &p, "Type") {
+                Some(t) => match t.parse::<i64>() {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        c.fail(&format!("{p}/Type"), format!("`{t}` is not an integer"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let type_name = c.optional(dt, "TypeName");
+            c.max_len(
+                &format!("{p}/TypeName"),
+                type_name.as_deref(),
+                limits::TYPE_NAME,
+            );
+            ty.map(|type_| DocumentType {
+                type_,
+                type_detail: c.integer(dt, &p, "TypeDetail"),
+                type_name,
+            })
+        }
+        None => {
+            c.fail(&format!("{path}/DocumentType"), "is required but missing");
+            None
+        }
+    };
+
+    let subject = c.required(mh, path, "Subject");
+    c.max_len(
+        &format!("{path}/Subject"),
+        subject.as_deref(),
+        limits::SUBJECT,
+    );
+
+    let signer_info = mh
+        .child("SignerInfo")
+        .map(|si| {
+            let p = format!("{path}/SignerInfo");
+            let position = c.optional(si, "Position");
+            let full_name = c.optional(si, "FullName");
+            c.max_len(
+                &format!("{p}/Position"),
+                position.as_deref(),
+                limits::POSITION,
+            );
+            c.max_len(
+                &format!("{p}/FullName"),
+                full_name.as_deref(),
+                limits::FULL_NAME,
+            );
+            SignerInfo {
+                competence: c.optional(si, "Competence"),
+                position,
+                full_name,
+            }
+        })
+        .unwrap_or_default();
+
+    let due_text = c.optional(mh, "DueDate");
+    let due_date = c.date(&format!("{path}/DueDate"), due_text);
+
+    let to_places: Vec<String> = mh
+        .child("ToPlaces")
+        .map(|tp| {
+            tp.children_named("Place")
+                .map(Element::text)
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let places_len: usize = to_places.iter().map(|p| p.chars().count()).sum();
+    if places_len > limits::TO_PLACES {
+        c.fail(
+            &format!("{path}/ToPlaces"),
+            format!(
+                "places total {places_len} characters, more than the {} allowed (Decree 30/2020)",
+                limits::TO_PLACES
+            ),
+        );
+    }
+
+    let other_info = mh
+        .child("OtherInfo")
+        .map(|oi| other_info(oi, &format!("{path}/OtherInfo"), c))
+        .unwrap_or_default();
+
+    let mut response_for = Vec::new();
+    for (i, rf) in mh.children_named("ResponseFor").enumerate() {
+        if let Some(r) = response_for_block(rf, &format!("{path}/ResponseFor[{}]", i + 1), c) {
+            response_for.push(r);
+        }
+    }
+
+    let steering_type = c.integer(mh, path, "SteeringType");
+
+    Some(MessageHeader {
+        from: from?,
+        to,
+        document_id: document_id?,
+        code: code?,
+        promulgation_info: promulgation_info?,
+        document_type: document_type?,
+        subject: subject?,
+        content: c.optional(mh, "Content"),
+        signer_info,
+        due_date,
+        to_places,
+        other_info,
+        response_for,
+        steering_type,
+    })
+}
+
+fn other_info(oi: &Element, path: &str, c: &mut Checker) -> OtherInfo {
+    let priority = c.integer(oi, path, "Priority");
+    if let Some(p) = priority {
+        if !(0..=4).contains(&p) {
+            c.fail(
+                &format!("{path}/Priority"),
+                format!("`{p}` is out of range: 0 normal, 1 urgent, 2 very urgent, 3 express, 4 express at a set time"),
+            );
+        }
+    }
+    OtherInfo {
+        priority,
+        sphere_of_promulgation: c.optional(oi, "SphereOfPromulgation"),
+        typer_notation: c.optional(oi, "TyperNotation"),
+        promulgation_amount: c.integer(oi, path, "PromulgationAmount"),
+        page_amount: c.integer(oi, path, "PageAmount"),
+        direction: c.optional(oi, "Direction"),
+        appendixes: oi
+            .child("Appendixes")
+            .map(|a| a.children_named("Appendix").map(Element::text).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn response_for_block(rf: &Element, path: &str, c: &mut Checker) -> Option<ResponseFor> {
+    let organ_text = c.required(rf, path, "OrganId");
+    let organ_id = c.organ_id(&format!("{path}/OrganId"), organ_text);
+    let doc_text = c.required(rf, path, "DocumentId");
+    let document_id = c.document_id(&format!("{path}/DocumentId"), doc_text);
+    let date_text = c.optional(rf, "PromulgationDate");
+    let promulgation_date = c.date(&format!("{path}/PromulgationDate"), date_text);
+    Some(ResponseFor {
+        organ_id: organ_id?,
+        code: c.optional(rf, "Code"),
+        promulgation_date,
+        document_id: document_id?,
+    })
+}
+
+fn trace_list(header: &Element, hp: &str, c: &mut Checker) -> (Vec<TraceHeader>, Option<Business>) {
+    let Some(list) = header.child("TraceHeaderList") else {
+        return (Vec::new(), None);
+    };
+    let lp = format!("{hp}/TraceHeaderList");
+    let mut trace = Vec::new();
+    for (i, th) in list.children_named("TraceHeader").enumerate() {
+        let p = format!("{lp}/TraceHeader[{}]", i + 1);
+        let organ_text = c.required(th, &p, "OrganId");
+        let organ = c.organ_id(&format!("{p}/OrganId"), organ_text);
+        let ts_text = c.required(th, &p, "Timestamp");
+        let ts = c.timestamp(&format!("{p}/Timestamp"), ts_text);
+        if let (Some(organ_id), Some(timestamp)) = (organ, ts) {
+            trace.push(TraceHeader {
+                organ_id,
+                timestamp,
+            });
+        }
+    }
+    let business = list.child_any(&["Bussiness", "Business"]).map(|b| {
+        let p = format!("{lp}/{}", b.name);
+        let doc_type = b
+            .child_any(&["BussinessDocType", "BusinessDocType"])
+            .map(Element::text)
+            .unwrap_or_default();
+        let doc_type = if doc_type.is_empty() {
+            0
+        } else {
+            match doc_type.parse::<i64>() {
+                Ok(v) if (0..=3).contains(&v) => v,
+                _ => {
+                    c.fail(
+                        &format!("{p}/BussinessDocType"),
+                        format!("`{doc_type}` is not 0 new, 1 revoke, 2 update or 3 replace"),
+                    );
+                    0
+                }
+            }
+        };
+        Business {
+            doc_type,
+            doc_reason: b
+                .child_any(&["BussinessDocReason", "BusinessDocReason"])
+                .map(Element::text)
+                .filter(|t| !t.is_empty()),
+        }
+    });
+    (trace, business)
+}
+
+fn body(
+    root: &Element,
+    envelope: &Element,
+    c: &mut Checker,
+) -> (Vec<ManifestReference>, Vec<Attachment>) {
+    let mut manifest = Vec::new();
+    if let Some(m) = envelope
+        .child("edXMLBody")
+        .and_then(|b| b.child("edXMLManifest"))
+    {
+        for (i, r) in m.children_named("Reference").enumerate() {
+            let p = format!("edXMLEnvelope/edXMLBody/edXMLManifest/Reference[{}]", i + 1);
+            let content_id = c.required(r, &p, "ContentId").unwrap_or_default();
+            manifest.push(ManifestReference {
+                content_id,
+                content_type: c.optional(r, "ContentType"),
+                description: c.optional(r, "Description"),
+                attachment_name: c.optional(r, "AttachmentName"),
+            });
+        }
+    }
+
+    let mut attachments = Vec::new();
+    if let Some(enc) = root.child("AttachmentEncoded") {
+        let mut ids = HashSet::new();
+        for (i, a) in enc.children_named("Attachment").enumerate() {
+            let p = format!("AttachmentEncoded/Attachment[{}]", i + 1);
+            let content_id = c.required(a, &p, "ContentId").unwrap_or_default();
+            if !content_id.is_empty() && !ids.insert(content_id.clone()) {
+                c.fail(
+                    &format!("{p}/ContentId"),
+                    format!("`{content_id}` is used by two attachments"),
+                );
+            }
+            let name = c.required(a, &p, "AttachmentName").unwrap_or_default();
+            let size = match a.child("ContentTransferEncoded") {
+                Some(content) => match base64_decoded_len(content) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        c.fail(&format!("{p}/ContentTransferEncoded"), why);
+                        0
+                    }
+                },
+                None => {
+                    c.fail(
+                        &format!("{p}/ContentTransferEncoded"),
+                        "is required but missing",
+                    );
+                    0
+                }
+            };
+            attachments.push(Attachment {
+                content_id,
+                attachment_name: name,
+                description: c.optional(a, "Description"),
+                content_type: c.optional(a, "ContentType"),
+                size,
+            });
+        }
+    }
+
+    let attached: HashSet<&str> = attachments.iter().map(|a| a.content_id.as_str()).collect();
+    for (i, r) in manifest.iter().enumerate() {
+        if !r.content_id.is_empty() && !attached.contains(r.content_id.as_str()) {
+            c.fail(
+                &format!(
+                    "edXMLEnvelope/edXMLBody/edXMLManifest/Reference[{}]/ContentId",
+                    i + 1
+                ),
+                format!(
+                    "`{}` names no attachment in AttachmentEncoded",
+                    r.content_id
+                ),
+            );
+        }
+    }
+    (manifest, attachments)
+}
+
+/// Checks base64 text without decoding it into memory and returns the decoded length.
+fn base64_decoded_len(content: &Element) -> Result<u64, String> {
+    let mut symbols: u64 = 0;
+    let mut padding: u64 = 0;
+    for node in &content.children {
+        let crate::dom::Node::Text(t) = node else {
+            return Err("must hold base64 text only, not elements".into());
+        };
+        for b in t.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => {
+                    symbols += 1
+                }
+                b'=' => padding += 1,
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                _ => {
+                    return Err(format!(
+                        "is not valid base64 (unexpected `{}`)",
+                        char::from(b).escape_default()
+                    ));
+                }
+            }
+        }
+    }
+    if padding > 2 || (symbols + padding) % 4 != 0 {
+        return Err("is not valid base64 (its length is not a multiple of 4)".into());
+    }
+    Ok((symbols + padding) / 4 * 3 - padding)
+}
+
+fn status(
+    st: &Element,
+    path: &str,
+    c: &mut Checker,
+    trace: Vec<TraceHeader>,
+    signed: bool,
+) -> Option<StatusPackage> {
+    let from = match st.child("From") {
+        Some(f) => organization(f, &format!("{path}/From"), c, false),
+        None => {
+            c.fail(&format!("{path}/From"), "is required but missing");
+            None
+        }
+    };
+    let response_for = match st.child("ResponseFor") {
+        Some(rf) => response_for_block(rf, &format!("{path}/ResponseFor"), c),
+        None => {
+            c.fail(&format!("{path}/ResponseFor"), "is required but missing");
+            None
+        }
+    };
+    let code_text = c.required(st, path, "StatusCode");
+    let status_code = code_text.and_then(|t| match StatusCode::parse(&t) {
+        Ok(code) => Some(code),
+        Err(e) => {
+            c.fail(&format!("{path}/StatusCode"), e.0);
+            None
+        }
+    });
+    let ts_text = c.required(st, path, "Timestamp");
+    let timestamp = c.timestamp(&format!("{path}/Timestamp"), ts_text);
+    let staff_info = st
+        .child("StaffInfo")
+        .map(|s| StaffInfo {
+            department: c.optional(s, "Department"),
+            staff: c.optional(s, "Staff"),
+            mobile: c.optional(s, "Mobile"),
+            email: c.optional(s, "Email"),
+        })
+        .unwrap_or_default();
+    Some(StatusPackage {
+        from: from?,
+        response_for: response_for?,
+        staff_info,
+        status_code: status_code?,
+        description: c.optional(st, "Description"),
+        timestamp: timestamp?,
+        trace,
+        signed,
+    })
+}
