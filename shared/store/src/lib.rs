@@ -1,1 +1,267 @@
-//! placeholder
+//! The bus's durable state: agency registry, connected systems, accepted documents and their
+//! per-recipient legs, the ledger of lifecycle events, the transactional outbox, and package blobs.
+//!
+//! One SQL implementation serves both backends through sqlx's `Any` driver: SQLite (the embedded
+//! default) and PostgreSQL (production). Only the schema differs per backend; every query is written
+//! in the SQL both understand, and one conformance suite runs against both.
+
+mod blobs;
+mod documents;
+mod ledger;
+mod outbox;
+mod registry;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use blobs::BlobConfig;
+pub use documents::*;
+pub use ledger::*;
+pub use outbox::*;
+pub use registry::*;
+
+/// Where the store lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://data/lienthong.db` or `postgres://user@host/db`.
+    pub url: String,
+    /// Connection pool size; SQLite serialises writers anyway, so a small pool is best there.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Where package bytes go.
+    #[serde(default)]
+    pub blobs: BlobConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("blob store: {0}")]
+    Blob(#[from] std::io::Error),
+    #[error("unsupported store url `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+/// A request that the stored state does not allow; these are the caller's errors, not the store's.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RuleError {
+    #[error("no document {0}")]
+    NoSuchDocument(String),
+    #[error("{0}")]
+    IllegalTransition(String),
+    #[error("{0} has no copy of document {1}")]
+    NoSuchLeg(String, String),
+}
+
+impl StoreError {
+    /// Worth retrying: the database or the disk was unavailable, not the request wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(e) => !matches!(
+                e,
+                sqlx::Error::RowNotFound
+                    | sqlx::Error::ColumnDecode { .. }
+                    | sqlx::Error::Decode(_)
+            ),
+            Self::Blob(_) => true,
+            Self::UnsupportedUrl(_) | Self::Corrupt(_) | Self::Rule(_) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    blobs: blobs::Blobs,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_initial.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_initial.sql"))];
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if config.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if config.url.starts_with("postgres:") || config.url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(config.url.clone()));
+        };
+        let mut url = config.url.clone();
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_path(&url) {
+                if let Some(dir) = std::path::Path::new(&path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                }
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+        let max = config.max_connections.unwrap_or(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        });
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // writers from other processes (`lienthong serve`) wait instead of fail.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 15000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let blobs = blobs::Blobs::new(&config.blobs)?;
+        let store = Self {
+            pool,
+            backend,
+            blobs,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations not yet applied, each in its own transaction.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        for &(version, sql) in migrations {
+            let mut tx = self.begin().await?;
+            if self.backend == Backend::Postgres {
+                // Serialise concurrent starters of several services on one database.
+                sqlx::query("SELECT pg_advisory_xact_lock(4243)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let applied: Option<AnyRow> =
+                sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if applied.is_none() {
+                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::info!(version, "applied store migration");
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so two
+    /// writers wait on the busy timeout instead of deadlocking when a read turns into a write.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Checks that the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// SHA-256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// Marks SQL assembled from constants and numbered placeholders only: no value is ever
+/// interpolated into query text, values are always bound.
+fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+/// `$first, $first+1, ...` for an `IN (...)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn get_opt_string(row: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}

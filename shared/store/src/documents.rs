@@ -1,0 +1,593 @@
+//! Accepted documents and their legs: one leg per recipient copy, with its delivery state, its
+//! transport status (as the recipient's system reports it) and its business status (from status
+//! packages).
+
+use std::fmt;
+use std::str::FromStr;
+
+use lienthong_edxml::{CopyStatus, MessageType, StatusCode};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::outbox::{OutboxMessage, OutboxRow};
+use crate::{RuleError, Store, StoreError, get_opt_string, now_ms, placeholders, sha256_hex, sql};
+
+/// Where a leg is on its way to the recipient's inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Accepted by the gateway, not yet routed.
+    Accepted,
+    /// Routed, on its way to delivery.
+    Routed,
+    /// In the recipient's inbox.
+    Delivered,
+    /// Will not be delivered; `reason` says why.
+    Failed,
+}
+
+/// The transport status of a recipient's copy, reported by its system through `updateStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportStatus {
+    Initial,
+    Processing,
+    Done,
+    Fail,
+}
+
+macro_rules! text_enum {
+    ($t:ty, $what:literal, { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok(Self::$v),)*
+                    other => Err(format!(concat!("`{}` is not a ", $what, " (", $($s, " "),* , ")"), other)),
+                }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(DeliveryState, "delivery state", {
+    Accepted => "accepted", Routed => "routed", Delivered => "delivered", Failed => "failed",
+});
+text_enum!(TransportStatus, "transport status", {
+    Initial => "initial", Processing => "processing", Done => "done", Fail => "fail",
+});
+
+impl TransportStatus {
+    /// `done` is final; everything else may move on (a copy that failed may be fetched again).
+    pub fn may_become(self, next: TransportStatus) -> bool {
+        match self {
+            Self::Done => next == Self::Done,
+            _ => next != Self::Initial || self == Self::Initial,
+        }
+    }
+}
+
+/// A document the gateway is accepting.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    /// The bus's id for this package (`docId` in the REST interface).
+    pub doc_id: String,
+    /// One document per key: resubmitting the same key returns the first `doc_id`.
+    pub idem_key: String,
+    pub message_type: MessageType,
+    pub sender: String,
+    pub sender_system: String,
+    /// edXML `DocumentId` (for a status package, the one it answers).
+    pub document_id: String,
+    pub subject: Option<String>,
+    pub status_code: Option<StatusCode>,
+    /// For a status package, the `doc_id` of the document it answers.
+    pub response_for: Option<String>,
+    pub recipients: Vec<String>,
+    pub bytes: Vec<u8>,
+    /// For a status package, the legs of the original whose business status it changes.
+    pub status_update: Option<StatusUpdate>,
+}
+
+/// A business status applied to legs of the original document.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub doc_id: String,
+    pub legs: Vec<String>,
+    pub code: StatusCode,
+    pub description: Option<String>,
+}
+
+/// What acceptance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Stored now; these outbox messages are to be published.
+    New {
+        doc_id: String,
+        outbox: Vec<OutboxRow>,
+    },
+    /// Stored before under the same key; `outbox` holds what is still unpublished.
+    Existing {
+        doc_id: String,
+        outbox: Vec<OutboxRow>,
+    },
+}
+
+impl Acceptance {
+    pub fn doc_id(&self) -> &str {
+        match self {
+            Self::New { doc_id, .. } | Self::Existing { doc_id, .. } => doc_id,
+        }
+    }
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentRow {
+    pub doc_id: String,
+    pub message_type: MessageType,
+    pub sender: String,
+    pub sender_system: String,
+    pub document_id: String,
+    pub subject: Option<String>,
+    pub status_code: Option<String>,
+    pub response_for: Option<String>,
+    pub size: i64,
+    pub sha256: String,
+    pub created_ms: i64,
+}
+
+/// One recipient's copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leg {
+    pub doc_id: String,
+    pub recipient: String,
+    pub delivery: DeliveryState,
+    pub transport: TransportStatus,
+    pub business: Option<StatusCode>,
+    pub recall: Option<StatusCode>,
+    pub business_desc: Option<String>,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Leg {
+    pub fn copy_status(&self) -> CopyStatus {
+        CopyStatus {
+            business: self.business,
+            recall: self.recall,
+        }
+    }
+}
+
+/// A row of a recipient's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboxEntry {
+    pub document: DocumentRow,
+    pub leg: Leg,
+}
+
+/// Which inbox rows to list.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// Only these transport statuses; empty means every status but `done`.
+    pub transport: Vec<TransportStatus>,
+    pub limit: Option<i64>,
+}
+
+const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms";
+const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms";
+
+fn parse_col<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T, StoreError> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+fn status_col(row: &AnyRow, col: &str) -> Result<Option<StatusCode>, StoreError> {
+    get_opt_string(row, col)?
+        .map(|s| StatusCode::parse(&s).map_err(|e| StoreError::Corrupt(e.0)))
+        .transpose()
+}
+
+fn document_from_row(row: &AnyRow) -> Result<DocumentRow, StoreError> {
+    let mt: String = row.try_get("message_type")?;
+    Ok(DocumentRow {
+        doc_id: row.try_get("doc_id")?,
+        message_type: mt
+            .parse()
+            .map_err(|e: lienthong_edxml::ShapeError| StoreError::Corrupt(e.0))?,
+        sender: row.try_get("sender")?,
+        sender_system: row.try_get("sender_system")?,
+        document_id: row.try_get("document_id")?,
+        subject: get_opt_string(row, "subject")?,
+        status_code: get_opt_string(row, "status_code")?,
+        response_for: get_opt_string(row, "response_for")?,
+        size: row.try_get("size")?,
+        sha256: row.try_get("sha256")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
+    Ok(Leg {
+        doc_id: row.try_get("leg_doc_id")?,
+        recipient: row.try_get("recipient")?,
+        delivery: parse_col(row, "delivery")?,
+        transport: parse_col(row, "transport")?,
+        business: status_col(row, "business")?,
+        recall: status_col(row, "recall")?,
+        business_desc: get_opt_string(row, "business_desc")?,
+        reason: get_opt_string(row, "reason")?,
+        created_ms: row.try_get("leg_created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+impl Store {
+    /// Stores an accepted package, its legs, any business status it carries and the outbox
+    /// messages announcing it, all in one transaction; or finds the document stored earlier under
+    /// the same idempotency key.
+    pub async fn accept(
+        &self,
+        doc: &NewDocument,
+        outbox: &[OutboxMessage],
+    ) -> Result<Acceptance, StoreError> {
+        if let Some(existing) = self.doc_id_for_key(&doc.idem_key).await? {
+            let outbox = self.unpublished_for(&existing).await?;
+            return Ok(Acceptance::Existing {
+                doc_id: existing,
+                outbox,
+            });
+        }
+        let digest = sha256_hex(&doc.bytes);
+        // Durable on disk before the row that points at it commits.
+        self.blobs.put_file(&digest, &doc.bytes).await?;
+
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO documents (doc_id, idem_key, message_type, sender, sender_system, document_id, subject,
+                                    status_code, response_for, size, sha256, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (idem_key) DO NOTHING",
+        )
+        .bind(&doc.doc_id)
+        .bind(&doc.idem_key)
+        .bind(doc.message_type.as_str())
+        .bind(&doc.sender)
+        .bind(&doc.sender_system)
+        .bind(&doc.document_id)
+        .bind(&doc.subject)
+        .bind(doc.status_code.map(|c| c.code().to_owned()))
+        .bind(&doc.response_for)
+        .bind(i64::try_from(doc.bytes.len()).unwrap_or(i64::MAX))
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // A concurrent submission of the same package won the race.
+            tx.rollback().await?;
+            let existing = self.doc_id_for_key(&doc.idem_key).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("idempotency key {} vanished", doc.idem_key))
+            })?;
+            let outbox = self.unpublished_for(&existing).await?;
+            return Ok(Acceptance::Existing {
+                doc_id: existing,
+                outbox,
+            });
+        }
+        if self.blobs.is_db() {
+            sqlx::query("INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING")
+                .bind(&digest)
+                .bind(doc.bytes.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for recipient in &doc.recipients {
+            sqlx::query(
+                "INSERT INTO legs (doc_id, recipient, delivery, transport, created_ms, updated_ms)
+                 VALUES ($1, $2, 'accepted', 'initial', $3, $3)",
+            )
+            .bind(&doc.doc_id)
+            .bind(recipient)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(update) = &doc.status_update {
+            apply_status(&mut tx, update, now).await?;
+        }
+        let outbox = Self::insert_outbox(&mut tx, outbox).await?;
+        tx.commit().await?;
+        Ok(Acceptance::New {
+            doc_id: doc.doc_id.clone(),
+            outbox,
+        })
+    }
+
+    async fn doc_id_for_key(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query("SELECT doc_id FROM documents WHERE idem_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("doc_id"))
+                .transpose()?,
+        )
+    }
+
+    pub async fn document(&self, doc_id: &str) -> Result<Option<DocumentRow>, StoreError> {
+        sqlx::query(sql(format!(
+            "SELECT {DOC_COLUMNS} FROM documents d WHERE d.doc_id = $1"
+        )))
+        .bind(doc_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(document_from_row)
+        .transpose()
+    }
+
+    /// The edoc a sender sent under an edXML `DocumentId` (what a status package answers).
+    pub async fn find_edoc(
+        &self,
+        sender: &str,
+        document_id: &str,
+    ) -> Result<Option<DocumentRow>, StoreError> {
+        sqlx::query(sql(format!(
+            "SELECT {DOC_COLUMNS} FROM documents d
+             WHERE d.sender = $1 AND d.document_id = $2 AND d.message_type = 'edoc'
+             ORDER BY d.created_ms LIMIT 1"
+        )))
+        .bind(sender)
+        .bind(document_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(document_from_row)
+        .transpose()
+    }
+
+    /// The exact bytes accepted for a document.
+    pub async fn package(&self, doc: &DocumentRow) -> Result<Vec<u8>, StoreError> {
+        let bytes = if self.blobs.is_db() {
+            sqlx::query("SELECT data FROM blobs WHERE blob_key = $1")
+                .bind(&doc.sha256)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<Vec<u8>, _>("data"))
+                .transpose()?
+        } else {
+            self.blobs.read_file(&doc.sha256).await?
+        };
+        let bytes = bytes
+            .ok_or_else(|| StoreError::Corrupt(format!("package of {} is missing", doc.doc_id)))?;
+        if sha256_hex(&bytes) != doc.sha256 {
+            return Err(StoreError::Corrupt(format!(
+                "package of {} does not match its SHA-256",
+                doc.doc_id
+            )));
+        }
+        Ok(bytes)
+    }
+
+    pub async fn legs(&self, doc_id: &str) -> Result<Vec<Leg>, StoreError> {
+        sqlx::query(sql(format!(
+            "SELECT {LEG_COLUMNS} FROM legs l WHERE l.doc_id = $1 ORDER BY l.recipient"
+        )))
+        .bind(doc_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(leg_from_row)
+        .collect()
+    }
+
+    /// Moves a leg from one delivery state to the next; false if it was not in `from` (already
+    /// moved by an earlier delivery of the same message, or failed).
+    pub async fn advance_leg(
+        &self,
+        doc_id: &str,
+        recipient: &str,
+        from: DeliveryState,
+        to: DeliveryState,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE legs SET delivery = $1, updated_ms = $2 WHERE doc_id = $3 AND recipient = $4 AND delivery = $5",
+        )
+        .bind(to.as_str())
+        .bind(now_ms())
+        .bind(doc_id)
+        .bind(recipient)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a leg that will not be delivered; false if it was already delivered or failed.
+    pub async fn fail_leg(
+        &self,
+        doc_id: &str,
+        recipient: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE legs SET delivery = 'failed', transport = 'fail', reason = $1, updated_ms = $2
+             WHERE doc_id = $3 AND recipient = $4 AND delivery IN ('accepted', 'routed')",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(doc_id)
+        .bind(recipient)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Delivered copies for any of `organs`, newest first.
+    pub async fn inbox(
+        &self,
+        organs: &[String],
+        message_type: MessageType,
+        filter: &InboxFilter,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        if organs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql_text = format!(
+            "SELECT {DOC_COLUMNS}, {LEG_COLUMNS} FROM legs l JOIN documents d ON d.doc_id = l.doc_id
+             WHERE l.delivery = 'delivered' AND d.message_type = $1 AND l.recipient IN ({})",
+            placeholders(2, organs.len())
+        );
+        let mut next = 2 + organs.len();
+        if filter.from_ms.is_some() {
+            sql_text.push_str(&format!(" AND l.created_ms >= ${next}"));
+            next += 1;
+        }
+        if filter.to_ms.is_some() {
+            sql_text.push_str(&format!(" AND l.created_ms < ${next}"));
+            next += 1;
+        }
+        if filter.transport.is_empty() {
+            sql_text.push_str(" AND l.transport <> 'done'");
+        } else {
+            sql_text.push_str(&format!(
+                " AND l.transport IN ({})",
+                placeholders(next, filter.transport.len())
+            ));
+            next += filter.transport.len();
+        }
+        sql_text.push_str(&format!(
+            " ORDER BY l.created_ms DESC, l.doc_id LIMIT ${next}"
+        ));
+
+        let mut q = sqlx::query(sql(sql_text)).bind(message_type.as_str());
+        for o in organs {
+            q = q.bind(o);
+        }
+        if let Some(f) = filter.from_ms {
+            q = q.bind(f);
+        }
+        if let Some(t) = filter.to_ms {
+            q = q.bind(t);
+        }
+        for t in &filter.transport {
+            q = q.bind(t.as_str());
+        }
+        q = q.bind(filter.limit.unwrap_or(1000));
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(InboxEntry {
+                    document: document_from_row(r)?,
+                    leg: leg_from_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets the transport status of one copy and queues the events announcing it, atomically.
+    pub async fn set_transport(
+        &self,
+        doc_id: &str,
+        recipient: &str,
+        status: TransportStatus,
+        outbox: &[OutboxMessage],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT transport, delivery FROM legs WHERE doc_id = $1 AND recipient = $2",
+        )
+        .bind(doc_id)
+        .bind(recipient)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| RuleError::NoSuchLeg(recipient.to_owned(), doc_id.to_owned()))?;
+        let current: TransportStatus = parse_col(&row, "transport")?;
+        let delivery: DeliveryState = parse_col(&row, "delivery")?;
+        if delivery != DeliveryState::Delivered {
+            return Err(RuleError::NoSuchLeg(recipient.to_owned(), doc_id.to_owned()).into());
+        }
+        if !current.may_become(status) {
+            return Err(RuleError::IllegalTransition(format!(
+                "transport status cannot go from `{current}` to `{status}`: `done` is final"
+            ))
+            .into());
+        }
+        sqlx::query(
+            "UPDATE legs SET transport = $1, updated_ms = $2 WHERE doc_id = $3 AND recipient = $4",
+        )
+        .bind(status.as_str())
+        .bind(now_ms())
+        .bind(doc_id)
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?;
+        let rows = Self::insert_outbox(&mut tx, outbox).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+/// Applies a business status to legs inside the acceptance transaction, checking the rules
+/// against the state read in the same transaction.
+async fn apply_status(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    update: &StatusUpdate,
+    now: i64,
+) -> Result<(), StoreError> {
+    for recipient in &update.legs {
+        let row = sqlx::query(sql(format!(
+            "SELECT {LEG_COLUMNS} FROM legs l WHERE l.doc_id = $1 AND l.recipient = $2"
+        )))
+        .bind(&update.doc_id)
+        .bind(recipient)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| RuleError::NoSuchLeg(recipient.clone(), update.doc_id.clone()))?;
+        let leg = leg_from_row(&row)?;
+        let next = leg
+            .copy_status()
+            .apply(update.code)
+            .map_err(|e| RuleError::IllegalTransition(format!("{recipient}: {e}")))?;
+        // Conditional on the state we read, so a concurrent update cannot be overwritten.
+        let done = sqlx::query(
+            "UPDATE legs SET business = $1, recall = $2, business_desc = $3, updated_ms = $4
+             WHERE doc_id = $5 AND recipient = $6 AND COALESCE(business, '') = $7 AND COALESCE(recall, '') = $8",
+        )
+        .bind(next.business.map(|c| c.code().to_owned()))
+        .bind(next.recall.map(|c| c.code().to_owned()))
+        .bind(&update.description)
+        .bind(now)
+        .bind(&update.doc_id)
+        .bind(recipient)
+        .bind(leg.business.map_or("", StatusCode::code))
+        .bind(leg.recall.map_or("", StatusCode::code))
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(RuleError::IllegalTransition(format!(
+                "{recipient}: the status changed concurrently; send it again"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The transactional outbox: messages written in the same transaction as the state change they
+//! announce, published with confirms right after commit, and republished by a relay if the
+//! publisher died or the broker was away in between. Consumers are idempotent, so a message
+//! published twice has the effect of one.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError, get_opt_string, now_ms, placeholders, sql};
+
+/// A message to publish: logical exchange (`pipeline`, `events`), routing key and JSON payload,
+/// and the document it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub doc_id: Option<String>,
+    pub exchange: String,
+    pub routing_key: String,
+    pub payload: String,
+}
+
+/// A stored outbox message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message: OutboxMessage,
+}
+
+impl Store {
+    pub(crate) async fn insert_outbox(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        messages: &[OutboxMessage],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut rows = Vec::with_capacity(messages.len());
+        for m in messages {
+            let row = sqlx::query(
+                "INSERT INTO outbox (doc_id, exchange, routing_key, payload, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&m.doc_id)
+            .bind(&m.exchange)
+            .bind(&m.routing_key)
+            .bind(&m.payload)
+            .bind(now_ms())
+            .fetch_one(&mut **tx)
+            .await?;
+            rows.push(OutboxRow {
+                id: row.try_get("id")?,
+                message: m.clone(),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Appends messages on their own (for state changes that need nothing else written).
+    pub async fn enqueue(&self, messages: &[OutboxMessage]) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.begin().await?;
+        let rows = Self::insert_outbox(&mut tx, messages).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Unpublished messages created before `older_than_ms`, oldest first.
+    pub async fn pending_outbox(
+        &self,
+        older_than_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        sqlx::query(
+            "SELECT id, doc_id, exchange, routing_key, payload FROM outbox
+             WHERE published_ms IS NULL AND created_ms <= $1 ORDER BY id LIMIT $2",
+        )
+        .bind(older_than_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(OutboxRow {
+                id: r.try_get("id")?,
+                message: OutboxMessage {
+                    doc_id: get_opt_string(r, "doc_id")?,
+                    exchange: r.try_get("exchange")?,
+                    routing_key: r.try_get("routing_key")?,
+                    payload: r.try_get("payload")?,
+                },
+            })
+        })
+        .collect()
+    }
+
+    /// The unpublished messages about one document (a resubmission publishes what a failed first
+    /// attempt left behind before it answers).
+    pub async fn unpublished_for(&self, doc_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        sqlx::query(
+            "SELECT id, doc_id, exchange, routing_key, payload FROM outbox WHERE published_ms IS NULL AND doc_id = $1 ORDER BY id",
+        )
+        .bind(doc_id)
+        .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    message: OutboxMessage {
+                        doc_id: get_opt_string(r, "doc_id")?,
+                        exchange: r.try_get("exchange")?,
+                        routing_key: r.try_get("routing_key")?,
+                        payload: r.try_get("payload")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub async fn mark_published(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql_text = format!(
+            "UPDATE outbox SET published_ms = $1 WHERE id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut q = sqlx::query(sql(sql_text)).bind(now_ms());
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Deletes published messages older than `before_ms`; returns how many.
+    pub async fn prune_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM outbox WHERE published_ms IS NOT NULL AND published_ms < $1")
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}

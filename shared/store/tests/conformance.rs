@@ -1,0 +1,488 @@
+//! One conformance suite, run against every backend: SQLite (embedded default) and PostgreSQL.
+//! PostgreSQL comes from `LIENTHONG_TEST_POSTGRES` (default: the local trust-auth server); each
+//! test gets a database of its own, dropped afterwards.
+
+use lienthong_edxml::{MessageType, StatusCode};
+use lienthong_store::*;
+use sqlx::Executor;
+
+struct Env {
+    store: Store,
+    _dir: tempfile::TempDir,
+    pg_db: Option<String>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("LIENTHONG_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+async fn sqlite() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&StoreConfig {
+        url: format!("sqlite://{}", dir.path().join("t.db").display()),
+        max_connections: None,
+        blobs: BlobConfig::Files {
+            dir: dir.path().join("blobs"),
+        },
+    })
+    .await
+    .expect("sqlite store");
+    Env {
+        store,
+        _dir: dir,
+        pg_db: None,
+    }
+}
+
+async fn postgres() -> Env {
+    sqlx::any::install_default_drivers();
+    let name = format!("lt_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::AnyPool::connect(&pg_admin_url())
+        .await
+        .expect("PostgreSQL reachable (LIENTHONG_TEST_POSTGRES)");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create db");
+    admin.close().await;
+    let base = pg_admin_url();
+    let url = format!(
+        "{}/{name}",
+        &base[..base.rfind('/').expect("url has a database")]
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&StoreConfig {
+        url,
+        max_connections: None,
+        blobs: BlobConfig::Db,
+    })
+    .await
+    .expect("postgres store");
+    Env {
+        store,
+        _dir: dir,
+        pg_db: Some(name),
+    }
+}
+
+impl Env {
+    async fn done(self) {
+        self.store.close().await;
+        if let Some(name) = self.pg_db {
+            let admin = sqlx::AnyPool::connect(&pg_admin_url())
+                .await
+                .expect("admin");
+            admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await
+                .expect("drop db");
+        }
+    }
+}
+
+fn agency(code: &str, level: Level) -> Agency {
+    Agency {
+        code: code.into(),
+        name: format!("Agency {code}"),
+        pcode: None,
+        level,
+        state: AgencyState::Active,
+        email: None,
+        phone: None,
+        address: None,
+    }
+}
+
+fn edoc(doc_id: &str, key: &str, recipients: &[&str]) -> NewDocument {
+    NewDocument {
+        doc_id: doc_id.into(),
+        idem_key: key.into(),
+        message_type: MessageType::Edoc,
+        sender: "000.00.00.H49".into(),
+        sender_system: "sys-a".into(),
+        document_id: "000.00.00.H49,2024/01/02,1/UBND".into(),
+        subject: Some("Subject".into()),
+        status_code: None,
+        response_for: None,
+        recipients: recipients.iter().map(|s| s.to_string()).collect(),
+        bytes: format!("<edXML>{doc_id}</edXML>").into_bytes(),
+        status_update: None,
+    }
+}
+
+fn event_msg(doc: &str) -> OutboxMessage {
+    OutboxMessage {
+        doc_id: Some(doc.into()),
+        exchange: "events".into(),
+        routing_key: "accepted".into(),
+        payload: "{}".into(),
+    }
+}
+
+async fn registry_and_systems(env: &Env) {
+    let s = &env.store;
+    s.upsert_agencies(&[
+        agency("000.00.00.G22", Level::Central),
+        agency("000.00.00.H49", Level::Province),
+    ])
+    .await
+    .expect("import");
+    let mut updated = agency("000.00.00.G22", Level::Central);
+    updated.name = "Văn phòng Chính phủ".into();
+    s.upsert_agencies(&[updated.clone()])
+        .await
+        .expect("re-import replaces");
+    assert_eq!(
+        s.agency("000.00.00.G22").await.expect("read"),
+        Some(updated)
+    );
+    assert_eq!(s.agencies().await.expect("list").len(), 2);
+    assert!(
+        s.set_agency_state("000.00.00.G22", AgencyState::Locked)
+            .await
+            .expect("lock")
+    );
+    assert!(
+        !s.set_agency_state("999.99.99.Z99", AgencyState::Locked)
+            .await
+            .expect("unknown")
+    );
+    let found = s
+        .agencies_in(&["000.00.00.G22", "999.99.99.Z99"])
+        .await
+        .expect("in");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].state, AgencyState::Locked);
+
+    s.put_system("sys-a", "System A", "s3cret", &["000.00.00.H49".into()])
+        .await
+        .expect("add");
+    let sys = s
+        .authenticate("sys-a", "s3cret")
+        .await
+        .expect("db")
+        .expect("valid");
+    assert!(sys.acts_for("000.00.00.H49") && !sys.acts_for("000.00.00.G22"));
+    assert_eq!(
+        s.authenticate("sys-a", "wrong").await.expect("db"),
+        Err(AuthError::BadCredentials)
+    );
+    assert_eq!(
+        s.authenticate("nobody", "s3cret").await.expect("db"),
+        Err(AuthError::BadCredentials)
+    );
+    assert!(s.set_system_locked("sys-a", true).await.expect("lock"));
+    assert_eq!(
+        s.authenticate("sys-a", "s3cret").await.expect("db"),
+        Err(AuthError::Locked)
+    );
+    assert!(s.remove_system("sys-a").await.expect("remove"));
+    assert!(s.system("sys-a").await.expect("read").is_none());
+}
+
+async fn acceptance_is_idempotent_and_atomic(env: &Env) {
+    let s = &env.store;
+    let doc = edoc("d1", "k1", &["000.00.00.G22", "000.12.05.H49"]);
+    let first = s.accept(&doc, &[event_msg("d1")]).await.expect("accept");
+    let Acceptance::New { doc_id, outbox } = first else {
+        panic!("new")
+    };
+    assert_eq!(doc_id, "d1");
+    assert_eq!(outbox.len(), 1);
+
+    // Same key, different doc id: the first is returned, with what is still unpublished.
+    let again = s
+        .accept(&edoc("d2", "k1", &["000.00.00.G22"]), &[event_msg("d2")])
+        .await
+        .expect("again");
+    assert_eq!(
+        again,
+        Acceptance::Existing {
+            doc_id: "d1".into(),
+            outbox: outbox.clone()
+        }
+    );
+    s.mark_published(&[outbox[0].id]).await.expect("publish");
+    let again = s.accept(&doc, &[]).await.expect("again");
+    assert_eq!(
+        again,
+        Acceptance::Existing {
+            doc_id: "d1".into(),
+            outbox: vec![]
+        }
+    );
+    assert!(s.document("d2").await.expect("read").is_none());
+
+    let stored = s.document("d1").await.expect("read").expect("exists");
+    assert_eq!(s.package(&stored).await.expect("bytes"), doc.bytes);
+    assert_eq!(stored.sha256, sha256_hex(&doc.bytes));
+    let legs = s.legs("d1").await.expect("legs");
+    assert_eq!(legs.len(), 2);
+    assert!(
+        legs.iter()
+            .all(|l| l.delivery == DeliveryState::Accepted
+                && l.transport == TransportStatus::Initial)
+    );
+    assert_eq!(
+        s.find_edoc("000.00.00.H49", &doc.document_id)
+            .await
+            .expect("find")
+            .map(|d| d.doc_id),
+        Some("d1".into())
+    );
+}
+
+async fn legs_advance_once(env: &Env) {
+    let s = &env.store;
+    s.accept(&edoc("d1", "k1", &["000.00.00.G22", "000.12.05.H49"]), &[])
+        .await
+        .expect("accept");
+    assert!(
+        s.advance_leg(
+            "d1",
+            "000.00.00.G22",
+            DeliveryState::Accepted,
+            DeliveryState::Routed
+        )
+        .await
+        .expect("route")
+    );
+    assert!(
+        !s.advance_leg(
+            "d1",
+            "000.00.00.G22",
+            DeliveryState::Accepted,
+            DeliveryState::Routed
+        )
+        .await
+        .expect("again")
+    );
+    assert!(
+        s.advance_leg(
+            "d1",
+            "000.00.00.G22",
+            DeliveryState::Routed,
+            DeliveryState::Delivered
+        )
+        .await
+        .expect("deliver")
+    );
+    assert!(
+        s.fail_leg("d1", "000.12.05.H49", "recipient retired")
+            .await
+            .expect("fail")
+    );
+    assert!(
+        !s.fail_leg("d1", "000.00.00.G22", "too late")
+            .await
+            .expect("delivered stays")
+    );
+
+    let organs = vec!["000.00.00.G22".to_owned()];
+    let inbox = s
+        .inbox(&organs, MessageType::Edoc, &InboxFilter::default())
+        .await
+        .expect("inbox");
+    assert_eq!(inbox.len(), 1);
+    assert!(
+        s.inbox(&organs, MessageType::Status, &InboxFilter::default())
+            .await
+            .expect("inbox")
+            .is_empty()
+    );
+    let failed = s
+        .legs("d1")
+        .await
+        .expect("legs")
+        .into_iter()
+        .find(|l| l.recipient == "000.12.05.H49")
+        .expect("leg");
+    assert_eq!(
+        (failed.delivery, failed.reason.as_deref()),
+        (DeliveryState::Failed, Some("recipient retired"))
+    );
+
+    // Transport status: done is final and hides the copy from the default inbox listing.
+    s.set_transport(
+        "d1",
+        "000.00.00.G22",
+        TransportStatus::Processing,
+        &[event_msg("d1")],
+    )
+    .await
+    .expect("processing");
+    s.set_transport("d1", "000.00.00.G22", TransportStatus::Done, &[])
+        .await
+        .expect("done");
+    let err = s
+        .set_transport("d1", "000.00.00.G22", TransportStatus::Processing, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rule(RuleError::IllegalTransition(_))),
+        "{err}"
+    );
+    assert!(
+        s.inbox(&organs, MessageType::Edoc, &InboxFilter::default())
+            .await
+            .expect("inbox")
+            .is_empty()
+    );
+    let all = InboxFilter {
+        transport: vec![TransportStatus::Done],
+        ..InboxFilter::default()
+    };
+    assert_eq!(
+        s.inbox(&organs, MessageType::Edoc, &all)
+            .await
+            .expect("inbox")
+            .len(),
+        1
+    );
+    let err = s
+        .set_transport("d1", "000.12.05.H49", TransportStatus::Done, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rule(RuleError::NoSuchLeg(..))),
+        "undelivered copy: {err}"
+    );
+}
+
+async fn business_status_follows_the_rules(env: &Env) {
+    let s = &env.store;
+    s.accept(&edoc("d1", "k1", &["000.00.00.G22"]), &[])
+        .await
+        .expect("accept");
+    let status = |key: &str, code: StatusCode| {
+        let mut d = edoc(&format!("st-{key}"), key, &["000.00.00.H49"]);
+        d.message_type = MessageType::Status;
+        d.sender = "000.00.00.G22".into();
+        d.status_code = Some(code);
+        d.response_for = Some("d1".into());
+        d.status_update = Some(StatusUpdate {
+            doc_id: "d1".into(),
+            legs: vec!["000.00.00.G22".into()],
+            code,
+            description: Some(code.describe().into()),
+        });
+        d
+    };
+    s.accept(&status("s1", StatusCode::Arrived), &[])
+        .await
+        .expect("01");
+    let err = s
+        .accept(&status("s2", StatusCode::Assigned), &[event_msg("st-s2")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Rule(RuleError::IllegalTransition(m)) if m.contains("may only follow 03")),
+        "{err}"
+    );
+    // The refused status left nothing behind: no document, no outbox message.
+    assert!(s.document("st-s2").await.expect("read").is_none());
+    assert!(
+        s.pending_outbox(i64::MAX, 10)
+            .await
+            .expect("outbox")
+            .is_empty()
+    );
+    s.accept(&status("s3", StatusCode::Accepted), &[])
+        .await
+        .expect("03");
+    let leg = &s.legs("d1").await.expect("legs")[0];
+    assert_eq!(
+        (leg.business, leg.business_desc.as_deref()),
+        (Some(StatusCode::Accepted), Some("accepted"))
+    );
+}
+
+async fn ledger_and_outbox(env: &Env) {
+    let s = &env.store;
+    s.accept(&edoc("d1", "k1", &["000.00.00.G22"]), &[])
+        .await
+        .expect("accept");
+    let mut st = edoc("st1", "k2", &["000.00.00.H49"]);
+    st.message_type = MessageType::Status;
+    st.response_for = Some("d1".into());
+    s.accept(&st, &[]).await.expect("status doc");
+    let ev = |id: &str, doc: &str, kind: &str, at: i64| LedgerEvent {
+        event_id: id.into(),
+        doc_id: doc.into(),
+        kind: kind.into(),
+        organ: Some("000.00.00.G22".into()),
+        detail: None,
+        at_ms: at,
+    };
+    assert!(
+        s.record_event(&ev("d1:accepted", "d1", "accepted", 10))
+            .await
+            .expect("record")
+    );
+    assert!(
+        !s.record_event(&ev("d1:accepted", "d1", "accepted", 10))
+            .await
+            .expect("dedup")
+    );
+    assert!(
+        s.record_event(&ev("st1:delivered", "st1", "delivered", 30))
+            .await
+            .expect("record")
+    );
+    assert!(
+        s.record_event(&ev("d1:routed", "d1", "routed", 20))
+            .await
+            .expect("record")
+    );
+    let kinds: Vec<String> = s
+        .trace("d1")
+        .await
+        .expect("trace")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["accepted", "routed", "delivered"]);
+
+    let rows = s
+        .enqueue(&[event_msg("d1"), event_msg("d1")])
+        .await
+        .expect("enqueue");
+    let pending = s.pending_outbox(now_ms() + 1, 10).await.expect("pending");
+    assert_eq!(pending, rows);
+    assert!(
+        s.pending_outbox(0, 10)
+            .await
+            .expect("none old enough")
+            .is_empty()
+    );
+    s.mark_published(&[rows[0].id]).await.expect("mark");
+    assert_eq!(
+        s.unpublished_for("d1").await.expect("unpublished"),
+        vec![rows[1].clone()]
+    );
+    assert_eq!(s.prune_outbox(now_ms() + 1).await.expect("prune"), 1);
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_backend {
+            use super::*;
+            $(#[tokio::test] async fn $case() { let env = sqlite().await; super::$case(&env).await; env.done().await; })*
+        }
+        mod postgres_backend {
+            use super::*;
+            $(#[tokio::test] async fn $case() { let env = postgres().await; super::$case(&env).await; env.done().await; })*
+        }
+    };
+}
+
+conformance!(
+    registry_and_systems,
+    acceptance_is_idempotent_and_atomic,
+    legs_advance_once,
+    business_status_follows_the_rules,
+    ledger_and_outbox,
+);
