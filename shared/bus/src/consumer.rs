@@ -1,0 +1,174 @@
+//! The one consumer loop every service runs: take a message, let the handler do its whole job
+//! (including its own confirmed publishes), and only then ack. Transient failures are retried in
+//! place with backoff (the message stays unacked, so a crash hands it to another consumer);
+//! poison messages and handler panics are rejected to the dead-letter queue so they never stall
+//! the stage; a lost connection is re-established with backoff.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{BusConfig, BusError, declare};
+
+/// A message as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub payload: Vec<u8>,
+    pub message_id: Option<String>,
+    pub routing_key: String,
+    pub redelivered: bool,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fully handled: ack it.
+    Done,
+    /// Could not be handled now (database or broker away): try again later, keep the message.
+    Retry(String),
+    /// Can never be handled (undecodable, refers to nothing): dead-letter it.
+    Poison(String),
+}
+
+/// A stage's work on one message. Handlers must be idempotent: a message may arrive twice.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, message: Incoming) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Consumes `queue` until `shutdown` turns true, then lets in-flight messages finish.
+pub async fn consume<H: Handler>(
+    config: BusConfig,
+    queue: String,
+    name: String,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match run(&config, &queue, &name, &handler, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%queue, error = %e, retry_in_ms = backoff.as_millis() as u64, "consumer lost its connection");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connected session; returns Ok on shutdown, Err when the connection failed.
+async fn run<H: Handler>(
+    config: &BusConfig,
+    queue: &str,
+    name: &str,
+    handler: &Arc<H>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), BusError> {
+    let conn = crate::connect(config, name).await?;
+    let channel = conn.create_channel().await?;
+    declare(&channel, config).await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let tag = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(%queue, consumer = %tag, "consuming");
+    let mut in_flight = JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    let incoming = Incoming {
+                        payload: delivery.data.clone(),
+                        message_id: delivery.properties.message_id().as_ref().map(|m| m.to_string()),
+                        routing_key: delivery.routing_key.to_string(),
+                        redelivered: delivery.redelivered,
+                    };
+                    let acker = delivery.acker.clone();
+                    let handler = Arc::clone(handler);
+                    let shutdown = shutdown.clone();
+                    let queue = queue.to_owned();
+                    in_flight.spawn(async move {
+                        settle(handler, incoming, acker, shutdown, &queue).await;
+                    });
+                }
+                Some(Err(e)) => break Err(BusError::Unavailable(e.to_string())),
+                None => break Err(BusError::Unavailable("consumer cancelled by the broker".into())),
+            },
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = shutdown.changed() => {
+                let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                break Ok(());
+            }
+        }
+    };
+    // Let what was taken finish (its acks need the connection), then close.
+    while in_flight.join_next().await.is_some() {}
+    let _ = conn.close(200, "bye".into()).await;
+    result
+}
+
+/// Runs the handler until the message is settled one way or the other.
+async fn settle<H: Handler>(
+    handler: Arc<H>,
+    incoming: Incoming,
+    acker: lapin::Acker,
+    shutdown: watch::Receiver<bool>,
+    queue: &str,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let h = Arc::clone(&handler);
+        let msg = incoming.clone();
+        // A separate task contains a panic to this one message.
+        let outcome = match tokio::spawn(async move { h.handle(msg).await }).await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Poison(format!("handler panicked: {e}")),
+        };
+        match outcome {
+            Outcome::Done => {
+                if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(%queue, error = %e, "ack failed; the broker will redeliver");
+                }
+                return;
+            }
+            Outcome::Poison(reason) => {
+                tracing::error!(%queue, message_id = ?incoming.message_id, %reason, "dead-lettering message");
+                if let Err(e) = acker.reject(BasicRejectOptions { requeue: false }).await {
+                    tracing::warn!(%queue, error = %e, "reject failed; the broker will redeliver");
+                }
+                return;
+            }
+            Outcome::Retry(reason) => {
+                if *shutdown.borrow() || !acker.usable() {
+                    // Left unacked: the broker hands it to another consumer.
+                    return;
+                }
+                tracing::warn!(%queue, message_id = ?incoming.message_id, %reason, retry_in_ms = backoff.as_millis() as u64, "will retry");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The messages that travel between services: the wire contract, versioned by field names.
+//! Messages carry identifiers, never package bytes: the bytes live in the store, so a message is
+//! small whatever the package size and no stage holds the only copy of anything.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Outgoing, Route, Topology};
+
+/// A document on its way through the document stages. `slip` lists the stages still to run,
+/// the current one first (a routing slip): the gateway writes it from configuration, each stage
+/// forwards to the next, so a new stage slots in without any other stage changing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageMessage {
+    pub doc_id: String,
+    pub slip: Vec<String>,
+}
+
+impl StageMessage {
+    /// The message for the stage after this one, if any.
+    pub fn forward(&self) -> Option<StageMessage> {
+        (self.slip.len() > 1).then(|| StageMessage {
+            doc_id: self.doc_id.clone(),
+            slip: self.slip[1..].to_vec(),
+        })
+    }
+
+    pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
+        let stage = self.slip.first().map(String::as_str).unwrap_or("router");
+        Outgoing {
+            route: Route {
+                exchange: t.pipeline(),
+                routing_key: stage.to_owned(),
+                mandatory: true,
+            },
+            payload: json(self),
+            message_id: format!("{}:{stage}", self.doc_id),
+            doc_id: Some(self.doc_id.clone()),
+        }
+    }
+}
+
+/// One recipient's copy to put in its inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverLeg {
+    pub doc_id: String,
+    pub recipient: String,
+}
+
+impl DeliverLeg {
+    pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
+        Outgoing {
+            route: Route {
+                exchange: t.pipeline(),
+                routing_key: "delivery".into(),
+                mandatory: true,
+            },
+            payload: json(self),
+            message_id: format!("{}:deliver:{}", self.doc_id, self.recipient),
+            doc_id: Some(self.doc_id.clone()),
+        }
+    }
+}
+
+/// A lifecycle event for the ledger. `event_id` is deterministic so duplicates collapse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMessage {
+    pub event_id: String,
+    pub doc_id: String,
+    pub kind: String,
+    pub organ: Option<String>,
+    pub detail: Option<String>,
+    pub at_ms: i64,
+}
+
+impl EventMessage {
+    pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
+        Outgoing {
+            route: Route {
+                exchange: t.events(),
+                routing_key: self.kind.clone(),
+                mandatory: true,
+            },
+            payload: json(self),
+            message_id: self.event_id.clone(),
+            doc_id: Some(self.doc_id.clone()),
+        }
+    }
+}
+
+/// Tells an AMQP adapter that something arrived in its agency's inbox (routing key: the OrganId).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxNotice {
+    pub doc_id: String,
+    pub recipient: String,
+    pub sender: String,
+    pub message_type: String,
+}
+
+impl InboxNotice {
+    pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
+        Outgoing {
+            route: Route {
+                exchange: t.inbox(),
+                routing_key: self.recipient.clone(),
+                mandatory: false,
+            },
+            payload: json(self),
+            message_id: format!("{}:inbox:{}", self.doc_id, self.recipient),
+            doc_id: Some(self.doc_id.clone()),
+        }
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    // These types serialise infallibly (strings, numbers and vectors of them).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_slip_forwards_to_the_next_stage_only() {
+        let m = StageMessage {
+            doc_id: "d".into(),
+            slip: vec!["verifier".into(), "router".into()],
+        };
+        let next = m.forward().expect("router is next");
+        assert_eq!(next.slip, ["router"]);
+        assert_eq!(next.forward(), None);
+        let out = next.to_outgoing(&Topology::new("lt"));
+        assert_eq!((out.route.exchange.as_str(), out.route.routing_key.as_str()), ("lt.pipeline", "router"));
+        assert_eq!(out.message_id, "d:router");
+    }
+}

@@ -1,0 +1,188 @@
+//! Confirmed publishing. A publish succeeds only when the broker has confirmed that a persistent
+//! message reached at least one durable queue (mandatory routing), within a bounded time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection};
+use tokio::sync::Mutex;
+
+use crate::{BusConfig, BusError, Topology, declare};
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub exchange: String,
+    pub routing_key: String,
+    /// Require a bound queue (every internal hop); off for adapter notifications, which nobody
+    /// may be listening for.
+    pub mandatory: bool,
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub route: Route,
+    pub payload: Vec<u8>,
+    /// Deterministic id: consumers deduplicate on what it names.
+    pub message_id: String,
+    /// The document it is about, as a header for operators and tracing.
+    pub doc_id: Option<String>,
+}
+
+/// A reconnecting, confirming publisher; cheap to clone and safe to share.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: BusConfig,
+    topology: Topology,
+    name: String,
+    link: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl Publisher {
+    /// Creates a publisher; the connection is opened (and the topology declared) on first use and
+    /// again after any failure.
+    pub fn new(config: &BusConfig, name: &str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                topology: Topology::new(&config.prefix),
+                config: config.clone(),
+                name: name.to_owned(),
+                link: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Connects now, so a misconfiguration shows at start rather than at the first message.
+    pub async fn ensure_connected(&self) -> Result<(), BusError> {
+        self.channel().await.map(|_| ())
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.inner.config
+    }
+
+    async fn channel(&self) -> Result<Channel, BusError> {
+        let mut link = self.inner.link.lock().await;
+        if let Some((conn, channel)) = link.as_ref() {
+            if conn.status().connected() && channel.status().connected() {
+                return Ok(channel.clone());
+            }
+        }
+        *link = None;
+        let conn = crate::connect(&self.inner.config, &self.inner.name).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        declare(&channel, &self.inner.config).await?;
+        *link = Some((conn, channel.clone()));
+        Ok(channel)
+    }
+
+    /// Forgets the connection so the next publish opens a fresh one.
+    async fn reset(&self) {
+        if let Some((conn, _)) = self.inner.link.lock().await.take() {
+            let _ = conn.close(200, "reset".into()).await;
+        }
+    }
+
+    /// Publishes one message and waits for its confirm.
+    pub async fn publish(&self, message: Outgoing) -> Result<(), BusError> {
+        self.publish_all(std::slice::from_ref(&message)).await
+    }
+
+    /// Publishes several messages, then waits for every confirm (pipelined, so a batch costs about
+    /// one round trip). Fails if any message was not confirmed; the caller retries the batch and
+    /// consumers deduplicate.
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let result = self.try_publish_all(messages).await;
+        if matches!(
+            result,
+            Err(BusError::Unavailable(_) | BusError::Protocol(_))
+        ) {
+            self.reset().await;
+        }
+        result
+    }
+
+    async fn try_publish_all(&self, messages: &[Outgoing]) -> Result<(), BusError> {
+        let channel = self.channel().await?;
+        let mut confirms = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut headers = FieldTable::default();
+            if let Some(doc) = &m.doc_id {
+                headers.insert(
+                    "lienthong-doc-id".into(),
+                    AMQPValue::LongString(doc.as_str().into()),
+                );
+            }
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(m.message_id.as_str().into())
+                .with_headers(headers);
+            let confirm = channel
+                .basic_publish(
+                    m.route.exchange.as_str().into(),
+                    m.route.routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: m.route.mandatory,
+                        ..BasicPublishOptions::default()
+                    },
+                    &m.payload,
+                    props,
+                )
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            confirms.push((confirm, m));
+        }
+        let limit = Duration::from_millis(self.inner.config.confirm_timeout_ms);
+        for (confirm, m) in confirms {
+            let confirmation = match tokio::time::timeout(limit, confirm).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(BusError::Unavailable(e.to_string())),
+                Err(_) => {
+                    return Err(BusError::Unavailable(format!(
+                        "no publisher confirm within {} ms",
+                        limit.as_millis()
+                    )));
+                }
+            };
+            if confirmation.is_nack() {
+                return Err(BusError::Refused(format!(
+                    "nack for {} on {}",
+                    m.message_id, m.route.exchange
+                )));
+            }
+            if confirmation.take_message().is_some() {
+                return Err(BusError::Unroutable {
+                    exchange: m.route.exchange.clone(),
+                    routing_key: m.route.routing_key.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
