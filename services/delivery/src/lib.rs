@@ -1,1 +1,101 @@
-//! placeholder
+//! Delivery: puts each routed leg in its recipient's inbox (the store), records the `delivered`
+//! event, and tells AMQP adapters listening on `{prefix}.inbox` (routing key: the recipient's
+//! OrganId). Idempotent: a leg already delivered is acknowledged again without a second copy.
+
+use std::sync::Arc;
+
+use lienthong_bus::messages::{DeliverLeg, EventMessage, InboxNotice};
+use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Publisher};
+use lienthong_store::{DeliveryState, Store, now_ms};
+use tokio::sync::watch;
+
+pub const STAGE: &str = "delivery";
+
+pub struct Delivery {
+    store: Store,
+    publisher: Publisher,
+}
+
+impl Delivery {
+    pub fn new(store: Store, publisher: Publisher) -> Self {
+        Self { store, publisher }
+    }
+
+    async fn deliver(&self, msg: DeliverLeg) -> Result<(), Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let document = self
+            .store
+            .document(&msg.doc_id)
+            .await
+            .map_err(|e| retry(&e))?
+            .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
+        let legs = self.store.legs(&msg.doc_id).await.map_err(|e| retry(&e))?;
+        let leg = legs
+            .iter()
+            .find(|l| l.recipient == msg.recipient)
+            .ok_or_else(|| {
+                Outcome::Poison(format!("{} has no leg for {}", msg.doc_id, msg.recipient))
+            })?;
+        match leg.delivery {
+            DeliveryState::Routed => {
+                self.store
+                    .advance_leg(
+                        &msg.doc_id,
+                        &msg.recipient,
+                        DeliveryState::Routed,
+                        DeliveryState::Delivered,
+                    )
+                    .await
+                    .map_err(|e| retry(&e))?;
+            }
+            DeliveryState::Delivered => {}
+            DeliveryState::Failed => return Ok(()),
+            DeliveryState::Accepted => {
+                return Err(Outcome::Retry(format!(
+                    "{}/{} is not routed yet",
+                    msg.doc_id, msg.recipient
+                )));
+            }
+        }
+        let t = self.publisher.topology();
+        let event = EventMessage {
+            event_id: format!("{}:delivered:{}", msg.doc_id, msg.recipient),
+            doc_id: msg.doc_id.clone(),
+            kind: "delivered".into(),
+            organ: Some(msg.recipient.clone()),
+            detail: Some(format!("sha256 {}", document.sha256)),
+            at_ms: now_ms(),
+        };
+        let notice = InboxNotice {
+            doc_id: msg.doc_id.clone(),
+            recipient: msg.recipient.clone(),
+            sender: document.sender.clone(),
+            message_type: document.message_type.as_str().to_owned(),
+        };
+        self.publisher
+            .publish_all(&[event.to_outgoing(t), notice.to_outgoing(t)])
+            .await
+            .map_err(|e| retry(&e))
+    }
+}
+
+impl Handler for Delivery {
+    async fn handle(&self, message: Incoming) -> Outcome {
+        let msg: DeliverLeg = match serde_json::from_slice(&message.payload) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Poison(format!("not a delivery message: {e}")),
+        };
+        match self.deliver(msg).await {
+            Ok(()) => Outcome::Done,
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+/// Runs delivery until `shutdown`.
+pub async fn run(store: Store, bus: BusConfig, shutdown: watch::Receiver<bool>) {
+    let publisher = Publisher::new(&bus, "lienthong-delivery");
+    let queue = publisher.topology().stage_queue(STAGE);
+    let handler = Arc::new(Delivery::new(store, publisher));
+    lienthong_bus::consume(bus, queue, "delivery".into(), handler, shutdown).await;
+}

@@ -9,7 +9,10 @@ pub enum BusError {
     Refused(String),
     /// No queue is bound for the route: a topology error, not worth retrying.
     #[error("no queue is bound for {exchange}/{routing_key}")]
-    Unroutable { exchange: String, routing_key: String },
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
     #[error("broker protocol error: {0}")]
     Protocol(#[from] lapin::Error),
 }

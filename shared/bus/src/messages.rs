@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(next.slip, ["router"]);
         assert_eq!(next.forward(), None);
         let out = next.to_outgoing(&Topology::new("lt"));
-        assert_eq!((out.route.exchange.as_str(), out.route.routing_key.as_str()), ("lt.pipeline", "router"));
+        assert_eq!(
+            (out.route.exchange.as_str(), out.route.routing_key.as_str()),
+            ("lt.pipeline", "router")
+        );
         assert_eq!(out.message_id, "d:router");
     }
 }

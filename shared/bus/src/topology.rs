@@ -59,7 +59,10 @@ impl Topology {
 fn queue_args(config: &BusConfig, dlx: Option<&str>) -> FieldTable {
     let mut args = FieldTable::default();
     if config.queue_type == QueueType::Quorum {
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         if dlx.is_some() {
             args.insert(
                 "x-delivery-limit".into(),

@@ -503,6 +503,50 @@ impl Store {
             .collect()
     }
 
+    /// Documents sent by any of `senders`, newest first.
+    pub async fn sent_documents(
+        &self,
+        senders: &[String],
+        message_type: MessageType,
+        filter: &InboxFilter,
+    ) -> Result<Vec<DocumentRow>, StoreError> {
+        if senders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql_text = format!(
+            "SELECT {DOC_COLUMNS} FROM documents d WHERE d.message_type = $1 AND d.sender IN ({})",
+            placeholders(2, senders.len())
+        );
+        let mut next = 2 + senders.len();
+        if filter.from_ms.is_some() {
+            sql_text.push_str(&format!(" AND d.created_ms >= ${next}"));
+            next += 1;
+        }
+        if filter.to_ms.is_some() {
+            sql_text.push_str(&format!(" AND d.created_ms < ${next}"));
+            next += 1;
+        }
+        sql_text.push_str(&format!(
+            " ORDER BY d.created_ms DESC, d.doc_id LIMIT ${next}"
+        ));
+        let mut q = sqlx::query(sql(sql_text)).bind(message_type.as_str());
+        for s in senders {
+            q = q.bind(s);
+        }
+        if let Some(f) = filter.from_ms {
+            q = q.bind(f);
+        }
+        if let Some(t) = filter.to_ms {
+            q = q.bind(t);
+        }
+        q.bind(filter.limit.unwrap_or(100))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(document_from_row)
+            .collect()
+    }
+
     /// Sets the transport status of one copy and queues the events announcing it, atomically.
     pub async fn set_transport(
         &self,

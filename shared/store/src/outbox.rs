@@ -7,13 +7,15 @@ use sqlx::Row;
 
 use crate::{Store, StoreError, get_opt_string, now_ms, placeholders, sql};
 
-/// A message to publish: logical exchange (`pipeline`, `events`), routing key and JSON payload,
-/// and the document it is about.
+/// A message to publish: exchange, routing key, message id and JSON payload, and the document it
+/// is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     pub doc_id: Option<String>,
     pub exchange: String,
     pub routing_key: String,
+    /// Deterministic id consumers deduplicate on.
+    pub message_id: String,
     pub payload: String,
 }
 
@@ -32,11 +34,12 @@ impl Store {
         let mut rows = Vec::with_capacity(messages.len());
         for m in messages {
             let row = sqlx::query(
-                "INSERT INTO outbox (doc_id, exchange, routing_key, payload, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO outbox (doc_id, exchange, routing_key, message_id, payload, created_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(&m.doc_id)
             .bind(&m.exchange)
             .bind(&m.routing_key)
+            .bind(&m.message_id)
             .bind(&m.payload)
             .bind(now_ms())
             .fetch_one(&mut **tx)
@@ -64,7 +67,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         sqlx::query(
-            "SELECT id, doc_id, exchange, routing_key, payload FROM outbox
+            "SELECT id, doc_id, exchange, routing_key, message_id, payload FROM outbox
              WHERE published_ms IS NULL AND created_ms <= $1 ORDER BY id LIMIT $2",
         )
         .bind(older_than_ms)
@@ -79,6 +82,7 @@ impl Store {
                     doc_id: get_opt_string(r, "doc_id")?,
                     exchange: r.try_get("exchange")?,
                     routing_key: r.try_get("routing_key")?,
+                    message_id: r.try_get("message_id")?,
                     payload: r.try_get("payload")?,
                 },
             })
@@ -90,7 +94,7 @@ impl Store {
     /// attempt left behind before it answers).
     pub async fn unpublished_for(&self, doc_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
         sqlx::query(
-            "SELECT id, doc_id, exchange, routing_key, payload FROM outbox WHERE published_ms IS NULL AND doc_id = $1 ORDER BY id",
+            "SELECT id, doc_id, exchange, routing_key, message_id, payload FROM outbox WHERE published_ms IS NULL AND doc_id = $1 ORDER BY id",
         )
         .bind(doc_id)
         .fetch_all(&self.pool)
@@ -103,6 +107,7 @@ impl Store {
                         doc_id: get_opt_string(r, "doc_id")?,
                         exchange: r.try_get("exchange")?,
                         routing_key: r.try_get("routing_key")?,
+                    message_id: r.try_get("message_id")?,
                         payload: r.try_get("payload")?,
                     },
                 })

@@ -118,6 +118,7 @@ fn event_msg(doc: &str) -> OutboxMessage {
         doc_id: Some(doc.into()),
         exchange: "events".into(),
         routing_key: "accepted".into(),
+        message_id: format!("{doc}:accepted"),
         payload: "{}".into(),
     }
 }

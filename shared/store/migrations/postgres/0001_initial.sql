@@ -73,6 +73,7 @@ CREATE TABLE outbox (
     doc_id       TEXT,
     exchange     TEXT NOT NULL,
     routing_key  TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
     payload      TEXT NOT NULL,
     created_ms   BIGINT NOT NULL,
     published_ms BIGINT

@@ -1,0 +1,268 @@
+//! Acceptance of a package: every synchronous check (sender, recipients, the document a status
+//! answers, the status rules), then one store transaction, then confirmed publishing.
+
+use lienthong_bus::messages::{EventMessage, StageMessage};
+use lienthong_edxml::{Edoc, MessageType, PackageError, StatusCode, StatusPackage};
+use lienthong_store::{
+    Acceptance, AgencyState, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
+};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::outbox_message;
+
+/// Outcome of `sendEdoc`.
+#[derive(Debug)]
+pub struct Accepted {
+    pub doc_id: String,
+    pub duplicate: bool,
+}
+
+pub async fn accept(
+    state: &AppState,
+    caller: &System,
+    message_type: MessageType,
+    bytes: Vec<u8>,
+) -> Result<Accepted, ApiError> {
+    let package = lienthong_edxml::parse_as(&bytes, message_type).map_err(|e| match e {
+        PackageError::Parse(p) => ApiError::new(
+            ErrorCode::InvalidFile,
+            format!("edocFile is not a readable XML package: {p}"),
+        ),
+        invalid @ PackageError::Invalid(_) => {
+            ApiError::new(ErrorCode::NotConformant, invalid.to_string())
+        }
+    })?;
+    let doc = match package {
+        lienthong_edxml::Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
+        lienthong_edxml::Package::Status(st) => status_document(state, caller, &st, bytes).await?,
+    };
+    commit(state, doc).await
+}
+
+/// Checks that the caller may send as `sender` and that the registry knows it.
+async fn check_sender(
+    state: &AppState,
+    caller: &System,
+    sender: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    if !caller.acts_for(sender) {
+        return Err(ApiError::new(
+            ErrorCode::SenderNotRegistered,
+            format!(
+                "{path}: system {} is not registered to send as {sender}",
+                caller.system_id
+            ),
+        ));
+    }
+    match state.store.agency(sender).await? {
+        Some(a) if a.state == AgencyState::Active => Ok(()),
+        Some(a) => Err(ApiError::new(
+            ErrorCode::SenderNotRegistered,
+            format!("{path}: sender {sender} is {} in the registry", a.state),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::SenderNotRegistered,
+            format!("{path}: sender {sender} is not in the agency registry"),
+        )),
+    }
+}
+
+async fn edoc_document(
+    state: &AppState,
+    caller: &System,
+    edoc: &Edoc,
+    bytes: Vec<u8>,
+) -> Result<NewDocument, ApiError> {
+    let h = &edoc.header;
+    let sender = h.sender().as_str();
+    check_sender(state, caller, sender, "MessageHeader/From/OrganId").await?;
+    let codes: Vec<&str> = h.recipients().iter().map(|o| o.as_str()).collect();
+    let known = state.store.agencies_in(&codes).await?;
+    for (i, code) in codes.iter().enumerate() {
+        let path = format!("MessageHeader/To[{}]/OrganId", i + 1);
+        match known.iter().find(|a| a.code == *code) {
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientMissing,
+                    format!("{path}: recipient {code} does not exist in the agency registry"),
+                ));
+            }
+            Some(a) if a.state == AgencyState::Retired => {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientMissing,
+                    format!("{path}: recipient {code} is retired in the agency registry"),
+                ));
+            }
+            Some(a) if a.state == AgencyState::Locked => {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientLocked,
+                    format!("{path}: recipient {code} is locked"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(NewDocument {
+        doc_id: uuid::Uuid::now_v7().to_string(),
+        idem_key: format!("edoc|{sender}|{}", h.document_id),
+        message_type: MessageType::Edoc,
+        sender: sender.to_owned(),
+        sender_system: caller.system_id.clone(),
+        document_id: h.document_id.to_string(),
+        subject: Some(h.subject.clone()),
+        status_code: None,
+        response_for: None,
+        recipients: codes.iter().map(|c| (*c).to_owned()).collect(),
+        bytes,
+        status_update: None,
+    })
+}
+
+async fn status_document(
+    state: &AppState,
+    caller: &System,
+    st: &StatusPackage,
+    bytes: Vec<u8>,
+) -> Result<NewDocument, ApiError> {
+    let from = st.sender().as_str();
+    check_sender(state, caller, from, "Status/From/OrganId").await?;
+    let rf = &st.response_for;
+    let original = state
+        .store
+        .find_edoc(rf.organ_id.as_str(), rf.document_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoSuchDocument,
+                format!(
+                    "Status/ResponseFor: the bus carried no document {} from {}",
+                    rf.document_id, rf.organ_id
+                ),
+            )
+        })?;
+    let legs = state.store.legs(&original.doc_id).await?;
+    let code = st.status_code;
+    let (recipients, update_legs) = if code.is_sent_by_original_sender() {
+        if from != original.sender {
+            return Err(ApiError::new(
+                ErrorCode::IllegalTransition,
+                format!(
+                    "Status/StatusCode: only the sender {} may request a recall (13)",
+                    original.sender
+                ),
+            ));
+        }
+        // The recall goes to every recipient that was not refused delivery.
+        let open: Vec<String> = legs
+            .iter()
+            .filter(|l| {
+                l.delivery != DeliveryState::Failed && l.business != Some(StatusCode::Refused)
+            })
+            .map(|l| l.recipient.clone())
+            .collect();
+        if open.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::IllegalTransition,
+                "Status/StatusCode: no recipient copy is left to recall",
+            ));
+        }
+        (open.clone(), open)
+    } else {
+        if !legs
+            .iter()
+            .any(|l| l.recipient == from && l.delivery == DeliveryState::Delivered)
+        {
+            return Err(ApiError::new(
+                ErrorCode::NoSuchDocument,
+                format!(
+                    "Status/From/OrganId: {from} did not receive document {}",
+                    rf.document_id
+                ),
+            ));
+        }
+        (vec![original.sender.clone()], vec![from.to_owned()])
+    };
+    Ok(NewDocument {
+        doc_id: uuid::Uuid::now_v7().to_string(),
+        idem_key: format!("status|{from}|{}|{}", original.doc_id, code.code()),
+        message_type: MessageType::Status,
+        sender: from.to_owned(),
+        sender_system: caller.system_id.clone(),
+        document_id: rf.document_id.to_string(),
+        subject: st.description.clone(),
+        status_code: Some(code),
+        response_for: Some(original.doc_id.clone()),
+        recipients,
+        bytes,
+        status_update: Some(StatusUpdate {
+            doc_id: original.doc_id,
+            legs: update_legs,
+            code,
+            description: st.description.clone(),
+        }),
+    })
+}
+
+/// Stores the document with its outbox messages, then publishes them with confirms.
+async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError> {
+    let t = state.publisher.topology();
+    let now = now_ms();
+    let mut outgoing = vec![
+        StageMessage {
+            doc_id: doc.doc_id.clone(),
+            slip: state.config.document_stages.clone(),
+        }
+        .to_outgoing(t),
+        EventMessage {
+            event_id: format!("{}:accepted", doc.doc_id),
+            doc_id: doc.doc_id.clone(),
+            kind: "accepted".into(),
+            organ: Some(doc.sender.clone()),
+            detail: Some(format!(
+                "{} from {} via {} for {}; sha256 {}",
+                doc.message_type,
+                doc.sender,
+                doc.sender_system,
+                doc.recipients.join(", "),
+                lienthong_store::sha256_hex(&doc.bytes)
+            )),
+            at_ms: now,
+        }
+        .to_outgoing(t),
+    ];
+    if let (Some(update), Some(code)) = (&doc.status_update, doc.status_code) {
+        outgoing.push(
+            EventMessage {
+                event_id: format!("{}:status:{}:{}", update.doc_id, doc.sender, code.code()),
+                doc_id: update.doc_id.clone(),
+                kind: "status".into(),
+                organ: Some(doc.sender.clone()),
+                detail: Some(match &update.description {
+                    Some(d) => format!("{code}: {d}"),
+                    None => code.to_string(),
+                }),
+                at_ms: now,
+            }
+            .to_outgoing(t),
+        );
+    }
+    let outbox: Vec<_> = outgoing.iter().map(outbox_message).collect();
+    let acceptance = state.store.accept(&doc, &outbox).await?;
+    let (doc_id, rows, duplicate) = match acceptance {
+        Acceptance::New { doc_id, outbox } => (doc_id, outbox, false),
+        Acceptance::Existing { doc_id, outbox } => (doc_id, outbox, true),
+    };
+    if let Err(e) = state.publish_outbox(&rows).await {
+        tracing::warn!(%doc_id, error = %e, "accepted but not yet published; the relay will retry");
+        return Err(ApiError::new(
+            ErrorCode::Platform,
+            format!(
+                "package stored as docId {doc_id} but the message broker did not confirm it ({e}); \
+                 send the same package again later: it will not be delivered twice"
+            ),
+        ));
+    }
+    Ok(Accepted { doc_id, duplicate })
+}

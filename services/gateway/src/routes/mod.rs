@@ -1,0 +1,59 @@
+//! One module per endpoint of the `/v1` interface.
+
+mod agencies;
+mod get_edoc;
+mod health;
+mod received;
+mod send;
+mod sent;
+mod trace;
+mod update_status;
+
+use axum::Router;
+use axum::routing::{get, post};
+use lienthong_store::{DeliveryState, Leg, System};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sendEdoc", post(send::send_edoc))
+        .route(
+            "/v1/getReceivedEdocList",
+            get(received::get_received_edoc_list),
+        )
+        .route(
+            "/v1/syncReceivedEdocList",
+            get(received::get_received_edoc_list),
+        )
+        .route("/v1/getEdoc", get(get_edoc::get_edoc))
+        .route("/v1/updateStatus", post(update_status::update_status))
+        .route("/v1/getSentEdocList", get(sent::get_sent_edoc_list))
+        .route("/v1/getAgenciesList", get(agencies::get_agencies_list))
+        .route("/v1/getTrace", get(trace::get_trace))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+}
+
+/// The caller's delivered copies of a document (what it may read as a recipient).
+pub(crate) fn own_copies<'a>(caller: &System, legs: &'a [Leg]) -> Vec<&'a Leg> {
+    legs.iter()
+        .filter(|l| l.delivery == DeliveryState::Delivered && caller.acts_for(&l.recipient))
+        .collect()
+}
+
+pub(crate) fn require_doc_id(doc_id: Option<&str>) -> Result<&str, ApiError> {
+    doc_id
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidFile, "docId: the parameter is required"))
+}
+
+/// Not found, or not the caller's to see: the same answer, so ids cannot be probed.
+pub(crate) fn no_such_document(doc_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NoSuchDocument,
+        format!("docId {doc_id}: no such document for this system"),
+    )
+}

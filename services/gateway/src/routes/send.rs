@@ -1,0 +1,83 @@
+use axum::Json;
+use axum::extract::{Multipart, State};
+use lienthong_edxml::MessageType;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::accept::accept;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorCode};
+
+/// `POST /v1/sendEdoc`, multipart: `edocFile` (the package) and `messageType` (`edoc` | `status`).
+pub async fn send_edoc(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    mut form: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let limit = state.config.max_package_bytes;
+    let mut file: Option<Vec<u8>> = None;
+    let mut message_type: Option<String> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e, limit)),
+        };
+        match field.name() {
+            Some("edocFile") => {
+                let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+                if bytes.len() > limit {
+                    return Err(too_large(limit));
+                }
+                file = Some(bytes.to_vec());
+            }
+            Some("messageType") => {
+                message_type = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
+            }
+            _ => {}
+        }
+    }
+    let message_type = match message_type.as_deref().map(str::trim) {
+        None | Some("") => MessageType::Edoc,
+        Some(t) => t
+            .parse::<MessageType>()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("messageType: {}", e.0)))?,
+    };
+    let bytes = file.filter(|f| !f.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidFile,
+            "edocFile: the multipart field is required and must not be empty",
+        )
+    })?;
+    let accepted = accept(&state, &caller, message_type, bytes).await?;
+    let message = if accepted.duplicate {
+        "already accepted: this package was sent before, nothing is delivered twice"
+    } else {
+        "accepted"
+    };
+    Ok(Json(
+        json!({ "success": true, "message": message, "docId": accepted.doc_id }),
+    ))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidFile,
+        format!("edocFile: the package is larger than the {limit} bytes this bus accepts"),
+    )
+    .with_http(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidFile,
+            format!(
+                "the request is not a readable multipart form: {}",
+                e.body_text()
+            ),
+        )
+    }
+}
