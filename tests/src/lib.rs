@@ -1,1 +1,328 @@
-//! helpers
+//! Helpers for the end-to-end suite: a whole bus on a real RabbitMQ and a real store, isolated
+//! per test (its own exchange/queue prefix, its own database), torn down afterwards.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lienthong_bus::{BusConfig, QueueType, Topology};
+use lienthong_client::Client;
+use lienthong_edxml::{NewEdoc, OrganId};
+use lienthong_gateway::GatewayConfig;
+use lienthong_store::{Agency, AgencyState, BlobConfig, Level, Store, StoreConfig};
+use sqlx::Executor;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub const PROVINCE: &str = "000.00.00.H49";
+pub const DEPARTMENT: &str = "000.00.05.H49";
+pub const MINISTRY: &str = "000.00.00.G22";
+pub const COMMUNE: &str = "000.12.05.H49";
+pub const LOCKED: &str = "000.13.05.H49";
+pub const RETIRED: &str = "000.14.05.H49";
+pub const UNKNOWN: &str = "000.99.05.H49";
+
+pub fn amqp_url() -> String {
+    std::env::var("LIENTHONG_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("LIENTHONG_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One isolated environment: a store and a bus prefix of its own.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub store_config: StoreConfig,
+    pub bus: BusConfig,
+    pub store: Store,
+    pg_db: Option<String>,
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store_config, pg_db) = match backend {
+            Backend::Sqlite => (
+                StoreConfig {
+                    url: format!("sqlite://{}", dir.path().join("lienthong.db").display()),
+                    max_connections: None,
+                    blobs: BlobConfig::Files {
+                        dir: dir.path().join("blobs"),
+                    },
+                },
+                None,
+            ),
+            Backend::Postgres => {
+                sqlx::any::install_default_drivers();
+                let name = format!("lt_e2e_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::AnyPool::connect(&pg_admin_url())
+                    .await
+                    .expect("PostgreSQL reachable");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create db");
+                admin.close().await;
+                let base = pg_admin_url();
+                let url = format!("{}/{name}", &base[..base.rfind('/').expect("db in url")]);
+                (
+                    StoreConfig {
+                        url,
+                        max_connections: None,
+                        blobs: BlobConfig::Db,
+                    },
+                    Some(name),
+                )
+            }
+        };
+        let store = Store::connect(&store_config).await.expect("store");
+        seed(&store).await;
+        let mut bus = BusConfig::new(&amqp_url());
+        bus.prefix = format!("lt-test-{}", uuid::Uuid::new_v4().simple());
+        bus.queue_type = QueueType::Classic;
+        Env {
+            dir,
+            store_config,
+            bus,
+            store,
+            pg_db,
+        }
+    }
+
+    /// Deletes the test's queues and exchanges and its database.
+    pub async fn teardown(self) {
+        delete_topology(&self.bus).await;
+        self.store.close().await;
+        if let Some(name) = self.pg_db {
+            if let Ok(admin) = sqlx::AnyPool::connect(&pg_admin_url()).await {
+                let _ = admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await;
+            }
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.bus.prefix)
+    }
+
+    /// Messages sitting in the dead-letter queue.
+    pub async fn dead_letters(&self) -> u32 {
+        queue_depth(&self.bus, &self.topology().dead_queue()).await
+    }
+}
+
+/// The demo-like registry and three connected systems.
+async fn seed(store: &Store) {
+    let a = |code: &str, level: Level, state: AgencyState| Agency {
+        code: code.into(),
+        name: format!("Cơ quan {code}"),
+        pcode: None,
+        level,
+        state,
+        email: None,
+        phone: None,
+        address: None,
+    };
+    store
+        .upsert_agencies(&[
+            a(PROVINCE, Level::Province, AgencyState::Active),
+            a(DEPARTMENT, Level::Province, AgencyState::Active),
+            a(MINISTRY, Level::Central, AgencyState::Active),
+            a(COMMUNE, Level::Commune, AgencyState::Active),
+            a(LOCKED, Level::Commune, AgencyState::Locked),
+            a(RETIRED, Level::Commune, AgencyState::Retired),
+        ])
+        .await
+        .expect("registry");
+    store
+        .put_system(
+            "province",
+            "UBND tỉnh",
+            "secret-province",
+            &[PROVINCE.into(), DEPARTMENT.into()],
+        )
+        .await
+        .expect("system");
+    store
+        .put_system("ministry", "VPCP", "secret-ministry", &[MINISTRY.into()])
+        .await
+        .expect("system");
+    store
+        .put_system("commune", "UBND xã", "secret-commune", &[COMMUNE.into()])
+        .await
+        .expect("system");
+}
+
+/// The bus's services running as tasks in this process.
+pub struct InProcessBus {
+    pub url: String,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl InProcessBus {
+    /// Every service.
+    pub async fn start(env: &Env) -> InProcessBus {
+        Self::start_roles(env, &env.bus, &["gateway", "router", "delivery", "ledger"]).await
+    }
+
+    /// Only the named services, on the given broker configuration.
+    pub async fn start_roles(env: &Env, bus: &BusConfig, roles: &[&str]) -> InProcessBus {
+        let (stop, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut url = String::new();
+        for role in roles {
+            let (s, b, r) = (env.store.clone(), bus.clone(), rx.clone());
+            match *role {
+                "gateway" => {
+                    let gw = GatewayConfig {
+                        listen: "127.0.0.1:0".parse().expect("addr"),
+                        max_package_bytes: 2 * 1024 * 1024,
+                        relay_after_ms: 500,
+                        ..GatewayConfig::default()
+                    };
+                    let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");
+                    url = format!("http://{addr}");
+                    tasks.spawn(async move {
+                        lienthong_gateway::serve(listener, s, b, gw, r)
+                            .await
+                            .expect("gateway");
+                    });
+                }
+                "router" => {
+                    tasks.spawn(lienthong_router::run(s, b, r));
+                }
+                "delivery" => {
+                    tasks.spawn(lienthong_delivery::run(s, b, r));
+                }
+                "ledger" => {
+                    tasks.spawn(lienthong_ledger::run(s, b, r));
+                }
+                other => panic!("no role {other}"),
+            }
+        }
+        InProcessBus { url, stop, tasks }
+    }
+
+    pub fn client(&self, system: &str) -> Client {
+        Client::new(&self.url, system, &format!("secret-{system}"))
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A fresh edoc from `from` to `to`, unique by `number`.
+pub fn edoc(from: &str, to: &[&str], number: u64) -> NewEdoc {
+    let from = OrganId::parse(from).expect("organ");
+    let to: Vec<OrganId> = to
+        .iter()
+        .map(|t| OrganId::parse(t).expect("organ"))
+        .collect();
+    lienthong_edxml::sample::edoc(&from, &to, number, 512)
+}
+
+pub fn unique_number() -> u64 {
+    u64::from(uuid::Uuid::new_v4().as_u128() as u32)
+}
+
+/// Polls until `check` returns Some, or fails the test after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn queue_depth(bus: &BusConfig, queue: &str) -> u32 {
+    let conn = lapin::Connection::connect(&bus.url, lapin::ConnectionProperties::default())
+        .await
+        .expect("amqp");
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("queue exists");
+    let _ = conn.close(200, "bye".into()).await;
+    q.message_count()
+}
+
+async fn delete_topology(bus: &BusConfig) {
+    let Ok(conn) =
+        lapin::Connection::connect(&bus.url, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    let t = Topology::new(&bus.prefix);
+    let mut queues = vec![t.dead_queue(), t.ledger_queue()];
+    queues.extend(lienthong_bus_stages().iter().map(|s| t.stage_queue(s)));
+    for q in queues {
+        if let Ok(ch) = conn.create_channel().await {
+            let _ = ch
+                .queue_delete(
+                    q.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+    for x in [t.pipeline(), t.events(), t.inbox(), t.dlx()] {
+        if let Ok(ch) = conn.create_channel().await {
+            let _ = ch
+                .exchange_delete(
+                    x.as_str().into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+fn lienthong_bus_stages() -> &'static [&'static str] {
+    lienthong_bus::STAGES
+}
+
+/// The `lienthong` binary built beside the test executable.
+pub fn lienthong_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("lienthong");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        bin.display()
+    );
+    bin
+}

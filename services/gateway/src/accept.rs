@@ -186,7 +186,14 @@ async fn status_document(
     };
     Ok(NewDocument {
         doc_id: uuid::Uuid::now_v7().to_string(),
-        idem_key: format!("status|{from}|{}|{}", original.doc_id, code.code()),
+        // The same status package sent again is the same key; a new package with the same code
+        // (a second recall request after a refusal) has a new timestamp and is a new status.
+        idem_key: format!(
+            "status|{from}|{}|{}|{}",
+            original.doc_id,
+            code.code(),
+            st.timestamp
+        ),
         message_type: MessageType::Status,
         sender: from.to_owned(),
         sender_system: caller.system_id.clone(),
@@ -235,7 +242,7 @@ async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError
     if let (Some(update), Some(code)) = (&doc.status_update, doc.status_code) {
         outgoing.push(
             EventMessage {
-                event_id: format!("{}:status:{}:{}", update.doc_id, doc.sender, code.code()),
+                event_id: format!("{}:status:{}", update.doc_id, doc.doc_id),
                 doc_id: update.doc_id.clone(),
                 kind: "status".into(),
                 organ: Some(doc.sender.clone()),

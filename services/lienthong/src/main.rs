@@ -1,1 +1,296 @@
-fn main() {}
+//! `lienthong`: runs the bus (all services in one process, or chosen ones), and is also the
+//! adapter-side client and the admin tool.
+
+mod admin;
+mod client_cmd;
+mod config;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lienthong",
+    version,
+    about = "Inter-agency document interchange bus (edXML, QCVN 102:2016)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process.
+    Up {
+        #[arg(long, default_value = "config/lienthong.toml")]
+        config: PathBuf,
+        /// Also register the demo systems of config/demo/systems.json and print their credentials.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run only the named services (gateway, router, delivery, ledger).
+    Serve {
+        #[arg(long, default_value = "config/lienthong.toml")]
+        config: PathBuf,
+        #[arg(required = true, value_enum)]
+        roles: Vec<run::Role>,
+    },
+    /// Registry and connected systems.
+    Admin {
+        #[arg(long, default_value = "config/lienthong.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Write a sample edoc package (for trying the bus).
+    Sample {
+        #[arg(long)]
+        from: String,
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        number: u64,
+        /// Size of a PDF-like attachment, in bytes (0: none).
+        #[arg(long, default_value_t = 2048)]
+        attachment_bytes: usize,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Client(client_cmd::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Import agencies from a file in the getAgenciesList shape.
+    RegistryImport {
+        file: PathBuf,
+    },
+    /// Print the registry as JSON (the import shape).
+    RegistryExport,
+    /// Lock, unlock or retire an agency (locked: error 23 for senders).
+    RegistrySet {
+        code: String,
+        #[arg(value_parser = ["active", "locked", "retired"])]
+        state: String,
+    },
+    /// Register (or re-key) a connected system acting for the given agencies; prints its secret.
+    SystemAdd {
+        system_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "organ", required = true)]
+        organs: Vec<String>,
+        /// Use this secret instead of a generated one.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    SystemLock {
+        system_id: String,
+    },
+    SystemUnlock {
+        system_id: String,
+    },
+    SystemRemove {
+        system_id: String,
+    },
+    SystemList,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LIENTHONG_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Up { config, demo } => {
+            let cfg = config::Config::load(&config)?;
+            let demo_systems = if demo {
+                read_demo_systems(&config)?
+            } else {
+                Vec::new()
+            };
+            // Registered before serving, so the printed credentials work at once.
+            if !demo_systems.is_empty() {
+                register_demo(&cfg, &demo_systems).await?;
+            }
+            run::run(cfg, &run::ALL_ROLES, |_, addr| {
+                let addr = addr.map(|a| format!("http://{a}")).unwrap_or_default();
+                println!("lienthong is up. Gateway: {addr}");
+                if !demo_systems.is_empty() {
+                    println!("Demo systems (X-SystemId / X-SecretKey -> agencies):");
+                    for s in &demo_systems {
+                        println!(
+                            "  {} / {} -> {}",
+                            s.system_id,
+                            s.secret,
+                            s.organs.join(", ")
+                        );
+                    }
+                }
+            })
+            .await
+        }
+        Command::Serve { config, roles } => {
+            let cfg = config::Config::load(&config)?;
+            run::run(cfg, &roles, |_, addr| {
+                if let Some(a) = addr {
+                    println!("gateway listening on http://{a}");
+                }
+            })
+            .await
+        }
+        Command::Admin { config, command } => admin_cmd(&config, command).await,
+        Command::Sample {
+            from,
+            to,
+            number,
+            attachment_bytes,
+            output,
+        } => {
+            let from = lienthong_edxml::OrganId::parse(&from)
+                .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+            let to = to
+                .iter()
+                .map(|t| {
+                    lienthong_edxml::OrganId::parse(t).map_err(|e| anyhow::anyhow!("--to: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let bytes = lienthong_edxml::write_edoc(&lienthong_edxml::sample::edoc(
+                &from,
+                &to,
+                number,
+                attachment_bytes,
+            ));
+            match output {
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+            Ok(())
+        }
+        Command::Client(cmd) => client_cmd::run(cmd).await,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DemoSystem {
+    system_id: String,
+    name: String,
+    secret: String,
+    organs: Vec<String>,
+}
+
+fn read_demo_systems(config: &std::path::Path) -> anyhow::Result<Vec<DemoSystem>> {
+    let dir = config.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let path = dir.join("demo/systems.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+async fn register_demo(cfg: &config::Config, systems: &[DemoSystem]) -> anyhow::Result<()> {
+    let store = lienthong_store::Store::connect(&cfg.store).await?;
+    for s in systems {
+        store
+            .put_system(&s.system_id, &s.name, &s.secret, &s.organs)
+            .await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
+    let cfg = config::Config::load(config)?;
+    let store = lienthong_store::Store::connect(&cfg.store)
+        .await
+        .context("opening the store")?;
+    match command {
+        AdminCommand::RegistryImport { file } => {
+            let n = admin::import_registry(&store, &file).await?;
+            println!("imported {n} agencies");
+        }
+        AdminCommand::RegistryExport => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store.agencies().await?)?
+            );
+        }
+        AdminCommand::RegistrySet { code, state } => {
+            let state: lienthong_store::AgencyState = state.parse().map_err(anyhow::Error::msg)?;
+            if !store.set_agency_state(&code, state).await? {
+                anyhow::bail!("no agency {code} in the registry");
+            }
+            println!("{code} is now {state}");
+        }
+        AdminCommand::SystemAdd {
+            system_id,
+            name,
+            organs,
+            secret,
+        } => {
+            for o in &organs {
+                lienthong_edxml::OrganId::parse(o).map_err(|e| anyhow::anyhow!("--organ: {e}"))?;
+            }
+            let secret = match secret {
+                Some(s) => s,
+                None => admin::new_secret()?,
+            };
+            store
+                .put_system(&system_id, &name, &secret, &organs)
+                .await?;
+            println!("system {system_id} acts for {}", organs.join(", "));
+            println!("X-SecretKey: {secret}");
+            println!("(the bus keeps only a hash of it: store it now)");
+        }
+        AdminCommand::SystemLock { system_id } => set_locked(&store, &system_id, true).await?,
+        AdminCommand::SystemUnlock { system_id } => set_locked(&store, &system_id, false).await?,
+        AdminCommand::SystemRemove { system_id } => {
+            if !store.remove_system(&system_id).await? {
+                anyhow::bail!("no system {system_id}");
+            }
+            println!("system {system_id} removed");
+        }
+        AdminCommand::SystemList => {
+            println!("{}", serde_json::to_string_pretty(&store.systems().await?)?);
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn set_locked(
+    store: &lienthong_store::Store,
+    system_id: &str,
+    locked: bool,
+) -> anyhow::Result<()> {
+    if !store.set_system_locked(system_id, locked).await? {
+        anyhow::bail!("no system {system_id}");
+    }
+    println!(
+        "system {system_id} {}",
+        if locked { "locked" } else { "unlocked" }
+    );
+    Ok(())
+}

@@ -15,7 +15,7 @@ pub use config::{BusConfig, QueueType};
 pub use consumer::{Handler, Incoming, Outcome, consume};
 pub use error::BusError;
 pub use publisher::{Outgoing, Publisher, Route};
-pub use topology::{Topology, declare};
+pub use topology::{STAGES, Topology, declare};
 
 /// Opens a connection with a bounded wait, so a broker that is down is reported quickly.
 pub(crate) async fn connect(config: &BusConfig, name: &str) -> Result<lapin::Connection, BusError> {

@@ -88,7 +88,9 @@ impl EventMessage {
 }
 
 /// Tells an AMQP adapter that something arrived in its agency's inbox (routing key: the OrganId).
+/// Adapters read it, so its fields are named as in the REST interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InboxNotice {
     pub doc_id: String,
     pub recipient: String,

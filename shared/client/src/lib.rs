@@ -1,1 +1,171 @@
-//! placeholder
+//! A client for the bus's REST interface, as an agency adapter uses it. The CLI and the
+//! end-to-end tests speak to the gateway only through this.
+
+use base64::Engine;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The bus answered `success:false`.
+    #[error("error {code}: {desc} (HTTP {http})")]
+    Api { code: i64, desc: String, http: u16 },
+    #[error("could not reach the bus: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("unexpected answer from the bus: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// The bus's error code, if the bus answered.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Self::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A fetched package: the exact bytes and the summary the bus gave with them.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub summary: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    system_id: String,
+    secret: String,
+}
+
+impl Client {
+    pub fn new(base_url: &str, system_id: &str, secret: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base_url.trim_end_matches('/').to_owned(),
+            system_id: system_id.to_owned(),
+            secret: secret.to_owned(),
+        }
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        rb.header("X-SystemId", &self.system_id)
+            .header("X-SecretKey", &self.secret)
+    }
+
+    async fn answer(resp: reqwest::Response) -> Result<Value, ClientError> {
+        let http = resp.status().as_u16();
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| ClientError::Unexpected(format!("HTTP {http}, body is not JSON: {e}")))?;
+        if body.get("success").and_then(Value::as_bool) == Some(true) {
+            Ok(body)
+        } else {
+            let data = body.get("data").cloned().unwrap_or_default();
+            Err(ClientError::Api {
+                code: data.get("errorCode").and_then(Value::as_i64).unwrap_or(-1),
+                desc: data
+                    .get("errorDesc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no description")
+                    .to_owned(),
+                http,
+            })
+        }
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let resp = self
+            .auth(self.http.get(format!("{}{path}", self.base)))
+            .query(query)
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
+
+    /// `sendEdoc`; returns the `docId`.
+    pub async fn send(&self, package: Vec<u8>, message_type: &str) -> Result<String, ClientError> {
+        let form = reqwest::multipart::Form::new()
+            .text("messageType", message_type.to_owned())
+            .part(
+                "edocFile",
+                reqwest::multipart::Part::bytes(package)
+                    .file_name("package.edxml")
+                    .mime_str("application/xml")?,
+            );
+        let resp = self
+            .auth(self.http.post(format!("{}/v1/sendEdoc", self.base)))
+            .multipart(form)
+            .send()
+            .await?;
+        let body = Self::answer(resp).await?;
+        body.get("docId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Unexpected("no docId in the answer".into()))
+    }
+
+    /// `getReceivedEdocList`; `extra` adds `fromDate`, `toDate`, `status`.
+    pub async fn inbox(
+        &self,
+        message_type: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut query = vec![("messageType", message_type)];
+        query.extend_from_slice(extra);
+        let body = self.get("/v1/getReceivedEdocList", &query).await?;
+        Ok(data_rows(&body))
+    }
+
+    /// `getEdoc`: the package bytes exactly as sent.
+    pub async fn fetch(&self, doc_id: &str) -> Result<Fetched, ClientError> {
+        let body = self.get("/v1/getEdoc", &[("docId", doc_id)]).await?;
+        let summary = body.get("data").cloned().unwrap_or_default();
+        let b64 = summary
+            .get("edxml")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ClientError::Unexpected("no edxml in the answer".into()))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| ClientError::Unexpected(format!("edxml is not base64: {e}")))?;
+        Ok(Fetched { bytes, summary })
+    }
+
+    /// `updateStatus`: transport status of the caller's copy.
+    pub async fn update_status(&self, doc_id: &str, status: &str) -> Result<(), ClientError> {
+        let resp = self
+            .auth(self.http.post(format!("{}/v1/updateStatus", self.base)))
+            .json(&serde_json::json!({ "docId": doc_id, "status": status }))
+            .send()
+            .await?;
+        Self::answer(resp).await.map(|_| ())
+    }
+
+    /// `getSentEdocList`: one row per recipient.
+    pub async fn sent(&self, doc_id: Option<&str>) -> Result<Vec<Value>, ClientError> {
+        let query: Vec<(&str, &str)> = doc_id.map(|d| vec![("docId", d)]).unwrap_or_default();
+        let body = self.get("/v1/getSentEdocList", &query).await?;
+        Ok(data_rows(&body))
+    }
+
+    pub async fn agencies(&self) -> Result<Vec<Value>, ClientError> {
+        Ok(data_rows(&self.get("/v1/getAgenciesList", &[]).await?))
+    }
+
+    /// `getTrace`: the document's lifecycle events.
+    pub async fn trace(&self, doc_id: &str) -> Result<Vec<Value>, ClientError> {
+        Ok(data_rows(
+            &self.get("/v1/getTrace", &[("docId", doc_id)]).await?,
+        ))
+    }
+}
+
+fn data_rows(body: &Value) -> Vec<Value> {
+    body.get("data")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}

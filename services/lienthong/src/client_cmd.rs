@@ -1,0 +1,204 @@
+//! The adapter-side client commands: what an agency system does, from a shell.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use lienthong_client::Client;
+use lienthong_edxml::{Organization, Package, StatusCode};
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Gateway URL.
+    #[arg(long, env = "LIENTHONG_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// X-SystemId.
+    #[arg(long, env = "LIENTHONG_SYSTEM_ID")]
+    system_id: String,
+    /// X-SecretKey.
+    #[arg(long, env = "LIENTHONG_SECRET", hide_env_values = true)]
+    secret: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Send a package (sendEdoc); prints its docId.
+    Send {
+        #[command(flatten)]
+        conn: Connection,
+        file: PathBuf,
+        #[arg(long = "type", default_value = "edoc", value_parser = ["edoc", "status"])]
+        message_type: String,
+    },
+    /// List the inbox (getReceivedEdocList).
+    Inbox {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long = "type", default_value = "edoc", value_parser = ["edoc", "status"])]
+        message_type: String,
+        /// initial, processing, done, fail (comma-separated) or all.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Fetch a package byte for byte (getEdoc).
+    Fetch {
+        #[command(flatten)]
+        conn: Connection,
+        doc_id: String,
+        /// Write the package here instead of printing the summary.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Set the transport status of your copy (updateStatus): processing, done, fail.
+    Update {
+        #[command(flatten)]
+        conn: Connection,
+        doc_id: String,
+        #[arg(value_parser = ["processing", "done", "fail"])]
+        status: String,
+    },
+    /// Send a business status (01 arrived, 02 refused, 03 accepted, 04, 05, 06, 13, 15, 16) about a
+    /// document you received (or, for 13, sent): builds the status package and sends it.
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+        doc_id: String,
+        #[arg(long)]
+        code: String,
+        /// The agency you answer as (default: the first recipient copy you hold).
+        #[arg(long = "as")]
+        as_organ: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Per-recipient delivery and status of what you sent (getSentEdocList).
+    Sent {
+        #[command(flatten)]
+        conn: Connection,
+        doc_id: Option<String>,
+    },
+    /// The document's trace.
+    Trace {
+        #[command(flatten)]
+        conn: Connection,
+        doc_id: String,
+    },
+    /// The agency registry (getAgenciesList).
+    Agencies {
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+fn client(c: &Connection) -> Client {
+    Client::new(&c.url, &c.system_id, &c.secret)
+}
+
+fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Send {
+            conn,
+            file,
+            message_type,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let doc_id = client(&conn).send(bytes, &message_type).await?;
+            println!("{doc_id}");
+        }
+        ClientCommand::Inbox {
+            conn,
+            message_type,
+            status,
+        } => {
+            let extra: Vec<(&str, &str)> = status
+                .as_deref()
+                .map(|s| vec![("status", s)])
+                .unwrap_or_default();
+            print(&client(&conn).inbox(&message_type, &extra).await?)?;
+        }
+        ClientCommand::Fetch {
+            conn,
+            doc_id,
+            output,
+        } => {
+            let fetched = client(&conn).fetch(&doc_id).await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, &fetched.bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!(
+                        "{} bytes written to {}",
+                        fetched.bytes.len(),
+                        path.display()
+                    );
+                }
+                None => {
+                    let mut summary = fetched.summary;
+                    if let Some(obj) = summary.as_object_mut() {
+                        obj.remove("edxml");
+                    }
+                    print(&summary)?;
+                }
+            }
+        }
+        ClientCommand::Update {
+            conn,
+            doc_id,
+            status,
+        } => {
+            client(&conn).update_status(&doc_id, &status).await?;
+            println!("{doc_id}: {status}");
+        }
+        ClientCommand::Status {
+            conn,
+            doc_id,
+            code,
+            as_organ,
+            description,
+        } => {
+            let code = StatusCode::parse(&code).map_err(|e| anyhow::anyhow!("--code: {e}"))?;
+            let c = client(&conn);
+            let fetched = c.fetch(&doc_id).await?;
+            let Package::Edoc(original) = lienthong_edxml::parse(&fetched.bytes)? else {
+                anyhow::bail!("{doc_id} is a status package; statuses answer documents");
+            };
+            let from = match as_organ {
+                Some(o) => o,
+                None if code.is_sent_by_original_sender() => original.header.sender().to_string(),
+                None => fetched.summary["to"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .context("you hold no copy of this document; give --as")?,
+            };
+            let from =
+                lienthong_edxml::OrganId::parse(&from).map_err(|e| anyhow::anyhow!("--as: {e}"))?;
+            let package = lienthong_edxml::write::status_reply(
+                &original.header,
+                &Organization {
+                    organ_name: None,
+                    ..Organization::new(from, "")
+                },
+                code,
+                description,
+            );
+            let status_doc = c
+                .send(lienthong_edxml::write_status(&package), "status")
+                .await?;
+            println!("{status_doc}");
+        }
+        ClientCommand::Sent { conn, doc_id } => {
+            print(&client(&conn).sent(doc_id.as_deref()).await?)?
+        }
+        ClientCommand::Trace { conn, doc_id } => print(&client(&conn).trace(&doc_id).await?)?,
+        ClientCommand::Agencies { conn } => print(&client(&conn).agencies().await?)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Configuration: a TOML file, then environment overrides (`LIENTHONG_*`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use lienthong_bus::BusConfig;
+use lienthong_gateway::GatewayConfig;
+use lienthong_store::StoreConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub bus: BusConfig,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// A registry file imported at start when the registry is empty.
+    pub seed: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration {}", path.display()))?;
+        let mut config: Config = toml::from_str(&text)
+            .with_context(|| format!("parsing configuration {}", path.display()))?;
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = var("LIENTHONG_STORE_URL") {
+            self.store.url = v;
+        }
+        if let Some(v) = var("LIENTHONG_BUS_URL") {
+            self.bus.url = v;
+        }
+        if let Some(v) = var("LIENTHONG_BUS_PREFIX") {
+            self.bus.prefix = v;
+        }
+        if let Some(v) = var("LIENTHONG_LISTEN") {
+            self.gateway.listen = v
+                .parse()
+                .with_context(|| format!("LIENTHONG_LISTEN `{v}` is not HOST:PORT"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configurations_parse_and_the_environment_overrides() {
+        for file in ["lienthong.toml", "production.example.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../config")
+                .join(file);
+            let text = std::fs::read_to_string(&path).expect("config file");
+            let mut c: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            c.apply_env(|k| match k {
+                "LIENTHONG_LISTEN" => Some("127.0.0.1:0".into()),
+                "LIENTHONG_BUS_PREFIX" => Some("t1".into()),
+                _ => None,
+            })
+            .expect("env");
+            assert_eq!(c.gateway.listen.port(), 0);
+            assert_eq!(c.bus.prefix, "t1");
+        }
+    }
+}

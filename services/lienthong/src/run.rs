@@ -1,0 +1,91 @@
+//! Running services: every role in one process (`up`), or a chosen set (`serve`).
+
+use anyhow::Context;
+use lienthong_store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Gateway,
+    Router,
+    Delivery,
+    Ledger,
+}
+
+pub const ALL_ROLES: [Role; 4] = [Role::Gateway, Role::Router, Role::Delivery, Role::Ledger];
+
+/// Connects the store, seeds the registry if it is empty, and runs the roles until SIGINT/SIGTERM.
+pub async fn run(
+    config: Config,
+    roles: &[Role],
+    on_ready: impl FnOnce(&Store, Option<std::net::SocketAddr>),
+) -> anyhow::Result<()> {
+    let store = Store::connect(&config.store)
+        .await
+        .context("opening the store")?;
+    if let Some(seed) = &config.registry.seed {
+        if store.agencies().await?.is_empty() {
+            let n = crate::admin::import_registry(&store, seed).await?;
+            tracing::info!(agencies = n, file = %seed.display(), "seeded the agency registry");
+        }
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut gateway_addr = None;
+    for role in roles {
+        let (store, bus) = (store.clone(), config.bus.clone());
+        let stop = stop.clone();
+        match role {
+            Role::Gateway => {
+                let (listener, addr) = lienthong_gateway::bind(&config.gateway)
+                    .await
+                    .with_context(|| format!("binding the gateway to {}", config.gateway.listen))?;
+                gateway_addr = Some(addr);
+                let gw = config.gateway.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = lienthong_gateway::serve(listener, store, bus, gw, stop).await {
+                        tracing::error!(error = %e, "gateway stopped");
+                    }
+                    "gateway"
+                });
+            }
+            Role::Router => {
+                tasks.spawn(async move {
+                    lienthong_router::run(store, bus, stop).await;
+                    "router"
+                });
+            }
+            Role::Delivery => {
+                tasks.spawn(async move {
+                    lienthong_delivery::run(store, bus, stop).await;
+                    "delivery"
+                });
+            }
+            Role::Ledger => {
+                tasks.spawn(async move {
+                    lienthong_ledger::run(store, bus, stop).await;
+                    "ledger"
+                });
+            }
+        }
+    }
+    on_ready(&store, gateway_addr);
+    tracing::info!(roles = ?roles, "lienthong running");
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+        Some(done) = tasks.join_next() => {
+            tracing::error!(role = ?done.ok(), "a service stopped unexpectedly; shutting down");
+        }
+    }
+    tracing::info!("shutting down: finishing messages in flight");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    store.close().await;
+    Ok(())
+}

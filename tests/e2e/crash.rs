@@ -1,0 +1,259 @@
+//! SIGKILL each service in turn, twice, while clients keep sending: nothing is lost and nothing is
+//! delivered or recorded twice. The services run as separate `lienthong serve` processes on one
+//! SQLite file and one RabbitMQ, as they would on one host.
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lienthong_bus::QueueType;
+use lienthong_client::{Client, ClientError};
+use lienthong_edxml::write_edoc;
+use lienthong_store::DeliveryState;
+use lienthong_tests::*;
+use tokio::sync::Mutex;
+
+const ROLES: [&str; 4] = ["router", "delivery", "ledger", "gateway"];
+
+struct Processes {
+    config: std::path::PathBuf,
+    logs: std::path::PathBuf,
+    children: BTreeMap<&'static str, Child>,
+}
+
+impl Processes {
+    fn start(&mut self, role: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{role}.log")))
+            .expect("log file");
+        let child = Command::new(lienthong_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .arg(role)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn lienthong");
+        self.children.insert(role, child);
+    }
+
+    fn kill(&mut self, role: &str) {
+        if let Some(mut child) = self.children.remove(role) {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    fn tail_logs(&self) -> String {
+        ROLES
+            .iter()
+            .map(|r| {
+                let text =
+                    std::fs::read_to_string(self.logs.join(format!("{r}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- {r}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.children) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Sends until accepted, retrying through gateway kills and 503s with the same package.
+async fn send_until_accepted(client: &Client, package: Vec<u8>) -> String {
+    let mut attempts = 0;
+    loop {
+        match client.send(package.clone(), "edoc").await {
+            Ok(doc_id) => return doc_id,
+            Err(ClientError::Api { code, desc, .. }) if code != 20 => {
+                panic!("business error {code}: {desc}")
+            }
+            Err(_) => {
+                attempts += 1;
+                assert!(attempts < 600, "gateway never came back");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
+    let mut env = Env::new(Backend::Sqlite).await;
+    env.bus.queue_type = QueueType::Quorum;
+    let port = free_port();
+    let blobs = match &env.store_config.blobs {
+        lienthong_store::BlobConfig::Files { dir } => dir.display().to_string(),
+        lienthong_store::BlobConfig::Db => unreachable!("sqlite test env uses files"),
+    };
+    let config = env.dir.path().join("lienthong.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{blobs}\" }}\n\n\
+             [bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"quorum\"\n\n\
+             [gateway]\nlisten = \"127.0.0.1:{port}\"\nrelay_after_ms = 1000\n",
+            env.store_config.url, env.bus.url, env.bus.prefix
+        ),
+    )
+    .expect("config");
+    let mut procs = Processes {
+        config,
+        logs: env.dir.path().to_owned(),
+        children: BTreeMap::new(),
+    };
+    for role in ROLES {
+        procs.start(role);
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    eventually(
+        "the gateway to be ready",
+        Duration::from_secs(30),
+        || async {
+            let r = reqwest::get(format!("{url}/readyz")).await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (stop, sent, url) = (Arc::clone(&stop), Arc::clone(&sent), url.clone());
+        senders.push(tokio::spawn(async move {
+            let client = Client::new(&url, "province", "secret-province");
+            while !stop.load(Ordering::Relaxed) {
+                let doc = edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number());
+                let document_id = doc.header.document_id.to_string();
+                let doc_id = send_until_accepted(&client, write_edoc(&doc)).await;
+                sent.lock().await.push((document_id, doc_id));
+            }
+        }));
+    }
+
+    let procs = Arc::new(Mutex::new(procs));
+    let mut kills = 0;
+    for _round in 0..2 {
+        for role in ROLES {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let mut p = procs.lock().await;
+            p.kill(role);
+            kills += 1;
+            drop(p);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            procs.lock().await.start(role);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.await.expect("sender");
+    }
+    let sent = sent.lock().await.clone();
+    assert!(
+        sent.len() > 20,
+        "too little traffic to prove anything: {}",
+        sent.len()
+    );
+
+    // Every package accepted once: one docId per DocumentId.
+    let doc_ids: HashSet<&str> = sent.iter().map(|(_, d)| d.as_str()).collect();
+    let document_ids: HashSet<&str> = sent.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        doc_ids.len(),
+        document_ids.len(),
+        "a resubmission created a second document"
+    );
+
+    // Every document reaches both recipients, and the ledger holds each event exactly once.
+    let store = env.store.clone();
+    let settled = tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            let mut pending = 0;
+            for doc_id in &doc_ids {
+                let legs = store.legs(doc_id).await.expect("legs");
+                let trace = store.trace(doc_id).await.expect("trace");
+                let delivered = legs
+                    .iter()
+                    .filter(|l| l.delivery == DeliveryState::Delivered)
+                    .count();
+                let events = |k: &str| trace.iter().filter(|e| e.kind == k).count();
+                if delivered != 2
+                    || events("accepted") != 1
+                    || events("routed") != 2
+                    || events("delivered") != 2
+                {
+                    pending += 1;
+                }
+            }
+            if pending == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    if settled.is_err() {
+        panic!(
+            "documents still undelivered after 90 s\n{}",
+            procs.lock().await.tail_logs()
+        );
+    }
+    for organ in [MINISTRY, COMMUNE] {
+        let inbox = store
+            .inbox(
+                &[organ.to_owned()],
+                lienthong_edxml::MessageType::Edoc,
+                &lienthong_store::InboxFilter {
+                    limit: Some(100_000),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("inbox");
+        let ids: Vec<&str> = inbox.iter().map(|e| e.document.doc_id.as_str()).collect();
+        let unique: HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(
+            ids.len(),
+            unique.len(),
+            "{organ}: a document is in the inbox twice"
+        );
+        assert_eq!(unique, doc_ids, "{organ}: inbox differs from what was sent");
+    }
+    assert_eq!(
+        env.dead_letters().await,
+        0,
+        "nothing should be dead-lettered\n{}",
+        procs.lock().await.tail_logs()
+    );
+    println!(
+        "{} documents sent through {kills} kills: each delivered exactly once to both recipients",
+        sent.len()
+    );
+    drop(procs);
+    env.teardown().await;
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the whole bus on the real RabbitMQ and real SQLite/PostgreSQL, driven through
+//! the REST interface exactly as agency systems drive it. One binary, many tests.
+
+mod crash;
+mod errors;
+mod flow;
+mod resilience;
+mod statuses;
