@@ -3,8 +3,9 @@
 //! It consults the agency registry at routing time (an agency locked or retired after acceptance
 //! gets a failed leg with the reason), moves each leg to `routed`, and publishes one
 //! `DeliverLeg` per routed leg plus the ledger events, all confirmed before the input is acked.
-//! A redelivered message re-publishes the deliveries of legs already routed, so a crash between
-//! the two steps loses nothing; delivery deduplicates.
+//! A redelivered message publishes again what an earlier attempt may have left unpublished (the
+//! deliveries of legs already routed, and every leg's event), so a crash between the store update
+//! and the confirms loses nothing; delivery and the ledger deduplicate.
 
 use std::sync::Arc;
 
@@ -46,55 +47,68 @@ impl Router {
         let t = self.publisher.topology();
         let mut out = Vec::new();
         for leg in &legs {
-            let mut state = leg.delivery;
-            if state == DeliveryState::Accepted {
-                let agency = agencies.iter().find(|a| a.code == leg.recipient);
-                let refusal = match agency.map(|a| a.state) {
-                    Some(AgencyState::Active) => None,
-                    Some(AgencyState::Locked) => Some("recipient is locked in the registry"),
-                    Some(AgencyState::Retired) => Some("recipient is retired in the registry"),
-                    None => Some("recipient is not in the registry"),
-                };
-                match refusal {
-                    None => {
-                        self.store
-                            .advance_leg(
-                                &leg.doc_id,
-                                &leg.recipient,
-                                DeliveryState::Accepted,
-                                DeliveryState::Routed,
-                            )
-                            .await
-                            .map_err(|e| retry(&e))?;
-                        state = DeliveryState::Routed;
-                    }
-                    Some(reason) => {
-                        self.store
-                            .fail_leg(&leg.doc_id, &leg.recipient, reason)
-                            .await
-                            .map_err(|e| retry(&e))?;
-                        out.push(
-                            event(
-                                &msg.doc_id,
-                                "failed",
-                                &leg.recipient,
-                                Some(reason.to_owned()),
-                            )
-                            .to_outgoing(t),
-                        );
-                        continue;
+            match leg.delivery {
+                DeliveryState::Accepted => {
+                    let agency = agencies.iter().find(|a| a.code == leg.recipient);
+                    match refusal(agency.map(|a| a.state)) {
+                        None => {
+                            self.store
+                                .advance_leg(
+                                    &leg.doc_id,
+                                    &leg.recipient,
+                                    DeliveryState::Accepted,
+                                    DeliveryState::Routed,
+                                )
+                                .await
+                                .map_err(|e| retry(&e))?;
+                            out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
+                            out.push(
+                                event(&msg.doc_id, "routed", &leg.recipient, None, now_ms())
+                                    .to_outgoing(t),
+                            );
+                        }
+                        Some(reason) => {
+                            self.store
+                                .fail_leg(&leg.doc_id, &leg.recipient, reason)
+                                .await
+                                .map_err(|e| retry(&e))?;
+                            let detail = Some(reason.to_owned());
+                            out.push(
+                                event(&msg.doc_id, "failed", &leg.recipient, detail, now_ms())
+                                    .to_outgoing(t),
+                            );
+                        }
                     }
                 }
-            }
-            if state == DeliveryState::Routed {
-                out.push(
-                    DeliverLeg {
-                        doc_id: msg.doc_id.clone(),
-                        recipient: leg.recipient.clone(),
-                    }
-                    .to_outgoing(t),
-                );
-                out.push(event(&msg.doc_id, "routed", &leg.recipient, None).to_outgoing(t));
+                // Handled before, by an attempt that may have died before publishing everything:
+                // publish again what that attempt published (consumers and the ledger deduplicate),
+                // dated when the leg changed.
+                DeliveryState::Routed => {
+                    out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
+                    out.push(
+                        event(&msg.doc_id, "routed", &leg.recipient, None, leg.updated_ms)
+                            .to_outgoing(t),
+                    );
+                }
+                DeliveryState::Delivered => {
+                    out.push(
+                        event(&msg.doc_id, "routed", &leg.recipient, None, leg.updated_ms)
+                            .to_outgoing(t),
+                    );
+                }
+                DeliveryState::Failed => {
+                    let detail = leg.reason.clone();
+                    out.push(
+                        event(
+                            &msg.doc_id,
+                            "failed",
+                            &leg.recipient,
+                            detail,
+                            leg.updated_ms,
+                        )
+                        .to_outgoing(t),
+                    );
+                }
             }
         }
         if let Some(next) = msg.forward() {
@@ -107,14 +121,37 @@ impl Router {
     }
 }
 
-fn event(doc_id: &str, kind: &str, organ: &str, detail: Option<String>) -> EventMessage {
+/// Why a recipient cannot be routed to, from its registry state.
+fn refusal(state: Option<AgencyState>) -> Option<&'static str> {
+    match state {
+        Some(AgencyState::Active) => None,
+        Some(AgencyState::Locked) => Some("recipient is locked in the registry"),
+        Some(AgencyState::Retired) => Some("recipient is retired in the registry"),
+        None => Some("recipient is not in the registry"),
+    }
+}
+
+fn deliver(doc_id: &str, recipient: &str) -> DeliverLeg {
+    DeliverLeg {
+        doc_id: doc_id.to_owned(),
+        recipient: recipient.to_owned(),
+    }
+}
+
+fn event(
+    doc_id: &str,
+    kind: &str,
+    organ: &str,
+    detail: Option<String>,
+    at_ms: i64,
+) -> EventMessage {
     EventMessage {
         event_id: format!("{doc_id}:{kind}:{organ}"),
         doc_id: doc_id.to_owned(),
         kind: kind.to_owned(),
         organ: Some(organ.to_owned()),
         detail,
-        at_ms: now_ms(),
+        at_ms,
     }
 }
 

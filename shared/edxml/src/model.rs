@@ -472,9 +472,10 @@ mod tests {
     #[test]
     fn document_id_names_what_is_wrong() {
         assert!(DocumentId::parse("000.00.00.G22,2015/09/30,7816/VPCP-TTĐT").is_ok());
-        let err = DocumentId::parse("000.00.00.G22,2015-09-30,7816/VPCP").unwrap_err();
+        let err =
+            DocumentId::parse("000.00.00.G22,2015-09-30,7816/VPCP").expect_err("must be refused");
         assert!(err.0.contains("yyyy/MM/dd"), "{err}");
-        let err = DocumentId::parse("G22,2015/09/30,1").unwrap_err();
+        let err = DocumentId::parse("G22,2015/09/30,1").expect_err("must be refused");
         assert!(err.0.contains("DDD.CC.BB.Lnn"), "{err}");
         assert!(DocumentId::parse("000.00.00.G22,2015/09/30, ").is_err());
     }

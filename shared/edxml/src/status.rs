@@ -234,14 +234,14 @@ mod tests {
 
     #[test]
     fn refuses_illegal_transitions_with_a_reason() {
-        let err = run(&[Arrived, Assigned]).unwrap_err();
+        let err = run(&[Arrived, Assigned]).expect_err("must be refused");
         assert_eq!(err.next, Assigned);
         assert!(err.to_string().contains("may only follow 03"), "{err}");
         assert!(run(&[Arrived, Arrived]).is_err());
         assert!(run(&[Refused, Accepted]).is_err());
         assert!(run(&[Completed]).is_err());
         assert!(run(&[RecallAgreed]).is_err());
-        let err = run(&[RecallRequested, RecallAgreed, Accepted]).unwrap_err();
+        let err = run(&[RecallRequested, RecallAgreed, Accepted]).expect_err("must be refused");
         assert!(err.to_string().contains("recalled"), "{err}");
     }
 

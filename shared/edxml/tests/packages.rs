@@ -244,7 +244,7 @@ fn distinguishes_not_xml_from_not_conformant() {
 #[test]
 fn parse_as_checks_the_declared_message_type() {
     let bytes = write_edoc(&letter());
-    let err = parse_as(&bytes, MessageType::Status).unwrap_err();
+    let err = parse_as(&bytes, MessageType::Status).expect_err("must be refused");
     assert!(err.to_string().contains("messageType is `status`"), "{err}");
     assert!(parse_as(&bytes, MessageType::Edoc).is_ok());
 }

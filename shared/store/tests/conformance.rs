@@ -321,7 +321,7 @@ async fn legs_advance_once(env: &Env) {
     let err = s
         .set_transport("d1", "000.00.00.G22", TransportStatus::Processing, &[])
         .await
-        .unwrap_err();
+        .expect_err("must be refused");
     assert!(
         matches!(err, StoreError::Rule(RuleError::IllegalTransition(_))),
         "{err}"
@@ -346,7 +346,7 @@ async fn legs_advance_once(env: &Env) {
     let err = s
         .set_transport("d1", "000.12.05.H49", TransportStatus::Done, &[])
         .await
-        .unwrap_err();
+        .expect_err("must be refused");
     assert!(
         matches!(err, StoreError::Rule(RuleError::NoSuchLeg(..))),
         "undelivered copy: {err}"
@@ -378,7 +378,7 @@ async fn business_status_follows_the_rules(env: &Env) {
     let err = s
         .accept(&status("s2", StatusCode::Assigned), &[event_msg("st-s2")])
         .await
-        .unwrap_err();
+        .expect_err("must be refused");
     assert!(
         matches!(&err, StoreError::Rule(RuleError::IllegalTransition(m)) if m.contains("may only follow 03")),
         "{err}"
