@@ -4,6 +4,7 @@
 //! published twice has the effect of one.
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError, get_opt_string, now_ms, placeholders, sql};
 
@@ -24,6 +25,19 @@ pub struct OutboxMessage {
 pub struct OutboxRow {
     pub id: i64,
     pub message: OutboxMessage,
+}
+
+fn outbox_row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        message: OutboxMessage {
+            doc_id: get_opt_string(r, "doc_id")?,
+            exchange: r.try_get("exchange")?,
+            routing_key: r.try_get("routing_key")?,
+            message_id: r.try_get("message_id")?,
+            payload: r.try_get("payload")?,
+        },
+    })
 }
 
 impl Store {
@@ -75,18 +89,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(OutboxRow {
-                id: r.try_get("id")?,
-                message: OutboxMessage {
-                    doc_id: get_opt_string(r, "doc_id")?,
-                    exchange: r.try_get("exchange")?,
-                    routing_key: r.try_get("routing_key")?,
-                    message_id: r.try_get("message_id")?,
-                    payload: r.try_get("payload")?,
-                },
-            })
-        })
+        .map(outbox_row)
         .collect()
     }
 
@@ -100,18 +103,7 @@ impl Store {
         .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    message: OutboxMessage {
-                        doc_id: get_opt_string(r, "doc_id")?,
-                        exchange: r.try_get("exchange")?,
-                        routing_key: r.try_get("routing_key")?,
-                    message_id: r.try_get("message_id")?,
-                        payload: r.try_get("payload")?,
-                    },
-                })
-            })
+            .map(outbox_row)
             .collect()
     }
 

@@ -7,7 +7,7 @@ use lienthong_store::now_ms;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{no_such_document, own_copies, require_doc_id};
+use super::{own_copies, require_doc_id, visible_document};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::time_fmt::format_ms;
@@ -27,16 +27,8 @@ pub async fn get_edoc(
     Query(p): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let doc_id = require_doc_id(p.doc_id.as_deref())?;
-    let doc = state
-        .store
-        .document(doc_id)
-        .await?
-        .ok_or_else(|| no_such_document(doc_id))?;
-    let legs = state.store.legs(doc_id).await?;
+    let (doc, legs) = visible_document(&state, &caller, doc_id).await?;
     let copies = own_copies(&caller, &legs);
-    if copies.is_empty() && !caller.acts_for(&doc.sender) {
-        return Err(no_such_document(doc_id));
-    }
     let bytes = state.store.package(&doc).await?;
 
     let attachments: Vec<Value> = match lienthong_edxml::parse(&bytes) {

@@ -11,7 +11,7 @@ mod update_status;
 
 use axum::Router;
 use axum::routing::{get, post};
-use lienthong_store::{DeliveryState, Leg, System};
+use lienthong_store::{DeliveryState, DocumentRow, Leg, System};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
@@ -48,6 +48,25 @@ pub(crate) fn require_doc_id(doc_id: Option<&str>) -> Result<&str, ApiError> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidFile, "docId: the parameter is required"))
+}
+
+/// A document with its legs, if the caller sent it or holds a delivered copy of it.
+pub(crate) async fn visible_document(
+    state: &AppState,
+    caller: &System,
+    doc_id: &str,
+) -> Result<(DocumentRow, Vec<Leg>), ApiError> {
+    let doc = state
+        .store
+        .document(doc_id)
+        .await?
+        .ok_or_else(|| no_such_document(doc_id))?;
+    let legs = state.store.legs(doc_id).await?;
+    if caller.acts_for(&doc.sender) || !own_copies(caller, &legs).is_empty() {
+        Ok((doc, legs))
+    } else {
+        Err(no_such_document(doc_id))
+    }
 }
 
 /// Not found, or not the caller's to see: the same answer, so ids cannot be probed.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
-use crate::time_fmt::{DAY_MS, day_start_ms, format_ms};
+use crate::time_fmt::{date_range, format_ms};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,17 +48,10 @@ pub async fn get_received_edoc_list(
             .collect::<Result<_, _>>()
             .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("status: {e}")))?,
     };
+    let (from_ms, to_ms) = date_range(p.from_date.as_deref(), p.to_date.as_deref())?;
     let filter = InboxFilter {
-        from_ms: p
-            .from_date
-            .as_deref()
-            .map(|d| day_start_ms("fromDate", d))
-            .transpose()?,
-        to_ms: p
-            .to_date
-            .as_deref()
-            .map(|d| day_start_ms("toDate", d).map(|s| s + DAY_MS))
-            .transpose()?,
+        from_ms,
+        to_ms,
         transport,
         limit: Some(p.limit.unwrap_or(1000).clamp(1, 10_000)),
     };

@@ -10,7 +10,7 @@ use super::received::transport_desc;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::time_fmt::{DAY_MS, day_start_ms, format_ms};
+use crate::time_fmt::{date_range, format_ms};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,17 +41,10 @@ pub async fn get_sent_edoc_list(
             vec![doc]
         }
         None => {
+            let (from_ms, to_ms) = date_range(p.from_date.as_deref(), p.to_date.as_deref())?;
             let filter = InboxFilter {
-                from_ms: p
-                    .from_date
-                    .as_deref()
-                    .map(|d| day_start_ms("fromDate", d))
-                    .transpose()?,
-                to_ms: p
-                    .to_date
-                    .as_deref()
-                    .map(|d| day_start_ms("toDate", d).map(|s| s + DAY_MS))
-                    .transpose()?,
+                from_ms,
+                to_ms,
                 transport: Vec::new(),
                 limit: Some(p.limit.unwrap_or(100).clamp(1, 1000)),
             };

@@ -3,7 +3,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{no_such_document, own_copies, require_doc_id};
+use super::{require_doc_id, visible_document};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -23,15 +23,7 @@ pub async fn get_trace(
     Query(p): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let doc_id = require_doc_id(p.doc_id.as_deref())?;
-    let doc = state
-        .store
-        .document(doc_id)
-        .await?
-        .ok_or_else(|| no_such_document(doc_id))?;
-    let legs = state.store.legs(doc_id).await?;
-    if !caller.acts_for(&doc.sender) && own_copies(&caller, &legs).is_empty() {
-        return Err(no_such_document(doc_id));
-    }
+    let (doc, _) = visible_document(&state, &caller, doc_id).await?;
     let events: Vec<Value> = state
         .store
         .trace(doc_id)
