@@ -184,7 +184,12 @@ async fn resubmitting_the_same_package_returns_the_same_doc_id_and_delivers_once
         (ministry.inbox("edoc", &[]).await.expect("inbox").len() == 1).then_some(())
     })
     .await;
-    // A third send after delivery still creates nothing new.
+    // A third send after delivery still creates nothing new, even once the registry has changed:
+    // a client retrying after a lost answer must get its docId, not a new refusal.
+    env.store
+        .set_agency_state(MINISTRY, lienthong_store::AgencyState::Locked)
+        .await
+        .expect("lock");
     assert_eq!(province.send(package, "edoc").await.expect("third"), first);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rows: Vec<Value> = ministry

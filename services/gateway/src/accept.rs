@@ -37,6 +37,12 @@ pub async fn accept(
         lienthong_edxml::Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
         lienthong_edxml::Package::Status(st) => status_document(state, caller, &st, bytes).await?,
     };
+    // A resubmission gets the docId it was given, whatever changed in the registry since.
+    if doc.message_type == MessageType::Edoc
+        && state.store.doc_id_for_key(&doc.idem_key).await?.is_none()
+    {
+        check_recipients(state, &doc.recipients).await?;
+    }
     commit(state, doc).await
 }
 
@@ -69,16 +75,9 @@ async fn check_sender(
     }
 }
 
-async fn edoc_document(
-    state: &AppState,
-    caller: &System,
-    edoc: &Edoc,
-    bytes: Vec<u8>,
-) -> Result<NewDocument, ApiError> {
-    let h = &edoc.header;
-    let sender = h.sender().as_str();
-    check_sender(state, caller, sender, "MessageHeader/From/OrganId").await?;
-    let codes: Vec<&str> = h.recipients().iter().map(|o| o.as_str()).collect();
+/// Every recipient must be in the registry (18) and active (retired: 18, locked: 23).
+async fn check_recipients(state: &AppState, recipients: &[String]) -> Result<(), ApiError> {
+    let codes: Vec<&str> = recipients.iter().map(String::as_str).collect();
     let known = state.store.agencies_in(&codes).await?;
     for (i, code) in codes.iter().enumerate() {
         let path = format!("MessageHeader/To[{}]/OrganId", i + 1);
@@ -104,6 +103,19 @@ async fn edoc_document(
             Some(_) => {}
         }
     }
+    Ok(())
+}
+
+async fn edoc_document(
+    state: &AppState,
+    caller: &System,
+    edoc: &Edoc,
+    bytes: Vec<u8>,
+) -> Result<NewDocument, ApiError> {
+    let h = &edoc.header;
+    let sender = h.sender().as_str();
+    check_sender(state, caller, sender, "MessageHeader/From/OrganId").await?;
+    let codes: Vec<&str> = h.recipients().iter().map(|o| o.as_str()).collect();
     Ok(NewDocument {
         doc_id: uuid::Uuid::now_v7().to_string(),
         idem_key: format!("edoc|{sender}|{}", h.document_id),

@@ -320,7 +320,8 @@ impl Store {
         })
     }
 
-    async fn doc_id_for_key(&self, key: &str) -> Result<Option<String>, StoreError> {
+    /// The document accepted under an idempotency key, if any.
+    pub async fn doc_id_for_key(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query("SELECT doc_id FROM documents WHERE idem_key = $1")
                 .bind(key)
