@@ -8,8 +8,8 @@ use lienthong_bus::{BusConfig, QueueType, Topology};
 use lienthong_client::Client;
 use lienthong_edxml::{NewEdoc, OrganId};
 use lienthong_gateway::GatewayConfig;
+use lienthong_store::testing::ScratchPostgres;
 use lienthong_store::{Agency, AgencyState, BlobConfig, Level, Store, StoreConfig};
-use sqlx::Executor;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -26,11 +26,6 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-pub fn pg_admin_url() -> String {
-    std::env::var("LIENTHONG_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -43,13 +38,13 @@ pub struct Env {
     pub store_config: StoreConfig,
     pub bus: BusConfig,
     pub store: Store,
-    pg_db: Option<String>,
+    pg: Option<ScratchPostgres>,
 }
 
 impl Env {
     pub async fn new(backend: Backend) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (store_config, pg_db) = match backend {
+        let (store_config, pg) = match backend {
             Backend::Sqlite => (
                 StoreConfig {
                     url: format!("sqlite://{}", dir.path().join("lienthong.db").display()),
@@ -61,25 +56,16 @@ impl Env {
                 None,
             ),
             Backend::Postgres => {
-                sqlx::any::install_default_drivers();
-                let name = format!("lt_e2e_{}", uuid::Uuid::new_v4().simple());
-                let admin = sqlx::AnyPool::connect(&pg_admin_url())
+                let pg = ScratchPostgres::create("lt_e2e")
                     .await
                     .expect("PostgreSQL reachable");
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .await
-                    .expect("create db");
-                admin.close().await;
-                let base = pg_admin_url();
-                let url = format!("{}/{name}", &base[..base.rfind('/').expect("db in url")]);
                 (
                     StoreConfig {
-                        url,
+                        url: pg.url.clone(),
                         max_connections: None,
                         blobs: BlobConfig::Db,
                     },
-                    Some(name),
+                    Some(pg),
                 )
             }
         };
@@ -93,7 +79,7 @@ impl Env {
             store_config,
             bus,
             store,
-            pg_db,
+            pg,
         }
     }
 
@@ -101,14 +87,8 @@ impl Env {
     pub async fn teardown(self) {
         delete_topology(&self.bus).await;
         self.store.close().await;
-        if let Some(name) = self.pg_db {
-            if let Ok(admin) = sqlx::AnyPool::connect(&pg_admin_url()).await {
-                let _ = admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .await;
-            }
+        if let Some(pg) = self.pg {
+            pg.drop_database().await;
         }
     }
 

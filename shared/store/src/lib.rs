@@ -10,6 +10,7 @@ mod documents;
 mod ledger;
 mod outbox;
 mod registry;
+pub mod testing;
 
 use std::time::Duration;
 

@@ -4,17 +4,11 @@
 
 use lienthong_edxml::{MessageType, StatusCode};
 use lienthong_store::*;
-use sqlx::Executor;
 
 struct Env {
     store: Store,
     _dir: tempfile::TempDir,
-    pg_db: Option<String>,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("LIENTHONG_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    pg: Option<testing::ScratchPostgres>,
 }
 
 async fn sqlite() -> Env {
@@ -31,54 +25,34 @@ async fn sqlite() -> Env {
     Env {
         store,
         _dir: dir,
-        pg_db: None,
+        pg: None,
     }
 }
 
 async fn postgres() -> Env {
-    sqlx::any::install_default_drivers();
-    let name = format!("lt_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect(&pg_admin_url())
+    let pg = testing::ScratchPostgres::create("lt_test")
         .await
         .expect("PostgreSQL reachable (LIENTHONG_TEST_POSTGRES)");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create db");
-    admin.close().await;
-    let base = pg_admin_url();
-    let url = format!(
-        "{}/{name}",
-        &base[..base.rfind('/').expect("url has a database")]
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::connect(&StoreConfig {
-        url,
+        url: pg.url.clone(),
         max_connections: None,
         blobs: BlobConfig::Db,
     })
     .await
     .expect("postgres store");
+    let dir = tempfile::tempdir().expect("tempdir");
     Env {
         store,
         _dir: dir,
-        pg_db: Some(name),
+        pg: Some(pg),
     }
 }
 
 impl Env {
     async fn done(self) {
         self.store.close().await;
-        if let Some(name) = self.pg_db {
-            let admin = sqlx::AnyPool::connect(&pg_admin_url())
-                .await
-                .expect("admin");
-            admin
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await
-                .expect("drop db");
+        if let Some(pg) = self.pg {
+            pg.drop_database().await;
         }
     }
 }

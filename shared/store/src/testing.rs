@@ -1,0 +1,54 @@
+//! Scratch PostgreSQL databases for tests: each test gets a database of its own on the server named
+//! by `LIENTHONG_TEST_POSTGRES` (default: the local trust-auth server), dropped afterwards.
+
+use sqlx::Executor;
+
+use crate::StoreError;
+
+/// The maintenance database URL tests create their databases from.
+pub fn postgres_admin_url() -> String {
+    std::env::var("LIENTHONG_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database created for one test.
+#[derive(Debug)]
+pub struct ScratchPostgres {
+    /// Connection URL of the new database.
+    pub url: String,
+    name: String,
+}
+
+impl ScratchPostgres {
+    pub async fn create(prefix: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let admin_url = postgres_admin_url();
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::AnyPool::connect(&admin_url).await?;
+        // The name is ours: a fixed prefix and a UUID.
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
+        admin.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        Ok(Self {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// Drops the database, closing whatever is still connected to it.
+    pub async fn drop_database(self) {
+        if let Ok(admin) = sqlx::AnyPool::connect(&postgres_admin_url()).await {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )))
+                .await;
+            admin.close().await;
+        }
+    }
+}
