@@ -52,7 +52,8 @@ impl Router {
                     let agency = agencies.iter().find(|a| a.code == leg.recipient);
                     match refusal(agency.map(|a| a.state)) {
                         None => {
-                            self.store
+                            let moved = self
+                                .store
                                 .advance_leg(
                                     &leg.doc_id,
                                     &leg.recipient,
@@ -61,6 +62,9 @@ impl Router {
                                 )
                                 .await
                                 .map_err(|e| retry(&e))?;
+                            if !moved {
+                                return Err(changed_meanwhile(leg));
+                            }
                             out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
                             out.push(
                                 event(&msg.doc_id, "routed", &leg.recipient, None, now_ms())
@@ -68,10 +72,14 @@ impl Router {
                             );
                         }
                         Some(reason) => {
-                            self.store
+                            let failed = self
+                                .store
                                 .fail_leg(&leg.doc_id, &leg.recipient, reason)
                                 .await
                                 .map_err(|e| retry(&e))?;
+                            if !failed {
+                                return Err(changed_meanwhile(leg));
+                            }
                             let detail = Some(reason.to_owned());
                             out.push(
                                 event(&msg.doc_id, "failed", &leg.recipient, detail, now_ms())
@@ -119,6 +127,15 @@ impl Router {
             .await
             .map_err(|e| retry(&e))
     }
+}
+
+/// Another consumer moved the leg between our read and our write (a duplicate message handled
+/// twice at once): try again, and act on what the store says then.
+fn changed_meanwhile(leg: &lienthong_store::Leg) -> Outcome {
+    Outcome::Retry(format!(
+        "leg {}/{} changed meanwhile",
+        leg.doc_id, leg.recipient
+    ))
 }
 
 /// Why a recipient cannot be routed to, from its registry state.

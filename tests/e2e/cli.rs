@@ -1,0 +1,210 @@
+//! The `lienthong` command line as an integrator uses it: admin commands on the store, and the
+//! client commands against a running bus.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use lienthong_tests::*;
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let out = Command::new(lienthong_bin())
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run lienthong");
+    out
+}
+
+fn ok(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = run(args, envs);
+    assert!(
+        out.status.success(),
+        "lienthong {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_config(env: &Env, path: &Path) {
+    let blobs = match &env.store_config.blobs {
+        lienthong_store::BlobConfig::Files { dir } => dir.display().to_string(),
+        lienthong_store::BlobConfig::Db => String::new(),
+    };
+    std::fs::write(
+        path,
+        format!(
+            "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{blobs}\" }}\n\n[bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"classic\"\n",
+            env.store_config.url, env.bus.url, env.bus.prefix
+        ),
+    )
+    .expect("config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integrator_drives_the_bus_from_the_command_line() {
+    let env = Env::new(Backend::Sqlite).await;
+    let config = env.dir.path().join("lienthong.toml");
+    write_config(&env, &config);
+    let cfg = config.to_str().expect("utf8 path");
+    let bus = InProcessBus::start(&env).await;
+
+    // Admin: a new system for the department, with a generated secret.
+    let out = ok(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "system-add",
+            "so-tttt",
+            "--name",
+            "Sở TTTT",
+            "--organ",
+            DEPARTMENT,
+        ],
+        &[],
+    );
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("X-SecretKey: "))
+        .expect("secret printed")
+        .to_owned();
+    assert_eq!(secret.len(), 64, "256-bit hex secret");
+    let bad = run(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "system-add",
+            "x",
+            "--name",
+            "x",
+            "--organ",
+            "G22",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--organ"),
+        "names the bad argument"
+    );
+
+    // Client: build a sample package, send it as the department, read it as the ministry.
+    let package = env.dir.path().join("cv.edxml");
+    let package_s = package.to_str().expect("utf8");
+    let number = unique_number().to_string();
+    ok(
+        &[
+            "sample", "--from", DEPARTMENT, "--to", MINISTRY, "--number", &number, "-o", package_s,
+        ],
+        &[],
+    );
+    let as_dept = [
+        ("LIENTHONG_URL", bus.url.as_str()),
+        ("LIENTHONG_SYSTEM_ID", "so-tttt"),
+        ("LIENTHONG_SECRET", secret.as_str()),
+    ];
+    let doc_id = ok(&["send", package_s], &as_dept).trim().to_owned();
+    assert!(!doc_id.is_empty());
+
+    let as_ministry = [
+        ("LIENTHONG_URL", bus.url.as_str()),
+        ("LIENTHONG_SYSTEM_ID", "ministry"),
+        ("LIENTHONG_SECRET", "secret-ministry"),
+    ];
+    let ministry = bus.client("ministry");
+    eventually("delivery", Duration::from_secs(20), || async {
+        (!ministry.inbox("edoc", &[]).await.expect("inbox").is_empty()).then_some(())
+    })
+    .await;
+    let inbox: serde_json::Value =
+        serde_json::from_str(&ok(&["inbox"], &as_ministry)).expect("json");
+    assert_eq!(inbox[0]["docId"], doc_id.as_str());
+    let fetched = env.dir.path().join("fetched.edxml");
+    ok(
+        &["fetch", &doc_id, "-o", fetched.to_str().expect("utf8")],
+        &as_ministry,
+    );
+    assert_eq!(
+        std::fs::read(&fetched).expect("fetched"),
+        std::fs::read(&package).expect("sent")
+    );
+
+    // Statuses built by the CLI, and an illegal one refused with the rule.
+    ok(&["status", &doc_id, "--code", "01"], &as_ministry);
+    ok(
+        &[
+            "status",
+            &doc_id,
+            "--code",
+            "03",
+            "--description",
+            "Đã vào sổ",
+        ],
+        &as_ministry,
+    );
+    // 02 (refused) cannot follow 03 (accepted).
+    let refused = run(&["status", &doc_id, "--code", "02"], &as_ministry);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("error 25"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    ok(&["update", &doc_id, "done"], &as_ministry);
+
+    let sent: serde_json::Value =
+        serde_json::from_str(&ok(&["sent", &doc_id], &as_dept)).expect("json");
+    assert_eq!(sent[0]["businessStatus"], "03");
+    assert_eq!(sent[0]["status"], "done");
+    let trace = eventually(
+        "trace with both statuses",
+        Duration::from_secs(20),
+        || async {
+            let t: serde_json::Value =
+                serde_json::from_str(&ok(&["trace", &doc_id], &as_dept)).ok()?;
+            (t.as_array()?
+                .iter()
+                .filter(|e| e["event"] == "status")
+                .count()
+                == 2)
+                .then_some(t)
+        },
+    )
+    .await;
+    assert!(
+        trace
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["event"] == "fetched"))
+    );
+
+    // Admin: lock the ministry in the registry; the CLI shows error 23 naming the field.
+    ok(
+        &["admin", "--config", cfg, "registry-set", MINISTRY, "locked"],
+        &[],
+    );
+    ok(
+        &[
+            "sample", "--from", DEPARTMENT, "--to", MINISTRY, "--number", "7", "-o", package_s,
+        ],
+        &[],
+    );
+    let locked = run(&["send", package_s], &as_dept);
+    let stderr = String::from_utf8_lossy(&locked.stderr);
+    assert!(
+        stderr.contains("error 23") && stderr.contains("To[1]/OrganId"),
+        "{stderr}"
+    );
+    let agencies: serde_json::Value =
+        serde_json::from_str(&ok(&["admin", "--config", cfg, "registry-export"], &[]))
+            .expect("json");
+    assert!(agencies.as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x["code"] == MINISTRY && x["state"] == "locked")
+    }));
+
+    bus.stop().await;
+    env.teardown().await;
+}
