@@ -8,13 +8,12 @@ use std::time::Duration;
 use lienthong_tests::*;
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let out = Command::new(lienthong_bin())
+    Command::new(lienthong_bin())
         .args(args)
         .envs(envs.iter().copied())
         .env("RUST_LOG", "warn")
         .output()
-        .expect("run lienthong");
-    out
+        .expect("run lienthong")
 }
 
 fn ok(args: &[&str], envs: &[(&str, &str)]) -> String {
