@@ -1,34 +1,67 @@
-//! A small, safe element tree read with quick-xml.
+//! A small, safe, faithful document tree read with quick-xml.
 //!
 //! The typed model is mapped from this tree rather than from events so that validation can name
-//! the exact path of every broken rule. Reading is safe by construction: a document type
-//! declaration (and so any entity definition) is refused, only the five predefined entities and
-//! character references are expanded, nesting depth is bounded, and names are resolved against
-//! their namespaces so `edXML:From` and `From` under a default namespace are the same element.
+//! the exact path of every broken rule, and the signature verifier canonicalizes this same tree,
+//! so what is verified and what is routed come from one parse (no parser differential).
+//!
+//! Reading is safe by construction: a document type declaration (and so any entity definition) is
+//! refused, only the five predefined entities and character references are expanded, nesting
+//! depth is bounded, and names are resolved against their namespaces so `edXML:From` and `From`
+//! under a default namespace are the same element.
+//!
+//! It is faithful to the XML information set canonicalization needs: element and attribute
+//! prefixes, namespace declarations per element, comments and processing instructions (also
+//! outside the root), end-of-line handling (CR LF and CR become LF) and attribute-value
+//! normalization (literal tabs and newlines in attributes become spaces) done before references
+//! are expanded, as an XML processor does.
 
 use quick_xml::NsReader;
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
+use quick_xml::name::{PrefixDeclaration, ResolveResult};
 
 use crate::error::ParseError;
 
 /// Deepest element nesting accepted; real packages are under 10 levels.
 const MAX_DEPTH: usize = 64;
 
-/// One element: namespace URI, local name, attributes, and children in document order.
+/// A whole document: the root element and the comments and processing instructions around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub before: Vec<Node>,
+    pub root: Element,
+    pub after: Vec<Node>,
+}
+
+/// One element: namespace URI, prefix and local name, the namespace declarations it carries,
+/// its other attributes, and its children in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     pub namespace: Option<String>,
+    pub prefix: Option<String>,
     pub name: String,
-    pub attributes: Vec<(String, String)>,
+    /// `xmlns` (prefix `None`) and `xmlns:p` declarations, in document order. An empty value
+    /// undeclares the default namespace.
+    pub namespace_declarations: Vec<(Option<String>, String)>,
+    pub attributes: Vec<Attribute>,
     pub children: Vec<Node>,
 }
 
-/// A child of an element.
+/// An attribute other than a namespace declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub namespace: Option<String>,
+    pub prefix: Option<String>,
+    pub name: String,
+    pub value: String,
+}
+
+/// A child of an element, or a node around the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     Element(Element),
     Text(String),
+    Comment(String),
+    ProcessingInstruction { target: String, data: String },
 }
 
 impl Element {
@@ -36,7 +69,7 @@ impl Element {
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
-            Node::Text(_) => None,
+            _ => None,
         })
     }
 
@@ -71,16 +104,41 @@ impl Element {
         self.child(name).map(Element::text)
     }
 
+    /// An attribute without namespace, by name (`Id`, `URI`, `Algorithm`...).
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|a| a.namespace.is_none() && a.name == name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// The element's name as written, `prefix:local` or `local`.
+    pub fn qualified_name(&self) -> String {
+        qualified(self.prefix.as_deref(), &self.name)
+    }
+}
+
+impl Attribute {
+    /// The attribute's name as written.
+    pub fn qualified_name(&self) -> String {
+        qualified(self.prefix.as_deref(), &self.name)
+    }
+}
+
+fn qualified(prefix: Option<&str>, local: &str) -> String {
+    match prefix {
+        Some(p) => format!("{p}:{local}"),
+        None => local.to_owned(),
     }
 }
 
 /// Reads a whole document into its root element.
 pub fn read(bytes: &[u8]) -> Result<Element, ParseError> {
+    read_document(bytes).map(|d| d.root)
+}
+
+/// Reads a whole document, keeping what surrounds the root.
+pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
     let mut reader = NsReader::from_reader(bytes);
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = true;
@@ -88,113 +146,176 @@ pub fn read(bytes: &[u8]) -> Result<Element, ParseError> {
 
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut before = Vec::new();
+    let mut after = Vec::new();
     let mut buf = Vec::new();
     loop {
         let position = reader.buffer_position();
-        let event =
-            reader
-                .read_resolved_event_into(&mut buf)
-                .map_err(|e| ParseError::Malformed {
-                    position,
-                    reason: e.to_string(),
-                })?;
+        let malformed = |reason: String| ParseError::Malformed { position, reason };
+        let event = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|e| malformed(e.to_string()))?;
         match event {
             (ns, Event::Start(start)) => {
                 if root.is_some() {
-                    return Err(ParseError::Malformed {
-                        position,
-                        reason: "content after the root element".into(),
-                    });
+                    return Err(malformed("content after the root element".into()));
                 }
                 if stack.len() >= MAX_DEPTH {
                     return Err(ParseError::TooDeep { limit: MAX_DEPTH });
                 }
-                let namespace = match ns {
-                    ResolveResult::Bound(ns) => {
-                        Some(String::from_utf8_lossy(ns.as_ref()).into_owned())
-                    }
-                    ResolveResult::Unbound => None,
-                    ResolveResult::Unknown(prefix) => {
-                        return Err(ParseError::Malformed {
-                            position,
-                            reason: format!(
-                                "undeclared namespace prefix `{}`",
-                                String::from_utf8_lossy(&prefix)
-                            ),
-                        });
-                    }
-                };
+                let namespace = namespace_of(ns, position)?;
                 let name = utf8(start.local_name().as_ref(), position)?;
+                let prefix = start
+                    .name()
+                    .prefix()
+                    .map(|p| utf8(p.as_ref(), position))
+                    .transpose()?;
+                let mut namespace_declarations = Vec::new();
                 let mut attributes = Vec::new();
                 for attr in start.attributes() {
-                    let attr = attr.map_err(|e| ParseError::Malformed {
-                        position,
-                        reason: e.to_string(),
-                    })?;
-                    let key = utf8(attr.key.as_ref(), position)?;
-                    let value = attr
-                        .decode_and_unescape_value(reader.decoder())
-                        .map_err(|e| ParseError::Malformed {
-                            position,
-                            reason: e.to_string(),
-                        })?
-                        .into_owned();
-                    attributes.push((key, value));
+                    let attr = attr.map_err(|e| malformed(e.to_string()))?;
+                    let value = attribute_value(&attr.value, position)?;
+                    if let Some(binding) = attr.key.as_namespace_binding() {
+                        let prefix = match binding {
+                            PrefixDeclaration::Default => None,
+                            PrefixDeclaration::Named(p) => Some(utf8(p, position)?),
+                        };
+                        namespace_declarations.push((prefix, value));
+                        continue;
+                    }
+                    let (ans, local) = reader.resolve_attribute(attr.key);
+                    attributes.push(Attribute {
+                        namespace: namespace_of(ans, position)?,
+                        prefix: attr
+                            .key
+                            .prefix()
+                            .map(|p| utf8(p.as_ref(), position))
+                            .transpose()?,
+                        name: utf8(local.as_ref(), position)?,
+                        value,
+                    });
                 }
                 stack.push(Element {
                     namespace,
+                    prefix,
                     name,
+                    namespace_declarations,
                     attributes,
                     children: Vec::new(),
                 });
             }
             (_, Event::End(_)) => {
-                let done = stack.pop().ok_or_else(|| ParseError::Malformed {
-                    position,
-                    reason: "unexpected end tag".into(),
-                })?;
+                let done = stack
+                    .pop()
+                    .ok_or_else(|| malformed("unexpected end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(done)),
                     None => root = Some(done),
                 }
             }
             (_, Event::Text(text)) => {
-                let text = text.unescape().map_err(|e| ParseError::Malformed {
-                    position,
-                    reason: e.to_string(),
-                })?;
-                push_text(&mut stack, &text, position)?;
+                let raw = utf8(&text, position)?;
+                let text = quick_xml::escape::unescape(&normalize_line_ends(&raw))
+                    .map_err(|e| malformed(e.to_string()))?
+                    .into_owned();
+                push_text(&mut stack, text, position)?;
             }
             (_, Event::CData(cdata)) => {
-                let text = utf8(&cdata, position)?;
-                push_text(&mut stack, &text, position)?;
+                let text = normalize_line_ends(&utf8(&cdata, position)?);
+                push_text(&mut stack, text, position)?;
+            }
+            (_, Event::Comment(comment)) => {
+                let node = Node::Comment(normalize_line_ends(&utf8(&comment, position)?));
+                push_other(&mut stack, &root, &mut before, &mut after, node);
+            }
+            (_, Event::PI(pi)) => {
+                let target = utf8(pi.target(), position)?;
+                let data = normalize_line_ends(utf8(pi.content(), position)?.trim_start());
+                let node = Node::ProcessingInstruction { target, data };
+                push_other(&mut stack, &root, &mut before, &mut after, node);
             }
             (_, Event::DocType(_)) => return Err(ParseError::DocTypeRefused),
             (_, Event::Empty(_)) => {
                 // expand_empty_elements turns these into Start/End pairs.
-                return Err(ParseError::Malformed {
-                    position,
-                    reason: "unexpected empty element event".into(),
-                });
+                return Err(malformed("unexpected empty element event".into()));
             }
-            (_, Event::Decl(_) | Event::Comment(_) | Event::PI(_)) => {}
+            (_, Event::Decl(_)) => {}
             (_, Event::Eof) => break,
         }
         buf.clear();
     }
-    if !stack.is_empty() {
+    if let Some(open) = stack.last() {
         return Err(ParseError::Malformed {
             position: reader.buffer_position(),
-            reason: format!("unclosed element `{}`", stack[stack.len() - 1].name),
+            reason: format!("unclosed element `{}`", open.name),
         });
     }
-    root.ok_or(ParseError::Empty)
+    let root = root.ok_or(ParseError::Empty)?;
+    Ok(Document {
+        before,
+        root,
+        after,
+    })
 }
 
-fn push_text(stack: &mut [Element], text: &str, position: u64) -> Result<(), ParseError> {
+fn namespace_of(ns: ResolveResult, position: u64) -> Result<Option<String>, ParseError> {
+    match ns {
+        ResolveResult::Bound(ns) => Ok(Some(utf8(ns.as_ref(), position)?)),
+        ResolveResult::Unbound => Ok(None),
+        ResolveResult::Unknown(prefix) => Err(ParseError::Malformed {
+            position,
+            reason: format!(
+                "undeclared namespace prefix `{}`",
+                String::from_utf8_lossy(&prefix)
+            ),
+        }),
+    }
+}
+
+/// End-of-line handling (XML 1.0 section 2.11): CR LF and lone CR become LF.
+fn normalize_line_ends(s: &str) -> String {
+    if !s.contains('\r') {
+        return s.to_owned();
+    }
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Attribute-value normalization (XML 1.0 section 3.3.3) for CDATA attributes: literal white
+/// space becomes a space before references are expanded, so `&#xA;` survives as a newline.
+fn attribute_value(raw: &[u8], position: u64) -> Result<String, ParseError> {
+    let raw = normalize_line_ends(&utf8(raw, position)?).replace(['\t', '\n'], " ");
+    quick_xml::escape::unescape(&raw)
+        .map(|v| v.into_owned())
+        .map_err(|e| ParseError::Malformed {
+            position,
+            reason: e.to_string(),
+        })
+}
+
+/// Comments and processing instructions go to the open element, or around the root.
+fn push_other(
+    stack: &mut [Element],
+    root: &Option<Element>,
+    before: &mut Vec<Node>,
+    after: &mut Vec<Node>,
+    node: Node,
+) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(node),
+        None if root.is_none() => before.push(node),
+        None => after.push(node),
+    }
+}
+
+fn push_text(stack: &mut [Element], text: String, position: u64) -> Result<(), ParseError> {
     match stack.last_mut() {
         Some(parent) => {
-            parent.children.push(Node::Text(text.to_owned()));
+            // Adjacent text (text, CDATA, text) is one text node.
+            if let Some(Node::Text(last)) = parent.children.last_mut() {
+                last.push_str(&text);
+            } else {
+                parent.children.push(Node::Text(text));
+            }
             Ok(())
         }
         None if text.trim().is_empty() => Ok(()),
@@ -237,7 +358,55 @@ mod tests {
         let a = read(br#"<p:a xmlns:p="urn:x"><p:b>1</p:b></p:a>"#).expect("parses");
         let b = read(br#"<a xmlns="urn:x"><b>1</b></a>"#).expect("parses");
         assert_eq!(a.namespace.as_deref(), Some("urn:x"));
-        assert_eq!(a.child("b"), b.child("b"));
+        let (ab, bb) = (a.child("b").expect("b"), b.child("b").expect("b"));
+        assert_eq!(
+            (&ab.namespace, &ab.name, ab.text()),
+            (&bb.namespace, &bb.name, bb.text())
+        );
+        assert_eq!(
+            (ab.prefix.as_deref(), bb.prefix.as_deref()),
+            (Some("p"), None)
+        );
+        assert_eq!(ab.qualified_name(), "p:b");
+    }
+
+    #[test]
+    fn normalizes_line_ends_and_attribute_white_space_before_expanding_references() {
+        let doc = read_document(
+            b"<?pi  data?><!--c1--><a x=\"1\t2\r\n3&#xA;4\">l1\r\nl2\rl3&#xD;<![CDATA[<&>]]></a><!--c2-->",
+        )
+        .expect("parses");
+        assert_eq!(doc.root.attribute("x"), Some("1 2 3\n4"));
+        assert_eq!(
+            doc.root.children,
+            vec![Node::Text("l1\nl2\nl3\r<&>".into())]
+        );
+        assert_eq!(
+            doc.before,
+            vec![
+                Node::ProcessingInstruction {
+                    target: "pi".into(),
+                    data: "data".into()
+                },
+                Node::Comment("c1".into())
+            ]
+        );
+        assert_eq!(doc.after, vec![Node::Comment("c2".into())]);
+    }
+
+    #[test]
+    fn keeps_namespace_declarations_apart_from_attributes() {
+        let e = read(br#"<a xmlns="urn:d" xmlns:p="urn:p" p:x="1" y="2"/>"#).expect("parses");
+        assert_eq!(
+            e.namespace_declarations,
+            vec![(None, "urn:d".into()), (Some("p".into()), "urn:p".into())]
+        );
+        assert_eq!(e.attributes.len(), 2);
+        assert_eq!(e.attributes[0].namespace.as_deref(), Some("urn:p"));
+        assert_eq!(
+            e.attributes[1].namespace, None,
+            "unprefixed attributes have no namespace"
+        );
     }
 
     #[test]

@@ -619,8 +619,14 @@ fn base64_decoded_len(content: &Element) -> Result<u64, String> {
     let mut symbols: u64 = 0;
     let mut padding: u64 = 0;
     for node in &content.children {
-        let crate::dom::Node::Text(t) = node else {
-            return Err("must hold base64 text only, not elements".into());
+        let t = match node {
+            crate::dom::Node::Text(t) => t,
+            crate::dom::Node::Element(_) => {
+                return Err("must hold base64 text only, not elements".into());
+            }
+            crate::dom::Node::Comment(_) | crate::dom::Node::ProcessingInstruction { .. } => {
+                continue;
+            }
         };
         for b in t.bytes() {
             match b {
