@@ -1,6 +1,9 @@
-//! XML canonicalization (C14N 1.0 and exclusive C14N 1.0, with and without comments) over the
-//! same document tree the edXML model is read from, for XML-DSig verification of packages.
+//! XML-DSig for edXML packages: canonicalization (C14N 1.0 and exclusive C14N 1.0, with and
+//! without comments) over the same document tree the edXML model is read from, and enveloped
+//! signature verification.
 
 pub mod c14n;
+pub mod verify;
 
 pub use c14n::{Algorithm, canonicalize};
+pub use verify::{DigestMethod, Failure, SignatureMethod, Verified, verify};
