@@ -3,7 +3,9 @@
 //! signature verification.
 
 pub mod c14n;
+pub mod trust;
 pub mod verify;
 
 pub use c14n::{Algorithm, canonicalize};
+pub use trust::{ChainFailure, ChainReport, Policy, TrustStore};
 pub use verify::{DigestMethod, Failure, SignatureMethod, Verified, verify};

@@ -26,6 +26,22 @@ if [ ! -f keys/root.pem ]; then
   rm -f keys/root.srl
 fi
 
+# A CRL from the root that revokes other-signer (and not signer).
+if [ ! -f keys/root.crl.pem ]; then
+  : > "$work/index.txt"; echo 01 > "$work/crlnumber"
+  cat > "$work/ca.cnf" <<CNF
+[ ca ]
+default_ca = test
+[ test ]
+database = $work/index.txt
+crlnumber = $work/crlnumber
+default_md = sha256
+default_crl_days = 30
+CNF
+  openssl ca -config "$work/ca.cnf" -keyfile keys/root.key -cert keys/root.pem -revoke keys/other-signer.pem 2>/dev/null
+  openssl ca -config "$work/ca.cnf" -keyfile keys/root.key -cert keys/root.pem -gencrl -out keys/root.crl.pem 2>/dev/null
+fi
+
 "$BIN" sample --from 000.00.00.H49 --to 000.00.00.G22 --to 000.12.05.H49 --number 2024 \
   --attachment-bytes 3000 -o "$work/package.edxml"
 # A comment in the header: signatures over URI="" never include comments.
@@ -71,9 +87,10 @@ template "$work/t6" "ds" "${MORE}rsa-sha384" "$EXC" "$EXC" "${MORE}sha384" "#def
 sign xmlsec1-rsa-sha384-exc-inclusive-namespaces signer "$work/t6"
 template "$work/t7" "" "${MORE}rsa-sha256" "$C14N" "" "http://www.w3.org/2001/04/xmlenc#sha256"
 sign xmlsec1-weak-rsa-1024 weak-signer "$work/t7"
+sign xmlsec1-revoked-signer other-signer "$work/t1"
 
 for f in xmlsec1-*.edxml; do
-  case "$f" in *weak*) continue ;; esac
+  case "$f" in *weak* | *revoked*) continue ;; esac
   xmlsec1 --verify --trusted-pem keys/root.pem "$f" >/dev/null 2>&1 || { echo "xmlsec1 cannot verify its own $f" >&2; exit 1; }
 done
 echo "vectors written"

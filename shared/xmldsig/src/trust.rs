@@ -1,0 +1,438 @@
+//! Certificate path validation from a signer certificate to configured trust anchors (the
+//! Government CA's roots and licensed public CAs), with revocation from CRLs.
+//!
+//! Checked for every certificate on the path: the issuer's signature, validity at the
+//! verification time, RSA key size, and for issuers the CA basic constraint, `keyCertSign` key
+//! usage and path length. The signer's key usage, when present, must allow `digitalSignature` or
+//! `nonRepudiation`. Revocation: a CRL signed by the certificate's issuer is used when loaded; a
+//! CRL past its `nextUpdate` plus the grace period fails closed. Without a CRL the policy decides.
+
+use std::path::Path;
+
+use serde::Serialize;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::{FromDer, X509Name};
+use x509_parser::public_key::PublicKey;
+use x509_parser::revocation_list::CertificateRevocationList;
+use x509_parser::time::ASN1Time;
+
+/// Deepest chain accepted (signer, intermediates, anchor).
+const MAX_PATH: usize = 8;
+
+/// Trust anchors, extra intermediates, and CRLs, all as DER.
+#[derive(Debug, Clone, Default)]
+pub struct TrustStore {
+    anchors: Vec<Vec<u8>>,
+    intermediates: Vec<Vec<u8>>,
+    crls: Vec<Vec<u8>>,
+}
+
+/// What to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub min_rsa_bits: usize,
+    /// SHA-1 in signatures or certificates: accepted with a warning (the national SDK still emits
+    /// it), or refused.
+    pub allow_sha1: bool,
+    /// Refuse a certificate whose issuer has no CRL loaded.
+    pub require_revocation_data: bool,
+    /// How long past `nextUpdate` a CRL may still be used.
+    pub crl_grace_secs: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_rsa_bits: 2048,
+            allow_sha1: true,
+            require_revocation_data: false,
+            crl_grace_secs: 24 * 3600,
+        }
+    }
+}
+
+/// One certificate of a validated path, as a security officer reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key: String,
+    pub signature_algorithm: String,
+}
+
+/// How revocation was checked for one certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevocationCheck {
+    pub subject: String,
+    /// `crl`, or `none` when no CRL of its issuer was loaded.
+    pub source: String,
+    pub crl_this_update: Option<i64>,
+    pub crl_next_update: Option<i64>,
+}
+
+/// A path that validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Signer first, trust anchor last.
+    pub chain: Vec<CertificateSummary>,
+    pub revocation: Vec<RevocationCheck>,
+    pub warnings: Vec<String>,
+}
+
+/// Why a path did not validate. `code()` is stable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainFailure {
+    #[error("certificate cannot be read: {0}")]
+    BadCertificate(String),
+    #[error("no path from {0} to a trusted root")]
+    Untrusted(String),
+    #[error("{subject} expired at {not_after} (Unix time)")]
+    Expired { subject: String, not_after: i64 },
+    #[error("{subject} is not valid before {not_before} (Unix time)")]
+    NotYetValid { subject: String, not_before: i64 },
+    #[error("{0} issues certificates but is not a CA (basic constraints)")]
+    NotCa(String),
+    #[error("{0}: key usage does not allow this use")]
+    KeyUsage(String),
+    #[error("{subject}: RSA key of {bits} bits is weaker than the {min} required")]
+    WeakKey {
+        subject: String,
+        bits: usize,
+        min: usize,
+    },
+    #[error("{subject} (serial {serial}) is revoked")]
+    Revoked { subject: String, serial: String },
+    #[error(
+        "the CRL of {issuer} is stale: its nextUpdate {next_update} (Unix time) is past the grace period"
+    )]
+    StaleCrl { issuer: String, next_update: i64 },
+    #[error("no CRL of {0}'s issuer is loaded, and the policy requires revocation data")]
+    NoRevocationData(String),
+    #[error("{0} is signed with SHA-1, which the policy refuses")]
+    Sha1Refused(String),
+}
+
+impl ChainFailure {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadCertificate(_) => "bad-certificate",
+            Self::Untrusted(_) => "untrusted",
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not-yet-valid",
+            Self::NotCa(_) => "not-ca",
+            Self::KeyUsage(_) => "key-usage",
+            Self::WeakKey { .. } => "weak-key",
+            Self::Revoked { .. } => "revoked",
+            Self::StaleCrl { .. } => "stale-crl",
+            Self::NoRevocationData(_) => "no-revocation-data",
+            Self::Sha1Refused(_) => "sha1-refused",
+        }
+    }
+}
+
+/// Certificates (PEM, possibly several per file, or DER) from bytes.
+pub fn certificates_from(bytes: &[u8]) -> Vec<Vec<u8>> {
+    pem_blocks(bytes, "CERTIFICATE").unwrap_or_else(|| vec![bytes.to_vec()])
+}
+
+fn pem_blocks(bytes: &[u8], label: &str) -> Option<Vec<Vec<u8>>> {
+    use base64::Engine;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    if !text.contains(&begin) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(&begin) {
+        let after = &rest[start + begin.len()..];
+        let Some(stop) = after.find(&end) else { break };
+        let b64: String = after[..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) {
+            out.push(der);
+        }
+        rest = &after[stop + end.len()..];
+    }
+    Some(out)
+}
+
+impl TrustStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add_anchor(&mut self, der: Vec<u8>) {
+        self.anchors.push(der);
+    }
+
+    pub fn add_intermediate(&mut self, der: Vec<u8>) {
+        self.intermediates.push(der);
+    }
+
+    /// A CRL, PEM (`X509 CRL`) or DER.
+    pub fn add_crl(&mut self, bytes: &[u8]) {
+        match pem_blocks(bytes, "X509 CRL") {
+            Some(blocks) => self.crls.extend(blocks),
+            None => self.crls.push(bytes.to_vec()),
+        }
+    }
+
+    /// Every certificate file (`.pem`, `.crt`, `.cer`, `.der`) in `dir` as an anchor, and the
+    /// given CRL files.
+    pub fn load(anchors_dir: &Path, crl_files: &[&Path]) -> std::io::Result<Self> {
+        let mut store = Self::new();
+        let mut entries: Vec<_> = std::fs::read_dir(anchors_dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::path);
+        for entry in entries {
+            let path = entry.path();
+            let is_cert = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "pem" | "crt" | "cer" | "der"));
+            if is_cert && path.is_file() {
+                for der in certificates_from(&std::fs::read(&path)?) {
+                    store.add_anchor(der);
+                }
+            }
+        }
+        for crl in crl_files {
+            store.add_crl(&std::fs::read(crl)?);
+        }
+        Ok(store)
+    }
+
+    pub fn anchors(&self) -> usize {
+        self.anchors.len()
+    }
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, ChainFailure> {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c)
+        .map_err(|e| ChainFailure::BadCertificate(e.to_string()))
+}
+
+fn name(n: &X509Name<'_>) -> String {
+    n.to_string()
+}
+
+fn key_description(cert: &X509Certificate<'_>) -> (String, Option<usize>) {
+    match cert.public_key().parsed() {
+        Ok(PublicKey::RSA(rsa)) => (format!("rsa-{}", rsa.key_size()), Some(rsa.key_size())),
+        Ok(PublicKey::EC(ec)) => (format!("ec-{}", ec.key_size()), None),
+        _ => ("other".to_owned(), None),
+    }
+}
+
+fn signature_algorithm(cert: &X509Certificate<'_>) -> String {
+    let oid = cert.signature_algorithm.algorithm.to_id_string();
+    match oid.as_str() {
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption".into(),
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256".into(),
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn summary(cert: &X509Certificate<'_>) -> CertificateSummary {
+    CertificateSummary {
+        subject: name(cert.subject()),
+        issuer: name(cert.issuer()),
+        serial: cert.raw_serial_as_string(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        key: key_description(cert).0,
+        signature_algorithm: signature_algorithm(cert),
+    }
+}
+
+/// Validates the path from `signer` (with `others` from the signature's `X509Data` as candidate
+/// intermediates) to an anchor, at Unix time `at`.
+pub fn validate(
+    signer: &[u8],
+    others: &[Vec<u8>],
+    store: &TrustStore,
+    policy: &Policy,
+    at: i64,
+) -> Result<ChainReport, ChainFailure> {
+    let signer_cert = parse(signer)?;
+    let mut pool: Vec<&[u8]> = others.iter().map(Vec::as_slice).collect();
+    pool.extend(store.intermediates.iter().map(Vec::as_slice));
+    let path = build(signer, &pool, store, 0)
+        .ok_or_else(|| ChainFailure::Untrusted(name(signer_cert.subject())))?;
+
+    let now =
+        ASN1Time::from_timestamp(at).map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;
+    let mut warnings = Vec::new();
+    let mut chain = Vec::with_capacity(path.len());
+    let mut revocation = Vec::new();
+    for (i, der) in path.iter().enumerate() {
+        let cert = parse(der)?;
+        let subject = name(cert.subject());
+        let validity = cert.validity();
+        if validity.not_after < now {
+            return Err(ChainFailure::Expired {
+                subject,
+                not_after: validity.not_after.timestamp(),
+            });
+        }
+        if validity.not_before > now {
+            return Err(ChainFailure::NotYetValid {
+                subject,
+                not_before: validity.not_before.timestamp(),
+            });
+        }
+        if let (_, Some(bits)) = key_description(&cert) {
+            if bits < policy.min_rsa_bits {
+                return Err(ChainFailure::WeakKey {
+                    subject,
+                    bits,
+                    min: policy.min_rsa_bits,
+                });
+            }
+        }
+        let is_anchor = i == path.len() - 1;
+        if signature_algorithm(&cert) == "sha1WithRSAEncryption" && !is_anchor {
+            if !policy.allow_sha1 {
+                return Err(ChainFailure::Sha1Refused(subject));
+            }
+            warnings.push(format!("{subject} is signed with SHA-1"));
+        }
+        let key_usage = cert
+            .key_usage()
+            .map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;
+        if i == 0 {
+            if let Some(ku) = key_usage {
+                if !(ku.value.digital_signature() || ku.value.non_repudiation()) {
+                    return Err(ChainFailure::KeyUsage(subject));
+                }
+            }
+        } else {
+            let bc = cert
+                .basic_constraints()
+                .map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;
+            let Some(bc) = bc.filter(|b| b.value.ca) else {
+                return Err(ChainFailure::NotCa(subject));
+            };
+            // Intermediate CAs below this one on the path (the signer does not count).
+            let below = u32::try_from(i - 1).unwrap_or(u32::MAX);
+            if bc.value.path_len_constraint.is_some_and(|max| below > max) {
+                return Err(ChainFailure::NotCa(format!(
+                    "{subject} (path length exceeded)"
+                )));
+            }
+            if key_usage.is_some_and(|ku| !ku.value.key_cert_sign()) {
+                return Err(ChainFailure::KeyUsage(subject));
+            }
+        }
+        if !is_anchor {
+            let issuer = parse(&path[i + 1])?;
+            revocation.push(check_revocation(&cert, &issuer, store, policy, at)?);
+        }
+        chain.push(summary(&cert));
+    }
+    Ok(ChainReport {
+        chain,
+        revocation,
+        warnings,
+    })
+}
+
+/// Depth-first search for a path to an anchor; issuers are matched by name and by signature.
+fn build(
+    cert_der: &[u8],
+    pool: &[&[u8]],
+    store: &TrustStore,
+    depth: usize,
+) -> Option<Vec<Vec<u8>>> {
+    if store.anchors.iter().any(|a| a.as_slice() == cert_der) {
+        return Some(vec![cert_der.to_vec()]);
+    }
+    if depth >= MAX_PATH {
+        return None;
+    }
+    let cert = parse(cert_der).ok()?;
+    let issued_by = |candidate: &[u8]| -> bool {
+        parse(candidate).is_ok_and(|issuer| {
+            issuer.subject().as_raw() == cert.issuer().as_raw()
+                && cert.verify_signature(Some(issuer.public_key())).is_ok()
+        })
+    };
+    for anchor in &store.anchors {
+        if issued_by(anchor) {
+            return Some(vec![cert_der.to_vec(), anchor.clone()]);
+        }
+    }
+    for candidate in pool {
+        if *candidate == cert_der || !issued_by(candidate) {
+            continue;
+        }
+        if let Some(mut rest) = build(candidate, pool, store, depth + 1) {
+            rest.insert(0, cert_der.to_vec());
+            return Some(rest);
+        }
+    }
+    None
+}
+
+fn check_revocation(
+    cert: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+    store: &TrustStore,
+    policy: &Policy,
+    at: i64,
+) -> Result<RevocationCheck, ChainFailure> {
+    let subject = name(cert.subject());
+    let crl = store.crls.iter().find_map(|der| {
+        let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
+        (crl.issuer().as_raw() == issuer.subject().as_raw()
+            && crl.verify_signature(issuer.public_key()).is_ok())
+        .then_some(crl)
+    });
+    let Some(crl) = crl else {
+        if policy.require_revocation_data {
+            return Err(ChainFailure::NoRevocationData(subject));
+        }
+        return Ok(RevocationCheck {
+            subject,
+            source: "none".into(),
+            crl_this_update: None,
+            crl_next_update: None,
+        });
+    };
+    let next_update = crl.next_update().map(|t| t.timestamp());
+    if let Some(next) = next_update {
+        if at > next + policy.crl_grace_secs {
+            return Err(ChainFailure::StaleCrl {
+                issuer: name(issuer.subject()),
+                next_update: next,
+            });
+        }
+    }
+    let serial = cert.raw_serial();
+    if crl
+        .iter_revoked_certificates()
+        .any(|r| r.raw_serial() == serial)
+    {
+        return Err(ChainFailure::Revoked {
+            subject,
+            serial: cert.raw_serial_as_string(),
+        });
+    }
+    Ok(RevocationCheck {
+        subject,
+        source: "crl".into(),
+        crl_this_update: Some(crl.last_update().timestamp()),
+        crl_next_update: next_update,
+    })
+}
