@@ -3,9 +3,13 @@
 //! signature verification.
 
 pub mod c14n;
+pub mod sign;
 pub mod trust;
+pub mod verdict;
 pub mod verify;
 
 pub use c14n::{Algorithm, canonicalize};
+pub use sign::{SignError, sign};
 pub use trust::{ChainFailure, ChainReport, Policy, TrustStore};
+pub use verdict::{Outcome, Verdict, check_package};
 pub use verify::{DigestMethod, Failure, SignatureMethod, Verified, verify};

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::{FromDer, X509Name};
 use x509_parser::public_key::PublicKey;
@@ -52,7 +52,7 @@ impl Default for Policy {
 }
 
 /// One certificate of a validated path, as a security officer reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateSummary {
     pub subject: String,
     pub issuer: String,
@@ -64,7 +64,7 @@ pub struct CertificateSummary {
 }
 
 /// How revocation was checked for one certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationCheck {
     pub subject: String,
     /// `crl`, or `none` when no CRL of its issuer was loaded.
@@ -74,7 +74,7 @@ pub struct RevocationCheck {
 }
 
 /// A path that validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainReport {
     /// Signer first, trust anchor last.
     pub chain: Vec<CertificateSummary>,
@@ -138,7 +138,9 @@ pub fn certificates_from(bytes: &[u8]) -> Vec<Vec<u8>> {
     pem_blocks(bytes, "CERTIFICATE").unwrap_or_else(|| vec![bytes.to_vec()])
 }
 
-fn pem_blocks(bytes: &[u8], label: &str) -> Option<Vec<Vec<u8>>> {
+/// The DER of every PEM block labelled `label` (`CERTIFICATE`, `PRIVATE KEY`, `X509 CRL`), or
+/// `None` when the bytes are not PEM.
+pub fn pem_blocks(bytes: &[u8], label: &str) -> Option<Vec<Vec<u8>>> {
     use base64::Engine;
     let text = std::str::from_utf8(bytes).ok()?;
     let begin = format!("-----BEGIN {label}-----");
