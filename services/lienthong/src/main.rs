@@ -60,6 +60,35 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Verify a package's XML-DSig signature and its signer's certificate path; prints the verdict
+    /// as JSON and exits 0 only for a valid signature.
+    Verify {
+        file: PathBuf,
+        /// Directory of trusted root certificates (PEM or DER).
+        #[arg(long)]
+        trust: PathBuf,
+        /// CRL files (PEM or DER), repeatable.
+        #[arg(long = "crl")]
+        crls: Vec<PathBuf>,
+        /// Refuse a certificate whose issuer has no CRL loaded.
+        #[arg(long)]
+        require_revocation: bool,
+        /// Refuse SHA-1 (accepted with a warning by default).
+        #[arg(long)]
+        refuse_sha1: bool,
+    },
+    /// Sign a package (enveloped, RSA-SHA256 or ECDSA-P256-SHA256) for adapters that cannot sign.
+    Sign {
+        file: PathBuf,
+        /// PKCS#8 private key, PEM.
+        #[arg(long)]
+        key: PathBuf,
+        /// The key's certificate, PEM.
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -185,6 +214,70 @@ async fn main() -> anyhow::Result<()> {
                 None => {
                     use std::io::Write;
                     std::io::stdout().write_all(&bytes)?;
+                }
+            }
+            Ok(())
+        }
+        Command::Verify {
+            file,
+            trust,
+            crls,
+            require_revocation,
+            refuse_sha1,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let crls: Vec<&std::path::Path> = crls.iter().map(PathBuf::as_path).collect();
+            let store = lienthong_xmldsig::TrustStore::load(&trust, &crls)
+                .with_context(|| format!("loading trust anchors from {}", trust.display()))?;
+            if store.anchors() == 0 {
+                anyhow::bail!(
+                    "--trust {}: no certificate files (.pem, .crt, .cer, .der) found",
+                    trust.display()
+                );
+            }
+            let policy = lienthong_xmldsig::Policy {
+                require_revocation_data: require_revocation,
+                allow_sha1: !refuse_sha1,
+                ..lienthong_xmldsig::Policy::default()
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            let verdict = lienthong_xmldsig::check_package(&bytes, &store, &policy, now);
+            println!("{}", serde_json::to_string_pretty(&verdict)?);
+            if !verdict.is_valid() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Sign {
+            file,
+            key,
+            cert,
+            output,
+        } => {
+            let pem = |path: &PathBuf, label: &str| -> anyhow::Result<Vec<u8>> {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                lienthong_xmldsig::trust::pem_blocks(&bytes, label)
+                    .and_then(|mut b| (!b.is_empty()).then(|| b.remove(0)))
+                    .with_context(|| format!("{}: no PEM block `{label}`", path.display()))
+            };
+            let package =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let signed = lienthong_xmldsig::sign(
+                &package,
+                &pem(&key, "PRIVATE KEY")?,
+                &pem(&cert, "CERTIFICATE")?,
+            )?;
+            match output {
+                Some(path) => std::fs::write(&path, signed)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&signed)?;
                 }
             }
             Ok(())
