@@ -15,12 +15,11 @@ mod time_fmt;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use lienthong_bus::{BusConfig, Outgoing, Publisher, Route};
-use lienthong_store::{OutboxMessage, OutboxRow, Store, now_ms};
+use lienthong_bus::{BusConfig, Publisher};
+use lienthong_store::{OutboxRow, Store};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -82,40 +81,11 @@ impl AppState {
         &self,
         rows: &[OutboxRow],
     ) -> Result<(), lienthong_bus::BusError> {
-        let messages: Vec<Outgoing> = rows.iter().map(|r| outgoing(&r.message)).collect();
-        self.publisher.publish_all(&messages).await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        if let Err(e) = self.store.mark_published(&ids).await {
-            // Published but not marked: the relay publishes again, consumers deduplicate.
-            tracing::warn!(error = %e, "could not mark outbox messages published");
-        }
-        Ok(())
+        lienthong_outbox::publish(&self.store, &self.publisher, rows).await
     }
 }
 
-/// The outbox form of a message (every outbox message is an internal hop, so routing is mandatory).
-pub(crate) fn outbox_message(o: &Outgoing) -> OutboxMessage {
-    OutboxMessage {
-        doc_id: o.doc_id.clone(),
-        exchange: o.route.exchange.clone(),
-        routing_key: o.route.routing_key.clone(),
-        message_id: o.message_id.clone(),
-        payload: String::from_utf8_lossy(&o.payload).into_owned(),
-    }
-}
-
-fn outgoing(m: &OutboxMessage) -> Outgoing {
-    Outgoing {
-        route: Route {
-            exchange: m.exchange.clone(),
-            routing_key: m.routing_key.clone(),
-            mandatory: true,
-        },
-        payload: m.payload.clone().into_bytes(),
-        message_id: m.message_id.clone(),
-        doc_id: m.doc_id.clone(),
-    }
-}
+pub(crate) use lienthong_outbox::to_outbox as outbox_message;
 
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -151,7 +121,12 @@ pub async fn serve(
         publisher,
         config: Arc::new(config),
     };
-    let relay = tokio::spawn(relay(state.clone(), shutdown.clone()));
+    let relay = tokio::spawn(lienthong_outbox::relay(
+        state.store.clone(),
+        state.publisher.clone(),
+        state.config.relay_after_ms,
+        shutdown.clone(),
+    ));
     let mut stop = shutdown.clone();
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
@@ -160,32 +135,4 @@ pub async fn serve(
         .await;
     let _ = relay.await;
     result
-}
-
-/// Publishes what acceptance stored but could not publish (a crash, or the broker away).
-async fn relay(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let age = i64::try_from(state.config.relay_after_ms).unwrap_or(i64::MAX);
-    let mut last_prune = 0;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        match state.store.pending_outbox(now_ms() - age, 500).await {
-            Ok(rows) if !rows.is_empty() => match state.publish_outbox(&rows).await {
-                Ok(()) => tracing::info!(count = rows.len(), "relayed outbox messages"),
-                Err(e) => {
-                    tracing::warn!(error = %e, pending = rows.len(), "outbox relay could not publish")
-                }
-            },
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox relay could not read the store"),
-        }
-        if now_ms() - last_prune > 3_600_000 {
-            last_prune = now_ms();
-            if let Err(e) = state.store.prune_outbox(now_ms() - 86_400_000).await {
-                tracing::warn!(error = %e, "could not prune the outbox");
-            }
-        }
-    }
 }

@@ -1,0 +1,88 @@
+//! The publishing side of the transactional outbox. A service that changes state and must
+//! announce it writes the messages in the same store transaction (`Store::accept`,
+//! `Store::enqueue`, ...), then calls [`publish`]; whatever a crash or a broker outage leaves
+//! unpublished, [`relay`] publishes later. Consumers are idempotent, so a message published twice
+//! has the effect of one.
+
+use std::time::Duration;
+
+use lienthong_bus::{BusError, Outgoing, Publisher, Route};
+use lienthong_store::{OutboxMessage, OutboxRow, Store, now_ms};
+use tokio::sync::watch;
+
+/// The stored form of a message (every outbox message is an internal hop: routing is mandatory).
+pub fn to_outbox(o: &Outgoing) -> OutboxMessage {
+    OutboxMessage {
+        doc_id: o.doc_id.clone(),
+        exchange: o.route.exchange.clone(),
+        routing_key: o.route.routing_key.clone(),
+        message_id: o.message_id.clone(),
+        payload: String::from_utf8_lossy(&o.payload).into_owned(),
+    }
+}
+
+fn to_outgoing(m: &OutboxMessage) -> Outgoing {
+    Outgoing {
+        route: Route {
+            exchange: m.exchange.clone(),
+            routing_key: m.routing_key.clone(),
+            mandatory: true,
+        },
+        payload: m.payload.clone().into_bytes(),
+        message_id: m.message_id.clone(),
+        doc_id: m.doc_id.clone(),
+    }
+}
+
+/// Publishes stored messages with confirms and marks them published.
+pub async fn publish(
+    store: &Store,
+    publisher: &Publisher,
+    rows: &[OutboxRow],
+) -> Result<(), BusError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<Outgoing> = rows.iter().map(|r| to_outgoing(&r.message)).collect();
+    publisher.publish_all(&messages).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    if let Err(e) = store.mark_published(&ids).await {
+        // Published but not marked: the relay publishes again, consumers deduplicate.
+        tracing::warn!(error = %e, "could not mark outbox messages published");
+    }
+    Ok(())
+}
+
+/// Publishes messages older than `relay_after_ms` that are still unpublished, every half second,
+/// until `shutdown`; prunes published messages older than a day, hourly.
+pub async fn relay(
+    store: Store,
+    publisher: Publisher,
+    relay_after_ms: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let age = i64::try_from(relay_after_ms).unwrap_or(i64::MAX);
+    let mut last_prune = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        match store.pending_outbox(now_ms() - age, 500).await {
+            Ok(rows) if !rows.is_empty() => match publish(&store, &publisher, &rows).await {
+                Ok(()) => tracing::info!(count = rows.len(), "relayed outbox messages"),
+                Err(e) => {
+                    tracing::warn!(error = %e, pending = rows.len(), "outbox relay could not publish")
+                }
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox relay could not read the store"),
+        }
+        if now_ms() - last_prune > 3_600_000 {
+            last_prune = now_ms();
+            if let Err(e) = store.prune_outbox(now_ms() - 86_400_000).await {
+                tracing::warn!(error = %e, "could not prune the outbox");
+            }
+        }
+    }
+}
