@@ -11,6 +11,7 @@ mod ledger;
 mod outbox;
 mod registry;
 pub mod testing;
+mod verdicts;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub use documents::*;
 pub use ledger::*;
 pub use outbox::*;
 pub use registry::*;
+pub use verdicts::*;
 
 /// Where the store lives.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,10 +103,14 @@ impl std::fmt::Debug for Store {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_initial.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_initial.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, include_str!("../migrations/sqlite/0002_verdicts.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, include_str!("../migrations/postgres/0002_verdicts.sql")),
+];
 
 impl Store {
     /// Connects and brings the schema up to date.

@@ -441,6 +441,78 @@ async fn ledger_and_outbox(env: &Env) {
     assert_eq!(s.prune_outbox(now_ms() + 1).await.expect("prune"), 1);
 }
 
+async fn verdicts_are_kept_once_and_searchable(env: &Env) {
+    let s = &env.store;
+    let v = |doc: &str, outcome: &str, signer: &str, at: i64| VerdictRow {
+        doc_id: doc.into(),
+        sender: "000.00.00.H49".into(),
+        sender_system: "sys-a".into(),
+        outcome: outcome.into(),
+        reason_code: (outcome != "valid").then(|| "digest-mismatch".into()),
+        reason: None,
+        signer: Some(signer.into()),
+        issuer: Some("CN=Test Root CA".into()),
+        serial: Some("01".into()),
+        signature_method: Some("rsa-sha256".into()),
+        verified_ms: at,
+        verdict: "{}".into(),
+    };
+    assert!(
+        s.record_verdict(&v("d1", "valid", "CN=Văn thư UBND", 10))
+            .await
+            .expect("record")
+    );
+    assert!(
+        !s.record_verdict(&v("d1", "invalid", "CN=other", 11))
+            .await
+            .expect("once")
+    );
+    assert!(
+        s.record_verdict(&v("d2", "invalid", "CN=Someone", 20))
+            .await
+            .expect("record")
+    );
+    assert_eq!(
+        s.verdict("d1").await.expect("read").map(|r| r.outcome),
+        Some("valid".into())
+    );
+    let all = s.verdicts(&VerdictFilter::default()).await.expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.doc_id.as_str()).collect::<Vec<_>>(),
+        ["d2", "d1"]
+    );
+    let invalid = VerdictFilter {
+        outcome: Some("invalid".into()),
+        ..VerdictFilter::default()
+    };
+    assert_eq!(s.verdicts(&invalid).await.expect("list").len(), 1);
+    let by_signer = VerdictFilter {
+        signer: Some("văn THƯ".into()),
+        ..VerdictFilter::default()
+    };
+    let found = s.verdicts(&by_signer).await.expect("list");
+    assert_eq!(
+        found.iter().map(|r| r.doc_id.as_str()).collect::<Vec<_>>(),
+        ["d1"],
+        "case-insensitive"
+    );
+    let by_time = VerdictFilter {
+        from_ms: Some(15),
+        to_ms: Some(25),
+        issuer: Some("root".into()),
+        ..VerdictFilter::default()
+    };
+    assert_eq!(
+        s.verdicts(&by_time)
+            .await
+            .expect("list")
+            .iter()
+            .map(|r| r.doc_id.as_str())
+            .collect::<Vec<_>>(),
+        ["d2"]
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -460,4 +532,5 @@ conformance!(
     legs_advance_once,
     business_status_follows_the_rules,
     ledger_and_outbox,
+    verdicts_are_kept_once_and_searchable,
 );
