@@ -1,5 +1,5 @@
-//! SIGKILL each service in turn, twice, while clients keep sending: nothing is lost and nothing is
-//! delivered or recorded twice. The services run as separate `lienthong serve` processes on one
+//! SIGKILL each service in turn, twice, while clients keep sending (half of the packages signed):
+//! nothing is lost and nothing is delivered, verified or recorded twice. The services run as separate `lienthong serve` processes on one
 //! SQLite file and one RabbitMQ, as they would on one host.
 
 use std::collections::{BTreeMap, HashSet};
@@ -15,7 +15,7 @@ use lienthong_store::DeliveryState;
 use lienthong_tests::*;
 use tokio::sync::Mutex;
 
-const ROLES: [&str; 4] = ["router", "delivery", "ledger", "gateway"];
+const ROLES: [&str; 5] = ["verifier", "router", "delivery", "ledger", "gateway"];
 
 struct Processes {
     config: std::path::PathBuf,
@@ -115,8 +115,13 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
         format!(
             "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{blobs}\" }}\n\n\
              [bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"quorum\"\n\n\
-             [gateway]\nlisten = \"127.0.0.1:{port}\"\nrelay_after_ms = 1000\n",
-            env.store_config.url, env.bus.url, env.bus.prefix
+             [gateway]\nlisten = \"127.0.0.1:{port}\"\nrelay_after_ms = 1000\n\
+             document_stages = [\"verifier\", \"router\"]\n\n\
+             [verifier]\ntrust_dir = \"{}\"\nbus_organ_id = \"{DEPARTMENT}\"\n",
+            env.store_config.url,
+            env.bus.url,
+            env.bus.prefix,
+            env.verifier.trust_dir.display()
         ),
     )
     .expect("config");
@@ -149,7 +154,11 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
             while !stop.load(Ordering::Relaxed) {
                 let doc = edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number());
                 let document_id = doc.header.document_id.to_string();
-                let doc_id = send_until_accepted(&client, write_edoc(&doc)).await;
+                let mut package = write_edoc(&doc);
+                if document_id.len() % 2 == 0 {
+                    package = signed(&package, "signer");
+                }
+                let doc_id = send_until_accepted(&client, package).await;
                 sent.lock().await.push((document_id, doc_id));
             }
         }));
@@ -223,6 +232,23 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
             procs.lock().await.tail_logs()
         );
     }
+    let mut signed_count = 0;
+    for doc_id in &doc_ids {
+        let verdict = store
+            .verdict(doc_id)
+            .await
+            .expect("verdict")
+            .expect("every package verified");
+        assert!(
+            verdict.outcome == "valid" || verdict.outcome == "unsigned",
+            "{verdict:?}"
+        );
+        signed_count += usize::from(verdict.outcome == "valid");
+    }
+    assert!(
+        signed_count > 0 && signed_count < doc_ids.len(),
+        "both signed and unsigned packages were sent"
+    );
     for organ in [MINISTRY, COMMUNE] {
         let inbox = store
             .inbox(

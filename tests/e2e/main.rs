@@ -6,4 +6,5 @@ mod crash;
 mod errors;
 mod flow;
 mod resilience;
+mod signatures;
 mod statuses;

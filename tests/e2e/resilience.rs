@@ -74,8 +74,12 @@ async fn a_recipient_locked_after_acceptance_gets_a_failed_leg_with_the_reason()
         .set_agency_state(COMMUNE, AgencyState::Locked)
         .await
         .expect("lock");
-    let workers =
-        InProcessBus::start_roles(&env, &env.bus, &["router", "delivery", "ledger"]).await;
+    let workers = InProcessBus::start_roles(
+        &env,
+        &env.bus,
+        &["verifier", "router", "delivery", "ledger"],
+    )
+    .await;
     let rows = eventually("routing", Duration::from_secs(20), || async {
         let rows = province.sent(Some(&doc_id)).await.expect("sent");
         rows.iter()

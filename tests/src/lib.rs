@@ -10,6 +10,7 @@ use lienthong_edxml::{NewEdoc, OrganId};
 use lienthong_gateway::GatewayConfig;
 use lienthong_store::testing::ScratchPostgres;
 use lienthong_store::{Agency, AgencyState, BlobConfig, Level, Store, StoreConfig};
+use lienthong_verifier::{SignaturePolicy, VerifierConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -34,6 +35,8 @@ pub enum Backend {
 
 /// One isolated environment: a store and a bus prefix of its own.
 pub struct Env {
+    /// Signature verification as the in-process bus runs it (tests may change it before start).
+    pub verifier: VerifierConfig,
     pub dir: tempfile::TempDir,
     pub store_config: StoreConfig,
     pub bus: BusConfig,
@@ -74,7 +77,28 @@ impl Env {
         let mut bus = BusConfig::new(&amqp_url());
         bus.prefix = format!("lt-test-{}", uuid::Uuid::new_v4().simple());
         bus.queue_type = QueueType::Classic;
+        // Trust only the test root (not the signers beside it).
+        let trust_dir = dir.path().join("trust");
+        std::fs::create_dir_all(&trust_dir).expect("trust dir");
+        std::fs::copy(
+            vectors_dir().join("keys/root.pem"),
+            trust_dir.join("root.pem"),
+        )
+        .expect("root");
+        let verifier = VerifierConfig {
+            trust_dir,
+            crl_files: Vec::new(),
+            signature: SignaturePolicy::Optional,
+            systems: Default::default(),
+            senders: Default::default(),
+            allow_sha1: true,
+            require_revocation_data: false,
+            crl_grace_secs: 86_400,
+            bus_organ_id: DEPARTMENT.into(),
+            reload_secs: 60,
+        };
         Env {
+            verifier,
             dir,
             store_config,
             bus,
@@ -154,7 +178,12 @@ pub struct InProcessBus {
 impl InProcessBus {
     /// Every service.
     pub async fn start(env: &Env) -> InProcessBus {
-        Self::start_roles(env, &env.bus, &["gateway", "router", "delivery", "ledger"]).await
+        Self::start_roles(
+            env,
+            &env.bus,
+            &["gateway", "verifier", "router", "delivery", "ledger"],
+        )
+        .await
     }
 
     /// Only the named services, on the given broker configuration.
@@ -170,7 +199,7 @@ impl InProcessBus {
                         listen: "127.0.0.1:0".parse().expect("addr"),
                         max_package_bytes: 2 * 1024 * 1024,
                         relay_after_ms: 500,
-                        ..GatewayConfig::default()
+                        document_stages: vec!["verifier".into(), "router".into()],
                     };
                     let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");
                     url = format!("http://{addr}");
@@ -178,6 +207,14 @@ impl InProcessBus {
                         lienthong_gateway::serve(listener, s, b, gw, r)
                             .await
                             .expect("gateway");
+                    });
+                }
+                "verifier" => {
+                    let config = env.verifier.clone();
+                    tasks.spawn(async move {
+                        lienthong_verifier::run(s, b, config, r)
+                            .await
+                            .expect("verifier");
                     });
                 }
                 "router" => {
@@ -292,6 +329,29 @@ async fn delete_topology(bus: &BusConfig) {
 
 fn lienthong_bus_stages() -> &'static [&'static str] {
     lienthong_bus::STAGES
+}
+
+/// The cross-implementation XML-DSig vectors and the test PKI.
+pub fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/xmldsig")
+}
+
+/// A package signed with the test PKI's signer (`signer` or `ec-signer`).
+pub fn signed(package: &[u8], signer: &str) -> Vec<u8> {
+    let pem = |file: String, label: &str| {
+        lienthong_xmldsig::trust::pem_blocks(
+            &std::fs::read(vectors_dir().join("keys").join(file)).expect("key file"),
+            label,
+        )
+        .expect("pem")
+        .remove(0)
+    };
+    lienthong_xmldsig::sign(
+        package,
+        &pem(format!("{signer}.key"), "PRIVATE KEY"),
+        &pem(format!("{signer}.pem"), "CERTIFICATE"),
+    )
+    .expect("signed")
 }
 
 /// The `lienthong` binary built beside the test executable.

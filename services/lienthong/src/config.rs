@@ -17,6 +17,9 @@ pub struct Config {
     pub gateway: GatewayConfig,
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Signature verification; required when `gateway.document_stages` names `verifier`.
+    #[serde(default)]
+    pub verifier: Option<lienthong_verifier::VerifierConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -33,7 +36,29 @@ impl Config {
         let mut config: Config = toml::from_str(&text)
             .with_context(|| format!("parsing configuration {}", path.display()))?;
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.check()?;
         Ok(config)
+    }
+
+    /// Consistency a TOML schema cannot express.
+    fn check(&self) -> anyhow::Result<()> {
+        let stages = &self.gateway.document_stages;
+        if stages.last().map(String::as_str) != Some("router") {
+            anyhow::bail!("gateway.document_stages must end with \"router\" (it is {stages:?})");
+        }
+        for s in stages {
+            if !lienthong_bus::STAGES.contains(&s.as_str()) || s == "delivery" {
+                anyhow::bail!(
+                    "gateway.document_stages: unknown stage `{s}` (known: verifier, router)"
+                );
+            }
+        }
+        if stages.iter().any(|s| s == "verifier") && self.verifier.is_none() {
+            anyhow::bail!(
+                "gateway.document_stages names `verifier` but there is no [verifier] section"
+            );
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -67,6 +92,7 @@ mod tests {
                 .join(file);
             let text = std::fs::read_to_string(&path).expect("config file");
             let mut c: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            c.check().unwrap_or_else(|e| panic!("{file}: {e}"));
             c.apply_env(|k| match k {
                 "LIENTHONG_LISTEN" => Some("127.0.0.1:0".into()),
                 "LIENTHONG_BUS_PREFIX" => Some("t1".into()),

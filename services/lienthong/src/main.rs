@@ -32,7 +32,7 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Run only the named services (gateway, router, delivery, ledger).
+    /// Run only the named services (gateway, verifier, router, delivery, ledger).
     Serve {
         #[arg(long, default_value = "config/lienthong.toml")]
         config: PathBuf,
@@ -160,7 +160,8 @@ async fn main() -> anyhow::Result<()> {
             if !demo_systems.is_empty() {
                 register_demo(&cfg, &demo_systems).await?;
             }
-            run::run(cfg, &run::ALL_ROLES, |_, addr| {
+            let roles = run::all_roles(&cfg);
+            run::run(cfg, &roles, |_, addr| {
                 let addr = addr.map(|a| format!("http://{a}")).unwrap_or_default();
                 println!("lienthong is up. Gateway: {addr}");
                 if !demo_systems.is_empty() {

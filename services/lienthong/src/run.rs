@@ -10,12 +10,20 @@ use crate::config::Config;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     Gateway,
+    Verifier,
     Router,
     Delivery,
     Ledger,
 }
 
-pub const ALL_ROLES: [Role; 4] = [Role::Gateway, Role::Router, Role::Delivery, Role::Ledger];
+/// Every role the configuration calls for: the verifier only when it has a `[verifier]` section.
+pub fn all_roles(config: &Config) -> Vec<Role> {
+    let mut roles = vec![Role::Gateway, Role::Router, Role::Delivery, Role::Ledger];
+    if config.verifier.is_some() {
+        roles.insert(1, Role::Verifier);
+    }
+    roles
+}
 
 /// Connects the store, seeds the registry if it is empty, and runs the roles until SIGINT/SIGTERM.
 pub async fn run(
@@ -50,6 +58,20 @@ pub async fn run(
                         tracing::error!(error = %e, "gateway stopped");
                     }
                     "gateway"
+                });
+            }
+            Role::Verifier => {
+                let Some(vc) = config.verifier.clone() else {
+                    anyhow::bail!("the verifier needs a [verifier] section in the configuration");
+                };
+                // Fail at start, not at the first message, if the trust anchors are unreadable.
+                vc.load_trust()
+                    .with_context(|| format!("verifier.trust_dir {}", vc.trust_dir.display()))?;
+                tasks.spawn(async move {
+                    if let Err(e) = lienthong_verifier::run(store, bus, vc, stop).await {
+                        tracing::error!(error = %e, "verifier stopped");
+                    }
+                    "verifier"
                 });
             }
             Role::Router => {

@@ -30,6 +30,19 @@ pub async fn get_edoc(
     let (doc, legs) = visible_document(&state, &caller, doc_id).await?;
     let copies = own_copies(&caller, &legs);
     let bytes = state.store.package(&doc).await?;
+    // The verifier's verdict travels with the package, so the recipient sees who signed it.
+    let signature = state.store.verdict(doc_id).await?.map(|v| {
+        json!({
+            "outcome": v.outcome,
+            "reasonCode": v.reason_code,
+            "reason": v.reason,
+            "signer": v.signer,
+            "issuer": v.issuer,
+            "serial": v.serial,
+            "signatureMethod": v.signature_method,
+            "verifiedTime": format_ms(v.verified_ms),
+        })
+    });
 
     let attachments: Vec<Value> = match lienthong_edxml::parse(&bytes) {
         Ok(Package::Edoc(e)) => e
@@ -83,6 +96,7 @@ pub async fn get_edoc(
             "sha256": doc.sha256,
             "createdTime": format_ms(doc.created_ms),
             "attachments": attachments,
+            "signature": signature,
             "edxml": base64::engine::general_purpose::STANDARD.encode(&bytes),
         }
     })))

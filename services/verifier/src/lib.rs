@@ -1,0 +1,397 @@
+//! The verifier: a pipeline stage that checks every package's XML-DSig signature and its signer's
+//! certificate path, records the verdict for security officers, and lets the package go on only
+//! if the policy accepts it.
+//!
+//! A refused package is never delivered: each of its legs fails with the reason, and the sender
+//! receives a status package 02 (refused) from the bus naming the reason. The policy is per
+//! connected system or per sender: a signature `required`, or verified when `optional` and
+//! recorded as unsigned when absent. Trust anchors and CRLs are read from files and reloaded
+//! without a restart; verification never fetches anything on the message path.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lienthong_bus::messages::{EventMessage, StageMessage};
+use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Publisher};
+use lienthong_edxml::{MessageType, OrganId, Organization, Package, StatusCode, write};
+use lienthong_outbox::to_outbox;
+use lienthong_store::{DeliveryState, DocumentRow, NewDocument, Store, VerdictRow, now_ms};
+use lienthong_xmldsig::{Outcome as SignatureOutcome, Policy, TrustStore, Verdict, check_package};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+pub const STAGE: &str = "verifier";
+
+/// Whether a signature is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SignaturePolicy {
+    /// Verified when present; an unsigned package goes on, recorded as unsigned.
+    #[default]
+    Optional,
+    /// An unsigned package is refused like an invalid one.
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierConfig {
+    /// Directory of trusted root certificates (PEM or DER files).
+    pub trust_dir: PathBuf,
+    /// CRL files (PEM or DER), kept fresh by whoever fetches them (cron, `lienthong` later).
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+    /// The default policy.
+    #[serde(default)]
+    pub signature: SignaturePolicy,
+    /// Per connected system (`X-SystemId`).
+    #[serde(default)]
+    pub systems: BTreeMap<String, SignaturePolicy>,
+    /// Per sending agency (OrganId); wins over the system's.
+    #[serde(default)]
+    pub senders: BTreeMap<String, SignaturePolicy>,
+    #[serde(default = "yes")]
+    pub allow_sha1: bool,
+    #[serde(default)]
+    pub require_revocation_data: bool,
+    #[serde(default = "default_grace")]
+    pub crl_grace_secs: i64,
+    /// The agency operating this bus: the bus sends status 02 in its name.
+    pub bus_organ_id: String,
+    /// How often trust anchors and CRLs are read again.
+    #[serde(default = "default_reload")]
+    pub reload_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_grace() -> i64 {
+    24 * 3600
+}
+fn default_reload() -> u64 {
+    60
+}
+
+impl VerifierConfig {
+    fn policy_for(&self, doc: &DocumentRow) -> SignaturePolicy {
+        self.senders
+            .get(&doc.sender)
+            .or_else(|| self.systems.get(&doc.sender_system))
+            .copied()
+            .unwrap_or(self.signature)
+    }
+
+    fn crypto_policy(&self) -> Policy {
+        Policy {
+            allow_sha1: self.allow_sha1,
+            require_revocation_data: self.require_revocation_data,
+            crl_grace_secs: self.crl_grace_secs,
+            ..Policy::default()
+        }
+    }
+
+    /// Reads the trust anchors and CRLs.
+    pub fn load_trust(&self) -> std::io::Result<TrustStore> {
+        let crls: Vec<&std::path::Path> = self.crl_files.iter().map(PathBuf::as_path).collect();
+        TrustStore::load(&self.trust_dir, &crls)
+    }
+}
+
+pub struct Verifier {
+    store: Store,
+    publisher: Publisher,
+    config: VerifierConfig,
+    bus_organ: OrganId,
+    trust: Arc<RwLock<Arc<TrustStore>>>,
+}
+
+impl Verifier {
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        config: VerifierConfig,
+    ) -> std::io::Result<Self> {
+        let bus_organ = OrganId::parse(&config.bus_organ_id)
+            .map_err(|e| std::io::Error::other(format!("verifier.bus_organ_id: {e}")))?;
+        let trust = config.load_trust()?;
+        if trust.anchors() == 0 {
+            tracing::warn!(dir = %config.trust_dir.display(), "no trust anchors: every signed package will be refused as untrusted");
+        }
+        Ok(Self {
+            store,
+            publisher,
+            config,
+            bus_organ,
+            trust: Arc::new(RwLock::new(Arc::new(trust))),
+        })
+    }
+
+    /// Reloads trust anchors and CRLs every `reload_secs` until `shutdown`; a failed reload keeps
+    /// the previous ones and says so.
+    async fn reload(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let every = Duration::from_secs(self.config.reload_secs.max(1));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            match self.config.load_trust() {
+                Ok(t) => {
+                    if let Ok(mut current) = self.trust.write() {
+                        *current = Arc::new(t);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not reload trust anchors or CRLs; keeping the previous ones")
+                }
+            }
+        }
+    }
+
+    async fn verdict_for(&self, doc: &DocumentRow) -> Result<(Verdict, bool), Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        // A redelivered message reuses the recorded verdict: the decision is made once.
+        if let Some(row) = self
+            .store
+            .verdict(&doc.doc_id)
+            .await
+            .map_err(|e| retry(&e))?
+        {
+            let verdict: Verdict = serde_json::from_str(&row.verdict).map_err(|e| {
+                Outcome::Poison(format!(
+                    "stored verdict of {} is unreadable: {e}",
+                    doc.doc_id
+                ))
+            })?;
+            return Ok((verdict, false));
+        }
+        let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
+        let trust = self
+            .trust
+            .read()
+            .map(|t| Arc::clone(&t))
+            .map_err(|_| Outcome::Retry("trust store lock poisoned".into()))?;
+        let policy = self.config.crypto_policy();
+        let at = now_ms() / 1000;
+        let verdict =
+            tokio::task::spawn_blocking(move || check_package(&bytes, &trust, &policy, at))
+                .await
+                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?;
+        let signer = verdict.signer();
+        let row = VerdictRow {
+            doc_id: doc.doc_id.clone(),
+            sender: doc.sender.clone(),
+            sender_system: doc.sender_system.clone(),
+            outcome: serde_json::to_value(verdict.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            reason_code: verdict.reason_code.clone(),
+            reason: verdict.reason.clone(),
+            signer: signer.map(|s| s.subject.clone()),
+            issuer: signer.map(|s| s.issuer.clone()),
+            serial: signer.map(|s| s.serial.clone()),
+            signature_method: verdict.signature_method.clone(),
+            verified_ms: verdict.verified_at * 1000,
+            verdict: serde_json::to_string(&verdict).map_err(|e| Outcome::Poison(e.to_string()))?,
+        };
+        self.store
+            .record_verdict(&row)
+            .await
+            .map_err(|e| retry(&e))?;
+        Ok((verdict, true))
+    }
+
+    async fn verify(&self, msg: StageMessage) -> Result<(), Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let doc = self
+            .store
+            .document(&msg.doc_id)
+            .await
+            .map_err(|e| retry(&e))?
+            .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
+        let (verdict, _) = self.verdict_for(&doc).await?;
+        let required = self.config.policy_for(&doc) == SignaturePolicy::Required;
+        let passes = match verdict.outcome {
+            SignatureOutcome::Valid => true,
+            SignatureOutcome::Unsigned => !required,
+            SignatureOutcome::Invalid => false,
+        };
+        let t = self.publisher.topology();
+        let mut out =
+            vec![event(&doc.doc_id, "verified", &doc.sender, describe(&verdict)).to_outgoing(t)];
+        if passes {
+            if let Some(next) = msg.forward() {
+                out.push(next.to_outgoing(t));
+            }
+            return self
+                .publisher
+                .publish_all(&out)
+                .await
+                .map_err(|e| retry(&e));
+        }
+
+        let reason = match (verdict.outcome, &verdict.reason) {
+            (SignatureOutcome::Unsigned, _) => {
+                "signature required but the package is unsigned".to_owned()
+            }
+            (_, Some(r)) => format!("signature invalid: {r}"),
+            (_, None) => "signature invalid".to_owned(),
+        };
+        for leg in self.store.legs(&doc.doc_id).await.map_err(|e| retry(&e))? {
+            if leg.delivery == DeliveryState::Accepted || leg.delivery == DeliveryState::Failed {
+                if leg.delivery == DeliveryState::Accepted {
+                    self.store
+                        .fail_leg(&doc.doc_id, &leg.recipient, &reason)
+                        .await
+                        .map_err(|e| retry(&e))?;
+                }
+                out.push(
+                    event(&doc.doc_id, "failed", &leg.recipient, Some(reason.clone()))
+                        .to_outgoing(t),
+                );
+            }
+        }
+        if doc.message_type == MessageType::Edoc {
+            self.refuse_to_sender(&doc, &reason).await?;
+        }
+        self.publisher
+            .publish_all(&out)
+            .await
+            .map_err(|e| retry(&e))
+    }
+
+    /// Sends the sender a status 02 from the bus, through the outbox (accepted once, whatever
+    /// the redeliveries).
+    async fn refuse_to_sender(&self, doc: &DocumentRow, reason: &str) -> Result<(), Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
+        let Ok(Package::Edoc(original)) = lienthong_edxml::parse(&bytes) else {
+            return Err(Outcome::Poison(format!(
+                "{} is no longer a readable edoc",
+                doc.doc_id
+            )));
+        };
+        let from = Organization::new(self.bus_organ.clone(), "Trục liên thông văn bản");
+        let status = write::status_reply(
+            &original.header,
+            &from,
+            StatusCode::Refused,
+            Some(format!(
+                "Từ chối: chữ ký số không hợp lệ. Refused by the bus: {reason}"
+            )),
+        );
+        let status_bytes = lienthong_edxml::write_status(&status);
+        let status_doc = NewDocument {
+            doc_id: uuid::Uuid::now_v7().to_string(),
+            idem_key: format!("bus-refusal|{}", doc.doc_id),
+            message_type: MessageType::Status,
+            sender: self.bus_organ.to_string(),
+            sender_system: "lienthong-verifier".into(),
+            document_id: doc.document_id.clone(),
+            subject: status.description.clone(),
+            status_code: Some(StatusCode::Refused),
+            response_for: Some(doc.doc_id.clone()),
+            recipients: vec![doc.sender.clone()],
+            bytes: status_bytes,
+            status_update: None,
+        };
+        let t = self.publisher.topology();
+        let outbox = [
+            StageMessage {
+                doc_id: status_doc.doc_id.clone(),
+                slip: vec!["router".into()],
+            }
+            .to_outgoing(t),
+            event(
+                &doc.doc_id,
+                "status",
+                self.bus_organ.as_str(),
+                Some(format!("02 (refused) by the bus: {reason}")),
+            )
+            .to_outgoing(t),
+        ]
+        .iter()
+        .map(to_outbox)
+        .collect::<Vec<_>>();
+        let rows = match self
+            .store
+            .accept(&status_doc, &outbox)
+            .await
+            .map_err(|e| retry(&e))?
+        {
+            lienthong_store::Acceptance::New { outbox, .. }
+            | lienthong_store::Acceptance::Existing { outbox, .. } => outbox,
+        };
+        lienthong_outbox::publish(&self.store, &self.publisher, &rows)
+            .await
+            .map_err(|e| retry(&e))
+    }
+}
+
+fn event(doc_id: &str, kind: &str, organ: &str, detail: Option<String>) -> EventMessage {
+    EventMessage {
+        event_id: format!("{doc_id}:{kind}:{organ}"),
+        doc_id: doc_id.to_owned(),
+        kind: kind.to_owned(),
+        organ: Some(organ.to_owned()),
+        detail,
+        at_ms: now_ms(),
+    }
+}
+
+fn describe(v: &Verdict) -> Option<String> {
+    Some(match (v.outcome, v.signer()) {
+        (SignatureOutcome::Valid, Some(s)) => format!(
+            "signature valid: {} (issuer {}, serial {}, {})",
+            s.subject,
+            s.issuer,
+            s.serial,
+            v.signature_method.as_deref().unwrap_or("?")
+        ),
+        (SignatureOutcome::Unsigned, _) => "unsigned".to_owned(),
+        _ => format!(
+            "signature invalid ({}): {}",
+            v.reason_code.as_deref().unwrap_or("?"),
+            v.reason.as_deref().unwrap_or("")
+        ),
+    })
+}
+
+impl Handler for Verifier {
+    async fn handle(&self, message: Incoming) -> Outcome {
+        let msg: StageMessage = match serde_json::from_slice(&message.payload) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Poison(format!("not a stage message: {e}")),
+        };
+        if msg.slip.first().map(String::as_str) != Some(STAGE) {
+            return Outcome::Poison(format!(
+                "routing slip {:?} does not start with {STAGE}",
+                msg.slip
+            ));
+        }
+        match self.verify(msg).await {
+            Ok(()) => Outcome::Done,
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+/// Runs the verifier until `shutdown`.
+pub async fn run(
+    store: Store,
+    bus: BusConfig,
+    config: VerifierConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let publisher = Publisher::new(&bus, "lienthong-verifier");
+    let queue = publisher.topology().stage_queue(STAGE);
+    let verifier = Arc::new(Verifier::new(store, publisher, config)?);
+    let reload = tokio::spawn(Arc::clone(&verifier).reload(shutdown.clone()));
+    lienthong_bus::consume(bus, queue, "verifier".into(), verifier, shutdown).await;
+    let _ = reload.await;
+    Ok(())
+}
