@@ -144,6 +144,17 @@ async fn journey(backend: Backend) {
             .iter()
             .all(|e| e["time"].as_str().is_some_and(|t| t.len() == 19))
     );
+    // Delivery evidence: every receipt about the document names the digest of the exact bytes.
+    let digest = lienthong_store::sha256_hex(&package);
+    let receipts = ["accepted", "delivered", "fetched", "status", "transport"];
+    for e in trace.iter().filter(|e| e["docId"] == doc_id.as_str()) {
+        if receipts.contains(&e["event"].as_str().unwrap_or_default()) {
+            assert!(
+                e["detail"].as_str().is_some_and(|d| d.contains(&digest)),
+                "{e}"
+            );
+        }
+    }
     let times: Vec<i64> = trace.iter().filter_map(|e| e["timeMs"].as_i64()).collect();
     assert!(
         times.windows(2).all(|w| w[0] <= w[1]),

@@ -252,6 +252,13 @@ async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError
         .to_outgoing(t),
     ];
     if let (Some(update), Some(code)) = (&doc.status_update, doc.status_code) {
+        // The receipt names the exact bytes it is about: the digest of the document delivered.
+        let delivered = state
+            .store
+            .document(&update.doc_id)
+            .await?
+            .map(|d| d.sha256)
+            .unwrap_or_default();
         outgoing.push(
             EventMessage {
                 event_id: format!("{}:status:{}", update.doc_id, doc.doc_id),
@@ -259,8 +266,8 @@ async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError
                 kind: "status".into(),
                 organ: Some(doc.sender.clone()),
                 detail: Some(match &update.description {
-                    Some(d) => format!("{code}: {d}"),
-                    None => code.to_string(),
+                    Some(d) => format!("{code}: {d}; sha256 {delivered}"),
+                    None => format!("{code}; sha256 {delivered}"),
                 }),
                 at_ms: now,
             }

@@ -5,7 +5,7 @@ use lienthong_store::{TransportStatus, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{no_such_document, own_copies, require_doc_id};
+use super::{no_such_document, own_copies, require_doc_id, visible_document};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::{AppState, outbox_message};
@@ -40,7 +40,7 @@ pub async fn update_status(
             "status: `initial` is set by the bus; use processing, done or fail",
         ));
     }
-    let legs = state.store.legs(doc_id).await?;
+    let (doc, legs) = visible_document(&state, &caller, doc_id).await?;
     let copies: Vec<_> = own_copies(&caller, &legs)
         .into_iter()
         .filter(|l| body.organ_id.as_deref().is_none_or(|o| o == l.recipient))
@@ -55,7 +55,7 @@ pub async fn update_status(
             doc_id: doc_id.to_owned(),
             kind: "transport".into(),
             organ: Some(leg.recipient.clone()),
-            detail: Some(status.as_str().to_owned()),
+            detail: Some(format!("{}; sha256 {}", status.as_str(), doc.sha256)),
             at_ms: now_ms(),
         };
         let rows = state
