@@ -204,6 +204,18 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
             .any(|x| x["code"] == MINISTRY && x["state"] == "locked")
     }));
 
+    // Security officers: the verdicts as CSV, and the audit chain intact.
+    let csv = ok(
+        &["admin", "--config", cfg, "verdicts", "--format", "csv"],
+        &[],
+    );
+    assert!(csv.starts_with("doc_id,verified_at,sender"), "{csv}");
+    assert!(csv.contains(&doc_id) && csv.contains(",unsigned,"), "{csv}");
+    let audit: serde_json::Value =
+        serde_json::from_str(&ok(&["audit", "--config", cfg, "verify"], &[])).expect("json");
+    assert_eq!(audit["result"], "intact", "{audit}");
+    assert!(audit["events"].as_i64().is_some_and(|n| n > 5), "{audit}");
+
     bus.stop().await;
     env.teardown().await;
 }

@@ -270,6 +270,12 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
         );
         assert_eq!(unique, doc_ids, "{organ}: inbox differs from what was sent");
     }
+    // The ledger's hash chain survived the kills intact.
+    let chain = store.verify_chain().await.expect("verify chain");
+    assert!(
+        matches!(chain, lienthong_store::ChainCheck::Intact { .. }),
+        "{chain:?}"
+    );
     assert_eq!(
         env.dead_letters().await,
         0,

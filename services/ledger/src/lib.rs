@@ -1,5 +1,7 @@
 //! The ledger: records every lifecycle event published on `{prefix}.events` in the store, where
-//! traces are read. Event ids are deterministic, so redeliveries record nothing twice.
+//! traces are read. Event ids are deterministic, so redeliveries record nothing twice. The store
+//! chains events by hash; the ledger anchors the chain's head every hour and logs it, so the
+//! head also lives outside the database (in the log system) for `lienthong audit verify`.
 
 use std::sync::Arc;
 
@@ -39,9 +41,35 @@ impl Handler for Ledger {
     }
 }
 
+/// How often the chain's head is anchored.
+const ANCHOR_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn anchor(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut last = -1;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(ANCHOR_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        match store.chain_head().await {
+            Ok((seq, _)) if seq == last => {}
+            Ok(_) => match store.anchor_chain().await {
+                Ok((seq, hash)) => {
+                    last = seq;
+                    tracing::info!(seq, %hash, "audit chain anchored");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not anchor the audit chain"),
+            },
+            Err(e) => tracing::warn!(error = %e, "could not read the audit chain head"),
+        }
+    }
+}
+
 /// Runs the ledger until `shutdown`.
 pub async fn run(store: Store, bus: BusConfig, shutdown: watch::Receiver<bool>) {
     let queue = Topology::new(&bus.prefix).ledger_queue();
+    let anchoring = tokio::spawn(anchor(store.clone(), shutdown.clone()));
     let handler = Arc::new(Ledger::new(store));
     lienthong_bus::consume(bus, queue, "ledger".into(), handler, shutdown).await;
+    let _ = anchoring.await;
 }

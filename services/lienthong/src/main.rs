@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The tamper-evident ledger: verify the hash chain, or anchor its head.
+    Audit {
+        #[arg(long, default_value = "config/lienthong.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Write a sample edoc package (for trying the bus).
     Sample {
         #[arg(long)]
@@ -94,7 +101,40 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the chain; exit 0 only if it is intact, else name the first broken record.
+    Verify,
+    /// Record the current head as an anchor and print it (keep it somewhere else too).
+    Anchor,
+}
+
+#[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Signature verdicts, for security officers.
+    Verdicts {
+        /// valid, invalid or unsigned.
+        #[arg(long, value_parser = ["valid", "invalid", "unsigned"])]
+        outcome: Option<String>,
+        /// Part of the signer's subject.
+        #[arg(long)]
+        signer: Option<String>,
+        /// Part of the issuer's name.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Sending agency (OrganId).
+        #[arg(long)]
+        sender: Option<String>,
+        /// From this day (yyyy/MM/dd, Vietnam time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to and including this day.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
     /// Import agencies from a file in the getAgenciesList shape.
     RegistryImport {
         file: PathBuf,
@@ -188,6 +228,29 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Admin { config, command } => admin_cmd(&config, command).await,
+        Command::Audit { config, command } => {
+            let cfg = config::Config::load(&config)?;
+            let store = lienthong_store::Store::connect(&cfg.store)
+                .await
+                .context("opening the store")?;
+            let result = match command {
+                AuditCommand::Verify => {
+                    let check = store.verify_chain().await?;
+                    println!("{}", serde_json::to_string_pretty(&check)?);
+                    matches!(check, lienthong_store::ChainCheck::Intact { .. })
+                }
+                AuditCommand::Anchor => {
+                    let (seq, hash) = store.anchor_chain().await?;
+                    println!("{{\"seq\": {seq}, \"hash\": \"{hash}\"}}");
+                    true
+                }
+            };
+            store.close().await;
+            if !result {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Sample {
             from,
             to,
@@ -324,6 +387,43 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
         AdminCommand::RegistryImport { file } => {
             let n = admin::import_registry(&store, &file).await?;
             println!("imported {n} agencies");
+        }
+        AdminCommand::Verdicts {
+            outcome,
+            signer,
+            issuer,
+            sender,
+            from,
+            to,
+            format,
+            limit,
+        } => {
+            let day = |field: &str, d: &Option<String>| -> anyhow::Result<Option<i64>> {
+                d.as_deref()
+                    .map(|d| {
+                        lienthong_edxml::EdxmlDate::parse(d)
+                            .map(|d| {
+                                d.0.midnight().assume_utc().unix_timestamp() * 1000 - 7 * 3_600_000
+                            })
+                            .map_err(|e| anyhow::anyhow!("--{field}: {e}"))
+                    })
+                    .transpose()
+            };
+            let filter = lienthong_store::VerdictFilter {
+                outcome,
+                signer,
+                issuer,
+                sender,
+                from_ms: day("from", &from)?,
+                to_ms: day("to", &to)?.map(|t| t + 86_400_000),
+                limit: Some(limit),
+            };
+            let rows = store.verdicts(&filter).await?;
+            if format == "csv" {
+                print!("{}", admin::verdicts_csv(&rows));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
         }
         AdminCommand::RegistryExport => {
             println!(

@@ -2,6 +2,12 @@
 //!
 //! Event ids are deterministic (`<docId>:<kind>:<organ>...`), so a message redelivered after a
 //! crash records nothing twice.
+//!
+//! The ledger is tamper-evident: events form a hash chain in the order they were recorded
+//! (`chain_seq`), each hash covering the previous one and every field of the event; writers take
+//! the chain head's row lock first, so the order is total even with several ledger consumers.
+//! Anchors (the head at a moment, kept apart and printed for operators to keep elsewhere) let
+//! [`Store::verify_chain`] prove that nothing before them was rewritten, including wholesale.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -22,11 +28,55 @@ pub struct LedgerEvent {
     pub at_ms: i64,
 }
 
+/// The hash before the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// SHA-256 over the previous hash and every field, separated so no two events hash alike.
+fn chain_hash(prev: &str, e: &LedgerEvent) -> String {
+    let text = format!(
+        "{prev}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        e.event_id,
+        e.doc_id,
+        e.kind,
+        e.organ.as_deref().unwrap_or("\u{0}"),
+        e.detail.as_deref().unwrap_or("\u{0}"),
+        e.at_ms
+    );
+    crate::sha256_hex(text.as_bytes())
+}
+
+/// What `verify_chain` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum ChainCheck {
+    Intact {
+        events: i64,
+        head: String,
+        anchors: usize,
+    },
+    Broken {
+        seq: i64,
+        event_id: String,
+        reason: String,
+    },
+}
+
 impl Store {
-    /// Records an event; false if it was already recorded.
+    /// Records an event at the end of the chain; false if it was already recorded.
     pub async fn record_event(&self, e: &LedgerEvent) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        // Take the head's row lock before anything else: chain order is record order.
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let (seq, prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+        let hash = chain_hash(&prev, e);
         let done = sqlx::query(
-            "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&e.event_id)
@@ -35,9 +85,124 @@ impl Store {
         .bind(&e.organ)
         .bind(&e.detail)
         .bind(e.at_ms)
-        .execute(&self.pool)
+        .bind(seq + 1)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(seq + 1)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The chain head now: (events chained, hash of the last).
+    pub async fn chain_head(&self) -> Result<(i64, String), StoreError> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((head.try_get("seq")?, head.try_get("hash")?))
+    }
+
+    /// Records the current head as an anchor (once per head) and returns it.
+    pub async fn anchor_chain(&self) -> Result<(i64, String), StoreError> {
+        let (seq, hash) = self.chain_head().await?;
+        sqlx::query("INSERT INTO audit_anchors (seq, hash, at_ms) VALUES ($1, $2, $3) ON CONFLICT (seq) DO NOTHING")
+            .bind(seq)
+            .bind(&hash)
+            .bind(crate::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok((seq, hash))
+    }
+
+    /// Recomputes the whole chain; the first event (or anchor) that does not match is reported.
+    pub async fn verify_chain(&self) -> Result<ChainCheck, StoreError> {
+        let anchors: Vec<(i64, String)> =
+            sqlx::query("SELECT seq, hash FROM audit_anchors ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok::<_, StoreError>((r.try_get("seq")?, r.try_get("hash")?)))
+                .collect::<Result<_, _>>()?;
+        let (head_seq, head_hash) = self.chain_head().await?;
+        let rows = sqlx::query(
+            "SELECT event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash FROM events
+             WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut prev = GENESIS.to_owned();
+        let mut expected_seq = 1;
+        let mut anchors_checked = 0;
+        for r in &rows {
+            let e = LedgerEvent {
+                event_id: r.try_get("event_id")?,
+                doc_id: r.try_get("doc_id")?,
+                kind: r.try_get("kind")?,
+                organ: get_opt_string(r, "organ")?,
+                detail: get_opt_string(r, "detail")?,
+                at_ms: r.try_get("at_ms")?,
+            };
+            let seq: i64 = r.try_get("chain_seq")?;
+            let stored: String = r.try_get("hash")?;
+            let stored_prev = get_opt_string(r, "prev_hash")?.unwrap_or_default();
+            let broken = |why: &str| ChainCheck::Broken {
+                seq,
+                event_id: e.event_id.clone(),
+                reason: why.to_owned(),
+            };
+            if seq != expected_seq {
+                return Ok(broken(&format!(
+                    "expected event {expected_seq} of the chain here: one is missing"
+                )));
+            }
+            if stored_prev != prev {
+                return Ok(broken("does not link to the event before it"));
+            }
+            if chain_hash(&prev, &e) != stored {
+                return Ok(broken(
+                    "its content does not match its hash: it was altered",
+                ));
+            }
+            if let Some((_, anchored)) = anchors.iter().find(|(s, _)| *s == seq) {
+                if *anchored != stored {
+                    return Ok(broken("differs from the anchored hash at this point"));
+                }
+                anchors_checked += 1;
+            }
+            prev = stored;
+            expected_seq += 1;
+        }
+        let chained = expected_seq - 1;
+        if chained != head_seq || prev != head_hash {
+            return Ok(ChainCheck::Broken {
+                seq: chained,
+                event_id: String::new(),
+                reason: format!(
+                    "the chain ends at event {chained} but the head says {head_seq}: events were removed or the head was rewritten"
+                ),
+            });
+        }
+        if let Some((seq, _)) = anchors.iter().find(|(s, _)| *s > chained) {
+            return Ok(ChainCheck::Broken {
+                seq: *seq,
+                event_id: String::new(),
+                reason: "an anchor lies beyond the end of the chain: events were removed".into(),
+            });
+        }
+        Ok(ChainCheck::Intact {
+            events: chained,
+            head: prev,
+            anchors: anchors_checked,
+        })
     }
 
     /// The trace of a document: its own events and those of the status packages answering it,

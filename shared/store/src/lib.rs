@@ -106,10 +106,15 @@ impl std::fmt::Debug for Store {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../migrations/sqlite/0002_verdicts.sql")),
+    (3, include_str!("../migrations/sqlite/0003_audit_chain.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../migrations/postgres/0002_verdicts.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_audit_chain.sql"),
+    ),
 ];
 
 impl Store {

@@ -7,14 +7,16 @@ use lienthong_store::*;
 
 struct Env {
     store: Store,
+    url: String,
     _dir: tempfile::TempDir,
     pg: Option<testing::ScratchPostgres>,
 }
 
 async fn sqlite() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = Store::connect(&StoreConfig {
-        url: format!("sqlite://{}", dir.path().join("t.db").display()),
+        url: url.clone(),
         max_connections: None,
         blobs: BlobConfig::Files {
             dir: dir.path().join("blobs"),
@@ -24,6 +26,7 @@ async fn sqlite() -> Env {
     .expect("sqlite store");
     Env {
         store,
+        url,
         _dir: dir,
         pg: None,
     }
@@ -43,6 +46,7 @@ async fn postgres() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     Env {
         store,
+        url: pg.url.clone(),
         _dir: dir,
         pg: Some(pg),
     }
@@ -513,6 +517,86 @@ async fn verdicts_are_kept_once_and_searchable(env: &Env) {
     );
 }
 
+/// Changes the database behind the store's back, as an intruder with database access would.
+async fn tamper(env: &Env, statement: &str) {
+    let pool = sqlx::AnyPool::connect(&env.url)
+        .await
+        .expect("direct connection");
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&pool)
+        .await
+        .expect("tampering statement");
+    pool.close().await;
+}
+
+async fn the_ledger_is_a_verifiable_hash_chain(env: &Env) {
+    let s = &env.store;
+    let ev = |i: i64| LedgerEvent {
+        event_id: format!("d{i}:accepted"),
+        doc_id: format!("d{i}"),
+        kind: "accepted".into(),
+        organ: Some("000.00.00.H49".into()),
+        detail: Some(format!("sha256 {i}")),
+        at_ms: i,
+    };
+    for i in 1..=5 {
+        assert!(s.record_event(&ev(i)).await.expect("record"));
+    }
+    assert!(
+        !s.record_event(&ev(3)).await.expect("duplicate"),
+        "a duplicate is not chained twice"
+    );
+    let (seq, head) = s.anchor_chain().await.expect("anchor");
+    assert_eq!(seq, 5);
+    for i in 6..=7 {
+        s.record_event(&ev(i)).await.expect("record");
+    }
+    match s.verify_chain().await.expect("verify") {
+        ChainCheck::Intact {
+            events, anchors, ..
+        } => assert_eq!((events, anchors), (7, 1)),
+        broken => panic!("{broken:?}"),
+    }
+    assert_ne!(s.chain_head().await.expect("head").1, head);
+
+    tamper(
+        env,
+        "UPDATE events SET detail = 'sha256 forged' WHERE event_id = 'd3:accepted'",
+    )
+    .await;
+    match s.verify_chain().await.expect("verify") {
+        ChainCheck::Broken {
+            seq,
+            event_id,
+            reason,
+        } => {
+            assert_eq!((seq, event_id.as_str()), (3, "d3:accepted"));
+            assert!(reason.contains("altered"), "{reason}");
+        }
+        intact => panic!("tampering not detected: {intact:?}"),
+    }
+    tamper(
+        env,
+        "UPDATE events SET detail = 'sha256 3' WHERE event_id = 'd3:accepted'",
+    )
+    .await;
+    tamper(env, "DELETE FROM events WHERE event_id = 'd7:accepted'").await;
+    assert!(
+        matches!(
+            s.verify_chain().await.expect("verify"),
+            ChainCheck::Broken { .. }
+        ),
+        "a removed last event is detected"
+    );
+    tamper(env, "DELETE FROM events WHERE event_id = 'd4:accepted'").await;
+    match s.verify_chain().await.expect("verify") {
+        ChainCheck::Broken { seq, reason, .. } => {
+            assert!(seq == 5 && reason.contains("missing"), "{seq} {reason}")
+        }
+        intact => panic!("a removed event was not detected: {intact:?}"),
+    }
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -533,4 +617,5 @@ conformance!(
     business_status_follows_the_rules,
     ledger_and_outbox,
     verdicts_are_kept_once_and_searchable,
+    the_ledger_is_a_verifiable_hash_chain,
 );
