@@ -21,6 +21,8 @@ pub const COMMUNE: &str = "000.12.05.H49";
 pub const LOCKED: &str = "000.13.05.H49";
 pub const RETIRED: &str = "000.14.05.H49";
 pub const UNKNOWN: &str = "000.99.05.H49";
+/// The security officer's bearer token the test gateway accepts.
+pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
 
 pub fn amqp_url() -> String {
     std::env::var("LIENTHONG_TEST_AMQP")
@@ -200,6 +202,9 @@ impl InProcessBus {
                         max_package_bytes: 2 * 1024 * 1024,
                         relay_after_ms: 500,
                         document_stages: vec!["verifier".into(), "router".into()],
+                        security_tokens_sha256: vec![lienthong_store::sha256_hex(
+                            OFFICER_TOKEN.as_bytes(),
+                        )],
                     };
                     let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");
                     url = format!("http://{addr}");

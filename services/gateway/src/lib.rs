@@ -10,6 +10,7 @@
 mod accept;
 mod auth;
 mod error;
+mod export;
 mod routes;
 mod time_fmt;
 
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use error::{ApiError, ErrorCode};
+pub use export::verdicts_csv;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +43,10 @@ pub struct GatewayConfig {
     /// How old an unpublished outbox message must be before the relay publishes it.
     #[serde(default = "default_relay_age")]
     pub relay_after_ms: u64,
+    /// SHA-256 (hex) of the bearer tokens security officers use for `/admin/verdicts`; empty
+    /// disables the endpoint. `lienthong admin token` makes one.
+    #[serde(default)]
+    pub security_tokens_sha256: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -63,6 +69,7 @@ impl Default for GatewayConfig {
             max_package_bytes: default_max_package(),
             document_stages: default_stages(),
             relay_after_ms: default_relay_age(),
+            security_tokens_sha256: Vec::new(),
         }
     }
 }

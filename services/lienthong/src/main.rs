@@ -158,6 +158,9 @@ enum AdminCommand {
         #[arg(long)]
         secret: Option<String>,
     },
+    /// Make a security officer token: prints the token (give it to the officer) and the SHA-256
+    /// to put in `gateway.security_tokens_sha256`.
+    Token,
     SystemLock {
         system_id: String,
     },
@@ -174,8 +177,10 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if std::env::var("LIENTHONG_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
@@ -420,7 +425,7 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             };
             let rows = store.verdicts(&filter).await?;
             if format == "csv" {
-                print!("{}", admin::verdicts_csv(&rows));
+                print!("{}", lienthong_gateway::verdicts_csv(&rows));
             } else {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
@@ -457,6 +462,11 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             println!("system {system_id} acts for {}", organs.join(", "));
             println!("X-SecretKey: {secret}");
             println!("(the bus keeps only a hash of it: store it now)");
+        }
+        AdminCommand::Token => {
+            let token = admin::new_secret()?;
+            println!("token:  {token}");
+            println!("sha256: {}", lienthong_store::sha256_hex(token.as_bytes()));
         }
         AdminCommand::SystemLock { system_id } => set_locked(&store, &system_id, true).await?,
         AdminCommand::SystemUnlock { system_id } => set_locked(&store, &system_id, false).await?,

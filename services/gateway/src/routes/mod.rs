@@ -8,6 +8,7 @@ mod send;
 mod sent;
 mod trace;
 mod update_status;
+mod verdicts;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/getSentEdocList", get(sent::get_sent_edoc_list))
         .route("/v1/getAgenciesList", get(agencies::get_agencies_list))
         .route("/v1/getTrace", get(trace::get_trace))
+        .route("/admin/verdicts", get(verdicts::list))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
 }
