@@ -16,6 +16,8 @@
 //! are expanded, as an XML processor does.
 
 use quick_xml::NsReader;
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
 use quick_xml::name::{PrefixDeclaration, ResolveResult};
 
@@ -148,12 +150,13 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
     let mut root: Option<Element> = None;
     let mut before = Vec::new();
     let mut after = Vec::new();
-    let mut buf = Vec::new();
     loop {
         let position = reader.buffer_position();
         let malformed = |reason: String| ParseError::Malformed { position, reason };
+        // Events borrow from the input: a large text (a base64 attachment) is copied once, into
+        // the tree, and only if it needs no rewriting even that is a plain memcpy.
         let event = reader
-            .read_resolved_event_into(&mut buf)
+            .read_resolved_event()
             .map_err(|e| malformed(e.to_string()))?;
         match event {
             (ns, Event::Start(start)) => {
@@ -214,23 +217,30 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
                 }
             }
             (_, Event::Text(text)) => {
-                let raw = utf8(&text, position)?;
-                let text = quick_xml::escape::unescape(&normalize_line_ends(&raw))
+                let raw = utf8_str(&text, position)?;
+                let text = quick_xml::escape::unescape(&normalize_line_ends(raw))
                     .map_err(|e| malformed(e.to_string()))?
                     .into_owned();
                 push_text(&mut stack, text, position)?;
             }
             (_, Event::CData(cdata)) => {
-                let text = normalize_line_ends(&utf8(&cdata, position)?);
+                let text = normalize_line_ends(utf8_str(&cdata, position)?).into_owned();
                 push_text(&mut stack, text, position)?;
             }
             (_, Event::Comment(comment)) => {
-                let node = Node::Comment(normalize_line_ends(&utf8(&comment, position)?));
-                push_other(&mut stack, &root, &mut before, &mut after, node);
+                let text = normalize_line_ends(utf8_str(&comment, position)?).into_owned();
+                push_other(
+                    &mut stack,
+                    &root,
+                    &mut before,
+                    &mut after,
+                    Node::Comment(text),
+                );
             }
             (_, Event::PI(pi)) => {
                 let target = utf8(pi.target(), position)?;
-                let data = normalize_line_ends(utf8(pi.content(), position)?.trim_start());
+                let data = normalize_line_ends(utf8_str(pi.content(), position)?.trim_start())
+                    .into_owned();
                 let node = Node::ProcessingInstruction { target, data };
                 push_other(&mut stack, &root, &mut before, &mut after, node);
             }
@@ -242,7 +252,6 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
             (_, Event::Decl(_)) => {}
             (_, Event::Eof) => break,
         }
-        buf.clear();
     }
     if let Some(open) = stack.last() {
         return Err(ParseError::Malformed {
@@ -273,17 +282,17 @@ fn namespace_of(ns: ResolveResult, position: u64) -> Result<Option<String>, Pars
 }
 
 /// End-of-line handling (XML 1.0 section 2.11): CR LF and lone CR become LF.
-fn normalize_line_ends(s: &str) -> String {
-    if !s.contains('\r') {
-        return s.to_owned();
+fn normalize_line_ends(s: &str) -> Cow<'_, str> {
+    if memchr::memchr(b'\r', s.as_bytes()).is_none() {
+        return Cow::Borrowed(s);
     }
-    s.replace("\r\n", "\n").replace('\r', "\n")
+    Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// Attribute-value normalization (XML 1.0 section 3.3.3) for CDATA attributes: literal white
 /// space becomes a space before references are expanded, so `&#xA;` survives as a newline.
 fn attribute_value(raw: &[u8], position: u64) -> Result<String, ParseError> {
-    let raw = normalize_line_ends(&utf8(raw, position)?).replace(['\t', '\n'], " ");
+    let raw = normalize_line_ends(utf8_str(raw, position)?).replace(['\t', '\n'], " ");
     quick_xml::escape::unescape(&raw)
         .map(|v| v.into_owned())
         .map_err(|e| ParseError::Malformed {
@@ -327,12 +336,14 @@ fn push_text(stack: &mut [Element], text: String, position: u64) -> Result<(), P
 }
 
 fn utf8(bytes: &[u8], position: u64) -> Result<String, ParseError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| ParseError::Malformed {
-            position,
-            reason: "invalid UTF-8".into(),
-        })
+    utf8_str(bytes, position).map(str::to_owned)
+}
+
+fn utf8_str(bytes: &[u8], position: u64) -> Result<&str, ParseError> {
+    std::str::from_utf8(bytes).map_err(|_| ParseError::Malformed {
+        position,
+        reason: "invalid UTF-8".into(),
+    })
 }
 
 #[cfg(test)]

@@ -11,8 +11,6 @@
 //! value (so an apex below the root carries its ancestors' declarations), exclusive C14N renders
 //! only the namespaces an element visibly uses, plus the `InclusiveNamespaces PrefixList`.
 
-use std::collections::BTreeMap;
-
 use lienthong_edxml::dom::{Attribute, Document, Element, Node};
 
 /// The `xml` prefix's namespace: never declared in output.
@@ -60,8 +58,27 @@ impl Algorithm {
     }
 }
 
-/// Namespace bindings by prefix (`None`: the default namespace; an empty URI: undeclared).
-type Bindings = BTreeMap<Option<String>, String>;
+/// Where canonical bytes go: a buffer, or straight into a digest (so a 50 MB package is never
+/// copied into a canonical form just to be hashed).
+pub trait Sink {
+    fn push_str(&mut self, s: &str);
+    fn push(&mut self, c: char) {
+        let mut buf = [0u8; 4];
+        self.push_str(c.encode_utf8(&mut buf));
+    }
+}
+
+impl Sink for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+}
+
+impl Sink for ring::digest::Context {
+    fn push_str(&mut self, s: &str) {
+        self.update(s.as_bytes());
+    }
+}
 
 /// Canonicalizes `apex` (the document root for the whole document) and its subtree, leaving out
 /// the subtree of `exclude` if given. When `apex` is the root, the comments and processing
@@ -73,6 +90,23 @@ pub fn canonicalize(
     algorithm: &Algorithm,
 ) -> Vec<u8> {
     let mut out = String::new();
+    canonicalize_into(document, apex, exclude, algorithm, &mut out);
+    out.into_bytes()
+}
+
+/// Canonicalizes into `out` (see [`canonicalize`]); returns how many bytes were written.
+pub fn canonicalize_into(
+    document: &Document,
+    apex: &Element,
+    exclude: Option<&Element>,
+    algorithm: &Algorithm,
+    out: &mut dyn Sink,
+) -> usize {
+    let mut out = Counting {
+        inner: out,
+        written: 0,
+    };
+    let out = &mut out;
     let whole = std::ptr::eq(apex, &document.root);
     let c = Canonicalizer {
         algorithm,
@@ -81,11 +115,11 @@ pub fn canonicalize(
     };
     if whole {
         for node in &document.before {
-            if c.node_outside(node, &mut out) {
+            if c.node_outside(node, out) {
                 out.push('\n');
             }
         }
-        c.element(apex, &Bindings::new(), &Bindings::new(), &[], &mut out);
+        c.element(apex, &mut Stack::new(), &mut Stack::new(), &[], out);
         for node in &document.after {
             let mut text = String::new();
             if c.node_outside(node, &mut text) {
@@ -95,10 +129,12 @@ pub fn canonicalize(
         }
     } else {
         let ancestors = ancestors_of(&document.root, apex).unwrap_or_default();
-        let mut in_scope = Bindings::new();
+        let mut in_scope = Stack::new();
         let mut xml_attributes: Vec<&Attribute> = Vec::new();
         for a in &ancestors {
-            declare(&mut in_scope, a);
+            for (prefix, uri) in &a.namespace_declarations {
+                in_scope.push((prefix.as_deref(), uri.as_str()));
+            }
             for attr in a
                 .attributes
                 .iter()
@@ -120,9 +156,21 @@ pub fn canonicalize(
                 .collect(),
             Algorithm::Exclusive { .. } => Vec::new(),
         };
-        c.element(apex, &in_scope, &Bindings::new(), &inherited, &mut out);
+        c.element(apex, &mut in_scope, &mut Stack::new(), &inherited, out);
     }
-    out.into_bytes()
+    out.written
+}
+
+struct Counting<'a> {
+    inner: &'a mut dyn Sink,
+    written: usize,
+}
+
+impl Sink for Counting<'_> {
+    fn push_str(&mut self, s: &str) {
+        self.written += s.len();
+        self.inner.push_str(s);
+    }
 }
 
 /// The chain of elements from the root down to `target`'s parent.
@@ -139,21 +187,35 @@ pub fn ancestors_of<'a>(root: &'a Element, target: &Element) -> Option<Vec<&'a E
     None
 }
 
-fn declare(bindings: &mut Bindings, e: &Element) {
-    for (prefix, uri) in &e.namespace_declarations {
-        bindings.insert(prefix.clone(), uri.clone());
-    }
-}
-
 struct Canonicalizer<'a> {
     algorithm: &'a Algorithm,
     exclude: Option<&'a Element>,
     comments: bool,
 }
 
-impl Canonicalizer<'_> {
+/// Namespace bindings as a stack, innermost last: a lookup walks back from the end. Elements
+/// carry few declarations, so this beats cloning maps for every element.
+type Stack<'a> = Vec<(Option<&'a str>, &'a str)>;
+
+fn lookup<'a>(stack: &[(Option<&'a str>, &'a str)], prefix: Option<&str>) -> Option<&'a str> {
+    stack
+        .iter()
+        .rev()
+        .find(|(p, _)| *p == prefix)
+        .map(|(_, u)| *u)
+}
+
+fn write_name(prefix: Option<&str>, name: &str, out: &mut dyn Sink) {
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    out.push_str(name);
+}
+
+impl<'a> Canonicalizer<'a> {
     /// A comment or PI outside the root; returns whether anything was written.
-    fn node_outside(&self, node: &Node, out: &mut String) -> bool {
+    fn node_outside(&self, node: &Node, out: &mut dyn Sink) -> bool {
         match node {
             Node::Comment(c) if self.comments => {
                 comment(c, out);
@@ -167,58 +229,65 @@ impl Canonicalizer<'_> {
         }
     }
 
-    /// `parent_scope`: namespaces in scope at the parent; `rendered`: what the nearest output
-    /// ancestor rendered (or, inclusively, had in scope).
-    fn element(
+    /// `scope`: namespaces in scope at the parent; `rendered`: what the output ancestors rendered
+    /// (inclusively: everything they had in scope).
+    fn element<'e>(
         &self,
-        e: &Element,
-        parent_scope: &Bindings,
-        rendered: &Bindings,
+        e: &'e Element,
+        scope: &mut Stack<'e>,
+        rendered: &mut Stack<'e>,
         inherited_xml: &[&Attribute],
-        out: &mut String,
-    ) {
+        out: &mut dyn Sink,
+    ) where
+        'a: 'e,
+    {
         if self.exclude.is_some_and(|x| std::ptr::eq(x, e)) {
             return;
         }
-        let mut scope = parent_scope.clone();
-        declare(&mut scope, e);
+        let (scope_len, rendered_len) = (scope.len(), rendered.len());
+        for (prefix, uri) in &e.namespace_declarations {
+            scope.push((prefix.as_deref(), uri.as_str()));
+        }
 
-        let candidates: Vec<Option<String>> = match self.algorithm {
-            Algorithm::Inclusive { .. } => scope.keys().cloned().collect(),
+        let mut candidates: Vec<Option<&str>> = match self.algorithm {
+            Algorithm::Inclusive { .. } => scope.iter().map(|(p, _)| *p).collect(),
             Algorithm::Exclusive {
                 inclusive_prefixes, ..
             } => {
-                let mut used: Vec<Option<String>> = vec![e.prefix.clone()];
+                let mut used: Vec<Option<&str>> = vec![e.prefix.as_deref()];
                 used.extend(
                     e.attributes
                         .iter()
-                        .filter_map(|a| a.prefix.clone().map(Some)),
+                        .filter_map(|a| a.prefix.as_deref().map(Some)),
                 );
                 for p in inclusive_prefixes {
-                    let p = (p != "#default").then(|| p.clone());
-                    if scope.contains_key(&p) {
+                    let p = (p != "#default").then_some(p.as_str());
+                    if lookup(scope, p).is_some() {
                         used.push(p);
                     }
                 }
-                used.sort();
-                used.dedup();
                 used
             }
         };
-        let mut now_rendered = rendered.clone();
-        let mut declarations: Vec<(Option<String>, String)> = Vec::new();
+        // Lexicographic by prefix, the default namespace (no prefix) first.
+        candidates.sort_unstable();
+        candidates.dedup();
+
+        let inclusive = matches!(self.algorithm, Algorithm::Inclusive { .. });
+        let mut declarations: Vec<(Option<&str>, &str)> = Vec::new();
         for prefix in candidates {
-            if prefix.as_deref() == Some("xml") {
+            if prefix == Some("xml") {
                 continue;
             }
-            let uri = scope.get(&prefix).cloned().unwrap_or_default();
+            let uri = lookup(scope, prefix).unwrap_or_default();
             if uri == XML_NS {
                 continue;
             }
-            let before = rendered
-                .get(&prefix)
-                .map(String::as_str)
-                .unwrap_or_default();
+            let before = lookup(&rendered[..rendered_len], prefix).unwrap_or_default();
+            if inclusive {
+                // Inclusively, an output element stands for everything in its scope.
+                rendered.push((prefix, uri));
+            }
             // An empty default namespace is only rendered to undo a non-empty one above.
             if uri == before || (prefix.is_none() && uri.is_empty() && before.is_empty()) {
                 continue;
@@ -226,17 +295,14 @@ impl Canonicalizer<'_> {
             if prefix.is_some() && uri.is_empty() {
                 continue;
             }
-            now_rendered.insert(prefix.clone(), uri.clone());
+            if !inclusive {
+                rendered.push((prefix, uri));
+            }
             declarations.push((prefix, uri));
         }
-        if matches!(self.algorithm, Algorithm::Inclusive { .. }) {
-            // Inclusively, an output element stands for everything in its scope.
-            now_rendered = scope.clone();
-        }
 
-        let name = e.qualified_name();
         out.push('<');
-        out.push_str(&name);
+        write_name(e.prefix.as_deref(), &e.name, out);
         for (prefix, uri) in &declarations {
             match prefix {
                 Some(p) => {
@@ -249,26 +315,28 @@ impl Canonicalizer<'_> {
             escape_attribute(uri, out);
             out.push('"');
         }
-        let mut attributes: Vec<&Attribute> = e
-            .attributes
-            .iter()
-            .chain(inherited_xml.iter().copied())
-            .collect();
-        attributes.sort_by(|a, b| {
-            (a.namespace.as_deref().unwrap_or(""), a.name.as_str())
-                .cmp(&(b.namespace.as_deref().unwrap_or(""), b.name.as_str()))
-        });
-        for a in attributes {
-            out.push(' ');
-            out.push_str(&a.qualified_name());
-            out.push_str("=\"");
-            escape_attribute(&a.value, out);
-            out.push('"');
+        if !e.attributes.is_empty() || !inherited_xml.is_empty() {
+            let mut attributes: Vec<&Attribute> = e
+                .attributes
+                .iter()
+                .chain(inherited_xml.iter().copied())
+                .collect();
+            attributes.sort_by(|a, b| {
+                (a.namespace.as_deref().unwrap_or(""), a.name.as_str())
+                    .cmp(&(b.namespace.as_deref().unwrap_or(""), b.name.as_str()))
+            });
+            for a in attributes {
+                out.push(' ');
+                write_name(a.prefix.as_deref(), &a.name, out);
+                out.push_str("=\"");
+                escape_attribute(&a.value, out);
+                out.push('"');
+            }
         }
         out.push('>');
         for child in &e.children {
             match child {
-                Node::Element(c) => self.element(c, &scope, &now_rendered, &[], out),
+                Node::Element(c) => self.element(c, scope, rendered, &[], out),
                 Node::Text(t) => escape_text(t, out),
                 Node::Comment(c) if self.comments => comment(c, out),
                 Node::Comment(_) => {}
@@ -276,18 +344,20 @@ impl Canonicalizer<'_> {
             }
         }
         out.push_str("</");
-        out.push_str(&name);
+        write_name(e.prefix.as_deref(), &e.name, out);
         out.push('>');
+        scope.truncate(scope_len);
+        rendered.truncate(rendered_len);
     }
 }
 
-fn comment(text: &str, out: &mut String) {
+fn comment(text: &str, out: &mut dyn Sink) {
     out.push_str("<!--");
     out.push_str(text);
     out.push_str("-->");
 }
 
-fn pi(target: &str, data: &str, out: &mut String) {
+fn pi(target: &str, data: &str, out: &mut dyn Sink) {
     out.push_str("<?");
     out.push_str(target);
     if !data.is_empty() {
@@ -297,28 +367,67 @@ fn pi(target: &str, data: &str, out: &mut String) {
     out.push_str("?>");
 }
 
-fn escape_text(text: &str, out: &mut String) {
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
+/// Escapes `&`, `<`, `>` and CR; runs without them are written as they are, in one piece.
+fn escape_text(text: &str, out: &mut dyn Sink) {
+    let replacement = |b| match b {
+        b'&' => "&amp;",
+        b'<' => "&lt;",
+        b'>' => "&gt;",
+        _ => "&#xD;",
+    };
+    let bytes = text.as_bytes();
+    if memchr::memchr(b'\r', bytes).is_some() {
+        escape(
+            text,
+            out,
+            |b| matches!(b, b'&' | b'<' | b'>' | b'\r'),
+            replacement,
+        );
+        return;
     }
+    // The usual case (and the whole of a base64 attachment): SIMD search for the three others.
+    let mut start = 0;
+    for i in memchr::memchr3_iter(b'&', b'<', b'>', bytes) {
+        out.push_str(&text[start..i]);
+        out.push_str(replacement(bytes[i]));
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
 }
 
-fn escape_attribute(value: &str, out: &mut String) {
-    for ch in value.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#x9;"),
-            '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
+/// Escapes `&`, `<`, `"`, TAB, LF and CR in attribute values.
+fn escape_attribute(value: &str, out: &mut dyn Sink) {
+    escape(
+        value,
+        out,
+        |b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'),
+        |b| match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'"' => "&quot;",
+            b'\t' => "&#x9;",
+            b'\n' => "&#xA;",
+            _ => "&#xD;",
+        },
+    );
+}
+
+/// Writes `text` with the bytes `special` picks replaced by `replacement`. The special bytes are
+/// ASCII, so cutting there always falls between UTF-8 characters.
+fn escape(
+    text: &str,
+    out: &mut dyn Sink,
+    special: impl Fn(u8) -> bool,
+    replacement: impl Fn(u8) -> &'static str,
+) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if special(b) {
+            out.push_str(&text[start..i]);
+            out.push_str(replacement(b));
+            start = i + 1;
         }
     }
+    out.push_str(&text[start..]);
 }

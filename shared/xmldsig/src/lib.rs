@@ -8,7 +8,7 @@ pub mod trust;
 pub mod verdict;
 pub mod verify;
 
-pub use c14n::{Algorithm, canonicalize};
+pub use c14n::{Algorithm, Sink, canonicalize, canonicalize_into};
 pub use sign::{SignError, sign};
 pub use trust::{ChainFailure, ChainReport, Policy, TrustStore};
 pub use verdict::{Outcome, Verdict, check_package};

@@ -20,11 +20,28 @@ use x509_parser::time::ASN1Time;
 const MAX_PATH: usize = 8;
 
 /// Trust anchors, extra intermediates, and CRLs, all as DER.
-#[derive(Debug, Clone, Default)]
+///
+/// Paths already built are remembered by the SHA-256 of the signer and its `X509Data`: the same
+/// agencies sign again and again, and a path's signatures do not change. Everything that does
+/// change (validity at the verification time, key sizes under the policy, revocation) is checked
+/// again on every verification.
+#[derive(Debug, Default)]
 pub struct TrustStore {
     anchors: Vec<Vec<u8>>,
     intermediates: Vec<Vec<u8>>,
     crls: Vec<Vec<u8>>,
+    paths: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>>>,
+}
+
+impl Clone for TrustStore {
+    fn clone(&self) -> Self {
+        Self {
+            anchors: self.anchors.clone(),
+            intermediates: self.intermediates.clone(),
+            crls: self.crls.clone(),
+            paths: Default::default(),
+        }
+    }
 }
 
 /// What to accept.
@@ -270,8 +287,31 @@ pub fn validate(
     let signer_cert = parse(signer)?;
     let mut pool: Vec<&[u8]> = others.iter().map(Vec::as_slice).collect();
     pool.extend(store.intermediates.iter().map(Vec::as_slice));
-    let path = build(signer, &pool, store, 0)
-        .ok_or_else(|| ChainFailure::Untrusted(name(signer_cert.subject())))?;
+    let key = {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(signer);
+        for o in others {
+            ctx.update(&(o.len() as u64).to_be_bytes());
+            ctx.update(o);
+        }
+        ctx.finish().as_ref().to_vec()
+    };
+    let cached = store.paths.lock().ok().and_then(|p| p.get(&key).cloned());
+    let path = match cached {
+        Some(path) => path,
+        None => {
+            let path = build(signer, &pool, store, 0)
+                .ok_or_else(|| ChainFailure::Untrusted(name(signer_cert.subject())))?;
+            if let Ok(mut paths) = store.paths.lock() {
+                // Bounded: a flood of distinct signers cannot grow it without limit.
+                if paths.len() >= 10_000 {
+                    paths.clear();
+                }
+                paths.insert(key, path.clone());
+            }
+            path
+        }
+    };
 
     let now =
         ASN1Time::from_timestamp(at).map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;

@@ -19,7 +19,7 @@ use lienthong_edxml::model::DSIG_NS;
 use ring::digest;
 use ring::signature::{self, UnparsedPublicKey};
 
-use crate::c14n::{Algorithm, canonicalize};
+use crate::c14n::{Algorithm, canonicalize, canonicalize_into};
 
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 const EXC_C14N_NS: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
@@ -308,11 +308,12 @@ pub fn verify(document: &Document) -> Result<Verified, Failure> {
     let mut checked = Vec::with_capacity(planned.len());
     for (uri, target, enveloped, algorithm, digest_method, expected) in planned {
         let exclude = enveloped.then_some(signature);
-        let bytes = canonicalize(document, target, exclude, &algorithm);
-        if bytes.is_empty() {
+        // Canonical bytes go straight into the digest: a large package is never copied whole.
+        let mut context = digest::Context::new(digest_method.ring());
+        if canonicalize_into(document, target, exclude, &algorithm, &mut context) == 0 {
             return Err(Failure::EmptyCanonicalization(uri));
         }
-        let actual = digest::digest(digest_method.ring(), &bytes);
+        let actual = context.finish();
         if actual.as_ref() != expected.as_slice() {
             return Err(Failure::DigestMismatch { uri });
         }
