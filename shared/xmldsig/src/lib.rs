@@ -3,6 +3,7 @@
 //! signature verification.
 
 pub mod c14n;
+pub mod revocation;
 pub mod sign;
 pub mod trust;
 pub mod verdict;

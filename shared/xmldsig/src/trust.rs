@@ -7,7 +7,9 @@
 //! `nonRepudiation`. Revocation: a CRL signed by the certificate's issuer is used when loaded; a
 //! CRL past its `nextUpdate` plus the grace period fails closed. Without a CRL the policy decides.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use x509_parser::certificate::X509Certificate;
@@ -16,21 +18,93 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::time::ASN1Time;
 
+use crate::revocation::{OcspAnswer, OcspStatus};
+
 /// Deepest chain accepted (signer, intermediates, anchor).
 const MAX_PATH: usize = 8;
 
-/// Trust anchors, extra intermediates, and CRLs, all as DER.
+/// Trust anchors, extra intermediates, CRLs and OCSP answers.
 ///
 /// Paths already built are remembered by the SHA-256 of the signer and its `X509Data`: the same
 /// agencies sign again and again, and a path's signatures do not change. Everything that does
 /// change (validity at the verification time, key sizes under the policy, revocation) is checked
-/// again on every verification.
+/// again on every verification. Each newly built path is also noted as a revocation target, so
+/// that a fetcher can get its CRLs and OCSP answers ahead of the next package.
 #[derive(Debug, Default)]
 pub struct TrustStore {
     anchors: Vec<Vec<u8>>,
     intermediates: Vec<Vec<u8>>,
-    crls: Vec<Vec<u8>>,
-    paths: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>>>,
+    crls: Vec<LoadedCrl>,
+    /// By `(SHA-256 of the issuer's DER, certificate serial)`; checked before they were added.
+    ocsp: HashMap<(Vec<u8>, Vec<u8>), OcspAnswer>,
+    paths: Mutex<HashMap<Vec<u8>, Vec<Vec<u8>>>>,
+    targets: Mutex<Vec<RevocationTarget>>,
+}
+
+/// A CRL parsed once when loaded; its signature is checked against an issuer on first use.
+#[derive(Debug)]
+struct LoadedCrl {
+    der: Vec<u8>,
+    issuer: Vec<u8>,
+    this_update: i64,
+    next_update: Option<i64>,
+    revoked: HashSet<Vec<u8>>,
+    /// SHA-256 of the issuer certificates whose key verified this CRL.
+    verified_by: Mutex<Vec<Vec<u8>>>,
+}
+
+impl LoadedCrl {
+    fn parse(der: Vec<u8>) -> Option<Self> {
+        let (_, crl) = CertificateRevocationList::from_der(&der).ok()?;
+        let issuer = crl.issuer().as_raw().to_vec();
+        let this_update = crl.last_update().timestamp();
+        let next_update = crl.next_update().map(|t| t.timestamp());
+        let revoked = crl
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial().to_vec())
+            .collect();
+        Some(Self {
+            issuer,
+            this_update,
+            next_update,
+            revoked,
+            verified_by: Mutex::new(Vec::new()),
+            der,
+        })
+    }
+
+    fn signed_by(&self, issuer_der: &[u8], issuer: &X509Certificate<'_>) -> bool {
+        if self.issuer.as_slice() != issuer.subject().as_raw() {
+            return false;
+        }
+        let id = sha256(issuer_der);
+        if let Ok(seen) = self.verified_by.lock() {
+            if seen.contains(&id) {
+                return true;
+            }
+        }
+        let ok = CertificateRevocationList::from_der(&self.der)
+            .is_ok_and(|(_, crl)| crl.verify_signature(issuer.public_key()).is_ok());
+        if ok {
+            if let Ok(mut seen) = self.verified_by.lock() {
+                seen.push(id);
+            }
+        }
+        ok
+    }
+}
+
+/// A certificate whose revocation status a fetcher should keep fresh, with its issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationTarget {
+    pub cert: Vec<u8>,
+    pub issuer: Vec<u8>,
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
 }
 
 impl Clone for TrustStore {
@@ -38,8 +112,14 @@ impl Clone for TrustStore {
         Self {
             anchors: self.anchors.clone(),
             intermediates: self.intermediates.clone(),
-            crls: self.crls.clone(),
+            crls: self
+                .crls
+                .iter()
+                .filter_map(|c| LoadedCrl::parse(c.der.clone()))
+                .collect(),
+            ocsp: self.ocsp.clone(),
             paths: Default::default(),
+            targets: Default::default(),
         }
     }
 }
@@ -51,9 +131,9 @@ pub struct Policy {
     /// SHA-1 in signatures or certificates: accepted with a warning (the national SDK still emits
     /// it), or refused.
     pub allow_sha1: bool,
-    /// Refuse a certificate whose issuer has no CRL loaded.
+    /// Refuse a certificate without revocation data (no CRL of its issuer, no OCSP answer).
     pub require_revocation_data: bool,
-    /// How long past `nextUpdate` a CRL may still be used.
+    /// How long past `nextUpdate` a CRL or an OCSP answer may still be used.
     pub crl_grace_secs: i64,
 }
 
@@ -84,10 +164,16 @@ pub struct CertificateSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationCheck {
     pub subject: String,
-    /// `crl`, or `none` when no CRL of its issuer was loaded.
+    /// `ocsp`, `crl`, or `none` when neither was there.
     pub source: String,
     pub crl_this_update: Option<i64>,
     pub crl_next_update: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_produced_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_this_update: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_next_update: Option<i64>,
 }
 
 /// A path that validated.
@@ -126,7 +212,13 @@ pub enum ChainFailure {
         "the CRL of {issuer} is stale: its nextUpdate {next_update} (Unix time) is past the grace period"
     )]
     StaleCrl { issuer: String, next_update: i64 },
-    #[error("no CRL of {0}'s issuer is loaded, and the policy requires revocation data")]
+    #[error(
+        "the OCSP answer for {subject} is stale: its nextUpdate {next_update} (Unix time) is past the grace period, and no fresh CRL covers it"
+    )]
+    StaleOcsp { subject: String, next_update: i64 },
+    #[error(
+        "no CRL of {0}'s issuer is loaded and no OCSP answer for it, and the policy requires revocation data"
+    )]
     NoRevocationData(String),
     #[error("{0} is signed with SHA-1, which the policy refuses")]
     Sha1Refused(String),
@@ -144,6 +236,7 @@ impl ChainFailure {
             Self::WeakKey { .. } => "weak-key",
             Self::Revoked { .. } => "revoked",
             Self::StaleCrl { .. } => "stale-crl",
+            Self::StaleOcsp { .. } => "stale-ocsp",
             Self::NoRevocationData(_) => "no-revocation-data",
             Self::Sha1Refused(_) => "sha1-refused",
         }
@@ -196,11 +289,38 @@ impl TrustStore {
     }
 
     /// A CRL, PEM (`X509 CRL`) or DER.
+    /// A CRL, PEM (`X509 CRL`) or DER; bytes that are not a CRL are ignored (its signature is
+    /// checked against the issuer when used).
     pub fn add_crl(&mut self, bytes: &[u8]) {
-        match pem_blocks(bytes, "X509 CRL") {
-            Some(blocks) => self.crls.extend(blocks),
-            None => self.crls.push(bytes.to_vec()),
-        }
+        let blocks = pem_blocks(bytes, "X509 CRL").unwrap_or_else(|| vec![bytes.to_vec()]);
+        self.crls
+            .extend(blocks.into_iter().filter_map(LoadedCrl::parse));
+    }
+
+    /// An OCSP answer for `cert` issued by `issuer`, already checked by
+    /// [`crate::revocation::check_ocsp_response`].
+    pub fn add_ocsp_answer(&mut self, cert: &[u8], issuer: &[u8], answer: OcspAnswer) {
+        let Ok(c) = parse(cert) else { return };
+        self.ocsp
+            .insert((sha256(issuer), c.raw_serial().to_vec()), answer);
+    }
+
+    /// Paths built since the last call, as (certificate, issuer) pairs: what a revocation fetcher
+    /// should keep fresh.
+    pub fn take_revocation_targets(&self) -> Vec<RevocationTarget> {
+        self.targets
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+
+    /// The configured anchors and intermediates (their own CRL distribution points are targets
+    /// for a fetcher too).
+    pub fn certificates(&self) -> impl Iterator<Item = &[u8]> {
+        self.anchors
+            .iter()
+            .chain(self.intermediates.iter())
+            .map(Vec::as_slice)
     }
 
     /// Every certificate file (`.pem`, `.crt`, `.cer`, `.der`) in `dir` as an anchor, and the
@@ -309,6 +429,14 @@ pub fn validate(
                 }
                 paths.insert(key, path.clone());
             }
+            if let Ok(mut targets) = store.targets.lock() {
+                if targets.len() < 10_000 {
+                    targets.extend(path.windows(2).map(|pair| RevocationTarget {
+                        cert: pair[0].clone(),
+                        issuer: pair[1].clone(),
+                    }));
+                }
+            }
             path
         }
     };
@@ -379,7 +507,14 @@ pub fn validate(
         }
         if !is_anchor {
             let issuer = parse(&path[i + 1])?;
-            revocation.push(check_revocation(&cert, &issuer, store, policy, at)?);
+            revocation.push(check_revocation(
+                &cert,
+                &path[i + 1],
+                &issuer,
+                store,
+                policy,
+                at,
+            )?);
         }
         chain.push(summary(&cert));
     }
@@ -427,21 +562,59 @@ fn build(
     None
 }
 
+/// OCSP first when a fresh answer is there (it is the more recent word), then the issuer's CRL.
+/// Stale data fails closed; missing data follows the policy.
 fn check_revocation(
     cert: &X509Certificate<'_>,
+    issuer_der: &[u8],
     issuer: &X509Certificate<'_>,
     store: &TrustStore,
     policy: &Policy,
     at: i64,
 ) -> Result<RevocationCheck, ChainFailure> {
     let subject = name(cert.subject());
-    let crl = store.crls.iter().find_map(|der| {
-        let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
-        (crl.issuer().as_raw() == issuer.subject().as_raw()
-            && crl.verify_signature(issuer.public_key()).is_ok())
-        .then_some(crl)
-    });
+    let serial = cert.raw_serial();
+    let mut stale_ocsp = None;
+    if let Some(answer) = store.ocsp.get(&(sha256(issuer_der), serial.to_vec())) {
+        let fresh_until = answer.next_update.unwrap_or(answer.this_update) + policy.crl_grace_secs;
+        if at > fresh_until {
+            stale_ocsp = Some(answer.next_update.unwrap_or(answer.this_update));
+        } else {
+            match answer.status {
+                OcspStatus::Revoked { .. } => {
+                    return Err(ChainFailure::Revoked {
+                        subject,
+                        serial: cert.raw_serial_as_string(),
+                    });
+                }
+                OcspStatus::Good => {
+                    return Ok(RevocationCheck {
+                        subject,
+                        source: "ocsp".into(),
+                        crl_this_update: None,
+                        crl_next_update: None,
+                        ocsp_produced_at: Some(answer.produced_at),
+                        ocsp_this_update: Some(answer.this_update),
+                        ocsp_next_update: answer.next_update,
+                    });
+                }
+                // The responder does not know it: the CRL decides.
+                OcspStatus::Unknown => {}
+            }
+        }
+    }
+    let crl = store
+        .crls
+        .iter()
+        .filter(|c| c.signed_by(issuer_der, issuer))
+        .max_by_key(|c| c.this_update);
     let Some(crl) = crl else {
+        if let Some(next_update) = stale_ocsp {
+            return Err(ChainFailure::StaleOcsp {
+                subject,
+                next_update,
+            });
+        }
         if policy.require_revocation_data {
             return Err(ChainFailure::NoRevocationData(subject));
         }
@@ -450,10 +623,12 @@ fn check_revocation(
             source: "none".into(),
             crl_this_update: None,
             crl_next_update: None,
+            ocsp_produced_at: None,
+            ocsp_this_update: None,
+            ocsp_next_update: None,
         });
     };
-    let next_update = crl.next_update().map(|t| t.timestamp());
-    if let Some(next) = next_update {
+    if let Some(next) = crl.next_update {
         if at > next + policy.crl_grace_secs {
             return Err(ChainFailure::StaleCrl {
                 issuer: name(issuer.subject()),
@@ -461,11 +636,7 @@ fn check_revocation(
             });
         }
     }
-    let serial = cert.raw_serial();
-    if crl
-        .iter_revoked_certificates()
-        .any(|r| r.raw_serial() == serial)
-    {
+    if crl.revoked.contains(serial) {
         return Err(ChainFailure::Revoked {
             subject,
             serial: cert.raw_serial_as_string(),
@@ -474,7 +645,10 @@ fn check_revocation(
     Ok(RevocationCheck {
         subject,
         source: "crl".into(),
-        crl_this_update: Some(crl.last_update().timestamp()),
-        crl_next_update: next_update,
+        crl_this_update: Some(crl.this_update),
+        crl_next_update: crl.next_update,
+        ocsp_produced_at: None,
+        ocsp_this_update: None,
+        ocsp_next_update: None,
     })
 }

@@ -8,23 +8,26 @@ BIN=${LIENTHONG_BIN:-../../../target/debug/lienthong}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+issue() { # name keyopts subject
+  openssl req -new -newkey "$2" -nodes -keyout "keys/$1.key" -out "$work/$1.csr" -subj "$3" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n' > "$work/ext"
+  openssl x509 -req -in "$work/$1.csr" -CA keys/root.pem -CAkey keys/root.key -CAcreateserial \
+    -out "keys/$1.pem" -days 3650 -sha256 -extfile "$work/ext" 2>/dev/null
+  rm -f keys/root.srl
+}
+
 mkdir -p keys
 if [ ! -f keys/root.pem ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -keyout keys/root.key -out keys/root.pem -days 7300 \
     -subj "/C=VN/O=Test Government CA/CN=Test Root CA" -sha256 \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-  issue() { # name keyopts subject
-    openssl req -new -newkey "$2" -nodes -keyout "keys/$1.key" -out "$work/$1.csr" -subj "$3" 2>/dev/null
-    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n' > "$work/ext"
-    openssl x509 -req -in "$work/$1.csr" -CA keys/root.pem -CAkey keys/root.key -CAcreateserial \
-      -out "keys/$1.pem" -days 3650 -sha256 -extfile "$work/ext" 2>/dev/null
-  }
   issue signer rsa:2048 "/C=VN/O=UBND tinh Thua Thien Hue/CN=Van thu UBND tinh"
   issue ec-signer ec:<(openssl ecparam -name prime256v1) "/C=VN/O=UBND tinh Thua Thien Hue/CN=Van thu EC"
   issue weak-signer rsa:1024 "/C=VN/O=Test/CN=Weak key"
   issue other-signer rsa:2048 "/C=VN/O=Test/CN=Someone else"
-  rm -f keys/root.srl
 fi
+# Added later: a P-384 signer (used by the signxml vectors).
+[ -f keys/ec384-signer.pem ] || issue ec384-signer ec:<(openssl ecparam -name secp384r1) "/C=VN/O=So Noi vu/CN=Van thu P-384"
 
 # A CRL from the root that revokes other-signer (and not signer).
 if [ ! -f keys/root.crl.pem ]; then
