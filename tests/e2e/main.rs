@@ -6,5 +6,6 @@ mod crash;
 mod errors;
 mod flow;
 mod resilience;
+mod revocation;
 mod signatures;
 mod statuses;

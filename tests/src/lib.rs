@@ -98,6 +98,7 @@ impl Env {
             crl_grace_secs: 86_400,
             bus_organ_id: DEPARTMENT.into(),
             reload_secs: 60,
+            revocation: None,
         };
         Env {
             verifier,

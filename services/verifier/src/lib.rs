@@ -22,6 +22,9 @@ use lienthong_xmldsig::{Outcome as SignatureOutcome, Policy, TrustStore, Verdict
 use serde::Deserialize;
 use tokio::sync::watch;
 
+pub mod revocation;
+pub use revocation::{Revocation, RevocationConfig};
+
 pub const STAGE: &str = "verifier";
 
 /// Whether a signature is required.
@@ -63,6 +66,9 @@ pub struct VerifierConfig {
     /// How often trust anchors and CRLs are read again.
     #[serde(default = "default_reload")]
     pub reload_secs: u64,
+    /// Revocation data fetched ahead of time (CRL distribution points, OCSP); off when absent.
+    #[serde(default)]
+    pub revocation: Option<RevocationConfig>,
 }
 
 fn yes() -> bool {
@@ -106,6 +112,7 @@ pub struct Verifier {
     config: VerifierConfig,
     bus_organ: OrganId,
     trust: Arc<RwLock<Arc<TrustStore>>>,
+    revocation: Option<Revocation>,
 }
 
 impl Verifier {
@@ -116,7 +123,15 @@ impl Verifier {
     ) -> std::io::Result<Self> {
         let bus_organ = OrganId::parse(&config.bus_organ_id)
             .map_err(|e| std::io::Error::other(format!("verifier.bus_organ_id: {e}")))?;
-        let trust = config.load_trust()?;
+        let revocation = config
+            .revocation
+            .clone()
+            .map(|r| Revocation::new(r, config.crl_grace_secs))
+            .transpose()?;
+        let mut trust = config.load_trust()?;
+        if let Some(r) = &revocation {
+            r.extend(&mut trust);
+        }
         if trust.anchors() == 0 {
             tracing::warn!(dir = %config.trust_dir.display(), "no trust anchors: every signed package will be refused as untrusted");
         }
@@ -126,7 +141,56 @@ impl Verifier {
             config,
             bus_organ,
             trust: Arc::new(RwLock::new(Arc::new(trust))),
+            revocation,
         })
+    }
+
+    /// Trust anchors and CRL files, plus what the fetcher has.
+    fn build_trust(&self) -> std::io::Result<TrustStore> {
+        let mut trust = self.config.load_trust()?;
+        if let Some(r) = &self.revocation {
+            r.extend(&mut trust);
+        }
+        Ok(trust)
+    }
+
+    fn swap_trust(&self, trust: TrustStore) {
+        if let Ok(mut current) = self.trust.write() {
+            // Paths built on the old store are still to be fetched for.
+            if let Some(r) = &self.revocation {
+                r.learn(current.take_revocation_targets());
+            }
+            *current = Arc::new(trust);
+        }
+    }
+
+    /// Fetches revocation data until `shutdown`, swapping in a trust store after each round.
+    async fn fetch_revocation(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(revocation) = &self.revocation else {
+            return;
+        };
+        loop {
+            let anchors: Vec<Vec<u8>> = self
+                .trust
+                .read()
+                .map(|t| t.certificates().map(<[u8]>::to_vec).collect())
+                .unwrap_or_default();
+            let covered = tokio::select! {
+                n = revocation.round(anchors, now_ms() / 1000) => n,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match self.build_trust() {
+                Ok(t) => self.swap_trust(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not reload trust anchors or CRLs; keeping the previous ones")
+                }
+            }
+            revocation.settle(covered);
+            tokio::select! {
+                _ = revocation.wait() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// Reloads trust anchors and CRLs every `reload_secs` until `shutdown`; a failed reload keeps
@@ -138,12 +202,8 @@ impl Verifier {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.wait_for(|s| *s) => return,
             }
-            match self.config.load_trust() {
-                Ok(t) => {
-                    if let Ok(mut current) = self.trust.write() {
-                        *current = Arc::new(t);
-                    }
-                }
+            match self.build_trust() {
+                Ok(t) => self.swap_trust(t),
                 Err(e) => {
                     tracing::error!(error = %e, "could not reload trust anchors or CRLs; keeping the previous ones")
                 }
@@ -176,10 +236,21 @@ impl Verifier {
             .map_err(|_| Outcome::Retry("trust store lock poisoned".into()))?;
         let policy = self.config.crypto_policy();
         let at = now_ms() / 1000;
+        let used = Arc::clone(&trust);
         let verdict =
-            tokio::task::spawn_blocking(move || check_package(&bytes, &trust, &policy, at))
+            tokio::task::spawn_blocking(move || check_package(&bytes, &used, &policy, at))
                 .await
                 .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?;
+        if let Some(r) = &self.revocation {
+            r.learn(trust.take_revocation_targets());
+            // A certificate seen for the first time has had no chance to get its CRL or OCSP
+            // answer: wait for the fetcher rather than refuse for lack of data.
+            if verdict.reason_code.as_deref() == Some("no-revocation-data") && r.pending() {
+                return Err(Outcome::Retry(
+                    "revocation data for a newly seen certificate is being fetched".into(),
+                ));
+            }
+        }
         let signer = verdict.signer();
         let row = VerdictRow {
             doc_id: doc.doc_id.clone(),
@@ -391,7 +462,9 @@ pub async fn run(
     let queue = publisher.topology().stage_queue(STAGE);
     let verifier = Arc::new(Verifier::new(store, publisher, config)?);
     let reload = tokio::spawn(Arc::clone(&verifier).reload(shutdown.clone()));
+    let fetch = tokio::spawn(Arc::clone(&verifier).fetch_revocation(shutdown.clone()));
     lienthong_bus::consume(bus, queue, "verifier".into(), verifier, shutdown).await;
     let _ = reload.await;
+    let _ = fetch.await;
     Ok(())
 }
