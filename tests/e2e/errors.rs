@@ -143,6 +143,28 @@ async fn every_error_code_names_what_is_wrong() {
         "refused packages must leave nothing: {sent:?}"
     );
 
+    // 26: a DocumentId already accepted, sent again for other recipients. The same package again
+    // is a resubmission and gets its docId back.
+    let m = unique_number();
+    let first = province
+        .send(write_edoc(&edoc(PROVINCE, &[MINISTRY], m)), "edoc")
+        .await
+        .expect("accepted");
+    let again = province
+        .send(write_edoc(&edoc(PROVINCE, &[MINISTRY], m)), "edoc")
+        .await
+        .expect("a resubmission");
+    assert_eq!(again, first);
+    let (desc, http) = expect_error(
+        province
+            .send(write_edoc(&edoc(PROVINCE, &[MINISTRY, COMMUNE], m)), "edoc")
+            .await,
+        26,
+        "MessageHeader/DocumentId",
+    );
+    assert_eq!(http, 409);
+    assert!(desc.contains(&first) && desc.contains(COMMUNE), "{desc}");
+
     // 24: a status about a document the bus never carried; reading a document that is not yours.
     let ghost = edoc(PROVINCE, &[MINISTRY], n);
     let me = Organization::new(OrganId::parse(MINISTRY).expect("organ"), "VPCP");

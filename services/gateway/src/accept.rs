@@ -37,11 +37,36 @@ pub async fn accept(
         lienthong_edxml::Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
         lienthong_edxml::Package::Status(st) => status_document(state, caller, &st, bytes).await?,
     };
-    // A resubmission gets the docId it was given, whatever changed in the registry since.
-    if doc.message_type == MessageType::Edoc
-        && state.store.doc_id_for_key(&doc.idem_key).await?.is_none()
-    {
-        check_recipients(state, &doc.recipients).await?;
+    // A resubmission gets the docId it was given, whatever changed in the registry since; but
+    // the same DocumentId for other recipients is a different package, never silently dropped.
+    if doc.message_type == MessageType::Edoc {
+        match state.store.doc_id_for_key(&doc.idem_key).await? {
+            None => check_recipients(state, &doc.recipients).await?,
+            Some(existing) => {
+                let mut before: Vec<String> = state
+                    .store
+                    .legs(&existing)
+                    .await?
+                    .into_iter()
+                    .map(|l| l.recipient)
+                    .collect();
+                let mut now = doc.recipients.clone();
+                before.sort();
+                now.sort();
+                now.dedup();
+                if before != now {
+                    return Err(ApiError::new(
+                        ErrorCode::DocumentIdReused,
+                        format!(
+                            "MessageHeader/DocumentId: {} was already accepted as docId {existing} for {}; this package is for {}. A package for other recipients needs its own DocumentId",
+                            doc.document_id,
+                            before.join(", "),
+                            now.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
     }
     commit(state, doc).await
 }

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     RecipientLocked = 23,
     NoSuchDocument = 24,
     IllegalTransition = 25,
+    /// Extension: a DocumentId already accepted from this sender, sent again for other recipients.
+    DocumentIdReused = 26,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +43,7 @@ impl ApiError {
             ErrorCode::Platform => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::FileProcessing => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::NoSuchDocument => StatusCode::NOT_FOUND,
-            ErrorCode::IllegalTransition => StatusCode::CONFLICT,
+            ErrorCode::IllegalTransition | ErrorCode::DocumentIdReused => StatusCode::CONFLICT,
         };
         Self {
             code,
