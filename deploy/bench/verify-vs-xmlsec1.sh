@@ -2,11 +2,11 @@
 # Signature verification throughput: lienthong in-process against `xmlsec1 --verify --repeat N`,
 # on the same packages (signed by xmlsec1 with the test PKI), about 20 KB and about 5 MB, in the
 # same run. Then the peak memory of verifying one 50 MB package.
-#   ./deploy/bench/verify-vs-xmlsec1.sh [N_SMALL] [N_LARGE]
+#   ./deploy/bench/verify-vs-xmlsec1.sh [N_SMALL] [N_LARGE]      (ROUNDS=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-n_small=${1:-1000}
-n_large=${2:-10}
+n_small=${1:-2000}
+n_large=${2:-50}
 keys=tests/vectors/xmldsig/keys
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -33,20 +33,30 @@ PY
   xmlsec1 --sign --privkey-pem "$keys/signer.key,$keys/signer.pem" --output "$work/$1.edxml" "$work/$1.tpl"
 }
 
+# One round times xmlsec1 then lienthong on the same file; ROUNDS rounds alternate the two so that
+# both see the same machine (a shared host's speed drifts), and the medians are compared.
+rounds=${ROUNDS:-5}
 run() { # name n
-  local f="$work/$1.edxml" n=$2 size
+  local f="$work/$1.edxml" n=$2 size xs=() ls=() t0 t1 ours
   size=$(stat -c %s "$f")
-  local t0 t1
-  t0=$(date +%s.%N)
-  xmlsec1 --verify --repeat "$n" --trusted-pem "$keys/root.pem" "$f" >/dev/null 2>&1
-  t1=$(date +%s.%N)
-  local x ours
-  x=$(python3 -c "print(f'{$n/($t1-$t0):.1f}')")
-  ours=$("$bench" "$f" "$work/trust" "$n")
-  local l
-  l=$(echo "$ours" | sed -n 's/.* = \([0-9.]*\) packages\/s.*/\1/p')
-  echo "$size bytes: xmlsec1 $x packages/s | $ours"
-  python3 -c "print(f'  ratio lienthong/xmlsec1: {$l/$x:.2f}x')"
+  for _ in $(seq 1 "$rounds"); do
+    t0=$(date +%s.%N)
+    xmlsec1 --verify --repeat "$n" --trusted-pem "$keys/root.pem" "$f" >/dev/null 2>&1
+    t1=$(date +%s.%N)
+    xs+=("$(python3 -c "print($n/($t1-$t0))")")
+    ours=$("$bench" "$f" "$work/trust" "$n")
+    ls+=("$(echo "$ours" | sed -n 's/.* = \([0-9.]*\) packages\/s.*/\1/p')")
+  done
+  python3 - "$size" "${xs[*]}" "${ls[*]}" <<'PY'
+import statistics, sys
+size = int(sys.argv[1])
+x = [float(v) for v in sys.argv[2].split()]
+l = [float(v) for v in sys.argv[3].split()]
+mx, ml = statistics.median(x), statistics.median(l)
+print(f"{size} bytes, median of {len(x)} rounds: xmlsec1 {mx:.1f} packages/s | "
+      f"lienthong {ml:.1f} packages/s ({ml * size / 1e6:.0f} MB/s) | ratio {ml / mx:.2f}x")
+print(f"  per round, ratio: {' '.join(f'{b / a:.2f}' for a, b in zip(x, l))}")
+PY
 }
 
 make_signed small 12000

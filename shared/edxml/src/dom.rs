@@ -32,6 +32,9 @@ pub struct Document {
     pub before: Vec<Node>,
     pub root: Element,
     pub after: Vec<Node>,
+    /// Whether some text holds a CR. Line ends are normalized on reading, so only a character
+    /// reference can put one there; canonicalization skips its search for CR when none did.
+    pub text_has_cr: bool,
 }
 
 /// One element: namespace URI, prefix and local name, the namespace declarations it carries,
@@ -150,6 +153,7 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
     let mut root: Option<Element> = None;
     let mut before = Vec::new();
     let mut after = Vec::new();
+    let mut text_has_cr = false;
     loop {
         let position = reader.buffer_position();
         let malformed = |reason: String| ParseError::Malformed { position, reason };
@@ -218,9 +222,17 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
             }
             (_, Event::Text(text)) => {
                 let raw = utf8_str(&text, position)?;
-                let text = quick_xml::escape::unescape(&normalize_line_ends(raw))
-                    .map_err(|e| malformed(e.to_string()))?
-                    .into_owned();
+                // One search for both things that change text (a whole base64 attachment
+                // usually has neither), then one copy.
+                let text = if memchr::memchr2(b'\r', b'&', raw.as_bytes()).is_none() {
+                    raw.to_owned()
+                } else {
+                    let text = quick_xml::escape::unescape(&normalize_line_ends(raw))
+                        .map_err(|e| malformed(e.to_string()))?
+                        .into_owned();
+                    text_has_cr |= memchr::memchr(b'\r', text.as_bytes()).is_some();
+                    text
+                };
                 push_text(&mut stack, text, position)?;
             }
             (_, Event::CData(cdata)) => {
@@ -264,6 +276,7 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
         before,
         root,
         after,
+        text_has_cr,
     })
 }
 

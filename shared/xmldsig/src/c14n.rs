@@ -112,6 +112,7 @@ pub fn canonicalize_into(
         algorithm,
         exclude,
         comments: algorithm.comments(),
+        text_has_cr: document.text_has_cr,
     };
     if whole {
         for node in &document.before {
@@ -191,6 +192,8 @@ struct Canonicalizer<'a> {
     algorithm: &'a Algorithm,
     exclude: Option<&'a Element>,
     comments: bool,
+    /// Some text may hold a CR (see [`Document::text_has_cr`]).
+    text_has_cr: bool,
 }
 
 /// Namespace bindings as a stack, innermost last: a lookup walks back from the end. Elements
@@ -337,7 +340,7 @@ impl<'a> Canonicalizer<'a> {
         for child in &e.children {
             match child {
                 Node::Element(c) => self.element(c, scope, rendered, &[], out),
-                Node::Text(t) => escape_text(t, out),
+                Node::Text(t) => escape_text(t, self.text_has_cr, out),
                 Node::Comment(c) if self.comments => comment(c, out),
                 Node::Comment(_) => {}
                 Node::ProcessingInstruction { target, data } => pi(target, data, out),
@@ -367,8 +370,9 @@ fn pi(target: &str, data: &str, out: &mut dyn Sink) {
     out.push_str("?>");
 }
 
-/// Escapes `&`, `<`, `>` and CR; runs without them are written as they are, in one piece.
-fn escape_text(text: &str, out: &mut dyn Sink) {
+/// Escapes `&`, `<`, `>` and CR (searched for only when the document may hold one); runs without
+/// them are written as they are, in one piece.
+fn escape_text(text: &str, may_hold_cr: bool, out: &mut dyn Sink) {
     let replacement = |b| match b {
         b'&' => "&amp;",
         b'<' => "&lt;",
@@ -376,7 +380,7 @@ fn escape_text(text: &str, out: &mut dyn Sink) {
         _ => "&#xD;",
     };
     let bytes = text.as_bytes();
-    if memchr::memchr(b'\r', bytes).is_some() {
+    if may_hold_cr && memchr::memchr(b'\r', bytes).is_some() {
         escape(
             text,
             out,

@@ -3,6 +3,7 @@
 //! signature verification.
 
 pub mod c14n;
+mod der;
 pub mod revocation;
 pub mod sign;
 pub mod trust;

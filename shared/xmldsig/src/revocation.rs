@@ -14,6 +14,8 @@ use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtensio
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::AlgorithmIdentifier;
 
+use crate::der::{expect, read, tlv};
+
 const OID_SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
 const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 const OID_OCSP_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
@@ -101,80 +103,6 @@ pub fn ocsp_urls(cert_der: &[u8]) -> Vec<String> {
         }
     }
     urls
-}
-
-// --- DER, just what OCSP needs ---------------------------------------------------------------
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// One element: its tag, its content, the whole encoding, and what follows.
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-}
-
-fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), OcspError> {
-    let bad = OcspError::Malformed("truncated DER");
-    let (&tag, rest) = input.split_first().ok_or(bad.clone())?;
-    if tag & 0x1f == 0x1f {
-        return Err(OcspError::Malformed("multi-byte tags are not used in OCSP"));
-    }
-    let (&first, mut rest) = rest.split_first().ok_or(bad.clone())?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err(OcspError::Malformed("bad DER length"));
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        rest = &rest[n..];
-        len
-    };
-    if rest.len() < len {
-        return Err(bad);
-    }
-    let header = input.len() - rest.len();
-    let (content, after) = rest.split_at(len);
-    Ok((
-        Tlv {
-            tag,
-            content,
-            whole: &input[..header + len],
-        },
-        after,
-    ))
-}
-
-fn expect<'a>(
-    input: &'a [u8],
-    tag: u8,
-    what: &'static str,
-) -> Result<(Tlv<'a>, &'a [u8]), OcspError> {
-    let (t, rest) = read(input)?;
-    if t.tag != tag {
-        return Err(OcspError::Malformed(what));
-    }
-    Ok((t, rest))
 }
 
 /// GeneralizedTime `YYYYMMDDHHMMSS[.fff]Z` as Unix time.

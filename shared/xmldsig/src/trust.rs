@@ -9,14 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::{FromDer, X509Name};
 use x509_parser::public_key::PublicKey;
 use x509_parser::revocation_list::CertificateRevocationList;
-use x509_parser::time::ASN1Time;
 
 use crate::revocation::{OcspAnswer, OcspStatus};
 
@@ -37,8 +36,59 @@ pub struct TrustStore {
     crls: Vec<LoadedCrl>,
     /// By `(SHA-256 of the issuer's DER, certificate serial)`; checked before they were added.
     ocsp: HashMap<(Vec<u8>, Vec<u8>), OcspAnswer>,
-    paths: Mutex<HashMap<Vec<u8>, Vec<Vec<u8>>>>,
+    paths: Mutex<HashMap<Vec<u8>, Arc<Vec<CertFacts>>>>,
     targets: Mutex<Vec<RevocationTarget>>,
+}
+
+/// What validation needs from one certificate of a path, read once when the path is built (the
+/// DER does not change; the checks against time and policy run on every verification).
+#[derive(Debug)]
+struct CertFacts {
+    der: Vec<u8>,
+    /// SHA-256 of the DER: the key of OCSP answers issued for certificates this one issued.
+    id: Vec<u8>,
+    summary: CertificateSummary,
+    subject_raw: Vec<u8>,
+    raw_serial: Vec<u8>,
+    rsa_bits: Option<usize>,
+    /// `None` when the extension is absent.
+    key_usage: Option<KeyUsageFacts>,
+    /// Basic constraints: `Some(path length limit)` for a CA.
+    ca: Option<Option<u32>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyUsageFacts {
+    signs_documents: bool,
+    signs_certificates: bool,
+}
+
+impl CertFacts {
+    fn read(der: &[u8]) -> Result<Self, ChainFailure> {
+        let cert = parse(der)?;
+        let key_usage = cert
+            .key_usage()
+            .map_err(|e| ChainFailure::BadCertificate(e.to_string()))?
+            .map(|ku| KeyUsageFacts {
+                signs_documents: ku.value.digital_signature() || ku.value.non_repudiation(),
+                signs_certificates: ku.value.key_cert_sign(),
+            });
+        let ca = cert
+            .basic_constraints()
+            .map_err(|e| ChainFailure::BadCertificate(e.to_string()))?
+            .filter(|b| b.value.ca)
+            .map(|b| b.value.path_len_constraint);
+        Ok(Self {
+            der: der.to_vec(),
+            id: sha256(der),
+            summary: summary(&cert),
+            subject_raw: cert.subject().as_raw().to_vec(),
+            raw_serial: cert.raw_serial().to_vec(),
+            rsa_bits: key_description(&cert).1,
+            key_usage,
+            ca,
+        })
+    }
 }
 
 /// A CRL parsed once when loaded; its signature is checked against an issuer on first use.
@@ -73,21 +123,22 @@ impl LoadedCrl {
         })
     }
 
-    fn signed_by(&self, issuer_der: &[u8], issuer: &X509Certificate<'_>) -> bool {
-        if self.issuer.as_slice() != issuer.subject().as_raw() {
+    fn signed_by(&self, issuer: &CertFacts) -> bool {
+        if self.issuer != issuer.subject_raw {
             return false;
         }
-        let id = sha256(issuer_der);
         if let Ok(seen) = self.verified_by.lock() {
-            if seen.contains(&id) {
+            if seen.contains(&issuer.id) {
                 return true;
             }
         }
-        let ok = CertificateRevocationList::from_der(&self.der)
-            .is_ok_and(|(_, crl)| crl.verify_signature(issuer.public_key()).is_ok());
+        let ok = parse(&issuer.der).is_ok_and(|issuer| {
+            CertificateRevocationList::from_der(&self.der)
+                .is_ok_and(|(_, crl)| crl.verify_signature(issuer.public_key()).is_ok())
+        });
         if ok {
             if let Ok(mut seen) = self.verified_by.lock() {
-                seen.push(id);
+                seen.push(issuer.id.clone());
             }
         }
         ok
@@ -404,9 +455,6 @@ pub fn validate(
     policy: &Policy,
     at: i64,
 ) -> Result<ChainReport, ChainFailure> {
-    let signer_cert = parse(signer)?;
-    let mut pool: Vec<&[u8]> = others.iter().map(Vec::as_slice).collect();
-    pool.extend(store.intermediates.iter().map(Vec::as_slice));
     let key = {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(signer);
@@ -420,18 +468,26 @@ pub fn validate(
     let path = match cached {
         Some(path) => path,
         None => {
-            let path = build(signer, &pool, store, 0)
+            let signer_cert = parse(signer)?;
+            let mut pool: Vec<&[u8]> = others.iter().map(Vec::as_slice).collect();
+            pool.extend(store.intermediates.iter().map(Vec::as_slice));
+            let ders = build(signer, &pool, store, 0)
                 .ok_or_else(|| ChainFailure::Untrusted(name(signer_cert.subject())))?;
+            let path = Arc::new(
+                ders.iter()
+                    .map(|d| CertFacts::read(d))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
             if let Ok(mut paths) = store.paths.lock() {
                 // Bounded: a flood of distinct signers cannot grow it without limit.
                 if paths.len() >= 10_000 {
                     paths.clear();
                 }
-                paths.insert(key, path.clone());
+                paths.insert(key, Arc::clone(&path));
             }
             if let Ok(mut targets) = store.targets.lock() {
                 if targets.len() < 10_000 {
-                    targets.extend(path.windows(2).map(|pair| RevocationTarget {
+                    targets.extend(ders.windows(2).map(|pair| RevocationTarget {
                         cert: pair[0].clone(),
                         issuer: pair[1].clone(),
                     }));
@@ -441,82 +497,63 @@ pub fn validate(
         }
     };
 
-    let now =
-        ASN1Time::from_timestamp(at).map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;
     let mut warnings = Vec::new();
     let mut chain = Vec::with_capacity(path.len());
     let mut revocation = Vec::new();
-    for (i, der) in path.iter().enumerate() {
-        let cert = parse(der)?;
-        let subject = name(cert.subject());
-        let validity = cert.validity();
-        if validity.not_after < now {
+    for (i, cert) in path.iter().enumerate() {
+        let s = &cert.summary;
+        if s.not_after < at {
             return Err(ChainFailure::Expired {
-                subject,
-                not_after: validity.not_after.timestamp(),
+                subject: s.subject.clone(),
+                not_after: s.not_after,
             });
         }
-        if validity.not_before > now {
+        if s.not_before > at {
             return Err(ChainFailure::NotYetValid {
-                subject,
-                not_before: validity.not_before.timestamp(),
+                subject: s.subject.clone(),
+                not_before: s.not_before,
             });
         }
-        if let (_, Some(bits)) = key_description(&cert) {
+        if let Some(bits) = cert.rsa_bits {
             if bits < policy.min_rsa_bits {
                 return Err(ChainFailure::WeakKey {
-                    subject,
+                    subject: s.subject.clone(),
                     bits,
                     min: policy.min_rsa_bits,
                 });
             }
         }
         let is_anchor = i == path.len() - 1;
-        if signature_algorithm(&cert) == "sha1WithRSAEncryption" && !is_anchor {
+        if s.signature_algorithm == "sha1WithRSAEncryption" && !is_anchor {
             if !policy.allow_sha1 {
-                return Err(ChainFailure::Sha1Refused(subject));
+                return Err(ChainFailure::Sha1Refused(s.subject.clone()));
             }
-            warnings.push(format!("{subject} is signed with SHA-1"));
+            warnings.push(format!("{} is signed with SHA-1", s.subject));
         }
-        let key_usage = cert
-            .key_usage()
-            .map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;
         if i == 0 {
-            if let Some(ku) = key_usage {
-                if !(ku.value.digital_signature() || ku.value.non_repudiation()) {
-                    return Err(ChainFailure::KeyUsage(subject));
-                }
+            if cert.key_usage.is_some_and(|ku| !ku.signs_documents) {
+                return Err(ChainFailure::KeyUsage(s.subject.clone()));
             }
         } else {
-            let bc = cert
-                .basic_constraints()
-                .map_err(|e| ChainFailure::BadCertificate(e.to_string()))?;
-            let Some(bc) = bc.filter(|b| b.value.ca) else {
-                return Err(ChainFailure::NotCa(subject));
+            let Some(path_len) = cert.ca else {
+                return Err(ChainFailure::NotCa(s.subject.clone()));
             };
             // Intermediate CAs below this one on the path (the signer does not count).
             let below = u32::try_from(i - 1).unwrap_or(u32::MAX);
-            if bc.value.path_len_constraint.is_some_and(|max| below > max) {
+            if path_len.is_some_and(|max| below > max) {
                 return Err(ChainFailure::NotCa(format!(
-                    "{subject} (path length exceeded)"
+                    "{} (path length exceeded)",
+                    s.subject
                 )));
             }
-            if key_usage.is_some_and(|ku| !ku.value.key_cert_sign()) {
-                return Err(ChainFailure::KeyUsage(subject));
+            if cert.key_usage.is_some_and(|ku| !ku.signs_certificates) {
+                return Err(ChainFailure::KeyUsage(s.subject.clone()));
             }
         }
         if !is_anchor {
-            let issuer = parse(&path[i + 1])?;
-            revocation.push(check_revocation(
-                &cert,
-                &path[i + 1],
-                &issuer,
-                store,
-                policy,
-                at,
-            )?);
+            revocation.push(check_revocation(cert, &path[i + 1], store, policy, at)?);
         }
-        chain.push(summary(&cert));
+        chain.push(s.clone());
     }
     Ok(ChainReport {
         chain,
@@ -565,17 +602,16 @@ fn build(
 /// OCSP first when a fresh answer is there (it is the more recent word), then the issuer's CRL.
 /// Stale data fails closed; missing data follows the policy.
 fn check_revocation(
-    cert: &X509Certificate<'_>,
-    issuer_der: &[u8],
-    issuer: &X509Certificate<'_>,
+    cert: &CertFacts,
+    issuer: &CertFacts,
     store: &TrustStore,
     policy: &Policy,
     at: i64,
 ) -> Result<RevocationCheck, ChainFailure> {
-    let subject = name(cert.subject());
-    let serial = cert.raw_serial();
+    let subject = cert.summary.subject.clone();
+    let serial = cert.raw_serial.as_slice();
     let mut stale_ocsp = None;
-    if let Some(answer) = store.ocsp.get(&(sha256(issuer_der), serial.to_vec())) {
+    if let Some(answer) = store.ocsp.get(&(issuer.id.clone(), serial.to_vec())) {
         let fresh_until = answer.next_update.unwrap_or(answer.this_update) + policy.crl_grace_secs;
         if at > fresh_until {
             stale_ocsp = Some(answer.next_update.unwrap_or(answer.this_update));
@@ -584,7 +620,7 @@ fn check_revocation(
                 OcspStatus::Revoked { .. } => {
                     return Err(ChainFailure::Revoked {
                         subject,
-                        serial: cert.raw_serial_as_string(),
+                        serial: cert.summary.serial.clone(),
                     });
                 }
                 OcspStatus::Good => {
@@ -606,7 +642,7 @@ fn check_revocation(
     let crl = store
         .crls
         .iter()
-        .filter(|c| c.signed_by(issuer_der, issuer))
+        .filter(|c| c.signed_by(issuer))
         .max_by_key(|c| c.this_update);
     let Some(crl) = crl else {
         if let Some(next_update) = stale_ocsp {
@@ -631,7 +667,7 @@ fn check_revocation(
     if let Some(next) = crl.next_update {
         if at > next + policy.crl_grace_secs {
             return Err(ChainFailure::StaleCrl {
-                issuer: name(issuer.subject()),
+                issuer: issuer.summary.subject.clone(),
                 next_update: next,
             });
         }
@@ -639,7 +675,7 @@ fn check_revocation(
     if crl.revoked.contains(serial) {
         return Err(ChainFailure::Revoked {
             subject,
-            serial: cert.raw_serial_as_string(),
+            serial: cert.summary.serial.clone(),
         });
     }
     Ok(RevocationCheck {

@@ -418,19 +418,17 @@ fn verifies(
     message: &[u8],
     value: &[u8],
 ) -> Result<bool, Failure> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| Failure::BadCertificate(e.to_string()))?;
-    let spki = cert.public_key();
-    let key = spki.subject_public_key.data.as_ref();
+    // Only the public key is needed here; the whole certificate is read when its path is built.
+    let spki = crate::der::public_key(der).map_err(|e| Failure::BadCertificate(e.to_string()))?;
+    let key = spki.key;
     let algorithm: &'static dyn signature::VerificationAlgorithm = match method {
         SignatureMethod::RsaSha1
         | SignatureMethod::RsaSha256
         | SignatureMethod::RsaSha384
         | SignatureMethod::RsaSha512 => {
-            let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = spki.parsed() else {
+            let Some(bits) = spki.rsa_bits else {
                 return Ok(false);
             };
-            let bits = rsa.key_size();
             if bits < 2048 {
                 return Err(Failure::WeakKey { bits });
             }
