@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n_small=${1:-2000}
-n_large=${2:-50}
+n_large=${2:-200}
 keys=tests/vectors/xmldsig/keys
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

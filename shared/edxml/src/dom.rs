@@ -17,6 +17,7 @@
 
 use quick_xml::NsReader;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use quick_xml::events::Event;
 use quick_xml::name::{PrefixDeclaration, ResolveResult};
@@ -41,7 +42,8 @@ pub struct Document {
 /// its other attributes, and its children in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
-    pub namespace: Option<String>,
+    /// Shared between the elements of one namespace: a package has few, and many elements.
+    pub namespace: Option<Arc<str>>,
     pub prefix: Option<String>,
     pub name: String,
     /// `xmlns` (prefix `None`) and `xmlns:p` declarations, in document order. An empty value
@@ -54,7 +56,7 @@ pub struct Element {
 /// An attribute other than a namespace declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
     pub prefix: Option<String>,
     pub name: String,
     pub value: String,
@@ -154,6 +156,7 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
     let mut before = Vec::new();
     let mut after = Vec::new();
     let mut text_has_cr = false;
+    let mut namespaces = Namespaces::default();
     loop {
         let position = reader.buffer_position();
         let malformed = |reason: String| ParseError::Malformed { position, reason };
@@ -170,7 +173,7 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(ParseError::TooDeep { limit: MAX_DEPTH });
                 }
-                let namespace = namespace_of(ns, position)?;
+                let namespace = namespaces.resolve(ns, position)?;
                 let name = utf8(start.local_name().as_ref(), position)?;
                 let prefix = start
                     .name()
@@ -192,7 +195,7 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
                     }
                     let (ans, local) = reader.resolve_attribute(attr.key);
                     attributes.push(Attribute {
-                        namespace: namespace_of(ans, position)?,
+                        namespace: namespaces.resolve(ans, position)?,
                         prefix: attr
                             .key
                             .prefix()
@@ -280,17 +283,38 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
     })
 }
 
-fn namespace_of(ns: ResolveResult, position: u64) -> Result<Option<String>, ParseError> {
-    match ns {
-        ResolveResult::Bound(ns) => Ok(Some(utf8(ns.as_ref(), position)?)),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(prefix) => Err(ParseError::Malformed {
-            position,
-            reason: format!(
-                "undeclared namespace prefix `{}`",
-                String::from_utf8_lossy(&prefix)
-            ),
-        }),
+/// Namespace URIs seen so far, each allocated once.
+#[derive(Default)]
+struct Namespaces(Vec<Arc<str>>);
+
+impl Namespaces {
+    fn resolve(
+        &mut self,
+        ns: ResolveResult,
+        position: u64,
+    ) -> Result<Option<Arc<str>>, ParseError> {
+        match ns {
+            ResolveResult::Bound(ns) => {
+                let uri = ns.as_ref();
+                if let Some(known) = self.0.iter().find(|k| k.as_bytes() == uri) {
+                    return Ok(Some(Arc::clone(known)));
+                }
+                let known: Arc<str> = Arc::from(utf8_str(uri, position)?);
+                // A hostile package may declare thousands: keep sharing bounded.
+                if self.0.len() < 64 {
+                    self.0.push(Arc::clone(&known));
+                }
+                Ok(Some(known))
+            }
+            ResolveResult::Unbound => Ok(None),
+            ResolveResult::Unknown(prefix) => Err(ParseError::Malformed {
+                position,
+                reason: format!(
+                    "undeclared namespace prefix `{}`",
+                    String::from_utf8_lossy(&prefix)
+                ),
+            }),
+        }
     }
 }
 

@@ -204,7 +204,8 @@ fn collect<'a>(e: &'a Element, pred: &dyn Fn(&Element) -> bool, out: &mut Vec<&'
 }
 
 fn base64(text: &str, path: &str) -> Result<Vec<u8>, Failure> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut compact = Vec::with_capacity(text.len());
+    compact.extend(text.bytes().filter(|b| !b.is_ascii_whitespace()));
     base64::engine::general_purpose::STANDARD
         .decode(compact)
         .map_err(|e| malformed(path, format!("not base64: {e}")))
