@@ -62,11 +62,59 @@ pub struct Attribute {
     pub value: String,
 }
 
+/// Character data, as read: references expanded, line ends normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    value: String,
+    /// Known to hold none of `&`, `<`, `>`, CR, so canonical XML writes it as it is. Set only
+    /// by the reader, which learned it in the search it made anyway (a base64 attachment is
+    /// then never searched again).
+    plain: bool,
+}
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// Holds none of `&`, `<`, `>`, CR; `false` means "unknown, look".
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+
+    fn append(&mut self, other: Text) {
+        self.value.push_str(&other.value);
+        self.plain &= other.plain;
+    }
+}
+
+impl From<String> for Text {
+    fn from(value: String) -> Self {
+        Self {
+            value,
+            plain: false,
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(value: &str) -> Self {
+        Self::from(value.to_owned())
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.value
+    }
+}
+
 /// A child of an element, or a node around the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     Element(Element),
-    Text(String),
+    Text(Text),
     Comment(String),
     ProcessingInstruction { target: String, data: String },
 }
@@ -227,20 +275,27 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
                 let raw = utf8_str(&text, position)?;
                 // One search for both things that change text (a whole base64 attachment
                 // usually has neither), then one copy.
-                let text = if memchr::memchr2(b'\r', b'&', raw.as_bytes()).is_none() {
-                    raw.to_owned()
+                let text = if memchr::memchr3(b'\r', b'&', b'>', raw.as_bytes()).is_none() {
+                    // No reference and no CR: the text is the raw bytes, and (`<` being
+                    // impossible in raw text) needs no escaping either.
+                    Text {
+                        value: raw.to_owned(),
+                        plain: true,
+                    }
+                } else if memchr::memchr2(b'\r', b'&', raw.as_bytes()).is_none() {
+                    Text::from(raw)
                 } else {
                     let text = quick_xml::escape::unescape(&normalize_line_ends(raw))
                         .map_err(|e| malformed(e.to_string()))?
                         .into_owned();
                     text_has_cr |= memchr::memchr(b'\r', text.as_bytes()).is_some();
-                    text
+                    Text::from(text)
                 };
                 push_text(&mut stack, text, position)?;
             }
             (_, Event::CData(cdata)) => {
                 let text = normalize_line_ends(utf8_str(&cdata, position)?).into_owned();
-                push_text(&mut stack, text, position)?;
+                push_text(&mut stack, Text::from(text), position)?;
             }
             (_, Event::Comment(comment)) => {
                 let text = normalize_line_ends(utf8_str(&comment, position)?).into_owned();
@@ -353,12 +408,12 @@ fn push_other(
     }
 }
 
-fn push_text(stack: &mut [Element], text: String, position: u64) -> Result<(), ParseError> {
+fn push_text(stack: &mut [Element], text: Text, position: u64) -> Result<(), ParseError> {
     match stack.last_mut() {
         Some(parent) => {
             // Adjacent text (text, CDATA, text) is one text node.
             if let Some(Node::Text(last)) = parent.children.last_mut() {
-                last.push_str(&text);
+                last.append(text);
             } else {
                 parent.children.push(Node::Text(text));
             }
@@ -376,8 +431,9 @@ fn utf8(bytes: &[u8], position: u64) -> Result<String, ParseError> {
     utf8_str(bytes, position).map(str::to_owned)
 }
 
+/// UTF-8 validation with SIMD: a base64 attachment is validated at memory speed.
 fn utf8_str(bytes: &[u8], position: u64) -> Result<&str, ParseError> {
-    std::str::from_utf8(bytes).map_err(|_| ParseError::Malformed {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| ParseError::Malformed {
         position,
         reason: "invalid UTF-8".into(),
     })

@@ -340,6 +340,7 @@ impl<'a> Canonicalizer<'a> {
         for child in &e.children {
             match child {
                 Node::Element(c) => self.element(c, scope, rendered, &[], out),
+                Node::Text(t) if t.is_plain() => out.push_str(t),
                 Node::Text(t) => escape_text(t, self.text_has_cr, out),
                 Node::Comment(c) if self.comments => comment(c, out),
                 Node::Comment(_) => {}

@@ -155,3 +155,32 @@ fn an_excluded_subtree_leaves_no_trace() {
     let out = String::from_utf8(canonicalize(&d, &d.root, Some(sig), &INCLUSIVE)).expect("utf8");
     assert_eq!(out, "<a><b>keep</b><c></c></a>");
 }
+
+#[test]
+fn text_read_as_plain_is_written_as_it_is_and_everything_else_is_escaped() {
+    // The reader marks text with no reference, CR or `>` as plain; the canonicalizer then skips
+    // its search. Every other shape must still come out escaped.
+    let cases = [
+        (
+            "<a>plain base64 AAAA+/==</a>",
+            "<a>plain base64 AAAA+/==</a>",
+            true,
+        ),
+        ("<a>a>b</a>", "<a>a&gt;b</a>", false),
+        ("<a>x &amp; y &lt; z</a>", "<a>x &amp; y &lt; z</a>", false),
+        ("<a>l1&#xD;l2</a>", "<a>l1&#xD;l2</a>", false),
+        (
+            "<a>abc<![CDATA[<&]]>def</a>",
+            "<a>abc&lt;&amp;def</a>",
+            false,
+        ),
+    ];
+    for (xml, canonical, plain) in cases {
+        let d = doc(xml);
+        let lienthong_edxml::dom::Node::Text(t) = &d.root.children[0] else {
+            panic!("{xml}: one text child")
+        };
+        assert_eq!(t.is_plain(), plain, "{xml}");
+        assert_eq!(whole(xml, &INCLUSIVE), canonical, "{xml}");
+    }
+}
