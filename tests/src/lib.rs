@@ -89,6 +89,7 @@ impl Env {
         .expect("root");
         let verifier = VerifierConfig {
             trust_dir,
+            intermediates_dir: None,
             crl_files: Vec::new(),
             signature: SignaturePolicy::Optional,
             systems: Default::default(),

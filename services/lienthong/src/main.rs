@@ -74,6 +74,10 @@ enum Command {
         /// Directory of trusted root certificates (PEM or DER).
         #[arg(long)]
         trust: PathBuf,
+        /// Directory of intermediate CA certificates, for signers whose `X509Data` carries only
+        /// their own certificate.
+        #[arg(long)]
+        intermediates: Option<PathBuf>,
         /// CRL files (PEM or DER), repeatable.
         #[arg(long = "crl")]
         crls: Vec<PathBuf>,
@@ -290,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Verify {
             file,
             trust,
+            intermediates,
             crls,
             require_revocation,
             refuse_sha1,
@@ -297,8 +302,13 @@ async fn main() -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let crls: Vec<&std::path::Path> = crls.iter().map(PathBuf::as_path).collect();
-            let store = lienthong_xmldsig::TrustStore::load(&trust, &crls)
+            let mut store = lienthong_xmldsig::TrustStore::load(&trust, &crls)
                 .with_context(|| format!("loading trust anchors from {}", trust.display()))?;
+            if let Some(dir) = &intermediates {
+                store.load_intermediates(dir).with_context(|| {
+                    format!("loading intermediate certificates from {}", dir.display())
+                })?;
+            }
             if store.anchors() == 0 {
                 anyhow::bail!(
                     "--trust {}: no certificate files (.pem, .crt, .cer, .der) found",

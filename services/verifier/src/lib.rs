@@ -43,7 +43,11 @@ pub enum SignaturePolicy {
 pub struct VerifierConfig {
     /// Directory of trusted root certificates (PEM or DER files).
     pub trust_dir: PathBuf,
-    /// CRL files (PEM or DER), kept fresh by whoever fetches them (cron, `lienthong` later).
+    /// Intermediate CA certificates (PEM or DER files), for signers whose `X509Data` carries
+    /// only their own certificate.
+    #[serde(default)]
+    pub intermediates_dir: Option<PathBuf>,
+    /// CRL files (PEM or DER), kept fresh by whoever writes them (re-read every `reload_secs`).
     #[serde(default)]
     pub crl_files: Vec<PathBuf>,
     /// The default policy.
@@ -102,7 +106,11 @@ impl VerifierConfig {
     /// Reads the trust anchors and CRLs.
     pub fn load_trust(&self) -> std::io::Result<TrustStore> {
         let crls: Vec<&std::path::Path> = self.crl_files.iter().map(PathBuf::as_path).collect();
-        TrustStore::load(&self.trust_dir, &crls)
+        let mut trust = TrustStore::load(&self.trust_dir, &crls)?;
+        if let Some(dir) = &self.intermediates_dir {
+            trust.load_intermediates(dir)?;
+        }
+        Ok(trust)
     }
 }
 

@@ -294,6 +294,24 @@ impl ChainFailure {
     }
 }
 
+/// The certificates of every `.pem`, `.crt`, `.cer` or `.der` file in `dir`, in name order.
+fn certificates_in(dir: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::path);
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.path();
+        let is_cert = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "pem" | "crt" | "cer" | "der"));
+        if is_cert && path.is_file() {
+            out.extend(certificates_from(&std::fs::read(&path)?));
+        }
+    }
+    Ok(out)
+}
+
 /// Certificates (PEM, possibly several per file, or DER) from bytes.
 pub fn certificates_from(bytes: &[u8]) -> Vec<Vec<u8>> {
     pem_blocks(bytes, "CERTIFICATE").unwrap_or_else(|| vec![bytes.to_vec()])
@@ -378,24 +396,23 @@ impl TrustStore {
     /// given CRL files.
     pub fn load(anchors_dir: &Path, crl_files: &[&Path]) -> std::io::Result<Self> {
         let mut store = Self::new();
-        let mut entries: Vec<_> = std::fs::read_dir(anchors_dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(std::fs::DirEntry::path);
-        for entry in entries {
-            let path = entry.path();
-            let is_cert = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "pem" | "crt" | "cer" | "der"));
-            if is_cert && path.is_file() {
-                for der in certificates_from(&std::fs::read(&path)?) {
-                    store.add_anchor(der);
-                }
-            }
+        for der in certificates_in(anchors_dir)? {
+            store.add_anchor(der);
         }
         for crl in crl_files {
             store.add_crl(&std::fs::read(crl)?);
         }
         Ok(store)
+    }
+
+    /// Every certificate file in `dir` as an intermediate CA: for signers whose `X509Data` carries
+    /// only their own certificate. Intermediates are never trusted by themselves; a path must
+    /// still end at an anchor.
+    pub fn load_intermediates(&mut self, dir: &Path) -> std::io::Result<()> {
+        for der in certificates_in(dir)? {
+            self.add_intermediate(der);
+        }
+        Ok(())
     }
 
     pub fn anchors(&self) -> usize {
