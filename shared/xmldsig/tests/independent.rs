@@ -4,42 +4,18 @@
 //! service checks it: signature, certificate path to the test root, CRL. xmlsec1 verified every
 //! one of them when they were generated.
 
-use std::path::PathBuf;
+mod common;
 
-use lienthong_xmldsig::trust::pem_blocks;
-use lienthong_xmldsig::{Outcome, Policy, TrustStore, check_package};
+use common::{der, store};
+use lienthong_xmldsig::{Outcome, Policy, check_package};
 use x509_parser::prelude::FromDer;
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/xmldsig")
-}
-
-fn der(file: &str, label: &str) -> Vec<u8> {
-    pem_blocks(
-        &std::fs::read(dir().join("keys").join(file)).expect("pem"),
-        label,
-    )
-    .expect("pem block")
-    .remove(0)
-}
-
-fn store() -> TrustStore {
-    let mut s = TrustStore::new();
-    s.add_anchor(der("root.pem", "CERTIFICATE"));
-    s.add_crl(&std::fs::read(dir().join("keys/root.crl.pem")).expect("crl"));
-    s
-}
-
-/// A time inside the test CRL's validity, so verdicts do not depend on today's date.
 fn at() -> i64 {
-    let d = der("root.crl.pem", "X509 CRL");
-    let (_, crl) =
-        x509_parser::revocation_list::CertificateRevocationList::from_der(&d).expect("crl");
-    crl.last_update().timestamp() + 3600
+    common::crl_time()
 }
 
 fn vector(name: &str) -> Vec<u8> {
-    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(common::vectors().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 const VALID: [(&str, &str, &str); 8] = [

@@ -3,28 +3,14 @@
 //! Intermediates come from the signature's `X509Data` or from configuration; basic constraints
 //! and path length are enforced on them.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
+
+use common::{keys, now, openssl};
 
 use lienthong_xmldsig::trust::{certificates_from, pem_blocks};
 use lienthong_xmldsig::{Outcome, Policy, TrustStore, check_package, sign};
-
-fn keys() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/xmldsig/keys")
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs (deploy/local/ensure-services --xmlsec1 installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Issues `name` signed by `issuer` with the given extensions.
 fn issue(dir: &Path, name: &str, issuer: &str, ext: &str) {
@@ -125,13 +111,6 @@ impl Pki {
             .replacen("</X509Data>", &format!("{added}</X509Data>"), 1)
             .into_bytes()
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 fn root_only() -> TrustStore {

@@ -3,8 +3,11 @@
 //! the CA itself or by a delegated responder. Then the answers decide revocation in path
 //! validation, before the CRL, and fail closed when stale.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{keys, now, openssl};
 
 use lienthong_xmldsig::revocation::{
     OcspError, OcspStatus, check_ocsp_response, crl_urls, ocsp_request, ocsp_urls,
@@ -12,25 +15,8 @@ use lienthong_xmldsig::revocation::{
 use lienthong_xmldsig::trust::{certificates_from, validate};
 use lienthong_xmldsig::{ChainFailure, Policy, TrustStore};
 
-fn keys() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/xmldsig/keys")
-}
-
 fn cert(path: &Path) -> Vec<u8> {
     certificates_from(&std::fs::read(path).expect("pem")).remove(0)
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs (deploy/local/ensure-services --xmlsec1 installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A CA database in a scratch directory: `signer` valid, `other-signer` revoked, and two responder
@@ -137,13 +123,6 @@ impl Ca {
     fn cert(&self, name: &str) -> Vec<u8> {
         cert(&self.dir.path().join(format!("{name}.pem")))
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 #[test]

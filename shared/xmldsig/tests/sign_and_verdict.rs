@@ -1,46 +1,19 @@
 //! Signing for adapters, checked by our verifier and by xmlsec1; verdicts as security officers
 //! read them.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
+use common::{crl_time, der, store};
+
 use lienthong_edxml::{OrganId, sample, write_edoc};
-use lienthong_xmldsig::trust::pem_blocks;
-use lienthong_xmldsig::{Outcome, Policy, SignError, TrustStore, check_package, sign};
-use x509_parser::prelude::FromDer;
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/xmldsig")
-}
-
-fn der(file: &str, label: &str) -> Vec<u8> {
-    pem_blocks(
-        &std::fs::read(dir().join("keys").join(file)).expect("pem"),
-        label,
-    )
-    .expect("pem block")
-    .remove(0)
-}
+use lienthong_xmldsig::{Outcome, Policy, SignError, check_package, sign};
 
 fn package() -> Vec<u8> {
     let from = OrganId::parse("000.00.00.H49").expect("organ");
     let to = [OrganId::parse("000.00.00.G22").expect("organ")];
     write_edoc(&sample::edoc(&from, &to, 77, 2000))
-}
-
-fn store() -> TrustStore {
-    let mut s = TrustStore::new();
-    s.add_anchor(der("root.pem", "CERTIFICATE"));
-    s.add_crl(&std::fs::read(dir().join("keys/root.crl.pem")).expect("crl"));
-    s
-}
-
-/// A time inside the test CRL's validity, so verdicts do not depend on today's date.
-fn crl_time() -> i64 {
-    let d = der("root.crl.pem", "X509 CRL");
-    let (_, crl) =
-        x509_parser::revocation_list::CertificateRevocationList::from_der(&d).expect("crl");
-    crl.last_update().timestamp() + 3600
 }
 
 #[test]
@@ -75,7 +48,7 @@ fn a_package_signed_by_lienthong_verifies_here_and_in_xmlsec1() {
         let out = Command::new("xmlsec1")
             .arg("--verify")
             .arg("--trusted-pem")
-            .arg(dir().join("keys/root.pem"))
+            .arg(common::vectors().join("keys/root.pem"))
             .arg(&file)
             .output()
             .expect("xmlsec1 is installed (deploy/local/test installs it)");
@@ -121,7 +94,8 @@ fn verdicts_say_why() {
         (Outcome::Unsigned, Some("unsigned"))
     );
 
-    let revoked = std::fs::read(dir().join("xmlsec1-revoked-signer.edxml")).expect("vector");
+    let revoked =
+        std::fs::read(common::vectors().join("xmlsec1-revoked-signer.edxml")).expect("vector");
     let v = check_package(&revoked, &store(), &Policy::default(), at);
     assert_eq!(
         (v.outcome, v.reason_code.as_deref()),
@@ -129,7 +103,8 @@ fn verdicts_say_why() {
         "{v:?}"
     );
 
-    let sha1 = std::fs::read(dir().join("xmlsec1-rsa-sha1-c14n.edxml")).expect("vector");
+    let sha1 =
+        std::fs::read(common::vectors().join("xmlsec1-rsa-sha1-c14n.edxml")).expect("vector");
     let v = check_package(&sha1, &store(), &Policy::default(), at);
     assert_eq!(v.outcome, Outcome::Valid, "{v:?}");
     assert!(v.warnings.iter().any(|w| w.contains("SHA-1")), "{v:?}");
@@ -140,8 +115,8 @@ fn verdicts_say_why() {
     let v = check_package(&sha1, &store(), &strict, at);
     assert_eq!(v.reason_code.as_deref(), Some("sha1-refused"));
 
-    let good =
-        std::fs::read_to_string(dir().join("xmlsec1-rsa-sha256-c14n.edxml")).expect("vector");
+    let good = std::fs::read_to_string(common::vectors().join("xmlsec1-rsa-sha256-c14n.edxml"))
+        .expect("vector");
     let v = check_package(
         good.replacen("000.12.05.H49", "000.13.05.H49", 1)
             .as_bytes(),
