@@ -271,9 +271,20 @@ pub fn verify(document: &Document) -> Result<Verified, Failure> {
     let mut covers_root = false;
     for r in &references {
         let uri = r.attribute("URI").unwrap_or_default().to_owned();
-        let target: &Element = if uri.is_empty() {
+        // XPointer forms keep comments (XML-DSig 4.3.3.3); bare forms drop them.
+        let xpointer_id = uri
+            .strip_prefix("#xpointer(id(")
+            .and_then(|rest| rest.strip_suffix("))"))
+            .and_then(|quoted| {
+                quoted
+                    .strip_prefix('\'')
+                    .and_then(|q| q.strip_suffix('\''))
+                    .or_else(|| quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')))
+            });
+        let keep_comments = uri == "#xpointer(/)" || xpointer_id.is_some();
+        let target: &Element = if uri.is_empty() || uri == "#xpointer(/)" {
             &document.root
-        } else if let Some(id) = uri.strip_prefix('#') {
+        } else if let Some(id) = xpointer_id.or_else(|| uri.strip_prefix('#')) {
             let matches: Vec<&&Element> = with_id.iter().filter(|e| id_of(e) == Some(id)).collect();
             match matches.as_slice() {
                 [] => return Err(Failure::UnresolvedReference(uri)),
@@ -284,7 +295,7 @@ pub fn verify(document: &Document) -> Result<Verified, Failure> {
             return Err(Failure::ExternalReference(uri));
         };
         covers_root |= std::ptr::eq(target, &document.root);
-        let (enveloped, algorithm) = transforms(r)?;
+        let (enveloped, algorithm) = transforms(r, keep_comments)?;
         let digest_uri = dsig_child(r, "DigestMethod")
             .and_then(|d| d.attribute("Algorithm"))
             .ok_or_else(|| malformed("Reference/DigestMethod", "Algorithm is required"))?;
@@ -372,9 +383,10 @@ fn inclusive_prefixes(method: &Element) -> Vec<String> {
 }
 
 /// The transforms of a reference: whether the signature is enveloped, and the canonicalization
-/// (inclusive C14N 1.0 when none is named). Comments never take part in a same-document
-/// reference (XML-DSig 4.3.3.3), whatever the algorithm says.
-fn transforms(reference: &Element) -> Result<(bool, Algorithm), Failure> {
+/// (inclusive C14N 1.0 when none is named). Comments take part only when the reference is an
+/// XPointer (`#xpointer(/)`, `#xpointer(id('x'))`) and the algorithm keeps them; `URI=""` and
+/// `#x` never include them (XML-DSig 4.3.3.3), whatever the algorithm says.
+fn transforms(reference: &Element, keep_comments: bool) -> Result<(bool, Algorithm), Failure> {
     let mut enveloped = false;
     let mut algorithm = Algorithm::Inclusive { comments: false };
     if let Some(list) = dsig_child(reference, "Transforms") {
@@ -384,11 +396,14 @@ fn transforms(reference: &Element) -> Result<(bool, Algorithm), Failure> {
                 enveloped = true;
             } else if let Some(a) = Algorithm::from_uri(uri, inclusive_prefixes(t)) {
                 algorithm = match a {
-                    Algorithm::Inclusive { .. } => Algorithm::Inclusive { comments: false },
+                    Algorithm::Inclusive { comments } => Algorithm::Inclusive {
+                        comments: comments && keep_comments,
+                    },
                     Algorithm::Exclusive {
-                        inclusive_prefixes, ..
+                        comments,
+                        inclusive_prefixes,
                     } => Algorithm::Exclusive {
-                        comments: false,
+                        comments: comments && keep_comments,
                         inclusive_prefixes,
                     },
                 };

@@ -222,3 +222,27 @@ fn the_root_may_be_referenced_by_its_id() {
     // reference resolved and covered the root: the failure is the digest, not coverage.
     assert!(matches!(refused(&xml), Failure::DigestMismatch { .. }));
 }
+
+#[test]
+fn xpointer_references_keep_comments_and_bare_references_drop_them() {
+    // xmlsec1 signed these with `#xpointer(/)` and `#xpointer(id('edoc-9'))` and a WithComments
+    // transform: the comment in MessageHeader is signed, so changing it breaks the digest.
+    for file in [
+        "xmlsec1-xpointer-root-with-comments.edxml",
+        "xmlsec1-xpointer-id-with-comments.edxml",
+    ] {
+        let xml = vector(file);
+        let verified = check(&xml).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(verified.signature_method, SignatureMethod::RsaSha256);
+        let altered = xml.replacen("<!-- vào sổ -->", "<!-- chưa vào sổ -->", 1);
+        assert_ne!(altered, xml);
+        assert!(
+            matches!(refused(&altered), Failure::DigestMismatch { .. }),
+            "{file}: the comment is covered"
+        );
+    }
+    // With URI="" comments are outside what is signed: changing one changes nothing.
+    let bare = signed().replacen("<!-- vào sổ -->", "<!-- chưa vào sổ -->", 1);
+    assert_ne!(bare, signed());
+    check(&bare).expect("comments are not signed under URI=\"\"");
+}

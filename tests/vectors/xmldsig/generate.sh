@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the cross-implementation XML-DSig vectors: packages signed by xmlsec1 (libxmlsec1,
-# an independent implementation) with test keys made here by openssl. The outputs are committed;
+# an independent implementation) with test keys made here by openssl. The signxml and JDK vectors
+# have their own generators beside this one (generate-signxml.py, GenerateJdk.java). The outputs are committed;
 # run this again only to change them (needs: openssl, xmlsec1, and a built `lienthong` binary).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -92,8 +93,31 @@ template "$work/t7" "" "${MORE}rsa-sha256" "$C14N" "" "http://www.w3.org/2001/04
 sign xmlsec1-weak-rsa-1024 weak-signer "$work/t7"
 sign xmlsec1-revoked-signer other-signer "$work/t1"
 
+# XPointer references keep comments (XML-DSig 4.3.3.3), unlike URI="" and "#id".
+xpointer() { # out uri [root-id]
+  python3 - "$work/package.edxml" "$1" "$2" "${3:-}" <<'PY'
+import sys
+src, out, uri, root_id = sys.argv[1:]
+ds = "http://www.w3.org/2000/09/xmldsig#"
+sig = (f'<Signature xmlns="{ds}"><SignedInfo><CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>'
+       f'<SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><Reference URI="{uri}"><Transforms>'
+       f'<Transform Algorithm="{ds}enveloped-signature"/><Transform Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments"/></Transforms>'
+       f'<DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><DigestValue/></Reference></SignedInfo>'
+       f'<SignatureValue/><KeyInfo><X509Data/></KeyInfo></Signature>')
+text = open(src, encoding="utf-8").read().replace("</MessageHeader>", "</MessageHeader>" + sig, 1)
+if root_id:
+    text = text.replace("<edXML xmlns=", f'<edXML Id="{root_id}" xmlns=', 1)
+open(out, "w", encoding="utf-8").write(text)
+PY
+}
+xpointer "$work/t8" "#xpointer(/)"
+sign xmlsec1-xpointer-root-with-comments signer "$work/t8"
+xpointer "$work/t9" "#xpointer(id('edoc-9'))" edoc-9
+xmlsec1 --sign --id-attr:Id edXML --privkey-pem keys/signer.key,keys/signer.pem \
+  --output xmlsec1-xpointer-id-with-comments.edxml "$work/t9"
+
 for f in xmlsec1-*.edxml; do
   case "$f" in *weak* | *revoked*) continue ;; esac
-  xmlsec1 --verify --trusted-pem keys/root.pem "$f" >/dev/null 2>&1 || { echo "xmlsec1 cannot verify its own $f" >&2; exit 1; }
+  xmlsec1 --verify --id-attr:Id edXML --trusted-pem keys/root.pem "$f" >/dev/null 2>&1 || { echo "xmlsec1 cannot verify its own $f" >&2; exit 1; }
 done
 echo "vectors written"
