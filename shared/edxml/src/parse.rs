@@ -179,9 +179,11 @@ fn package(root: &Element, c: &mut Checker) -> Option<Package> {
         return None;
     };
     let hp = "edXMLEnvelope/edXMLHeader";
+    // QCVN 102 puts it in edXMLHeader; generic XML-DSig tools append it to the root.
     let signatures = header
         .elements()
         .chain(envelope.elements())
+        .chain(root.elements())
         .filter(|e| e.name == "Signature" && e.namespace.as_deref() == Some(DSIG_NS))
         .count();
     let (trace, business) = trace_list(header, hp, c);

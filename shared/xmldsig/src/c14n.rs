@@ -21,6 +21,11 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 pub enum Algorithm {
     /// `http://www.w3.org/TR/2001/REC-xml-c14n-20010315` (`#WithComments`).
     Inclusive { comments: bool },
+    /// Canonical XML 1.1, `http://www.w3.org/2006/12/xml-c14n11` (`#WithComments`), signxml's
+    /// default. The same as 1.0 except for document subsets: the apex inherits `xml:lang` and
+    /// `xml:space` but not `xml:id`; an inherited `xml:base` would need the 1.1 fix-up, which
+    /// is not done, so such a signature fails to verify (never the other way round).
+    Inclusive11 { comments: bool },
     /// `http://www.w3.org/2001/10/xml-exc-c14n#` (`WithComments`), with the prefixes of
     /// `InclusiveNamespaces PrefixList` (`#default` for the default namespace).
     Exclusive {
@@ -39,6 +44,10 @@ impl Algorithm {
             "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments" => {
                 Self::Inclusive { comments: true }
             }
+            "http://www.w3.org/2006/12/xml-c14n11" => Self::Inclusive11 { comments: false },
+            "http://www.w3.org/2006/12/xml-c14n11#WithComments" => {
+                Self::Inclusive11 { comments: true }
+            }
             "http://www.w3.org/2001/10/xml-exc-c14n#" => Self::Exclusive {
                 comments: false,
                 inclusive_prefixes,
@@ -51,9 +60,25 @@ impl Algorithm {
         })
     }
 
-    fn comments(&self) -> bool {
+    pub(crate) fn comments(&self) -> bool {
         match self {
-            Self::Inclusive { comments } | Self::Exclusive { comments, .. } => *comments,
+            Self::Inclusive { comments }
+            | Self::Inclusive11 { comments }
+            | Self::Exclusive { comments, .. } => *comments,
+        }
+    }
+
+    /// The same algorithm with comments kept or dropped.
+    pub(crate) fn with_comments(self, keep: bool) -> Self {
+        match self {
+            Self::Inclusive { .. } => Self::Inclusive { comments: keep },
+            Self::Inclusive11 { .. } => Self::Inclusive11 { comments: keep },
+            Self::Exclusive {
+                inclusive_prefixes, ..
+            } => Self::Exclusive {
+                comments: keep,
+                inclusive_prefixes,
+            },
         }
     }
 }
@@ -147,6 +172,15 @@ pub fn canonicalize_into(
         }
         // Inclusive C14N of a document subset carries the xml:* attributes the apex inherits.
         let inherited: Vec<&Attribute> = match algorithm {
+            Algorithm::Inclusive11 { .. } => xml_attributes
+                .into_iter()
+                .filter(|x| x.name != "id" && x.name != "base")
+                .filter(|x| {
+                    apex.attributes
+                        .iter()
+                        .all(|a| a.namespace.as_deref() != Some(XML_NS) || a.name != x.name)
+                })
+                .collect(),
             Algorithm::Inclusive { .. } => xml_attributes
                 .into_iter()
                 .filter(|x| {
@@ -253,7 +287,9 @@ impl<'a> Canonicalizer<'a> {
         }
 
         let mut candidates: Vec<Option<&str>> = match self.algorithm {
-            Algorithm::Inclusive { .. } => scope.iter().map(|(p, _)| *p).collect(),
+            Algorithm::Inclusive { .. } | Algorithm::Inclusive11 { .. } => {
+                scope.iter().map(|(p, _)| *p).collect()
+            }
             Algorithm::Exclusive {
                 inclusive_prefixes, ..
             } => {
@@ -276,7 +312,10 @@ impl<'a> Canonicalizer<'a> {
         candidates.sort_unstable();
         candidates.dedup();
 
-        let inclusive = matches!(self.algorithm, Algorithm::Inclusive { .. });
+        let inclusive = matches!(
+            self.algorithm,
+            Algorithm::Inclusive { .. } | Algorithm::Inclusive11 { .. }
+        );
         let mut declarations: Vec<(Option<&str>, &str)> = Vec::new();
         for prefix in candidates {
             if prefix == Some("xml") {

@@ -395,18 +395,8 @@ fn transforms(reference: &Element, keep_comments: bool) -> Result<(bool, Algorit
             if uri == ENVELOPED {
                 enveloped = true;
             } else if let Some(a) = Algorithm::from_uri(uri, inclusive_prefixes(t)) {
-                algorithm = match a {
-                    Algorithm::Inclusive { comments } => Algorithm::Inclusive {
-                        comments: comments && keep_comments,
-                    },
-                    Algorithm::Exclusive {
-                        comments,
-                        inclusive_prefixes,
-                    } => Algorithm::Exclusive {
-                        comments: comments && keep_comments,
-                        inclusive_prefixes,
-                    },
-                };
+                let keep = a.comments() && keep_comments;
+                algorithm = a.with_comments(keep);
             } else {
                 return Err(Failure::ForbiddenTransform(uri.to_owned()));
             }

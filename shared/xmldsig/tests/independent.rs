@@ -1,4 +1,5 @@
-//! Packages signed by two more independent implementations: Python's signxml over lxml
+//! Packages signed by two more independent implementations: Python's signxml over lxml (including
+//! its defaults: Canonical XML 1.1 and the signature appended to the root)
 //! (`tests/vectors/xmldsig/generate-signxml.py`) and the JDK's javax.xml.crypto.dsig
 //! (`tests/vectors/xmldsig/GenerateJdk.java`). Each one is checked end to end, as the verifier
 //! service checks it: signature, certificate path to the test root, CRL. xmlsec1 verified every
@@ -18,7 +19,12 @@ fn vector(name: &str) -> Vec<u8> {
     std::fs::read(common::vectors().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-const VALID: [(&str, &str, &str); 8] = [
+const VALID: [(&str, &str, &str); 9] = [
+    (
+        "signxml-defaults-c14n11-signature-at-root.edxml",
+        "rsa-sha256",
+        "signer.pem",
+    ),
     (
         "signxml-rsa-sha256-exc-c14n.edxml",
         "rsa-sha256",

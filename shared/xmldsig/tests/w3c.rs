@@ -184,3 +184,32 @@ fn text_read_as_plain_is_written_as_it_is_and_everything_else_is_escaped() {
         assert_eq!(whole(xml, &INCLUSIVE), canonical, "{xml}");
     }
 }
+
+#[test]
+fn canonical_xml_1_1_does_not_let_a_subset_inherit_xml_id() {
+    // C14N 1.1 section 2.4: xml:lang and xml:space are inherited by the apex of a subset as in
+    // 1.0, xml:id is not.
+    let xml = r#"<a xmlns="urn:x" xml:lang="vi" xml:id="doc"><b>t</b></a>"#;
+    let d = doc(xml);
+    let b = find(&d.root, "b").expect("b");
+    let v10 = canonicalize(&d, b, None, &INCLUSIVE);
+    let v11 = canonicalize(&d, b, None, &Algorithm::Inclusive11 { comments: false });
+    assert_eq!(
+        String::from_utf8(v10).expect("utf8"),
+        r#"<b xmlns="urn:x" xml:id="doc" xml:lang="vi">t</b>"#
+    );
+    assert_eq!(
+        String::from_utf8(v11).expect("utf8"),
+        r#"<b xmlns="urn:x" xml:lang="vi">t</b>"#
+    );
+    // Whole documents come out the same under both.
+    assert_eq!(
+        canonicalize(&d, &d.root, None, &INCLUSIVE),
+        canonicalize(
+            &d,
+            &d.root,
+            None,
+            &Algorithm::Inclusive11 { comments: false }
+        )
+    );
+}

@@ -89,3 +89,15 @@ sign(
     DigestAlgorithm.SHA256,
     CanonicalizationMethod.CANONICAL_XML_1_0_WITH_COMMENTS,
 )
+
+# signxml as most callers use it: every default (Canonical XML 1.1, RSA-SHA256, the signature
+# appended to the root element rather than placed in edXMLHeader).
+root = unsigned()
+signed = XMLSigner(method=methods.enveloped).sign(
+    root,
+    key=(KEYS / "signer.key").read_bytes(),
+    cert=(KEYS / "signer.pem").read_text(),
+)
+out = HERE / "signxml-defaults-c14n11-signature-at-root.edxml"
+out.write_bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+print("wrote", out.name)
