@@ -19,7 +19,8 @@ fn vector(name: &str) -> Vec<u8> {
     std::fs::read(common::vectors().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-const VALID: [(&str, &str, &str); 9] = [
+const VALID: [(&str, &str, &str); 10] = [
+    ("signxml-xades-bes.edxml", "rsa-sha256", "signer.pem"),
     (
         "signxml-defaults-c14n11-signature-at-root.edxml",
         "rsa-sha256",

@@ -101,3 +101,17 @@ signed = XMLSigner(method=methods.enveloped).sign(
 out = HERE / "signxml-defaults-c14n11-signature-at-root.edxml"
 out.write_bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 print("wrote", out.name)
+
+# XAdES-BES, as signing tools for the national SDK produce: SignedProperties (signing time, signer
+# certificate digest) in a ds:Object, referenced from SignedInfo beside the whole package.
+from signxml.xades import XAdESSigner  # noqa: E402
+
+root = unsigned()
+signed = XAdESSigner().sign(
+    root,
+    key=(KEYS / "signer.key").read_bytes(),
+    cert=(KEYS / "signer.pem").read_text(),
+)
+out = HERE / "signxml-xades-bes.edxml"
+out.write_bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+print("wrote", out.name)
