@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::{StreamExt, stream};
 use lienthong_xmldsig::TrustStore;
 use lienthong_xmldsig::revocation::{
     OcspAnswer, check_ocsp_response, crl_urls, ocsp_request, ocsp_urls,
@@ -18,6 +19,9 @@ use lienthong_xmldsig::trust::{RevocationTarget, pem_blocks};
 use serde::Deserialize;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
+
+/// Fetches in flight at once in a round.
+const PARALLEL_FETCHES: usize = 8;
 
 /// `[verifier.revocation]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +77,34 @@ struct FetchedOcsp {
     fetched_at: i64,
 }
 
+/// A source that could not be fetched: tried again after a growing pause, so that a dead site
+/// costs one timeout now and then, not one per round.
+#[derive(Debug)]
+struct Failure {
+    error: String,
+    attempts: u32,
+    next_attempt: i64,
+}
+
+impl State {
+    fn failed(&mut self, key: String, error: String, now: i64, refresh_secs: i64) {
+        let attempts = self.failures.get(&key).map_or(0, |f| f.attempts) + 1;
+        let pause = (30_i64 << attempts.min(10)).min(refresh_secs.max(30));
+        self.failures.insert(
+            key,
+            Failure {
+                error,
+                attempts,
+                next_attempt: now + pause,
+            },
+        );
+    }
+
+    fn may_try(&self, key: &str, now: i64) -> bool {
+        self.failures.get(key).is_none_or(|f| now >= f.next_attempt)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Every certificate a path went through, by the SHA-256 of its DER.
@@ -82,7 +114,7 @@ struct State {
     crls: BTreeMap<String, FetchedCrl>,
     ocsp: HashMap<Vec<u8>, FetchedOcsp>,
     /// Last attempt per URL (CRL) or per target (OCSP) that failed, with its error.
-    failures: BTreeMap<String, String>,
+    failures: BTreeMap<String, Failure>,
 }
 
 /// The fetcher's cache; the verifier builds its trust store from files plus this.
@@ -240,6 +272,7 @@ impl Revocation {
                     .crls
                     .get(u)
                     .is_none_or(|c| self.due(c.fetched_at, c.next_update, now))
+                    && state.may_try(u, now)
             });
             let ocsp_targets: Vec<(Vec<u8>, RevocationTarget, String)> = if self.config.ocsp {
                 state
@@ -255,6 +288,7 @@ impl Revocation {
                         ocsp_urls(&t.cert)
                             .into_iter()
                             .next()
+                            .filter(|u| state.may_try(&ocsp_key(u, id), now))
                             .map(|u| (id.clone(), t.clone(), u))
                     })
                     .collect()
@@ -270,8 +304,16 @@ impl Revocation {
             );
         }
 
-        for url in urls {
-            let result = self.fetch_crl(&url).await;
+        // Several at once: one CA's site timing out must not hold up the others.
+        let crls: Vec<_> = stream::iter(urls)
+            .map(|url| async move {
+                let result = self.fetch_crl(&url).await;
+                (url, result)
+            })
+            .buffer_unordered(PARALLEL_FETCHES)
+            .collect()
+            .await;
+        for (url, result) in crls {
             let Ok(mut state) = self.state.lock() else {
                 return pending;
             };
@@ -296,16 +338,23 @@ impl Revocation {
                 }
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "CRL fetch failed; keeping what was there");
-                    state.failures.insert(url, e);
+                    state.failed(url, e, now, self.config.refresh_secs as i64);
                 }
             }
         }
-        for (id, target, url) in ocsp_targets {
-            let result = self.fetch_ocsp(&url, &target, now).await;
+        let answers: Vec<_> = stream::iter(ocsp_targets)
+            .map(|(id, target, url)| async move {
+                let result = self.fetch_ocsp(&url, &target, now).await;
+                (id, target, url, result)
+            })
+            .buffer_unordered(PARALLEL_FETCHES)
+            .collect()
+            .await;
+        for (id, target, url, result) in answers {
             let Ok(mut state) = self.state.lock() else {
                 return pending;
             };
-            let key = format!("ocsp {url} {}", hex(&id[..8]));
+            let key = ocsp_key(&url, &id);
             match result {
                 Ok(answer) => {
                     tracing::info!(%url, status = ?answer.status, next_update = ?answer.next_update, "OCSP answer fetched");
@@ -321,7 +370,7 @@ impl Revocation {
                 }
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "OCSP fetch failed; keeping what was there");
-                    state.failures.insert(key, e);
+                    state.failed(key, e, now, self.config.refresh_secs as i64);
                 }
             }
         }
@@ -337,7 +386,7 @@ impl Revocation {
         };
         for (url, crl) in &state.crls {
             if let Some(next) = crl.next_update.filter(|n| now > n + self.grace_secs) {
-                tracing::error!(alert = "revocation-stale", %url, next_update = next, last_error = ?state.failures.get(url), "CRL is stale past its grace period: certificates it covers are refused until it is fetched again");
+                tracing::error!(alert = "revocation-stale", %url, next_update = next, last_error = ?state.failures.get(url).map(|f| &f.error), "CRL is stale past its grace period: certificates it covers are refused until it is fetched again");
             }
         }
         for o in state.ocsp.values() {
@@ -400,6 +449,36 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn ocsp_key(url: &str, id: &[u8]) -> String {
+    format!("ocsp {url} {}", hex(&id[..8.min(id.len())]))
+}
+
 fn cache_name(url: &str) -> String {
     format!("{}.crl", hex(&sha256(url.as_bytes())[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_source_is_tried_again_after_a_growing_pause_bounded_by_the_refresh() {
+        let mut state = State::default();
+        let url = "http://crl.example/root.crl";
+        assert!(state.may_try(url, 0));
+        state.failed(url.into(), "timed out".into(), 0, 3600);
+        assert!(!state.may_try(url, 59));
+        assert!(state.may_try(url, 60));
+        state.failed(url.into(), "timed out".into(), 60, 3600);
+        assert!(!state.may_try(url, 60 + 119));
+        assert!(state.may_try(url, 60 + 120));
+        for _ in 0..20 {
+            state.failed(url.into(), "timed out".into(), 1000, 3600);
+        }
+        assert!(
+            state.may_try(url, 1000 + 3600),
+            "never longer than the refresh"
+        );
+        assert!(!state.may_try(url, 1000 + 3599));
+    }
 }
