@@ -158,23 +158,6 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-impl Clone for TrustStore {
-    fn clone(&self) -> Self {
-        Self {
-            anchors: self.anchors.clone(),
-            intermediates: self.intermediates.clone(),
-            crls: self
-                .crls
-                .iter()
-                .filter_map(|c| LoadedCrl::parse(c.der.clone()))
-                .collect(),
-            ocsp: self.ocsp.clone(),
-            paths: Default::default(),
-            targets: Default::default(),
-        }
-    }
-}
-
 /// What to accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
