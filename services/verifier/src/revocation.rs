@@ -23,6 +23,10 @@ use x509_parser::revocation_list::CertificateRevocationList;
 /// Fetches in flight at once in a round.
 const PARALLEL_FETCHES: usize = 8;
 
+/// Certificates kept fresh at most: every clerk's certificate is one, and a flood of distinct
+/// signers must not grow memory (or rounds) without bound.
+const MAX_TARGETS: usize = 20_000;
+
 /// `[verifier.revocation]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +113,11 @@ impl State {
 struct State {
     /// Every certificate a path went through, by the SHA-256 of its DER.
     targets: BTreeMap<Vec<u8>, RevocationTarget>,
+    /// When each target was last learned (paths are rebuilt now and then): the least recent go
+    /// first when there are more than [`MAX_TARGETS`].
+    learned_at: HashMap<Vec<u8>, u64>,
+    /// A counter standing for time in `learned_at`.
+    clock: u64,
     /// Targets learned and not yet fetched for.
     pending: usize,
     crls: BTreeMap<String, FetchedCrl>,
@@ -191,11 +200,27 @@ impl Revocation {
         if let Ok(mut state) = self.state.lock() {
             for t in targets {
                 let id = sha256(&t.cert);
+                state.clock += 1;
+                let clock = state.clock;
+                state.learned_at.insert(id.clone(), clock);
                 if let std::collections::btree_map::Entry::Vacant(slot) = state.targets.entry(id) {
                     slot.insert(t);
                     state.pending += 1;
                     new = true;
                 }
+            }
+            while state.targets.len() > MAX_TARGETS {
+                let Some(oldest) = state
+                    .learned_at
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(id, _)| id.clone())
+                else {
+                    break;
+                };
+                state.learned_at.remove(&oldest);
+                state.targets.remove(&oldest);
+                state.ocsp.remove(&oldest);
             }
         }
         if new {
@@ -460,6 +485,34 @@ fn cache_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificates_kept_fresh_are_bounded_and_the_least_recently_seen_go_first() {
+        let config = RevocationConfig {
+            crl_distribution_points: true,
+            ocsp: true,
+            crl_urls: Vec::new(),
+            refresh_secs: 3600,
+            timeout_secs: 1,
+            max_bytes: 1024,
+            cache_dir: None,
+        };
+        let r = Revocation::new(config, 0).expect("revocation");
+        let target = |n: usize| RevocationTarget {
+            cert: format!("certificate {n}").into_bytes(),
+            issuer: b"issuer".to_vec(),
+        };
+        r.learn((0..MAX_TARGETS).map(target).collect());
+        // Seen again: now the most recent.
+        r.learn(vec![target(0)]);
+        r.learn((MAX_TARGETS..MAX_TARGETS + 10).map(target).collect());
+        let state = r.state.lock().expect("state");
+        assert_eq!(state.targets.len(), MAX_TARGETS);
+        let kept = |n: usize| state.targets.contains_key(&sha256(&target(n).cert));
+        assert!(kept(0), "seen again, so kept");
+        assert!(!kept(1) && !kept(10), "the least recently seen went");
+        assert!(kept(11) && kept(MAX_TARGETS + 9));
+    }
 
     #[test]
     fn a_failing_source_is_tried_again_after_a_growing_pause_bounded_by_the_refresh() {
