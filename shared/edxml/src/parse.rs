@@ -7,6 +7,8 @@ use crate::dom::{self, Element};
 use crate::error::{PackageError, Violation};
 use crate::model::*;
 use crate::status::StatusCode;
+use crate::write::{NewAttachment, NewEdoc};
+use base64::Engine;
 
 /// Decree 30/2020 length limits, in characters.
 pub mod limits {
@@ -22,9 +24,71 @@ pub mod limits {
 
 /// Parses and validates a package of either kind.
 pub fn parse(bytes: &[u8]) -> Result<Package, PackageError> {
+    checked(&dom::read(bytes)?)
+}
+
+/// Reads a whole edoc: the validated package plus each attachment's content, decoded, in the
+/// order written. What translation starts from; acceptance only needs [`parse`].
+pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
     let root = dom::read(bytes)?;
+    let edoc = match checked(&root)? {
+        Package::Edoc(edoc) => edoc,
+        Package::Status(_) => {
+            return Err(PackageError::Invalid(vec![Violation {
+                path: "edXMLEnvelope/edXMLHeader".into(),
+                rule: "holds Status: a status package, not an edoc".into(),
+            }]));
+        }
+    };
+    let contents = root
+        .child("AttachmentEncoded")
+        .map(|enc| {
+            enc.children_named("Attachment")
+                .map(|a| {
+                    let text = a
+                        .child("ContentTransferEncoded")
+                        .map(Element::text)
+                        .unwrap_or_default();
+                    let compact: Vec<u8> =
+                        text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+                    // Checked as base64 by `checked` already.
+                    base64::engine::general_purpose::STANDARD
+                        .decode(compact)
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let Edoc {
+        header,
+        trace,
+        business,
+        manifest,
+        attachments,
+        ..
+    } = *edoc;
+    Ok(NewEdoc {
+        header,
+        trace,
+        business,
+        manifest: Some(manifest),
+        attachments: attachments
+            .into_iter()
+            .zip(contents)
+            .map(|(a, data)| NewAttachment {
+                content_id: Some(a.content_id),
+                attachment_name: a.attachment_name,
+                content_type: a.content_type,
+                description: a.description,
+                data,
+            })
+            .collect(),
+    })
+}
+
+fn checked(root: &Element) -> Result<Package, PackageError> {
     let mut c = Checker::default();
-    let package = package(&root, &mut c);
+    let package = package(root, &mut c);
     match (package, c.violations.is_empty()) {
         (Some(p), true) => Ok(p),
         _ => {

@@ -58,8 +58,9 @@ pub fn edoc(from: &OrganId, to: &[OrganId], number: u64, attachment_bytes: usize
         let mut data = b"%PDF-1.4\n".to_vec();
         data.resize(attachment_bytes.max(data.len()), b'x');
         vec![NewAttachment {
+            content_id: None,
             attachment_name: format!("cv-{number}.pdf"),
-            content_type: "application/pdf".into(),
+            content_type: Some("application/pdf".into()),
             description: Some("Văn bản".into()),
             data,
         }]
@@ -68,6 +69,7 @@ pub fn edoc(from: &OrganId, to: &[OrganId], number: u64, attachment_bytes: usize
         header,
         trace: Vec::new(),
         business: None,
+        manifest: None,
         attachments,
     }
 }

@@ -7,22 +7,36 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use crate::model::*;
 
-/// An attachment to write, with its content.
+/// An attachment with its content (decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAttachment {
+    /// `cid:1`, `cid:2`... in order when absent.
+    pub content_id: Option<String>,
     pub attachment_name: String,
-    pub content_type: String,
+    pub content_type: Option<String>,
     pub description: Option<String>,
     pub data: Vec<u8>,
 }
 
-/// Everything needed to write an edoc.
+/// A whole edoc: every field of the package, attachments with their content. Written by
+/// [`write_edoc`], read back by [`crate::read_edoc`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEdoc {
     pub header: MessageHeader,
     pub trace: Vec<TraceHeader>,
     pub business: Option<Business>,
+    /// `edXMLManifest`; when absent, one reference per attachment is written.
+    pub manifest: Option<Vec<ManifestReference>>,
     pub attachments: Vec<NewAttachment>,
+}
+
+impl NewAttachment {
+    /// The content id written for the attachment at `index`.
+    pub fn content_id_at(&self, index: usize) -> String {
+        self.content_id
+            .clone()
+            .unwrap_or_else(|| format!("cid:{}", index + 1))
+    }
 }
 
 struct Out {
@@ -186,12 +200,30 @@ pub fn write_edoc(doc: &NewEdoc) -> Vec<u8> {
     o.close("edXMLHeader");
     o.open("edXMLBody");
     o.open("edXMLManifest");
-    for (i, a) in doc.attachments.iter().enumerate() {
+    let derived: Vec<ManifestReference>;
+    let manifest = match &doc.manifest {
+        Some(m) => m,
+        None => {
+            derived = doc
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ManifestReference {
+                    content_id: a.content_id_at(i),
+                    content_type: a.content_type.clone(),
+                    description: a.description.clone(),
+                    attachment_name: Some(a.attachment_name.clone()),
+                })
+                .collect();
+            &derived
+        }
+    };
+    for r in manifest {
         o.open("Reference");
-        o.leaf("ContentId", &format!("cid:{}", i + 1));
-        o.leaf("ContentType", &a.content_type);
-        o.opt("Description", a.description.as_deref());
-        o.leaf("AttachmentName", &a.attachment_name);
+        o.leaf("ContentId", &r.content_id);
+        o.opt("ContentType", r.content_type.as_deref());
+        o.opt("Description", r.description.as_deref());
+        o.opt("AttachmentName", r.attachment_name.as_deref());
         o.close("Reference");
     }
     o.close("edXMLManifest");
@@ -201,10 +233,10 @@ pub fn write_edoc(doc: &NewEdoc) -> Vec<u8> {
         o.open("AttachmentEncoded");
         for (i, a) in doc.attachments.iter().enumerate() {
             o.open("Attachment");
-            o.leaf("ContentId", &format!("cid:{}", i + 1));
+            o.leaf("ContentId", &a.content_id_at(i));
             o.leaf("AttachmentName", &a.attachment_name);
             o.opt("Description", a.description.as_deref());
-            o.leaf("ContentType", &a.content_type);
+            o.opt("ContentType", a.content_type.as_deref());
             o.leaf(
                 "ContentTransferEncoded",
                 &base64::engine::general_purpose::STANDARD.encode(&a.data),

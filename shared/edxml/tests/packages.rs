@@ -282,3 +282,25 @@ proptest! {
         prop_assert_eq!(parsed.header, doc.header);
     }
 }
+
+#[test]
+fn read_edoc_gives_back_every_attachment_byte_for_byte_and_refuses_a_status() {
+    let doc = letter();
+    let whole = read_edoc(&write_edoc(&doc)).expect("valid edoc");
+    assert_eq!(whole.header, doc.header);
+    assert_eq!(whole.attachments.len(), 1);
+    assert_eq!(whole.attachments[0].data, doc.attachments[0].data);
+    assert_eq!(whole.attachments[0].content_id.as_deref(), Some("cid:1"));
+    let manifest = whole.manifest.expect("manifest read");
+    assert_eq!(manifest[0].content_id, "cid:1");
+
+    let status = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/demo/status-01-vpcp.edxml"
+    ))
+    .expect("demo status");
+    match read_edoc(&status) {
+        Err(PackageError::Invalid(v)) => assert!(v[0].rule.contains("status package"), "{v:?}"),
+        other => panic!("a status is not an edoc: {other:?}"),
+    }
+}

@@ -1,0 +1,35 @@
+//! Schema translation: every format an agency system speaks is a codec over one typed model, a
+//! [`Message`] (an edoc with its attachments' content, or a status package).
+//!
+//! Codecs so far: edXML (QCVN 102:2016, [`from_edxml`], [`to_edxml`]) and JSON for REST
+//! adapters ([`json`]). `docs/translation.md` maps every field.
+
+pub mod json;
+
+use lienthong_edxml::{NewEdoc, Package, PackageError, StatusPackage};
+
+pub use json::{JsonError, from_json, to_json};
+
+/// A package of either kind, whole: what every codec reads into and writes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Edoc(Box<NewEdoc>),
+    Status(Box<StatusPackage>),
+}
+
+/// Reads an edXML package whole (attachments decoded), with every edXML rule checked.
+pub fn from_edxml(bytes: &[u8]) -> Result<Message, PackageError> {
+    match lienthong_edxml::parse(bytes)? {
+        Package::Status(status) => Ok(Message::Status(status)),
+        Package::Edoc(_) => lienthong_edxml::read_edoc(bytes).map(|e| Message::Edoc(Box::new(e))),
+    }
+}
+
+/// Writes a message as an edXML package. It carries no signature: a translation never does; the
+/// sender's signed original travels beside it.
+pub fn to_edxml(message: &Message) -> Vec<u8> {
+    match message {
+        Message::Edoc(e) => lienthong_edxml::write_edoc(e),
+        Message::Status(s) => lienthong_edxml::write_status(s),
+    }
+}

@@ -1,0 +1,267 @@
+//! Round trips through every codec are lossless for every field: edXML → model → JSON → model →
+//! edXML gives back what was written, for generated packages of both kinds (property tests),
+//! and malformed JSON is refused at the JSON path of the field.
+
+use lienthong_edxml::*;
+use lienthong_translate::{Message, from_edxml, from_json, to_edxml, to_json};
+use proptest::prelude::*;
+
+const ORGANS: [&str; 5] = [
+    "000.00.00.H49",
+    "000.00.00.G22",
+    "000.12.05.H49",
+    "000.00.05.H49",
+    "001.02.03.A01",
+];
+
+fn organ(i: usize) -> OrganId {
+    OrganId::parse(ORGANS[i % ORGANS.len()]).expect("organ")
+}
+
+/// Text as agency systems write it: Vietnamese, punctuation and XML's special characters,
+/// without leading or trailing white space (edXML readers trim).
+fn text(max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[\\p{{L}}\\p{{N}}<>&\"'.,;:()/ -]{{1,{max}}}"))
+        .expect("regex")
+        .prop_map(|s| s.trim().to_owned())
+        .prop_filter("not blank", |s| !s.is_empty())
+}
+
+fn opt_text(max: usize) -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(text(max))
+}
+
+fn organization() -> impl Strategy<Value = Organization> {
+    (0..ORGANS.len(), opt_text(40), text(60), opt_text(60)).prop_map(|(i, in_charge, name, add)| {
+        Organization {
+            organ_id: organ(i),
+            organization_in_charge: in_charge,
+            // Required by QCVN 102 for the sender.
+            organ_name: Some(name),
+            organ_add: add,
+            email: Some("vanthu@example.gov.vn".into()),
+            telephone: None,
+            fax: None,
+            website: None,
+        }
+    })
+}
+
+fn attachment() -> impl Strategy<Value = NewAttachment> {
+    (
+        text(40),
+        proptest::option::of(Just("application/pdf".to_owned())),
+        opt_text(40),
+        proptest::collection::vec(any::<u8>(), 1..600),
+    )
+        .prop_map(|(name, content_type, description, data)| NewAttachment {
+            content_id: None,
+            attachment_name: name,
+            content_type,
+            description,
+            data,
+        })
+}
+
+fn edoc() -> impl Strategy<Value = NewEdoc> {
+    (
+        (
+            organization(),
+            proptest::collection::vec(organization(), 1..4),
+            1u64..99_999,
+            text(120),
+            opt_text(300),
+            opt_text(40),
+        ),
+        (
+            proptest::collection::vec(text(30), 0..3),
+            proptest::option::of(0i64..=4),
+            proptest::collection::vec(text(30), 0..2),
+            proptest::option::of((0i64..=3, opt_text(40))),
+            proptest::collection::vec(attachment(), 0..3),
+            any::<bool>(),
+            proptest::collection::vec(0..ORGANS.len(), 0..3),
+        ),
+    )
+        .prop_map(
+            |(
+                (from, to, number, subject, content, signer),
+                (to_places, priority, appendixes, business, attachments, explicit_ids, trace),
+            )| {
+                let mut doc = sample::edoc(&from.organ_id, &[organ(1)], number, 0);
+                doc.header.from = from;
+                let mut seen = std::collections::HashSet::new();
+                doc.header.to = to
+                    .into_iter()
+                    .filter(|o| seen.insert(o.organ_id.clone()))
+                    .collect();
+                doc.header.subject = subject;
+                doc.header.content = content;
+                doc.header.signer_info.full_name = signer;
+                doc.header.to_places = to_places;
+                doc.header.other_info.priority = priority;
+                doc.header.other_info.appendixes = appendixes;
+                doc.business = business.map(|(doc_type, doc_reason)| Business {
+                    doc_type,
+                    doc_reason,
+                });
+                doc.trace = trace
+                    .into_iter()
+                    .map(|i| TraceHeader {
+                        organ_id: organ(i),
+                        timestamp: Timestamp::parse("2026/11/23 08:30:00").expect("time"),
+                    })
+                    .collect();
+                doc.attachments = attachments
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut a)| {
+                        if explicit_ids {
+                            a.content_id = Some(format!("att-{i}@example.gov.vn"));
+                        }
+                        a
+                    })
+                    .collect();
+                doc
+            },
+        )
+}
+
+/// What an edXML reader sees of a written edoc: content ids and the manifest spelled out.
+fn as_read(mut doc: NewEdoc) -> NewEdoc {
+    if doc.manifest.is_none() {
+        doc.manifest = Some(
+            doc.attachments
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ManifestReference {
+                    content_id: a.content_id_at(i),
+                    content_type: a.content_type.clone(),
+                    description: a.description.clone(),
+                    attachment_name: Some(a.attachment_name.clone()),
+                })
+                .collect(),
+        );
+    }
+    for (i, a) in doc.attachments.iter_mut().enumerate() {
+        a.content_id = Some(a.content_id_at(i));
+    }
+    doc
+}
+
+fn status() -> impl Strategy<Value = StatusPackage> {
+    (
+        organization(),
+        0..ORGANS.len(),
+        prop_oneof![Just("01"), Just("02"), Just("03"), Just("05"), Just("06")],
+        opt_text(200),
+        opt_text(40),
+    )
+        .prop_map(|(from, answered, code, description, staff)| StatusPackage {
+            from,
+            response_for: ResponseFor {
+                organ_id: organ(answered),
+                code: Some("7816/VPCP-TTĐT".into()),
+                promulgation_date: Some(EdxmlDate::parse("2026/11/23").expect("date")),
+                document_id: DocumentId::parse(&format!(
+                    "{},2026/11/23,7816/VPCP-TTĐT",
+                    organ(answered)
+                ))
+                .expect("document id"),
+            },
+            staff_info: StaffInfo {
+                department: Some("Văn thư".into()),
+                staff,
+                mobile: None,
+                email: None,
+            },
+            status_code: StatusCode::parse(code).expect("code"),
+            description,
+            timestamp: Timestamp::parse("2026/11/23 09:15:00").expect("time"),
+            trace: Vec::new(),
+            signed: false,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn edocs_survive_edxml_and_json_in_any_order(doc in edoc()) {
+        let message = Message::Edoc(Box::new(doc.clone()));
+        let read = Message::Edoc(Box::new(as_read(doc)));
+
+        // edXML → model: every field, attachments byte for byte.
+        let from_xml = from_edxml(&to_edxml(&message)).expect("valid edXML");
+        prop_assert_eq!(&from_xml, &read);
+        // JSON → model: exactly what was written.
+        let from_js = from_json(&to_json(&message)).expect("valid JSON");
+        prop_assert_eq!(&from_js, &message);
+        // edXML → JSON → edXML.
+        let there_and_back = from_edxml(&to_edxml(&from_json(&to_json(&from_xml)).expect("json"))).expect("xml");
+        prop_assert_eq!(&there_and_back, &read);
+    }
+
+    #[test]
+    fn status_packages_survive_edxml_and_json(st in status()) {
+        let message = Message::Status(Box::new(st));
+        prop_assert_eq!(&from_edxml(&to_edxml(&message)).expect("valid edXML"), &message);
+        prop_assert_eq!(&from_json(&to_json(&message)).expect("valid JSON"), &message);
+    }
+}
+
+fn sample_json() -> serde_json::Value {
+    let doc = sample::edoc(&organ(0), &[organ(1), organ(2)], 101, 40);
+    serde_json::from_slice(&to_json(&Message::Edoc(Box::new(doc)))).expect("json")
+}
+
+fn refused(value: &serde_json::Value) -> Vec<Violation> {
+    match from_json(value.to_string().as_bytes()) {
+        Err(e) => e.0,
+        Ok(m) => panic!("accepted: {m:?}"),
+    }
+}
+
+#[test]
+fn malformed_json_is_refused_at_the_path_of_the_field() {
+    let mut v = sample_json();
+    v["header"]["to"][1]["organId"] = "12.05.H49".into();
+    let errors = refused(&v);
+    assert_eq!(errors[0].path, "header.to[1].organId", "{errors:?}");
+
+    let mut v = sample_json();
+    v["header"]["promulgationInfo"]["promulgationDate"] = "2026-11-23".into();
+    assert_eq!(
+        refused(&v)[0].path,
+        "header.promulgationInfo.promulgationDate"
+    );
+
+    let mut v = sample_json();
+    v["attachments"][0]["data"] = "not base64!".into();
+    assert_eq!(refused(&v)[0].path, "attachments[0].data");
+
+    // An edXML rule, reported at the JSON path: the subject must not be empty.
+    let mut v = sample_json();
+    v["header"]["subject"] = "".into();
+    let errors = refused(&v);
+    assert!(
+        errors.iter().any(|e| e.path == "header.subject"),
+        "{errors:?}"
+    );
+
+    // Shape errors name the field.
+    let mut v = sample_json();
+    v["header"]["subjekt"] = "typo".into();
+    let errors = refused(&v);
+    assert!(errors[0].rule.contains("subjekt"), "{errors:?}");
+    let mut v = sample_json();
+    v["header"]
+        .as_object_mut()
+        .expect("object")
+        .remove("documentId");
+    assert!(refused(&v)[0].rule.contains("documentId"));
+    let mut v = sample_json();
+    v["messageType"] = "letter".into();
+    assert_eq!(refused(&v)[0].path, "messageType");
+    assert!(from_json(b"{not json").is_err());
+}
