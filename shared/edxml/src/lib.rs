@@ -15,6 +15,6 @@ pub mod write;
 
 pub use error::{PackageError, ParseError, ShapeError, Violation};
 pub use model::*;
-pub use parse::{parse, parse_as, read_edoc};
+pub use parse::{Whole, parse, parse_as, read_edoc, read_whole};
 pub use status::{CopyStatus, IllegalTransition, StatusCode};
 pub use write::{NewAttachment, NewEdoc, write_edoc, write_status};

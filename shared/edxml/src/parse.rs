@@ -27,18 +27,21 @@ pub fn parse(bytes: &[u8]) -> Result<Package, PackageError> {
     checked(&dom::read(bytes)?)
 }
 
-/// Reads a whole edoc: the validated package plus each attachment's content, decoded, in the
-/// order written. What translation starts from; acceptance only needs [`parse`].
-pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
+/// A package of either kind, whole: an edoc with its attachments' content, or a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whole {
+    Edoc(Box<NewEdoc>),
+    Status(Box<StatusPackage>),
+}
+
+/// Reads a package whole (one pass over the bytes): every edXML rule checked, and for an edoc
+/// each attachment's content decoded, in the order written. What translation starts from;
+/// acceptance only needs [`parse`].
+pub fn read_whole(bytes: &[u8]) -> Result<Whole, PackageError> {
     let root = dom::read(bytes)?;
     let edoc = match checked(&root)? {
         Package::Edoc(edoc) => edoc,
-        Package::Status(_) => {
-            return Err(PackageError::Invalid(vec![Violation {
-                path: "edXMLEnvelope/edXMLHeader".into(),
-                rule: "holds Status: a status package, not an edoc".into(),
-            }]));
-        }
+        Package::Status(status) => return Ok(Whole::Status(status)),
     };
     let contents = root
         .child("AttachmentEncoded")
@@ -67,7 +70,7 @@ pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
         attachments,
         ..
     } = *edoc;
-    Ok(NewEdoc {
+    Ok(Whole::Edoc(Box::new(NewEdoc {
         header,
         trace,
         business,
@@ -83,7 +86,18 @@ pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
                 data,
             })
             .collect(),
-    })
+    })))
+}
+
+/// Reads an edoc whole (see [`read_whole`]); a status package is refused.
+pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
+    match read_whole(bytes)? {
+        Whole::Edoc(edoc) => Ok(*edoc),
+        Whole::Status(_) => Err(PackageError::Invalid(vec![Violation {
+            path: "edXMLEnvelope/edXMLHeader".into(),
+            rule: "holds Status: a status package, not an edoc".into(),
+        }])),
+    }
 }
 
 fn checked(root: &Element) -> Result<Package, PackageError> {

@@ -6,23 +6,15 @@
 
 pub mod json;
 
-use lienthong_edxml::{NewEdoc, Package, PackageError, StatusPackage};
+use lienthong_edxml::PackageError;
 
 pub use json::{JsonError, from_json, to_json};
-
 /// A package of either kind, whole: what every codec reads into and writes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
-    Edoc(Box<NewEdoc>),
-    Status(Box<StatusPackage>),
-}
+pub use lienthong_edxml::Whole as Message;
 
 /// Reads an edXML package whole (attachments decoded), with every edXML rule checked.
 pub fn from_edxml(bytes: &[u8]) -> Result<Message, PackageError> {
-    match lienthong_edxml::parse(bytes)? {
-        Package::Status(status) => Ok(Message::Status(status)),
-        Package::Edoc(_) => lienthong_edxml::read_edoc(bytes).map(|e| Message::Edoc(Box::new(e))),
-    }
+    lienthong_edxml::read_whole(bytes)
 }
 
 /// Writes a message as an edXML package. It carries no signature: a translation never does; the
