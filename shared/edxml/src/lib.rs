@@ -15,6 +15,8 @@ pub mod write;
 
 pub use error::{PackageError, ParseError, ShapeError, Violation};
 pub use model::*;
-pub use parse::{Whole, parse, parse_as, read_edoc, read_whole};
+pub use parse::{Whole, parse, parse_as, read_edoc, read_govn, read_whole};
 pub use status::{CopyStatus, IllegalTransition, StatusCode};
-pub use write::{NewAttachment, NewEdoc, write_edoc, write_status};
+pub use write::{
+    NewAttachment, NewEdoc, write_edoc, write_edoc_govn, write_status, write_status_govn,
+};

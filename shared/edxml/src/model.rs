@@ -13,6 +13,8 @@ use crate::status::StatusCode;
 
 /// The edXML namespace of QCVN 102:2016.
 pub const EDXML_NS: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
+/// The namespace of the flat variant still found in the field (root `edXMLEnvelope`).
+pub const GOVN_NS: &str = "http://www.go.vn/eDoc";
 /// The W3C XML-DSig namespace.
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 

@@ -100,6 +100,111 @@ pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
     }
 }
 
+/// Reads a package of the flat `http://www.go.vn/eDoc` variant whole: root `edXMLEnvelope`, the
+/// same header as edXML, attachments inline in `edXMLBody` (`FileName`, `FileType`,
+/// `Description`, `Content`). The same rules apply; paths name the go.vn elements
+/// (`edXMLHeader/MessageHeader/To[2]/OrganId`, `edXMLBody/Attachment[1]/Content`).
+pub fn read_govn(bytes: &[u8]) -> Result<Whole, PackageError> {
+    let root = dom::read(bytes)?;
+    let mut c = Checker::default();
+    let whole = govn_package(&root, &mut c);
+    match (whole, c.violations.is_empty()) {
+        (Some(w), true) => Ok(w),
+        _ => {
+            if c.violations.is_empty() {
+                c.violations.push(Violation {
+                    path: "edXMLEnvelope".into(),
+                    rule: "not a go.vn package".into(),
+                });
+            }
+            Err(PackageError::Invalid(c.violations))
+        }
+    }
+}
+
+fn govn_package(root: &Element, c: &mut Checker) -> Option<Whole> {
+    if root.name != "edXMLEnvelope" || root.namespace.as_deref() != Some(GOVN_NS) {
+        c.fail(
+            &root.name,
+            format!("the root element must be `edXMLEnvelope` in the namespace {GOVN_NS}"),
+        );
+        return None;
+    }
+    let Some(header) = root.child("edXMLHeader") else {
+        c.fail("edXMLHeader", "is required but missing");
+        return None;
+    };
+    let hp = "edXMLHeader";
+    let (trace, business) = trace_list(header, hp, c);
+    match (header.child("MessageHeader"), header.child("Status")) {
+        (Some(mh), None) => {
+            let message_header = message_header(mh, &format!("{hp}/MessageHeader"), c);
+            let mut attachments = Vec::new();
+            let items = root
+                .child("edXMLBody")
+                .into_iter()
+                .flat_map(|b| b.children_named("Attachment"));
+            for (i, a) in items.enumerate() {
+                let p = format!("edXMLBody/Attachment[{}]", i + 1);
+                let attachment_name = c.required(a, &p, "FileName").unwrap_or_default();
+                let data = match a.child("Content") {
+                    Some(content) => match base64_decoded_len(content) {
+                        Ok(_) => {
+                            let compact: Vec<u8> = content
+                                .text()
+                                .bytes()
+                                .filter(|b| !b.is_ascii_whitespace())
+                                .collect();
+                            base64::engine::general_purpose::STANDARD
+                                .decode(compact)
+                                .unwrap_or_default()
+                        }
+                        Err(why) => {
+                            c.fail(&format!("{p}/Content"), why);
+                            Vec::new()
+                        }
+                    },
+                    None => {
+                        c.fail(&format!("{p}/Content"), "is required but missing");
+                        Vec::new()
+                    }
+                };
+                attachments.push(NewAttachment {
+                    content_id: None,
+                    attachment_name,
+                    content_type: c.optional(a, "FileType"),
+                    description: c.optional(a, "Description"),
+                    data,
+                });
+            }
+            Some(Whole::Edoc(Box::new(NewEdoc {
+                header: message_header?,
+                trace,
+                business,
+                manifest: None,
+                attachments,
+            })))
+        }
+        (None, Some(st)) => {
+            status(st, &format!("{hp}/Status"), c, trace, false).map(|s| Whole::Status(Box::new(s)))
+        }
+        (Some(_), Some(_)) => {
+            c.fail(
+                hp,
+                "holds both MessageHeader and Status; a package is one or the other",
+            );
+            None
+        }
+        (None, None) => {
+            c.fail(
+                hp,
+                "must hold a MessageHeader (edoc) or a Status (status package)",
+            );
+            None
+        }
+    }
+}
+
 fn checked(root: &Element) -> Result<Package, PackageError> {
     let mut c = Checker::default();
     let package = package(root, &mut c);

@@ -133,15 +133,48 @@ fn trace_list(o: &mut Out, trace: &[TraceHeader], business: Option<&Business>) {
 
 /// Writes an edoc package.
 pub fn write_edoc(doc: &NewEdoc) -> Vec<u8> {
-    let h = &doc.header;
     let mut o = Out::new();
     o.open_ns("edXML", EDXML_NS);
     o.open("edXMLEnvelope");
+    edoc_header(&mut o, doc);
+    edoc_body(&mut o, doc);
+    o.close("edXMLEnvelope");
+    attachments_encoded(&mut o, doc);
+    o.close("edXML");
+    o.finish()
+}
+
+/// Writes an edoc in the flat `http://www.go.vn/eDoc` variant: the same header under an
+/// `edXMLEnvelope` root, attachments inline in `edXMLBody` as `FileName`, `FileType`,
+/// `Description`, `Content` (no content ids, no manifest).
+pub fn write_edoc_govn(doc: &NewEdoc) -> Vec<u8> {
+    let mut o = Out::new();
+    o.open_ns("edXMLEnvelope", GOVN_NS);
+    edoc_header(&mut o, doc);
+    o.open("edXMLBody");
+    for a in &doc.attachments {
+        o.open("Attachment");
+        o.leaf("FileName", &a.attachment_name);
+        o.opt("FileType", a.content_type.as_deref());
+        o.opt("Description", a.description.as_deref());
+        o.leaf(
+            "Content",
+            &base64::engine::general_purpose::STANDARD.encode(&a.data),
+        );
+        o.close("Attachment");
+    }
+    o.close("edXMLBody");
+    o.close("edXMLEnvelope");
+    o.finish()
+}
+
+fn edoc_header(o: &mut Out, doc: &NewEdoc) {
+    let h = &doc.header;
     o.open("edXMLHeader");
     o.open("MessageHeader");
-    organization(&mut o, "From", &h.from);
+    organization(o, "From", &h.from);
     for to in &h.to {
-        organization(&mut o, "To", to);
+        organization(o, "To", to);
     }
     o.leaf("DocumentId", h.document_id.as_str());
     o.open("Code");
@@ -192,12 +225,15 @@ pub fn write_edoc(doc: &NewEdoc) -> Vec<u8> {
     }
     o.close("OtherInfo");
     for rf in &h.response_for {
-        response_for(&mut o, rf);
+        response_for(o, rf);
     }
     o.opt_num("SteeringType", h.steering_type);
     o.close("MessageHeader");
-    trace_list(&mut o, &doc.trace, doc.business.as_ref());
+    trace_list(o, &doc.trace, doc.business.as_ref());
     o.close("edXMLHeader");
+}
+
+fn edoc_body(o: &mut Out, doc: &NewEdoc) {
     o.open("edXMLBody");
     o.open("edXMLManifest");
     let derived: Vec<ManifestReference>;
@@ -228,7 +264,9 @@ pub fn write_edoc(doc: &NewEdoc) -> Vec<u8> {
     }
     o.close("edXMLManifest");
     o.close("edXMLBody");
-    o.close("edXMLEnvelope");
+}
+
+fn attachments_encoded(o: &mut Out, doc: &NewEdoc) {
     if !doc.attachments.is_empty() {
         o.open("AttachmentEncoded");
         for (i, a) in doc.attachments.iter().enumerate() {
@@ -245,8 +283,6 @@ pub fn write_edoc(doc: &NewEdoc) -> Vec<u8> {
         }
         o.close("AttachmentEncoded");
     }
-    o.close("edXML");
-    o.finish()
 }
 
 /// Writes a status package.
@@ -254,10 +290,26 @@ pub fn write_status(st: &StatusPackage) -> Vec<u8> {
     let mut o = Out::new();
     o.open_ns("edXML", EDXML_NS);
     o.open("edXMLEnvelope");
+    status_header(&mut o, st);
+    o.close("edXMLEnvelope");
+    o.close("edXML");
+    o.finish()
+}
+
+/// Writes a status package in the flat `http://www.go.vn/eDoc` variant.
+pub fn write_status_govn(st: &StatusPackage) -> Vec<u8> {
+    let mut o = Out::new();
+    o.open_ns("edXMLEnvelope", GOVN_NS);
+    status_header(&mut o, st);
+    o.close("edXMLEnvelope");
+    o.finish()
+}
+
+fn status_header(o: &mut Out, st: &StatusPackage) {
     o.open("edXMLHeader");
     o.open("Status");
-    organization(&mut o, "From", &st.from);
-    response_for(&mut o, &st.response_for);
+    organization(o, "From", &st.from);
+    response_for(o, &st.response_for);
     let s = &st.staff_info;
     if s.department.is_some() || s.staff.is_some() || s.mobile.is_some() || s.email.is_some() {
         o.open("StaffInfo");
@@ -271,11 +323,8 @@ pub fn write_status(st: &StatusPackage) -> Vec<u8> {
     o.opt("Description", st.description.as_deref());
     o.leaf("Timestamp", &st.timestamp.to_string());
     o.close("Status");
-    trace_list(&mut o, &st.trace, None);
+    trace_list(o, &st.trace, None);
     o.close("edXMLHeader");
-    o.close("edXMLEnvelope");
-    o.close("edXML");
-    o.finish()
 }
 
 /// The status package a recipient sends about a document it received.

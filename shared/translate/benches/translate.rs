@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use lienthong_edxml::{OrganId, sample, write_edoc};
-use lienthong_translate::{Message, from_edxml, from_json, to_edxml, to_json};
+use lienthong_translate::{Message, from_edxml, from_govn, from_json, to_edxml, to_govn, to_json};
 
 /// Runs `f` until about half a second has passed; returns MB/s over `bytes` per call.
 fn rate(bytes: usize, mut f: impl FnMut()) -> f64 {
@@ -40,6 +40,7 @@ fn main() {
         let xml = write_edoc(&sample::edoc(&from, &to, 1, attachment));
         let message = from_edxml(&xml).unwrap_or_else(|e| panic!("{e}"));
         let json = to_json(&message);
+        let govn = to_govn(&message);
         let mut results: Vec<(&str, Vec<f64>)> = vec![
             ("baseline: edXML parse (validation)", Vec::new()),
             ("edXML -> model", Vec::new()),
@@ -48,10 +49,12 @@ fn main() {
             ("model -> edXML", Vec::new()),
             ("edXML -> JSON", Vec::new()),
             ("JSON -> edXML", Vec::new()),
+            ("edXML -> go.vn", Vec::new()),
+            ("go.vn -> edXML", Vec::new()),
         ];
         for _ in 0..rounds {
             let size = xml.len();
-            let runs: [Box<dyn FnMut()>; 7] = [
+            let runs: [Box<dyn FnMut()>; 9] = [
                 Box::new(|| {
                     let _ = lienthong_edxml::parse(&xml);
                 }),
@@ -74,6 +77,16 @@ fn main() {
                 }),
                 Box::new(|| {
                     if let Ok(m) = from_json(&json) {
+                        let _ = to_edxml(&m);
+                    }
+                }),
+                Box::new(|| {
+                    if let Ok(m) = from_edxml(&xml) {
+                        let _ = to_govn(&m);
+                    }
+                }),
+                Box::new(|| {
+                    if let Ok(m) = from_govn(&govn) {
                         let _ = to_edxml(&m);
                     }
                 }),

@@ -3,7 +3,7 @@
 //! and malformed JSON is refused at the JSON path of the field.
 
 use lienthong_edxml::*;
-use lienthong_translate::{Message, from_edxml, from_json, to_edxml, to_json};
+use lienthong_translate::{Message, from_edxml, from_govn, from_json, to_edxml, to_govn, to_json};
 use proptest::prelude::*;
 
 const ORGANS: [&str; 5] = [
@@ -203,10 +203,28 @@ proptest! {
     }
 
     #[test]
-    fn status_packages_survive_edxml_and_json(st in status()) {
+    fn status_packages_survive_edxml_json_and_govn(st in status()) {
         let message = Message::Status(Box::new(st));
         prop_assert_eq!(&from_edxml(&to_edxml(&message)).expect("valid edXML"), &message);
         prop_assert_eq!(&from_json(&to_json(&message)).expect("valid JSON"), &message);
+        prop_assert_eq!(&from_govn(&to_govn(&message)).expect("valid go.vn"), &message);
+    }
+
+    #[test]
+    fn edocs_survive_govn_except_for_content_ids_and_the_manifest(doc in edoc()) {
+        // What go.vn carries: everything but content ids and the manifest.
+        let mut flat = doc.clone();
+        flat.manifest = None;
+        for a in &mut flat.attachments {
+            a.content_id = None;
+        }
+        let flat = Message::Edoc(Box::new(flat));
+        prop_assert_eq!(&from_govn(&to_govn(&flat)).expect("valid go.vn"), &flat);
+        // edXML → go.vn → edXML: the ids come back as cid:1, cid:2... with a derived manifest.
+        let message = Message::Edoc(Box::new(doc));
+        let through = from_edxml(&to_edxml(&from_govn(&to_govn(&message)).expect("go.vn"))).expect("edXML");
+        let Message::Edoc(flat) = flat else { unreachable!() };
+        prop_assert_eq!(through, Message::Edoc(Box::new(as_read(*flat))));
     }
 }
 
@@ -264,4 +282,41 @@ fn malformed_json_is_refused_at_the_path_of_the_field() {
     v["messageType"] = "letter".into();
     assert_eq!(refused(&v)[0].path, "messageType");
     assert!(from_json(b"{not json").is_err());
+}
+
+#[test]
+fn malformed_govn_is_refused_at_the_path_of_the_element() {
+    let doc = sample::edoc(&organ(0), &[organ(1)], 7, 30);
+    let good = String::from_utf8(to_govn(&Message::Edoc(Box::new(doc)))).expect("utf-8");
+    let cases = [
+        (
+            good.replacen("<FileName>cv-7.pdf</FileName>", "", 1),
+            "edXMLBody/Attachment[1]/FileName",
+        ),
+        (
+            good.replacen("<Content>JVBER", "<Content>@@JVBER", 1),
+            "edXMLBody/Attachment[1]/Content",
+        ),
+        (
+            good.replacen(
+                "<OrganId>000.00.00.G22</OrganId>",
+                "<OrganId>G22</OrganId>",
+                1,
+            ),
+            "edXMLHeader/MessageHeader/To[1]/OrganId",
+        ),
+        (
+            good.replacen("http://www.go.vn/eDoc", "urn:other", 1),
+            "edXMLEnvelope",
+        ),
+    ];
+    for (xml, path) in cases {
+        assert_ne!(xml, good, "{path}: the damage applied");
+        match from_govn(xml.as_bytes()) {
+            Err(PackageError::Invalid(v)) => {
+                assert!(v.iter().any(|v| v.path == path), "{path}: {v:?}")
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
 }
