@@ -47,16 +47,10 @@ pub fn read_whole(bytes: &[u8]) -> Result<Whole, PackageError> {
         .child("AttachmentEncoded")
         .map(|enc| {
             enc.children_named("Attachment")
+                // Checked as base64 by `checked` already.
                 .map(|a| {
-                    let text = a
-                        .child("ContentTransferEncoded")
-                        .map(Element::text)
-                        .unwrap_or_default();
-                    let compact: Vec<u8> =
-                        text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-                    // Checked as base64 by `checked` already.
-                    base64::engine::general_purpose::STANDARD
-                        .decode(compact)
+                    a.child("ContentTransferEncoded")
+                        .map(decoded)
                         .unwrap_or_default()
                 })
                 .collect::<Vec<_>>()
@@ -149,16 +143,7 @@ fn govn_package(root: &Element, c: &mut Checker) -> Option<Whole> {
                 let attachment_name = c.required(a, &p, "FileName").unwrap_or_default();
                 let data = match a.child("Content") {
                     Some(content) => match base64_decoded_len(content) {
-                        Ok(_) => {
-                            let compact: Vec<u8> = content
-                                .text()
-                                .bytes()
-                                .filter(|b| !b.is_ascii_whitespace())
-                                .collect();
-                            base64::engine::general_purpose::STANDARD
-                                .decode(compact)
-                                .unwrap_or_default()
-                        }
+                        Ok(_) => decoded(content),
                         Err(why) => {
                             c.fail(&format!("{p}/Content"), why);
                             Vec::new()
@@ -797,6 +782,19 @@ fn body(
         }
     }
     (manifest, attachments)
+}
+
+/// The bytes of base64 text already checked by [`base64_decoded_len`] (white space ignored).
+fn decoded(content: &Element) -> Vec<u8> {
+    let mut compact = Vec::new();
+    for node in &content.children {
+        if let crate::dom::Node::Text(t) = node {
+            compact.extend(t.bytes().filter(|b| !b.is_ascii_whitespace()));
+        }
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .unwrap_or_default()
 }
 
 /// Checks base64 text without decoding it into memory and returns the decoded length.

@@ -30,6 +30,26 @@ pub struct NewEdoc {
     pub attachments: Vec<NewAttachment>,
 }
 
+impl NewEdoc {
+    /// The manifest as written: the one given, or one reference per attachment.
+    pub fn manifest_or_derived(&self) -> Vec<ManifestReference> {
+        match &self.manifest {
+            Some(m) => m.clone(),
+            None => self
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ManifestReference {
+                    content_id: a.content_id_at(i),
+                    content_type: a.content_type.clone(),
+                    description: a.description.clone(),
+                    attachment_name: Some(a.attachment_name.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl NewAttachment {
     /// The content id written for the attachment at `index`.
     pub fn content_id_at(&self, index: usize) -> String {
@@ -236,25 +256,7 @@ fn edoc_header(o: &mut Out, doc: &NewEdoc) {
 fn edoc_body(o: &mut Out, doc: &NewEdoc) {
     o.open("edXMLBody");
     o.open("edXMLManifest");
-    let derived: Vec<ManifestReference>;
-    let manifest = match &doc.manifest {
-        Some(m) => m,
-        None => {
-            derived = doc
-                .attachments
-                .iter()
-                .enumerate()
-                .map(|(i, a)| ManifestReference {
-                    content_id: a.content_id_at(i),
-                    content_type: a.content_type.clone(),
-                    description: a.description.clone(),
-                    attachment_name: Some(a.attachment_name.clone()),
-                })
-                .collect();
-            &derived
-        }
-    };
-    for r in manifest {
+    for r in &doc.manifest_or_derived() {
         o.open("Reference");
         o.leaf("ContentId", &r.content_id);
         o.opt("ContentType", r.content_type.as_deref());

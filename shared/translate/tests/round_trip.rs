@@ -129,20 +129,7 @@ fn edoc() -> impl Strategy<Value = NewEdoc> {
 
 /// What an edXML reader sees of a written edoc: content ids and the manifest spelled out.
 fn as_read(mut doc: NewEdoc) -> NewEdoc {
-    if doc.manifest.is_none() {
-        doc.manifest = Some(
-            doc.attachments
-                .iter()
-                .enumerate()
-                .map(|(i, a)| ManifestReference {
-                    content_id: a.content_id_at(i),
-                    content_type: a.content_type.clone(),
-                    description: a.description.clone(),
-                    attachment_name: Some(a.attachment_name.clone()),
-                })
-                .collect(),
-        );
-    }
+    doc.manifest = Some(doc.manifest_or_derived());
     for (i, a) in doc.attachments.iter_mut().enumerate() {
         a.content_id = Some(a.content_id_at(i));
     }
