@@ -102,18 +102,7 @@ pub fn read_govn(bytes: &[u8]) -> Result<Whole, PackageError> {
     let root = dom::read(bytes)?;
     let mut c = Checker::default();
     let whole = govn_package(&root, &mut c);
-    match (whole, c.violations.is_empty()) {
-        (Some(w), true) => Ok(w),
-        _ => {
-            if c.violations.is_empty() {
-                c.violations.push(Violation {
-                    path: "edXMLEnvelope".into(),
-                    rule: "not a go.vn package".into(),
-                });
-            }
-            Err(PackageError::Invalid(c.violations))
-        }
-    }
+    c.outcome(whole, "edXMLEnvelope", "not a go.vn package")
 }
 
 fn govn_package(root: &Element, c: &mut Checker) -> Option<Whole> {
@@ -193,18 +182,7 @@ fn govn_package(root: &Element, c: &mut Checker) -> Option<Whole> {
 fn checked(root: &Element) -> Result<Package, PackageError> {
     let mut c = Checker::default();
     let package = package(root, &mut c);
-    match (package, c.violations.is_empty()) {
-        (Some(p), true) => Ok(p),
-        _ => {
-            if c.violations.is_empty() {
-                c.violations.push(Violation {
-                    path: "edXML".into(),
-                    rule: "not an edXML package".into(),
-                });
-            }
-            Err(PackageError::Invalid(c.violations))
-        }
-    }
+    c.outcome(package, "edXML", "not an edXML package")
 }
 
 /// Parses a package that must be of the given kind.
@@ -231,6 +209,28 @@ struct Checker {
 }
 
 impl Checker {
+    /// The package read, if no rule was broken; otherwise every broken rule (or, when reading
+    /// stopped without naming one, `fallback` at `path`).
+    fn outcome<T>(
+        mut self,
+        read: Option<T>,
+        path: &str,
+        fallback: &str,
+    ) -> Result<T, PackageError> {
+        match read {
+            Some(value) if self.violations.is_empty() => Ok(value),
+            _ => {
+                if self.violations.is_empty() {
+                    self.violations.push(Violation {
+                        path: path.into(),
+                        rule: fallback.into(),
+                    });
+                }
+                Err(PackageError::Invalid(self.violations))
+            }
+        }
+    }
+
     fn fail(&mut self, path: &str, rule: impl Into<String>) {
         self.violations.push(Violation {
             path: path.to_owned(),
