@@ -5,53 +5,10 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{keys, now, openssl};
+use common::{issue, keys, now};
 
 use lienthong_xmldsig::trust::{certificates_from, pem_blocks};
 use lienthong_xmldsig::{Outcome, Policy, TrustStore, check_package, sign};
-
-/// Issues `name` signed by `issuer` with the given extensions.
-fn issue(dir: &Path, name: &str, issuer: &str, ext: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/O=Test/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{issuer}.pem"),
-            "-CAkey",
-            &format!("{issuer}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &format!("{name}.pem"),
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
 
 const CA: &str =
     "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n";
@@ -69,13 +26,13 @@ impl Pki {
         for f in ["root.pem", "root.key"] {
             std::fs::copy(keys().join(f), d.join(f)).expect("copy");
         }
-        issue(d, "sub-ca", "root", CA);
-        issue(d, "clerk", "sub-ca", LEAF);
+        issue(d, "sub-ca", "root", CA, 2);
+        issue(d, "clerk", "sub-ca", LEAF, 2);
         // pathlen:0 forbids sub-ca to issue another CA: everything under it is refused.
-        issue(d, "sub-sub-ca", "sub-ca", CA);
-        issue(d, "deep-clerk", "sub-sub-ca", LEAF);
+        issue(d, "sub-sub-ca", "sub-ca", CA, 2);
+        issue(d, "deep-clerk", "sub-sub-ca", LEAF, 2);
         // A leaf certificate is no issuer.
-        issue(d, "leaf-as-ca-clerk", "clerk", LEAF);
+        issue(d, "leaf-as-ca-clerk", "clerk", LEAF, 2);
         Self { dir }
     }
 

@@ -7,10 +7,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{keys, now, openssl};
+use common::{issue, keys, now, openssl};
 
 use lienthong_xmldsig::revocation::{
-    OcspError, OcspStatus, check_ocsp_response, crl_urls, ocsp_request, ocsp_urls,
+    OcspAnswer, OcspError, OcspStatus, check_ocsp_response, crl_urls, ocsp_request, ocsp_urls,
 };
 use lienthong_xmldsig::trust::{certificates_from, validate};
 use lienthong_xmldsig::{ChainFailure, Policy, TrustStore};
@@ -52,43 +52,7 @@ impl Ca {
             } else {
                 "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
             };
-            std::fs::write(d.join(format!("{name}.ext")), ext).expect("ext");
-            openssl(
-                d,
-                &[
-                    "req",
-                    "-new",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                    "-subj",
-                    &format!("/CN=OCSP {name}"),
-                ],
-            );
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    "root.pem",
-                    "-CAkey",
-                    "root.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "30",
-                    "-out",
-                    &format!("{name}.pem"),
-                    "-extfile",
-                    &format!("{name}.ext"),
-                ],
-            );
+            issue(d, name, "root", ext, 30);
         }
         Self { dir }
     }
@@ -120,6 +84,12 @@ impl Ca {
         std::fs::read(d.join("resp.der")).expect("response")
     }
 
+    /// Asks about `cert` (issued by `issuer`), has the CA itself answer, and checks the answer.
+    fn checked_answer(&self, cert: &[u8], issuer: &[u8]) -> OcspAnswer {
+        let response = self.answer(&ocsp_request(cert, issuer).expect("request"), "root");
+        check_ocsp_response(&response, cert, issuer, now()).expect("checked")
+    }
+
     fn cert(&self, name: &str) -> Vec<u8> {
         cert(&self.dir.path().join(format!("{name}.pem")))
     }
@@ -141,16 +111,14 @@ fn openssl_answers_our_requests_and_we_read_its_answers() {
     );
     assert!((now() - answer.produced_at).abs() < 300, "{answer:?}");
 
-    let bad = ca.answer(&ocsp_request(&revoked, &root).expect("request"), "root");
-    let answer = check_ocsp_response(&bad, &revoked, &root, now()).expect("checked");
+    let answer = ca.checked_answer(&revoked, &root);
     assert!(
         matches!(answer.status, OcspStatus::Revoked { at } if (now() - at).abs() < 300),
         "{answer:?}"
     );
 
     // Not in the CA's database at all.
-    let unknown = ca.answer(&ocsp_request(&weak, &root).expect("request"), "root");
-    let answer = check_ocsp_response(&unknown, &weak, &root, now()).expect("checked");
+    let answer = ca.checked_answer(&weak, &root);
     assert_eq!(answer.status, OcspStatus::Unknown);
 
     // An answer is only good for the certificate it names.
@@ -207,20 +175,8 @@ fn a_delegated_responder_needs_the_ocsp_signing_purpose_from_the_issuer() {
 fn ocsp_answers_decide_revocation_before_the_crl_and_fail_closed_when_stale() {
     let ca = Ca::new();
     let (root, signer, revoked) = (ca.cert("root"), ca.cert("signer"), ca.cert("other-signer"));
-    let good = check_ocsp_response(
-        &ca.answer(&ocsp_request(&signer, &root).expect("request"), "root"),
-        &signer,
-        &root,
-        now(),
-    )
-    .expect("good");
-    let bad = check_ocsp_response(
-        &ca.answer(&ocsp_request(&revoked, &root).expect("request"), "root"),
-        &revoked,
-        &root,
-        now(),
-    )
-    .expect("revoked");
+    let good = ca.checked_answer(&signer, &root);
+    let bad = ca.checked_answer(&revoked, &root);
     let mut store = TrustStore::new();
     store.add_anchor(root.clone());
     store.add_ocsp_answer(&signer, &root, good);
