@@ -203,6 +203,29 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
         a.iter()
             .any(|x| x["code"] == MINISTRY && x["state"] == "locked")
     }));
+    // The format an agency receives, set from the CLI and exported with the registry; a format
+    // the bus does not speak is refused by name.
+    ok(
+        &["admin", "--config", cfg, "registry-format", COMMUNE, "json"],
+        &[],
+    );
+    let agencies: serde_json::Value =
+        serde_json::from_str(&ok(&["admin", "--config", cfg, "registry-export"], &[]))
+            .expect("json");
+    assert!(agencies.as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x["code"] == COMMUNE && x["receiveFormat"] == "json")
+    }));
+    let refused = run(
+        &["admin", "--config", cfg, "registry-format", COMMUNE, "docx"],
+        &[],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("docx"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // Security officers: the verdicts as CSV, and the audit chain intact.
     let csv = ok(

@@ -15,7 +15,14 @@ use lienthong_store::DeliveryState;
 use lienthong_tests::*;
 use tokio::sync::Mutex;
 
-const ROLES: [&str; 5] = ["verifier", "router", "delivery", "ledger", "gateway"];
+const ROLES: [&str; 6] = [
+    "verifier",
+    "translator",
+    "router",
+    "delivery",
+    "ledger",
+    "gateway",
+];
 
 struct Processes {
     config: std::path::PathBuf,
@@ -116,8 +123,9 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
             "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{blobs}\" }}\n\n\
              [bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"quorum\"\n\n\
              [gateway]\nlisten = \"127.0.0.1:{port}\"\nrelay_after_ms = 1000\n\
-             document_stages = [\"verifier\", \"router\"]\n\n\
-             [verifier]\ntrust_dir = \"{}\"\nbus_organ_id = \"{DEPARTMENT}\"\n",
+             document_stages = [\"verifier\", \"translator\", \"router\"]\n\n\
+             [verifier]\ntrust_dir = \"{}\"\nbus_organ_id = \"{DEPARTMENT}\"\n\n\
+             [translator]\nbus_organ_id = \"{DEPARTMENT}\"\n",
             env.store_config.url,
             env.bus.url,
             env.bus.prefix,

@@ -9,3 +9,4 @@ mod resilience;
 mod revocation;
 mod signatures;
 mod statuses;
+mod translation;

@@ -77,7 +77,7 @@ async fn a_recipient_locked_after_acceptance_gets_a_failed_leg_with_the_reason()
     let workers = InProcessBus::start_roles(
         &env,
         &env.bus,
-        &["verifier", "router", "delivery", "ledger"],
+        &["verifier", "translator", "router", "delivery", "ledger"],
     )
     .await;
     let rows = eventually("routing", Duration::from_secs(20), || async {

@@ -141,6 +141,7 @@ async fn seed(store: &Store) {
         email: None,
         phone: None,
         address: None,
+        receive_format: Default::default(),
     };
     store
         .upsert_agencies(&[
@@ -185,7 +186,14 @@ impl InProcessBus {
         Self::start_roles(
             env,
             &env.bus,
-            &["gateway", "verifier", "router", "delivery", "ledger"],
+            &[
+                "gateway",
+                "verifier",
+                "translator",
+                "router",
+                "delivery",
+                "ledger",
+            ],
         )
         .await
     }
@@ -203,7 +211,11 @@ impl InProcessBus {
                         listen: "127.0.0.1:0".parse().expect("addr"),
                         max_package_bytes: 2 * 1024 * 1024,
                         relay_after_ms: 500,
-                        document_stages: vec!["verifier".into(), "router".into()],
+                        document_stages: vec![
+                            "verifier".into(),
+                            "translator".into(),
+                            "router".into(),
+                        ],
                         security_tokens_sha256: vec![lienthong_store::sha256_hex(
                             OFFICER_TOKEN.as_bytes(),
                         )],
@@ -222,6 +234,16 @@ impl InProcessBus {
                         lienthong_verifier::run(s, b, config, r)
                             .await
                             .expect("verifier");
+                    });
+                }
+                "translator" => {
+                    let config = lienthong_translator::TranslatorConfig {
+                        bus_organ_id: DEPARTMENT.into(),
+                    };
+                    tasks.spawn(async move {
+                        lienthong_translator::run(s, b, config, r)
+                            .await
+                            .expect("translator");
                     });
                 }
                 "router" => {

@@ -2,7 +2,9 @@
 //! answers, the status rules), then one store transaction, then confirmed publishing.
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
-use lienthong_edxml::{Edoc, MessageType, PackageError, StatusCode, StatusPackage};
+use lienthong_edxml::{
+    Edoc, Format, MessageType, Package, PackageError, StatusCode, StatusPackage,
+};
 use lienthong_store::{
     Acceptance, AgencyState, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
 };
@@ -18,13 +20,34 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-pub async fn accept(
-    state: &AppState,
-    caller: &System,
-    message_type: MessageType,
-    bytes: Vec<u8>,
-) -> Result<Accepted, ApiError> {
-    let package = lienthong_edxml::parse_as(&bytes, message_type).map_err(|e| match e {
+/// Reads a package in its format and checks every edXML rule: an edXML package as it is, any
+/// other format through its edXML rendering, with errors named at the paths of the format sent.
+fn read_package(
+    format: Format,
+    expected: Option<MessageType>,
+    bytes: &[u8],
+) -> Result<Package, ApiError> {
+    let rendered;
+    let edxml: &[u8] = match format {
+        Format::Edxml => bytes,
+        other => {
+            let message = lienthong_translate::decode(other, bytes).map_err(|e| {
+                let code = if e.is_unreadable() {
+                    ErrorCode::InvalidFile
+                } else {
+                    ErrorCode::NotConformant
+                };
+                ApiError::new(code, format!("{other} package: {e}"))
+            })?;
+            rendered = lienthong_translate::to_edxml(&message);
+            &rendered
+        }
+    };
+    let parsed = match expected {
+        Some(mt) => lienthong_edxml::parse_as(edxml, mt),
+        None => lienthong_edxml::parse(edxml),
+    };
+    parsed.map_err(|e| match e {
         PackageError::Parse(p) => ApiError::new(
             ErrorCode::InvalidFile,
             format!("edocFile is not a readable XML package: {p}"),
@@ -32,11 +55,23 @@ pub async fn accept(
         invalid @ PackageError::Invalid(_) => {
             ApiError::new(ErrorCode::NotConformant, invalid.to_string())
         }
-    })?;
-    let doc = match package {
-        lienthong_edxml::Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
-        lienthong_edxml::Package::Status(st) => status_document(state, caller, &st, bytes).await?,
+    })
+}
+
+/// Accepts a package in any format the bus speaks; the bytes are stored as sent.
+pub async fn accept_in(
+    state: &AppState,
+    caller: &System,
+    format: Format,
+    expected: Option<MessageType>,
+    bytes: Vec<u8>,
+) -> Result<Accepted, ApiError> {
+    let package = read_package(format, expected, &bytes)?;
+    let mut doc = match package {
+        Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
+        Package::Status(st) => status_document(state, caller, &st, bytes).await?,
     };
+    doc.format = format;
     // A resubmission gets the docId it was given, whatever changed in the registry since; but
     // the same DocumentId for other recipients is a different package, never silently dropped.
     if doc.message_type == MessageType::Edoc {
@@ -152,6 +187,7 @@ async fn edoc_document(
         status_code: None,
         response_for: None,
         recipients: codes.iter().map(|c| (*c).to_owned()).collect(),
+        format: Format::Edxml,
         bytes,
         status_update: None,
     })
@@ -239,6 +275,7 @@ async fn status_document(
         status_code: Some(code),
         response_for: Some(original.doc_id.clone()),
         recipients,
+        format: Format::Edxml,
         bytes,
         status_update: Some(StatusUpdate {
             doc_id: original.doc_id,

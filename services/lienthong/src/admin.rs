@@ -24,6 +24,8 @@ struct AgencyRecord {
     phone: Option<String>,
     #[serde(default)]
     address: Option<String>,
+    #[serde(default, rename = "receiveFormat")]
+    receive_format: lienthong_edxml::Format,
 }
 
 /// Reads a registry file (a JSON array, or a `getAgenciesList` answer with `data`) and checks
@@ -65,6 +67,7 @@ pub fn read_registry(path: &Path) -> anyhow::Result<Vec<Agency>> {
             email: r.email,
             phone: r.phone,
             address: r.address,
+            receive_format: r.receive_format,
         });
     }
     Ok(out)

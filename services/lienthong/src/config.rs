@@ -20,6 +20,9 @@ pub struct Config {
     /// Signature verification; required when `gateway.document_stages` names `verifier`.
     #[serde(default)]
     pub verifier: Option<lienthong_verifier::VerifierConfig>,
+    /// Schema translation; required when `gateway.document_stages` names `translator`.
+    #[serde(default)]
+    pub translator: Option<lienthong_translator::TranslatorConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -49,9 +52,14 @@ impl Config {
         for s in stages {
             if !lienthong_bus::STAGES.contains(&s.as_str()) || s == "delivery" {
                 anyhow::bail!(
-                    "gateway.document_stages: unknown stage `{s}` (known: verifier, router)"
+                    "gateway.document_stages: unknown stage `{s}` (known: verifier, translator, router)"
                 );
             }
+        }
+        if stages.iter().any(|s| s == "translator") && self.translator.is_none() {
+            anyhow::bail!(
+                "gateway.document_stages names `translator` but there is no [translator] section"
+            );
         }
         if stages.iter().any(|s| s == "verifier") && self.verifier.is_none() {
             anyhow::bail!(

@@ -151,6 +151,12 @@ enum AdminCommand {
         #[arg(value_parser = ["active", "locked", "retired"])]
         state: String,
     },
+    /// Set the format an agency's system receives (the translator produces it).
+    RegistryFormat {
+        code: String,
+        #[arg(value_parser = ["edxml", "govn", "json"])]
+        format: String,
+    },
     /// Register (or re-key) a connected system acting for the given agencies; prints its secret.
     SystemAdd {
         system_id: String,
@@ -452,6 +458,13 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                 anyhow::bail!("no agency {code} in the registry");
             }
             println!("{code} is now {state}");
+        }
+        AdminCommand::RegistryFormat { code, format } => {
+            let format: lienthong_edxml::Format = format.parse().map_err(anyhow::Error::msg)?;
+            if !store.set_agency_format(&code, format).await? {
+                anyhow::bail!("no agency {code} in the registry");
+            }
+            println!("{code} now receives {format}");
         }
         AdminCommand::SystemAdd {
             system_id,

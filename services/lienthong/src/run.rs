@@ -11,17 +11,23 @@ use crate::config::Config;
 pub enum Role {
     Gateway,
     Verifier,
+    Translator,
     Router,
     Delivery,
     Ledger,
 }
 
-/// Every role the configuration calls for: the verifier only when it has a `[verifier]` section.
+/// Every role the configuration calls for: the verifier and the translator only when they have
+/// their sections.
 pub fn all_roles(config: &Config) -> Vec<Role> {
-    let mut roles = vec![Role::Gateway, Role::Router, Role::Delivery, Role::Ledger];
+    let mut roles = vec![Role::Gateway];
     if config.verifier.is_some() {
-        roles.insert(1, Role::Verifier);
+        roles.push(Role::Verifier);
     }
+    if config.translator.is_some() {
+        roles.push(Role::Translator);
+    }
+    roles.extend([Role::Router, Role::Delivery, Role::Ledger]);
     roles
 }
 
@@ -72,6 +78,19 @@ pub async fn run(
                         tracing::error!(error = %e, "verifier stopped");
                     }
                     "verifier"
+                });
+            }
+            Role::Translator => {
+                let Some(tc) = config.translator.clone() else {
+                    anyhow::bail!(
+                        "the translator needs a [translator] section in the configuration"
+                    );
+                };
+                tasks.spawn(async move {
+                    if let Err(e) = lienthong_translator::run(store, bus, tc, stop).await {
+                        tracing::error!(error = %e, "translator stopped");
+                    }
+                    "translator"
                 });
             }
             Role::Router => {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use lienthong_bus::messages::{DeliverLeg, EventMessage, StageMessage};
-use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Publisher};
+use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
 use lienthong_store::{AgencyState, DeliveryState, Store, now_ms};
 use tokio::sync::watch;
 
@@ -172,22 +172,10 @@ fn event(
     }
 }
 
-impl Handler for Router {
-    async fn handle(&self, message: Incoming) -> Outcome {
-        let msg: StageMessage = match serde_json::from_slice(&message.payload) {
-            Ok(m) => m,
-            Err(e) => return Outcome::Poison(format!("not a stage message: {e}")),
-        };
-        if msg.slip.first().map(String::as_str) != Some(STAGE) {
-            return Outcome::Poison(format!(
-                "routing slip {:?} does not start with {STAGE}",
-                msg.slip
-            ));
-        }
-        match self.route(msg).await {
-            Ok(()) => Outcome::Done,
-            Err(outcome) => outcome,
-        }
+impl DocumentStage for Router {
+    const STAGE: &'static str = STAGE;
+    async fn process(&self, msg: StageMessage) -> Result<(), Outcome> {
+        self.route(msg).await
     }
 }
 

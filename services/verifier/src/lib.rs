@@ -14,10 +14,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
-use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Publisher};
-use lienthong_edxml::{MessageType, OrganId, Organization, Package, StatusCode, write};
+use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
+use lienthong_edxml::{Format, MessageType, OrganId, Organization, StatusCode, write};
 use lienthong_outbox::to_outbox;
 use lienthong_store::{DeliveryState, DocumentRow, NewDocument, Store, VerdictRow, now_ms};
+use lienthong_translate::Message;
 use lienthong_xmldsig::{Outcome as SignatureOutcome, Policy, TrustStore, Verdict, check_package};
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -245,10 +246,16 @@ impl Verifier {
         let policy = self.config.crypto_policy();
         let at = now_ms() / 1000;
         let used = Arc::clone(&trust);
-        let verdict =
+        let verdict = if doc.format == Format::Json {
+            Verdict::unsignable(
+                at,
+                "a JSON package carries no XML signature: it is recorded as unsigned",
+            )
+        } else {
             tokio::task::spawn_blocking(move || check_package(&bytes, &used, &policy, at))
                 .await
-                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?;
+                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
+        };
         if let Some(r) = &self.revocation {
             r.learn(trust.take_revocation_targets());
             // A certificate seen for the first time has had no chance to get its CRL or OCSP
@@ -335,7 +342,10 @@ impl Verifier {
             }
         }
         if doc.message_type == MessageType::Edoc {
-            self.refuse_to_sender(&doc, &reason).await?;
+            // The refusal takes the stages after this one (translated into the sender's format,
+            // then routed).
+            let rest = msg.forward().map(|m| m.slip).unwrap_or_default();
+            self.refuse_to_sender(&doc, &reason, rest).await?;
         }
         self.publisher
             .publish_all(&out)
@@ -345,10 +355,15 @@ impl Verifier {
 
     /// Sends the sender a status 02 from the bus, through the outbox (accepted once, whatever
     /// the redeliveries).
-    async fn refuse_to_sender(&self, doc: &DocumentRow, reason: &str) -> Result<(), Outcome> {
+    async fn refuse_to_sender(
+        &self,
+        doc: &DocumentRow,
+        reason: &str,
+        stages: Vec<String>,
+    ) -> Result<(), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
-        let Ok(Package::Edoc(original)) = lienthong_edxml::parse(&bytes) else {
+        let Ok(Message::Edoc(original)) = lienthong_translate::decode(doc.format, &bytes) else {
             return Err(Outcome::Poison(format!(
                 "{} is no longer a readable edoc",
                 doc.doc_id
@@ -375,6 +390,7 @@ impl Verifier {
             status_code: Some(StatusCode::Refused),
             response_for: Some(doc.doc_id.clone()),
             recipients: vec![doc.sender.clone()],
+            format: lienthong_edxml::Format::Edxml,
             bytes: status_bytes,
             status_update: None,
         };
@@ -382,7 +398,11 @@ impl Verifier {
         let outbox = [
             StageMessage {
                 doc_id: status_doc.doc_id.clone(),
-                slip: vec!["router".into()],
+                slip: if stages.is_empty() {
+                    vec!["router".into()]
+                } else {
+                    stages
+                },
             }
             .to_outgoing(t),
             event(
@@ -440,22 +460,10 @@ fn describe(v: &Verdict) -> Option<String> {
     })
 }
 
-impl Handler for Verifier {
-    async fn handle(&self, message: Incoming) -> Outcome {
-        let msg: StageMessage = match serde_json::from_slice(&message.payload) {
-            Ok(m) => m,
-            Err(e) => return Outcome::Poison(format!("not a stage message: {e}")),
-        };
-        if msg.slip.first().map(String::as_str) != Some(STAGE) {
-            return Outcome::Poison(format!(
-                "routing slip {:?} does not start with {STAGE}",
-                msg.slip
-            ));
-        }
-        match self.verify(msg).await {
-            Ok(()) => Outcome::Done,
-            Err(outcome) => outcome,
-        }
+impl DocumentStage for Verifier {
+    const STAGE: &'static str = STAGE;
+    async fn process(&self, msg: StageMessage) -> Result<(), Outcome> {
+        self.verify(msg).await
     }
 }
 

@@ -43,6 +43,29 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: Incoming) -> impl Future<Output = Outcome> + Send;
 }
 
+/// A stage of the document pipeline: it takes the `StageMessage`s whose routing slip starts with
+/// its name. Anything else on its queue is poison.
+pub trait DocumentStage: Send + Sync + 'static {
+    const STAGE: &'static str;
+    fn process(
+        &self,
+        msg: crate::messages::StageMessage,
+    ) -> impl Future<Output = Result<(), Outcome>> + Send;
+}
+
+impl<S: DocumentStage> Handler for S {
+    async fn handle(&self, message: Incoming) -> Outcome {
+        let msg = match crate::messages::StageMessage::for_stage(&message.payload, S::STAGE) {
+            Ok(m) => m,
+            Err(poison) => return poison,
+        };
+        match self.process(msg).await {
+            Ok(()) => Outcome::Done,
+            Err(outcome) => outcome,
+        }
+    }
+}
+
 /// Consumes `queue` until `shutdown` turns true, then lets in-flight messages finish.
 pub async fn consume<H: Handler>(
     config: BusConfig,

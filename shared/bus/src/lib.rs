@@ -12,7 +12,7 @@ mod publisher;
 mod topology;
 
 pub use config::{BusConfig, QueueType};
-pub use consumer::{Handler, Incoming, Outcome, consume};
+pub use consumer::{DocumentStage, Handler, Incoming, Outcome, consume};
 pub use error::BusError;
 pub use publisher::{Outgoing, Publisher, Route};
 pub use topology::{STAGES, Topology, declare};

@@ -16,6 +16,20 @@ pub struct StageMessage {
 }
 
 impl StageMessage {
+    /// Reads a message meant for `stage`: anything else is poison (a message that can never be
+    /// handled here, dead-lettered rather than retried).
+    pub fn for_stage(payload: &[u8], stage: &str) -> Result<StageMessage, crate::Outcome> {
+        let msg: StageMessage = serde_json::from_slice(payload)
+            .map_err(|e| crate::Outcome::Poison(format!("not a stage message: {e}")))?;
+        if msg.slip.first().map(String::as_str) != Some(stage) {
+            return Err(crate::Outcome::Poison(format!(
+                "routing slip {:?} does not start with {stage}",
+                msg.slip
+            )));
+        }
+        Ok(msg)
+    }
+
     /// The message for the stage after this one, if any.
     pub fn forward(&self) -> Option<StageMessage> {
         (self.slip.len() > 1).then(|| StageMessage {

@@ -13,9 +13,9 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::{BusConfig, BusError, QueueType};
 
-/// Every pipeline stage the bus knows. A new stage (the translator next) adds a name here and a
-/// service that consumes it; the others are untouched because each message carries its slip.
-pub const STAGES: &[&str] = &["verifier", "router", "delivery"];
+/// Every pipeline stage the bus knows. A new stage adds a name here and a service that consumes
+/// it; the others are untouched because each message carries its slip.
+pub const STAGES: &[&str] = &["verifier", "translator", "router", "delivery"];
 
 /// The names of the bus's exchanges and queues under one prefix.
 #[derive(Debug, Clone)]

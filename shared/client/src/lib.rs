@@ -88,8 +88,19 @@ impl Client {
 
     /// `sendEdoc`; returns the `docId`.
     pub async fn send(&self, package: Vec<u8>, message_type: &str) -> Result<String, ClientError> {
+        self.send_as(package, message_type, "edxml").await
+    }
+
+    /// `sendEdoc` with a package in another XML format (`govn`); returns the `docId`.
+    pub async fn send_as(
+        &self,
+        package: Vec<u8>,
+        message_type: &str,
+        format: &str,
+    ) -> Result<String, ClientError> {
         let form = reqwest::multipart::Form::new()
             .text("messageType", message_type.to_owned())
+            .text("format", format.to_owned())
             .part(
                 "edocFile",
                 reqwest::multipart::Part::bytes(package)
@@ -132,6 +143,33 @@ impl Client {
             .decode(b64)
             .map_err(|e| ClientError::Unexpected(format!("edxml is not base64: {e}")))?;
         Ok(Fetched { bytes, summary })
+    }
+
+    /// `POST /json/v1/packages`: a JSON package; returns the `docId` and whether it was accepted
+    /// before.
+    pub async fn send_json(&self, package: Vec<u8>) -> Result<(String, bool), ClientError> {
+        let resp = self
+            .auth(self.http.post(format!("{}/json/v1/packages", self.base)))
+            .header("Content-Type", "application/json")
+            .body(package)
+            .send()
+            .await?;
+        let body = Self::answer(resp).await?;
+        let doc_id = body
+            .get("docId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Unexpected("no docId in the answer".into()))?;
+        let duplicate = body.get("duplicate").and_then(Value::as_bool) == Some(true);
+        Ok((doc_id, duplicate))
+    }
+
+    /// `GET /json/v1/packages/{docId}`: the package in the caller's format with the original.
+    pub async fn fetch_json(&self, doc_id: &str) -> Result<Value, ClientError> {
+        let body = self
+            .get(&format!("/json/v1/packages/{doc_id}"), &[])
+            .await?;
+        Ok(body.get("data").cloned().unwrap_or_default())
     }
 
     /// `updateStatus`: transport status of the caller's copy.

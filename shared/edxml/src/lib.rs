@@ -7,6 +7,7 @@
 
 pub mod dom;
 pub mod error;
+pub mod format;
 pub mod model;
 pub mod parse;
 pub mod sample;
@@ -14,6 +15,7 @@ pub mod status;
 pub mod write;
 
 pub use error::{PackageError, ParseError, ShapeError, Violation};
+pub use format::Format;
 pub use model::*;
 pub use parse::{Whole, parse, parse_as, read_edoc, read_govn, read_whole};
 pub use status::{CopyStatus, IllegalTransition, StatusCode};

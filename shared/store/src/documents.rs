@@ -5,13 +5,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-use lienthong_edxml::{CopyStatus, MessageType, StatusCode};
+use lienthong_edxml::{CopyStatus, Format, MessageType, StatusCode};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::outbox::{OutboxMessage, OutboxRow};
-use crate::{RuleError, Store, StoreError, get_opt_string, now_ms, placeholders, sha256_hex, sql};
+use crate::{
+    RuleError, Store, StoreError, get_opt_string, now_ms, parse_format, placeholders, sha256_hex,
+    sql,
+};
 
 /// Where a leg is on its way to the recipient's inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,6 +98,8 @@ pub struct NewDocument {
     /// For a status package, the `doc_id` of the document it answers.
     pub response_for: Option<String>,
     pub recipients: Vec<String>,
+    /// The format the sender sent `bytes` in.
+    pub format: Format,
     pub bytes: Vec<u8>,
     /// For a status package, the legs of the original whose business status it changes.
     pub status_update: Option<StatusUpdate>,
@@ -146,6 +151,19 @@ pub struct DocumentRow {
     pub size: i64,
     pub sha256: String,
     pub created_ms: i64,
+    /// The format the sender sent the package in.
+    pub format: Format,
+}
+
+/// A translation of a document into one format, produced by the translator for the recipients
+/// that receive that format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenditionRow {
+    pub doc_id: String,
+    pub format: Format,
+    pub size: i64,
+    pub sha256: String,
+    pub created_ms: i64,
 }
 
 /// One recipient's copy.
@@ -189,7 +207,7 @@ pub struct InboxFilter {
     pub limit: Option<i64>,
 }
 
-const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms";
+const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms, d.format";
 const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms";
 
 fn parse_col<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T, StoreError> {
@@ -219,6 +237,7 @@ fn document_from_row(row: &AnyRow) -> Result<DocumentRow, StoreError> {
         size: row.try_get("size")?,
         sha256: row.try_get("sha256")?,
         created_ms: row.try_get("created_ms")?,
+        format: parse_format(row, "format")?,
     })
 }
 
@@ -261,8 +280,8 @@ impl Store {
         let now = now_ms();
         let inserted = sqlx::query(
             "INSERT INTO documents (doc_id, idem_key, message_type, sender, sender_system, document_id, subject,
-                                    status_code, response_for, size, sha256, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                    status_code, response_for, size, sha256, created_ms, format)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (idem_key) DO NOTHING",
         )
         .bind(&doc.doc_id)
@@ -277,6 +296,7 @@ impl Store {
         .bind(i64::try_from(doc.bytes.len()).unwrap_or(i64::MAX))
         .bind(&digest)
         .bind(now)
+        .bind(doc.format.as_str())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -366,25 +386,108 @@ impl Store {
 
     /// The exact bytes accepted for a document.
     pub async fn package(&self, doc: &DocumentRow) -> Result<Vec<u8>, StoreError> {
+        self.blob(&doc.sha256, || format!("package of {}", doc.doc_id))
+            .await
+    }
+
+    /// Blob bytes by their SHA-256, checked against it.
+    async fn blob(&self, key: &str, what: impl Fn() -> String) -> Result<Vec<u8>, StoreError> {
         let bytes = if self.blobs.is_db() {
             sqlx::query("SELECT data FROM blobs WHERE blob_key = $1")
-                .bind(&doc.sha256)
+                .bind(key)
                 .fetch_optional(&self.pool)
                 .await?
                 .map(|r| r.try_get::<Vec<u8>, _>("data"))
                 .transpose()?
         } else {
-            self.blobs.read_file(&doc.sha256).await?
+            self.blobs.read_file(key).await?
         };
-        let bytes = bytes
-            .ok_or_else(|| StoreError::Corrupt(format!("package of {} is missing", doc.doc_id)))?;
-        if sha256_hex(&bytes) != doc.sha256 {
+        let bytes = bytes.ok_or_else(|| StoreError::Corrupt(format!("{} is missing", what())))?;
+        if sha256_hex(&bytes) != key {
             return Err(StoreError::Corrupt(format!(
-                "package of {} does not match its SHA-256",
-                doc.doc_id
+                "{} does not match its SHA-256",
+                what()
             )));
         }
         Ok(bytes)
+    }
+
+    /// Stores a document's rendition in a format; storing the same format again keeps the first
+    /// (a redelivered translation produces the same content but for its trace time).
+    pub async fn put_rendition(
+        &self,
+        doc_id: &str,
+        format: Format,
+        bytes: &[u8],
+    ) -> Result<RenditionRow, StoreError> {
+        if let Some(existing) = self.rendition_row(doc_id, format).await? {
+            return Ok(existing);
+        }
+        let digest = sha256_hex(bytes);
+        self.blobs.put_file(&digest, bytes).await?;
+        let mut tx = self.begin().await?;
+        if self.blobs.is_db() {
+            sqlx::query("INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING")
+                .bind(&digest)
+                .bind(bytes.to_vec())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO renditions (doc_id, format, size, sha256, created_ms) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (doc_id, format) DO NOTHING",
+        )
+        .bind(doc_id)
+        .bind(format.as_str())
+        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+        .bind(&digest)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.rendition_row(doc_id, format)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("rendition {format} of {doc_id} vanished")))
+    }
+
+    pub async fn rendition_row(
+        &self,
+        doc_id: &str,
+        format: Format,
+    ) -> Result<Option<RenditionRow>, StoreError> {
+        sqlx::query(
+            "SELECT doc_id, format, size, sha256, created_ms FROM renditions WHERE doc_id = $1 AND format = $2",
+        )
+        .bind(doc_id)
+        .bind(format.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(|row| {
+            Ok(RenditionRow {
+                doc_id: row.try_get("doc_id")?,
+                format: parse_format(row, "format")?,
+                size: row.try_get("size")?,
+                sha256: row.try_get("sha256")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// A document's rendition in a format, with its bytes.
+    pub async fn rendition(
+        &self,
+        doc_id: &str,
+        format: Format,
+    ) -> Result<Option<(RenditionRow, Vec<u8>)>, StoreError> {
+        let Some(row) = self.rendition_row(doc_id, format).await? else {
+            return Ok(None);
+        };
+        let bytes = self
+            .blob(&row.sha256, || format!("{format} rendition of {doc_id}"))
+            .await?;
+        Ok(Some((row, bytes)))
     }
 
     pub async fn legs(&self, doc_id: &str) -> Result<Vec<Leg>, StoreError> {

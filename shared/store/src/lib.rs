@@ -107,6 +107,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../migrations/sqlite/0002_verdicts.sql")),
     (3, include_str!("../migrations/sqlite/0003_audit_chain.sql")),
+    (4, include_str!("../migrations/sqlite/0004_formats.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -115,6 +116,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_audit_chain.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_formats.sql")),
 ];
 
 impl Store {
@@ -272,6 +274,11 @@ fn placeholders(first: usize, count: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn parse_format(row: &AnyRow, col: &str) -> Result<lienthong_edxml::Format, StoreError> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(StoreError::Corrupt)
 }
 
 fn get_opt_string(row: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {

@@ -3,11 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use lienthong_edxml::Format;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError, get_opt_string, now_ms, placeholders, sha256_hex, sql};
+use crate::{
+    Store, StoreError, get_opt_string, now_ms, parse_format, placeholders, sha256_hex, sql,
+};
 
 /// The four levels of government (cấp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -124,6 +127,9 @@ pub struct Agency {
     pub phone: Option<String>,
     #[serde(default)]
     pub address: Option<String>,
+    /// The format the agency's system receives packages in; the translator produces it.
+    #[serde(default, rename = "receiveFormat")]
+    pub receive_format: Format,
 }
 
 /// A connected system: an agency's document-management system, authenticated by
@@ -169,10 +175,12 @@ fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
         email: get_opt_string(row, "email")?,
         phone: get_opt_string(row, "phone")?,
         address: get_opt_string(row, "address")?,
+        receive_format: parse_format(row, "receive_format")?,
     })
 }
 
-const AGENCY_COLUMNS: &str = "code, name, pcode, level, state, email, phone, address";
+const AGENCY_COLUMNS: &str =
+    "code, name, pcode, level, state, email, phone, address, receive_format";
 
 impl Store {
     /// Adds or replaces agencies (the registry import).
@@ -180,11 +188,12 @@ impl Store {
         let mut tx = self.begin().await?;
         for a in agencies {
             sqlx::query(
-                "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms, receive_format)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, pcode = excluded.pcode,
                    level = excluded.level, state = excluded.state, email = excluded.email,
-                   phone = excluded.phone, address = excluded.address, updated_ms = excluded.updated_ms",
+                   phone = excluded.phone, address = excluded.address, updated_ms = excluded.updated_ms,
+                   receive_format = excluded.receive_format",
             )
             .bind(&a.code)
             .bind(&a.name)
@@ -195,11 +204,24 @@ impl Store {
             .bind(&a.phone)
             .bind(&a.address)
             .bind(now_ms())
+            .bind(a.receive_format.as_str())
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Sets the format an agency receives; false when the code is unknown.
+    pub async fn set_agency_format(&self, code: &str, format: Format) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE agencies SET receive_format = $1, updated_ms = $2 WHERE code = $3")
+                .bind(format.as_str())
+                .bind(now_ms())
+                .bind(code)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn agency(&self, code: &str) -> Result<Option<Agency>, StoreError> {

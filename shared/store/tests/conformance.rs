@@ -2,7 +2,7 @@
 //! PostgreSQL comes from `LIENTHONG_TEST_POSTGRES` (default: the local trust-auth server); each
 //! test gets a database of its own, dropped afterwards.
 
-use lienthong_edxml::{MessageType, StatusCode};
+use lienthong_edxml::{Format, MessageType, StatusCode};
 use lienthong_store::*;
 
 struct Env {
@@ -71,6 +71,7 @@ fn agency(code: &str, level: Level) -> Agency {
         email: None,
         phone: None,
         address: None,
+        receive_format: Default::default(),
     }
 }
 
@@ -86,6 +87,7 @@ fn edoc(doc_id: &str, key: &str, recipients: &[&str]) -> NewDocument {
         status_code: None,
         response_for: None,
         recipients: recipients.iter().map(|s| s.to_string()).collect(),
+        format: Default::default(),
         bytes: format!("<edXML>{doc_id}</edXML>").into_bytes(),
         status_update: None,
     }
@@ -597,6 +599,69 @@ async fn the_ledger_is_a_verifiable_hash_chain(env: &Env) {
     }
 }
 
+async fn formats_and_renditions(env: &Env) {
+    let s = &env.store;
+    // The registry records each agency's format; the import shape carries it.
+    let mut a = agency("000.00.00.G22", Level::Central);
+    a.receive_format = Format::Govn;
+    s.upsert_agencies(&[a, agency("000.00.00.H49", Level::Province)])
+        .await
+        .expect("upsert");
+    assert_eq!(
+        s.agency("000.00.00.G22")
+            .await
+            .expect("agency")
+            .map(|a| a.receive_format),
+        Some(Format::Govn)
+    );
+    assert!(
+        s.set_agency_format("000.00.00.H49", Format::Json)
+            .await
+            .expect("set")
+    );
+    assert!(
+        !s.set_agency_format("000.99.00.H49", Format::Json)
+            .await
+            .expect("set")
+    );
+    let json = serde_json::to_value(s.agency("000.00.00.H49").await.expect("a")).expect("json");
+    assert_eq!(json["receiveFormat"], "json");
+
+    // A document keeps the format it came in.
+    let mut doc = edoc("d-json", "k-json", &["000.00.00.G22"]);
+    doc.format = Format::Json;
+    s.accept(&doc, &[]).await.expect("accept");
+    let row = s.document("d-json").await.expect("doc").expect("row");
+    assert_eq!(row.format, Format::Json);
+
+    // Renditions: stored once per format, read back checked against their digest.
+    assert_eq!(
+        s.rendition("d-json", Format::Govn).await.expect("none"),
+        None
+    );
+    let first = s
+        .put_rendition("d-json", Format::Govn, b"<eDoc>first</eDoc>")
+        .await
+        .expect("put");
+    assert_eq!(first.size, 18);
+    let again = s
+        .put_rendition("d-json", Format::Govn, b"<eDoc>second</eDoc>")
+        .await
+        .expect("put again");
+    assert_eq!(again, first, "the first rendition stays");
+    let (row, bytes) = s
+        .rendition("d-json", Format::Govn)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(bytes, b"<eDoc>first</eDoc>");
+    assert_eq!(row.sha256, sha256_hex(&bytes));
+    assert_eq!(
+        s.rendition("d-json", Format::Edxml).await.expect("none"),
+        None
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -618,4 +683,5 @@ conformance!(
     ledger_and_outbox,
     verdicts_are_kept_once_and_searchable,
     the_ledger_is_a_verifiable_hash_chain,
+    formats_and_renditions,
 );

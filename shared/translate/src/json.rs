@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Message;
 
+/// The JSON Schema (draft 2020-12) of the packages this module reads and writes.
+pub const SCHEMA: &str = include_str!("../schema/package.schema.json");
+
 /// Why JSON could not be read: each problem at its JSON path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.iter().map(|v| format!("{}: {}", v.path, v.rule)).collect::<Vec<_>>().join("; "))]

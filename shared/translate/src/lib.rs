@@ -7,9 +7,10 @@
 
 pub mod json;
 
-use lienthong_edxml::PackageError;
+use lienthong_edxml::{PackageError, TraceHeader, Violation};
 
 pub use json::{JsonError, from_json, to_json};
+pub use lienthong_edxml::Format;
 /// A package of either kind, whole: what every codec reads into and writes from.
 pub use lienthong_edxml::Whole as Message;
 
@@ -38,5 +39,111 @@ pub fn to_govn(message: &Message) -> Vec<u8> {
     match message {
         Message::Edoc(e) => lienthong_edxml::write_edoc_govn(e),
         Message::Status(s) => lienthong_edxml::write_status_govn(s),
+    }
+}
+
+/// Why a package could not be read in its format.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// edXML or go.vn: not XML, or XML breaking the rules (paths are element paths).
+    #[error(transparent)]
+    Xml(#[from] PackageError),
+    /// JSON: each broken rule at its JSON path.
+    #[error("JSON not conformant: {0}")]
+    Json(#[from] JsonError),
+}
+
+impl DecodeError {
+    /// Not a readable document of the format at all (as opposed to a readable one that breaks
+    /// rules).
+    pub fn is_unreadable(&self) -> bool {
+        match self {
+            Self::Xml(e) => matches!(e, PackageError::Parse(_)),
+            Self::Json(JsonError(v)) => v.iter().any(|v| v.path == "$"),
+        }
+    }
+
+    /// Every broken rule, with the path of the field in the format read.
+    pub fn violations(&self) -> &[Violation] {
+        match self {
+            Self::Xml(e) => e.violations(),
+            Self::Json(JsonError(v)) => v,
+        }
+    }
+}
+
+/// Reads a package in any format the bus speaks.
+pub fn decode(format: Format, bytes: &[u8]) -> Result<Message, DecodeError> {
+    Ok(match format {
+        Format::Edxml => from_edxml(bytes)?,
+        Format::Govn => from_govn(bytes)?,
+        Format::Json => from_json(bytes)?,
+    })
+}
+
+/// Writes a message in any format the bus speaks.
+pub fn encode(format: Format, message: &Message) -> Vec<u8> {
+    match format {
+        Format::Edxml => to_edxml(message),
+        Format::Govn => to_govn(message),
+        Format::Json => to_json(message),
+    }
+}
+
+/// Appends a hop to the package's `TraceHeaderList` (every bus a package passes adds its own).
+pub fn append_trace(message: &mut Message, hop: TraceHeader) {
+    match message {
+        Message::Edoc(e) => e.trace.push(hop),
+        Message::Status(s) => s.trace.push(hop),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lienthong_edxml::{OrganId, Timestamp, sample};
+
+    #[test]
+    fn every_format_reads_back_what_it_wrote_with_the_hop_appended() {
+        let from = OrganId::parse("000.00.00.H49").expect("organ");
+        let to = OrganId::parse("000.00.00.G22").expect("organ");
+        let mut message = Message::Edoc(Box::new(sample::edoc(&from, &[to], 7, 64)));
+        let hop = TraceHeader {
+            organ_id: OrganId::parse("000.00.05.H49").expect("organ"),
+            timestamp: Timestamp::parse("2026/12/02 08:30:00").expect("time"),
+        };
+        append_trace(&mut message, hop.clone());
+        for format in Format::ALL {
+            let back = decode(format, &encode(format, &message)).expect("reads back");
+            let Message::Edoc(e) = &back else {
+                panic!("{format}: not an edoc")
+            };
+            assert_eq!(e.trace.last(), Some(&hop), "{format}");
+        }
+    }
+
+    #[test]
+    fn unreadable_input_is_told_apart_from_broken_rules() {
+        let not_json = decode(Format::Json, b"{").expect_err("not JSON");
+        assert!(not_json.is_unreadable(), "{not_json}");
+        let not_xml = decode(Format::Govn, b"<a").expect_err("not XML");
+        assert!(not_xml.is_unreadable(), "{not_xml}");
+        let from = OrganId::parse("000.00.00.H49").expect("organ");
+        let message = Message::Edoc(Box::new(sample::edoc(
+            &from,
+            std::slice::from_ref(&from),
+            1,
+            8,
+        )));
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&encode(Format::Json, &message)).expect("json");
+        json["header"]["from"]["organId"] = "H49".into();
+        let broken = decode(Format::Json, json.to_string().as_bytes()).expect_err("bad organ");
+        assert!(!broken.is_unreadable(), "{broken}");
+        assert_eq!(
+            broken.violations().first().map(|v| v.path.as_str()),
+            Some("header.from.organId"),
+            "{broken}"
+        );
     }
 }

@@ -47,6 +47,14 @@ impl Verdict {
         self.chain.first()
     }
 
+    /// The verdict on a package whose format has no place for an XML signature (JSON).
+    pub fn unsignable(at: i64, reason: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Unsigned,
+            ..Self::refused(at, "unsigned", reason.into())
+        }
+    }
+
     fn refused(at: i64, code: &str, reason: String) -> Self {
         Self {
             outcome: Outcome::Invalid,

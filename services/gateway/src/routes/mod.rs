@@ -1,8 +1,9 @@
-//! One module per endpoint of the `/v1` interface.
+//! One module per endpoint of the `/v1` interface, and the JSON REST interface (`/json/v1`).
 
 mod agencies;
 mod get_edoc;
 mod health;
+mod json_api;
 mod received;
 mod send;
 mod sent;
@@ -33,6 +34,21 @@ pub fn router() -> Router<AppState> {
         .route("/v1/getSentEdocList", get(sent::get_sent_edoc_list))
         .route("/v1/getAgenciesList", get(agencies::get_agencies_list))
         .route("/v1/getTrace", get(trace::get_trace))
+        .route("/json/v1/packages", post(json_api::send))
+        .route("/json/v1/packages/{doc_id}", get(json_api::get))
+        .route("/json/v1/inbox", get(received::get_received_edoc_list))
+        .route("/json/v1/sent", get(sent::get_sent_edoc_list))
+        .route(
+            "/json/v1/transportStatus",
+            post(update_status::update_status),
+        )
+        .route("/json/v1/agencies", get(agencies::get_agencies_list))
+        .route("/json/v1/trace", get(trace::get_trace))
+        .route("/json/v1/openapi.json", get(json_api::openapi))
+        .route(
+            "/json/v1/package.schema.json",
+            get(json_api::package_schema),
+        )
         .route("/admin/verdicts", get(verdicts::list))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

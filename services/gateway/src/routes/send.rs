@@ -1,10 +1,10 @@
 use axum::Json;
 use axum::extract::{Multipart, State};
-use lienthong_edxml::MessageType;
+use lienthong_edxml::{Format, MessageType};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::accept::accept;
+use crate::accept::accept_in;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 
@@ -17,6 +17,7 @@ pub async fn send_edoc(
     let limit = state.config.max_package_bytes;
     let mut file: Option<Vec<u8>> = None;
     let mut message_type: Option<String> = None;
+    let mut format: Option<String> = None;
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -34,6 +35,9 @@ pub async fn send_edoc(
             Some("messageType") => {
                 message_type = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
             }
+            Some("format") => {
+                format = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
+            }
             _ => {}
         }
     }
@@ -49,7 +53,14 @@ pub async fn send_edoc(
             "edocFile: the multipart field is required and must not be empty",
         )
     })?;
-    let accepted = accept(&state, &caller, message_type, bytes).await?;
+    // Extension: `format` says which XML generation edocFile is in (edxml by default, or govn).
+    let format = match format.as_deref().map(str::trim) {
+        None | Some("") => Format::Edxml,
+        Some(f) => f
+            .parse::<Format>()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("format: {e}")))?,
+    };
+    let accepted = accept_in(&state, &caller, format, Some(message_type), bytes).await?;
     let message = if accepted.duplicate {
         "already accepted: this package was sent before, nothing is delivered twice"
     } else {

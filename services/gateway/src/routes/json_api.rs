@@ -1,0 +1,116 @@
+//! The JSON REST interface for modern adapters (`/json/v1`): packages are JSON documents of
+//! `package.schema.json` instead of edXML files in multipart forms. Listing, transport status,
+//! the registry and the trace answer as in `/v1`; `openapi.json` describes it all.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use base64::Engine;
+use lienthong_edxml::Format;
+use serde_json::{Value, json};
+
+use super::get_edoc::{record_fetch, rendition_for, signature, summary};
+use super::{own_copies, visible_document};
+use crate::AppState;
+use crate::accept::accept_in;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorCode};
+
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// `POST /json/v1/packages`: an edoc or a status package as JSON. 201 with the `docId` when
+/// accepted now, 200 with the same `docId` when the package was accepted before.
+pub async fn send(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let limit = state.config.max_package_bytes;
+    if body.len() > limit {
+        return Err(ApiError::new(
+            ErrorCode::InvalidFile,
+            format!("body: the package is larger than the {limit} bytes this bus accepts"),
+        )
+        .with_http(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    if body.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidFile,
+            "body: a JSON package is required",
+        ));
+    }
+    let accepted = accept_in(&state, &caller, Format::Json, None, body.to_vec()).await?;
+    let status = if accepted.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "success": true,
+            "docId": accepted.doc_id,
+            "duplicate": accepted.duplicate,
+        })),
+    ))
+}
+
+/// `GET /json/v1/packages/{docId}`: the package in the format the caller's agency receives
+/// (`package` when that is JSON, base64 `content` otherwise), the sender's original as it was
+/// signed, and the verifier's verdict. A sender reading what it sent gets its original.
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(doc_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (doc, legs) = visible_document(&state, &caller, &doc_id).await?;
+    let copies = own_copies(&caller, &legs);
+    let original = state.store.package(&doc).await?;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (format, bytes, sha256) = match copies.first() {
+        Some(leg) => {
+            let r = rendition_for(&state, &doc, &original, &leg.recipient).await?;
+            (r.format, r.bytes, r.sha256)
+        }
+        None => (doc.format, original.clone(), doc.sha256.clone()),
+    };
+    let mut data = summary(&doc, &copies);
+    data["format"] = format.as_str().into();
+    data["size"] = bytes.len().into();
+    data["sha256"] = sha256.into();
+    data["original"] = json!({
+        "format": doc.format,
+        "size": doc.size,
+        "sha256": doc.sha256,
+        "content": b64(&original),
+    });
+    data["signature"] = signature(&state, &doc_id).await?.into();
+    if format == Format::Json {
+        data["package"] = serde_json::from_slice(&bytes).map_err(|e| {
+            tracing::error!(%doc_id, error = %e, "a stored JSON rendition does not read");
+            ApiError::new(
+                ErrorCode::FileProcessing,
+                "the stored package could not be processed",
+            )
+        })?;
+    } else {
+        data["content"] = b64(&bytes).into();
+    }
+    record_fetch(&state, &doc, &copies).await;
+    Ok(Json(json!({ "success": true, "data": data })))
+}
+
+/// `GET /json/v1/openapi.json`: this interface, described.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// `GET /json/v1/package.schema.json`: the JSON Schema of packages.
+pub async fn package_schema() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        lienthong_translate::json::SCHEMA,
+    )
+}

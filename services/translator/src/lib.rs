@@ -1,0 +1,241 @@
+//! The translator: a pipeline stage that gives every recipient its package in the format its
+//! registry entry declares (`receiveFormat`: edxml, govn or json), for edocs and for the status
+//! packages that travel back to senders alike.
+//!
+//! It reads the sender's original in the format it came in, appends this bus's `TraceHeader`
+//! (the operator's OrganId and the time), and stores one rendition per format the recipients need.
+//! The original is never touched: it stays in the store and travels beside the rendition, with
+//! the verifier's verdict, so a recipient can still check what the sender signed.
+//!
+//! A package that cannot be translated for some format fails those recipients' legs with the
+//! reason (the sender sees it in the trace); the other recipients go on. Renditions are stored
+//! once per (document, format), so a redelivered message produces nothing twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lienthong_bus::messages::{EventMessage, StageMessage};
+use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
+use lienthong_edxml::{Format, OrganId, Timestamp, TraceHeader};
+use lienthong_store::{AgencyState, DeliveryState, DocumentRow, Store, now_ms};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+pub const STAGE: &str = "translator";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslatorConfig {
+    /// The agency operating this bus: the `TraceHeader` this bus appends names it.
+    pub bus_organ_id: String,
+}
+
+pub struct Translator {
+    store: Store,
+    publisher: Publisher,
+    bus_organ: OrganId,
+}
+
+/// What translating one document for one format came to.
+#[derive(Debug)]
+enum Rendered {
+    Stored { sha256: String, size: i64 },
+    Failed(String),
+}
+
+impl Translator {
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        config: &TranslatorConfig,
+    ) -> Result<Self, String> {
+        let bus_organ = OrganId::parse(&config.bus_organ_id)
+            .map_err(|e| format!("translator.bus_organ_id: {e}"))?;
+        Ok(Self {
+            store,
+            publisher,
+            bus_organ,
+        })
+    }
+
+    /// The formats the document's open legs need, each with the recipients that need it.
+    async fn formats_needed(&self, doc_id: &str) -> Result<BTreeMap<Format, Vec<String>>, Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let legs = self.store.legs(doc_id).await.map_err(|e| retry(&e))?;
+        let open: Vec<&str> = legs
+            .iter()
+            .filter(|l| l.delivery != DeliveryState::Failed)
+            .map(|l| l.recipient.as_str())
+            .collect();
+        let agencies = self.store.agencies_in(&open).await.map_err(|e| retry(&e))?;
+        let mut needed: BTreeMap<Format, Vec<String>> = BTreeMap::new();
+        // Recipients the registry no longer knows, or has retired, are the router's to fail.
+        for a in agencies.iter().filter(|a| a.state != AgencyState::Retired) {
+            needed
+                .entry(a.receive_format)
+                .or_default()
+                .push(a.code.clone());
+        }
+        Ok(needed)
+    }
+
+    /// Produces and stores the renditions not stored yet.
+    async fn render(
+        &self,
+        doc: &DocumentRow,
+        formats: Vec<Format>,
+    ) -> Result<BTreeMap<Format, Rendered>, Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let mut done = BTreeMap::new();
+        let mut missing = Vec::new();
+        for format in formats {
+            match self
+                .store
+                .rendition_row(&doc.doc_id, format)
+                .await
+                .map_err(|e| retry(&e))?
+            {
+                Some(row) => {
+                    done.insert(
+                        format,
+                        Rendered::Stored {
+                            sha256: row.sha256,
+                            size: row.size,
+                        },
+                    );
+                }
+                None => missing.push(format),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(done);
+        }
+        let original = self.store.package(doc).await.map_err(|e| retry(&e))?;
+        let hop = TraceHeader {
+            organ_id: self.bus_organ.clone(),
+            timestamp: Timestamp::from_unix_ms(now_ms()),
+        };
+        let from = doc.format;
+        // Parsing and writing are CPU work: off the async threads.
+        let rendered = tokio::task::spawn_blocking(move || {
+            let mut message = lienthong_translate::decode(from, &original)
+                .map_err(|e| format!("the {from} package could not be read: {e}"))?;
+            lienthong_translate::append_trace(&mut message, hop);
+            Ok::<_, String>(
+                missing
+                    .into_iter()
+                    .map(|f| (f, lienthong_translate::encode(f, &message)))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(|e| Outcome::Poison(format!("translation panicked: {e}")))?;
+        match rendered {
+            Ok(list) => {
+                for (format, bytes) in list {
+                    let row = self
+                        .store
+                        .put_rendition(&doc.doc_id, format, &bytes)
+                        .await
+                        .map_err(|e| retry(&e))?;
+                    done.insert(
+                        format,
+                        Rendered::Stored {
+                            sha256: row.sha256,
+                            size: row.size,
+                        },
+                    );
+                }
+            }
+            Err(reason) => {
+                for format in Format::ALL {
+                    done.entry(format)
+                        .or_insert_with(|| Rendered::Failed(reason.clone()));
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn translate(&self, msg: StageMessage) -> Result<(), Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let doc = self
+            .store
+            .document(&msg.doc_id)
+            .await
+            .map_err(|e| retry(&e))?
+            .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
+        let needed = self.formats_needed(&doc.doc_id).await?;
+        let rendered = self.render(&doc, needed.keys().copied().collect()).await?;
+        let t = self.publisher.topology();
+        let mut out = Vec::new();
+        for (format, recipients) in &needed {
+            let reason = match rendered.get(format) {
+                Some(Rendered::Stored { sha256, size }) => {
+                    out.push(
+                        event(
+                            &doc.doc_id,
+                            &format!("translated:{format}"),
+                            self.bus_organ.as_str(),
+                            format!(
+                                "{} -> {format} for {}; {size} bytes, sha256 {sha256}",
+                                doc.format,
+                                recipients.join(", ")
+                            ),
+                        )
+                        .to_outgoing(t),
+                    );
+                    continue;
+                }
+                Some(Rendered::Failed(r)) => format!("not translatable to {format}: {r}"),
+                None => format!("not translatable to {format}"),
+            };
+            for recipient in recipients {
+                self.store
+                    .fail_leg(&doc.doc_id, recipient, &reason)
+                    .await
+                    .map_err(|e| retry(&e))?;
+                out.push(event(&doc.doc_id, "failed", recipient, reason.clone()).to_outgoing(t));
+            }
+        }
+        if let Some(next) = msg.forward() {
+            out.push(next.to_outgoing(t));
+        }
+        self.publisher
+            .publish_all(&out)
+            .await
+            .map_err(|e| retry(&e))
+    }
+}
+
+fn event(doc_id: &str, kind: &str, organ: &str, detail: String) -> EventMessage {
+    EventMessage {
+        event_id: format!("{doc_id}:{kind}:{organ}"),
+        doc_id: doc_id.to_owned(),
+        kind: kind.split(':').next().unwrap_or(kind).to_owned(),
+        organ: Some(organ.to_owned()),
+        detail: Some(detail),
+        at_ms: now_ms(),
+    }
+}
+
+impl DocumentStage for Translator {
+    const STAGE: &'static str = STAGE;
+    async fn process(&self, msg: StageMessage) -> Result<(), Outcome> {
+        self.translate(msg).await
+    }
+}
+
+/// Runs the translator until `shutdown`.
+pub async fn run(
+    store: Store,
+    bus: BusConfig,
+    config: TranslatorConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let publisher = Publisher::new(&bus, "lienthong-translator");
+    let queue = publisher.topology().stage_queue(STAGE);
+    let handler = Arc::new(Translator::new(store, publisher, &config)?);
+    lienthong_bus::consume(bus, queue, STAGE.into(), handler, shutdown).await;
+    Ok(())
+}

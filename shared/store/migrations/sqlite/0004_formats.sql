@@ -1,0 +1,13 @@
+-- Schema translation: the format each agency receives, the format each document came in, and
+-- the renditions the translator produced (stored like packages, content-addressed).
+ALTER TABLE agencies ADD COLUMN receive_format TEXT NOT NULL DEFAULT 'edxml';
+ALTER TABLE documents ADD COLUMN format TEXT NOT NULL DEFAULT 'edxml';
+
+CREATE TABLE renditions (
+    doc_id      TEXT NOT NULL REFERENCES documents (doc_id),
+    format      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, format)
+);
