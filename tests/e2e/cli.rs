@@ -216,6 +216,37 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
         a.iter()
             .any(|x| x["code"] == COMMUNE && x["receiveFormat"] == "json")
     }));
+    ok(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "registry-format",
+            MINISTRY,
+            "edocvn",
+            "--legacy-code",
+            "01.00.G22",
+        ],
+        &[],
+    );
+    let taken = run(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "registry-format",
+            PROVINCE,
+            "edocvn",
+            "--legacy-code",
+            "01.00.G22",
+        ],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("already belongs to 000.00.00.G22"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
     let refused = run(
         &["admin", "--config", cfg, "registry-format", COMMUNE, "docx"],
         &[],

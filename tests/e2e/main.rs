@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod errors;
 mod flow;
+mod legacy;
 mod resilience;
 mod revocation;
 mod signatures;

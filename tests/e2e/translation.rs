@@ -5,19 +5,21 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use lienthong_client::{Client, ClientError};
 use lienthong_edxml::{Format, NewEdoc, OrganId, Organization, StatusCode, write, write_edoc};
 use lienthong_store::DeliveryState;
 use lienthong_tests::*;
-use lienthong_translate::{Message, decode, encode};
+use lienthong_translate::Message;
 use lienthong_xmldsig::{Outcome, Policy, TrustStore, check_package};
 use serde_json::Value;
 
-fn b64(v: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_str().expect("base64 text"))
-        .expect("base64")
+fn decode(format: Format, bytes: &[u8]) -> Result<Message, lienthong_translate::DecodeError> {
+    lienthong_translate::decode(format, bytes, &legacy_codes())
+}
+
+fn encode(format: Format, message: &Message) -> Vec<u8> {
+    lienthong_translate::encode(format, message, &legacy_codes())
+        .expect("every test agency has a code")
 }
 
 async fn all_delivered(env: &Env, doc_id: &str) {

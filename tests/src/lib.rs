@@ -142,6 +142,8 @@ async fn seed(store: &Store) {
         phone: None,
         address: None,
         receive_format: Default::default(),
+        // The e-doc.vn generation's 9-character code: the code without its first group.
+        legacy_code: Some(code[4..].to_owned()),
     };
     store
         .upsert_agencies(&[
@@ -394,4 +396,23 @@ pub fn lienthong_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The 9-character codes the test registry gives its agencies (the code without its first
+/// group), as e-doc.vn systems know them.
+pub fn legacy_codes() -> lienthong_edxml::CodeMap {
+    let organs: Vec<OrganId> = [PROVINCE, DEPARTMENT, MINISTRY, COMMUNE]
+        .iter()
+        .map(|o| OrganId::parse(o).expect("organ"))
+        .collect();
+    let legacy: Vec<String> = organs.iter().map(|o| o.as_str()[4..].to_owned()).collect();
+    lienthong_edxml::CodeMap::new(legacy.iter().map(String::as_str).zip(&organs)).expect("codes")
+}
+
+/// Base64 text in a JSON answer, decoded.
+pub fn b64(v: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().expect("base64 text"))
+        .expect("base64")
 }

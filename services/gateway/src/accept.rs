@@ -3,7 +3,7 @@
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
 use lienthong_edxml::{
-    Edoc, Format, MessageType, Package, PackageError, StatusCode, StatusPackage,
+    CodeMap, Edoc, Format, MessageType, Package, PackageError, StatusCode, StatusPackage,
 };
 use lienthong_store::{
     Acceptance, AgencyState, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
@@ -26,18 +26,19 @@ fn read_package(
     format: Format,
     expected: Option<MessageType>,
     bytes: &[u8],
+    codes: &CodeMap,
 ) -> Result<Package, ApiError> {
     let rendered;
     let edxml: &[u8] = match format {
         Format::Edxml => bytes,
         other => {
-            let message = lienthong_translate::decode(other, bytes).map_err(|e| {
+            let message = lienthong_translate::decode(other, bytes, codes).map_err(|e| {
                 let code = if e.is_unreadable() {
                     ErrorCode::InvalidFile
                 } else {
                     ErrorCode::NotConformant
                 };
-                ApiError::new(code, format!("{other} package: {e}"))
+                ApiError::new(code, format!("{other} package: {e}")).with_violations(e.violations())
             })?;
             rendered = lienthong_translate::to_edxml(&message);
             &rendered
@@ -54,6 +55,7 @@ fn read_package(
         ),
         invalid @ PackageError::Invalid(_) => {
             ApiError::new(ErrorCode::NotConformant, invalid.to_string())
+                .with_violations(invalid.violations())
         }
     })
 }
@@ -66,7 +68,12 @@ pub async fn accept_in(
     expected: Option<MessageType>,
     bytes: Vec<u8>,
 ) -> Result<Accepted, ApiError> {
-    let package = read_package(format, expected, &bytes)?;
+    let codes = if format == Format::Edocvn {
+        state.store.code_map().await?
+    } else {
+        CodeMap::default()
+    };
+    let package = read_package(format, expected, &bytes, &codes)?;
     let mut doc = match package {
         Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
         Package::Status(st) => status_document(state, caller, &st, bytes).await?,

@@ -29,6 +29,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub desc: String,
     pub http: StatusCode,
+    /// Each broken rule at its path, when the package was read (the SOAP interface reports them
+    /// one by one).
+    pub violations: Vec<lienthong_edxml::Violation>,
 }
 
 impl ApiError {
@@ -49,7 +52,13 @@ impl ApiError {
             code,
             desc: desc.into(),
             http,
+            violations: Vec::new(),
         }
+    }
+
+    pub fn with_violations(mut self, violations: &[lienthong_edxml::Violation]) -> Self {
+        self.violations = violations.to_vec();
+        self
     }
 
     pub fn with_http(mut self, http: StatusCode) -> Self {

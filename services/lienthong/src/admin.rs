@@ -26,6 +26,8 @@ struct AgencyRecord {
     address: Option<String>,
     #[serde(default, rename = "receiveFormat")]
     receive_format: lienthong_edxml::Format,
+    #[serde(default, rename = "legacyCode")]
+    legacy_code: Option<String>,
 }
 
 /// Reads a registry file (a JSON array, or a `getAgenciesList` answer with `data`) and checks
@@ -45,6 +47,16 @@ pub fn read_registry(path: &Path) -> anyhow::Result<Vec<Agency>> {
         if let Some(p) = &r.pcode {
             lienthong_edxml::OrganId::parse(p)
                 .map_err(|e| anyhow::anyhow!("{}: record {}: pcode: {e}", path.display(), i + 1))?;
+        }
+        if let Some(l) = &r.legacy_code {
+            if !lienthong_edxml::legacy::is_legacy_code(l) {
+                bail!(
+                    "{}: record {} ({}): legacyCode `{l}` is not a 9-character code CC.BB.Lnn",
+                    path.display(),
+                    i + 1,
+                    r.code
+                );
+            }
         }
         if r.name.trim().is_empty() {
             bail!(
@@ -68,6 +80,7 @@ pub fn read_registry(path: &Path) -> anyhow::Result<Vec<Agency>> {
             phone: r.phone,
             address: r.address,
             receive_format: r.receive_format,
+            legacy_code: r.legacy_code,
         });
     }
     Ok(out)

@@ -151,11 +151,15 @@ enum AdminCommand {
         #[arg(value_parser = ["active", "locked", "retired"])]
         state: String,
     },
-    /// Set the format an agency's system receives (the translator produces it).
+    /// Set the format an agency's system receives (the translator produces it), and the
+    /// 9-character code e-doc.vn systems know it by.
     RegistryFormat {
         code: String,
-        #[arg(value_parser = ["edxml", "govn", "json"])]
+        #[arg(value_parser = ["edxml", "govn", "json", "edocvn"])]
         format: String,
+        /// The agency's 9-character code (CC.BB.Lnn) for e-doc.vn packages.
+        #[arg(long)]
+        legacy_code: Option<String>,
     },
     /// Register (or re-key) a connected system acting for the given agencies; prints its secret.
     SystemAdd {
@@ -459,10 +463,39 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             }
             println!("{code} is now {state}");
         }
-        AdminCommand::RegistryFormat { code, format } => {
+        AdminCommand::RegistryFormat {
+            code,
+            format,
+            legacy_code,
+        } => {
             let format: lienthong_edxml::Format = format.parse().map_err(anyhow::Error::msg)?;
+            if let Some(l) = &legacy_code {
+                if !lienthong_edxml::legacy::is_legacy_code(l) {
+                    anyhow::bail!("--legacy-code `{l}` is not a 9-character code CC.BB.Lnn");
+                }
+                if let Some(holder) = store
+                    .agencies()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.legacy_code.as_deref() == Some(l) && a.code != code)
+                {
+                    anyhow::bail!("--legacy-code `{l}` already belongs to {}", holder.code);
+                }
+            }
             if !store.set_agency_format(&code, format).await? {
                 anyhow::bail!("no agency {code} in the registry");
+            }
+            if let Some(l) = &legacy_code {
+                store.set_legacy_code(&code, Some(l)).await?;
+            }
+            if format == lienthong_edxml::Format::Edocvn
+                && store
+                    .agency(&code)
+                    .await?
+                    .and_then(|a| a.legacy_code)
+                    .is_none()
+            {
+                println!("warning: {code} has no 9-character code; give it one with --legacy-code");
             }
             println!("{code} now receives {format}");
         }

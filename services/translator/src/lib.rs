@@ -1,5 +1,5 @@
 //! The translator: a pipeline stage that gives every recipient its package in the format its
-//! registry entry declares (`receiveFormat`: edxml, govn or json), for edocs and for the status
+//! registry entry declares (`receiveFormat`: edxml, govn, json or edocvn), for edocs and for the status
 //! packages that travel back to senders alike.
 //!
 //! It reads the sender's original in the format it came in, appends this bus's `TraceHeader`
@@ -7,8 +7,9 @@
 //! The original is never touched: it stays in the store and travels beside the rendition, with
 //! the verifier's verdict, so a recipient can still check what the sender signed.
 //!
-//! A package that cannot be translated for some format fails those recipients' legs with the
-//! reason (the sender sees it in the trace); the other recipients go on. Renditions are stored
+//! A package that cannot be translated for some format (an e-doc.vn recipient, and an agency
+//! named in the package without a 9-character code in the registry) fails those recipients'
+//! legs with the reason (the sender sees it in the trace); the other recipients go on. Renditions are stored
 //! once per (document, format), so a redelivered message produces nothing twice.
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
 use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
-use lienthong_edxml::{Format, OrganId, Timestamp, TraceHeader};
+use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
 use lienthong_store::{AgencyState, DeliveryState, DocumentRow, Store, now_ms};
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -116,15 +117,21 @@ impl Translator {
             timestamp: Timestamp::from_unix_ms(now_ms()),
         };
         let from = doc.format;
+        // e-doc.vn names agencies by the registry's 9-character codes.
+        let codes = if from == Format::Edocvn || missing.contains(&Format::Edocvn) {
+            self.store.code_map().await.map_err(|e| retry(&e))?
+        } else {
+            CodeMap::default()
+        };
         // Parsing and writing are CPU work: off the async threads.
         let rendered = tokio::task::spawn_blocking(move || {
-            let mut message = lienthong_translate::decode(from, &original)
+            let mut message = lienthong_translate::decode(from, &original, &codes)
                 .map_err(|e| format!("the {from} package could not be read: {e}"))?;
             lienthong_translate::append_trace(&mut message, hop);
             Ok::<_, String>(
                 missing
                     .into_iter()
-                    .map(|f| (f, lienthong_translate::encode(f, &message)))
+                    .map(|f| (f, lienthong_translate::encode(f, &message, &codes)))
                     .collect::<Vec<_>>(),
             )
         })
@@ -132,7 +139,14 @@ impl Translator {
         .map_err(|e| Outcome::Poison(format!("translation panicked: {e}")))?;
         match rendered {
             Ok(list) => {
-                for (format, bytes) in list {
+                for (format, encoded) in list {
+                    let bytes = match encoded {
+                        Ok(b) => b,
+                        Err(unmapped) => {
+                            done.insert(format, Rendered::Failed(unmapped.to_string()));
+                            continue;
+                        }
+                    };
                     let row = self
                         .store
                         .put_rendition(&doc.doc_id, format, &bytes)

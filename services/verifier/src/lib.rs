@@ -252,9 +252,22 @@ impl Verifier {
                 "a JSON package carries no XML signature: it is recorded as unsigned",
             )
         } else {
-            tokio::task::spawn_blocking(move || check_package(&bytes, &used, &policy, at))
-                .await
-                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
+            let format = doc.format;
+            tokio::task::spawn_blocking(move || {
+                // An e-doc.vn package is signed in its SOAP envelope, the root MIME part.
+                let signed = match format {
+                    Format::Edocvn => match lienthong_translate::edocvn::unpack(&bytes) {
+                        Ok((envelope, _)) => envelope,
+                        Err(e) => {
+                            return Verdict::unsignable(at, format!("unreadable MIME entity: {e}"));
+                        }
+                    },
+                    _ => bytes,
+                };
+                check_package(&signed, &used, &policy, at)
+            })
+            .await
+            .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
         };
         if let Some(r) = &self.revocation {
             r.learn(trust.take_revocation_targets());
@@ -363,7 +376,13 @@ impl Verifier {
     ) -> Result<(), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
-        let Ok(Message::Edoc(original)) = lienthong_translate::decode(doc.format, &bytes) else {
+        let codes = if doc.format == Format::Edocvn {
+            self.store.code_map().await.map_err(|e| retry(&e))?
+        } else {
+            lienthong_translate::CodeMap::default()
+        };
+        let Ok(Message::Edoc(original)) = lienthong_translate::decode(doc.format, &bytes, &codes)
+        else {
             return Err(Outcome::Poison(format!(
                 "{} is no longer a readable edoc",
                 doc.doc_id

@@ -19,16 +19,20 @@ pub enum Format {
     Govn,
     /// JSON for REST adapters (`shared/translate/schema/package.schema.json`).
     Json,
+    /// The pre-2016 `http://www.e-doc.vn/Schema/` generation: SOAP 1.1 with attachments
+    /// (`multipart/related`), 9-character agency codes.
+    Edocvn,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::Edxml, Format::Govn, Format::Json];
+    pub const ALL: [Format; 4] = [Format::Edxml, Format::Govn, Format::Json, Format::Edocvn];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Edxml => "edxml",
             Self::Govn => "govn",
             Self::Json => "json",
+            Self::Edocvn => "edocvn",
         }
     }
 
@@ -37,6 +41,7 @@ impl Format {
         match self {
             Self::Edxml | Self::Govn => "application/xml",
             Self::Json => "application/json",
+            Self::Edocvn => "multipart/related",
         }
     }
 }
@@ -53,7 +58,7 @@ impl FromStr for Format {
         Self::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
-            .ok_or_else(|| format!("format `{s}` is not edxml, govn or json"))
+            .ok_or_else(|| format!("format `{s}` is not edxml, govn, json or edocvn"))
     }
 }
 
@@ -68,7 +73,7 @@ mod tests {
         }
         assert_eq!(
             "xml".parse::<Format>(),
-            Err("format `xml` is not edxml, govn or json".to_owned())
+            Err("format `xml` is not edxml, govn, json or edocvn".to_owned())
         );
     }
 }

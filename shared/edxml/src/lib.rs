@@ -8,6 +8,7 @@
 pub mod dom;
 pub mod error;
 pub mod format;
+pub mod legacy;
 pub mod model;
 pub mod parse;
 pub mod sample;
@@ -16,9 +17,13 @@ pub mod write;
 
 pub use error::{PackageError, ParseError, ShapeError, Violation};
 pub use format::Format;
+pub use legacy::CodeMap;
 pub use model::*;
-pub use parse::{Whole, parse, parse_as, read_edoc, read_govn, read_whole};
+pub use parse::{
+    MimePart, Whole, parse, parse_as, read_edoc, read_edocvn_envelope, read_govn, read_whole,
+};
 pub use status::{CopyStatus, IllegalTransition, StatusCode};
 pub use write::{
-    NewAttachment, NewEdoc, write_edoc, write_edoc_govn, write_status, write_status_govn,
+    NewAttachment, NewEdoc, Unmapped, write_edoc, write_edoc_govn, write_edocvn_envelope,
+    write_edocvn_status_envelope, write_status, write_status_govn,
 };

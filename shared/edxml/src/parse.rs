@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::dom::{self, Element};
 use crate::error::{PackageError, Violation};
+use crate::legacy::{CodeMap, EDOCVN_NS, SOAP_NS, XLINK_NS, is_legacy_code};
 use crate::model::*;
 use crate::status::StatusCode;
 use crate::write::{NewAttachment, NewEdoc};
@@ -105,22 +106,12 @@ pub fn read_govn(bytes: &[u8]) -> Result<Whole, PackageError> {
     c.outcome(whole, "edXMLEnvelope", "not a go.vn package")
 }
 
-fn govn_package(root: &Element, c: &mut Checker) -> Option<Whole> {
-    if root.name != "edXMLEnvelope" || root.namespace.as_deref() != Some(GOVN_NS) {
-        c.fail(
-            &root.name,
-            format!("the root element must be `edXMLEnvelope` in the namespace {GOVN_NS}"),
-        );
-        return None;
-    }
-    let Some(header) = root.child("edXMLHeader") else {
-        c.fail("edXMLHeader", "is required but missing");
-        return None;
-    };
+fn govn_package(root: &Element, c: &mut Checker<'_>) -> Option<Whole> {
+    let header = root_and_header(root, "edXMLEnvelope", GOVN_NS, "edXMLHeader", c)?;
     let hp = "edXMLHeader";
     let (trace, business) = trace_list(header, hp, c);
-    match (header.child("MessageHeader"), header.child("Status")) {
-        (Some(mh), None) => {
+    match header_kind(header.child("MessageHeader"), header.child("Status"), hp, c)? {
+        HeaderKind::Edoc(mh) => {
             let message_header = message_header(mh, &format!("{hp}/MessageHeader"), c);
             let mut attachments = Vec::new();
             let items = root
@@ -159,22 +150,103 @@ fn govn_package(root: &Element, c: &mut Checker) -> Option<Whole> {
                 attachments,
             })))
         }
-        (None, Some(st)) => {
+        HeaderKind::Status(st) => {
             status(st, &format!("{hp}/Status"), c, trace, false).map(|s| Whole::Status(Box::new(s)))
         }
-        (Some(_), Some(_)) => {
-            c.fail(
-                hp,
-                "holds both MessageHeader and Status; a package is one or the other",
-            );
-            None
+    }
+}
+
+/// A MIME part of an e-doc.vn package, by its Content-ID (without the angle brackets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimePart {
+    pub content_type: Option<String>,
+    pub data: Vec<u8>,
+}
+
+/// Reads the SOAP 1.1 envelope of an e-doc.vn package whole: `MessageHeader` (or `Status`) and
+/// `TraceHeaderList` in the SOAP header, a `Manifest` in the body whose `Reference`s point at
+/// MIME parts (`xlink:href="cid:..."`, looked up in `parts`). 9-character agency codes are
+/// mapped to OrganIds through `codes`. The edXML rules apply; paths name the SOAP elements
+/// (`Header/MessageHeader/To[2]/OrganId`, `Body/Manifest/Reference[1]`).
+pub fn read_edocvn_envelope(
+    xml: &[u8],
+    codes: &CodeMap,
+    parts: &std::collections::HashMap<String, MimePart>,
+) -> Result<Whole, PackageError> {
+    let root = dom::read(xml)?;
+    let mut c = Checker {
+        codes: Some(codes),
+        ..Checker::default()
+    };
+    let whole = edocvn_package(&root, parts, &mut c);
+    c.outcome(whole, "Envelope", "not an e-doc.vn package")
+}
+
+fn edocvn_package(
+    root: &Element,
+    parts: &std::collections::HashMap<String, MimePart>,
+    c: &mut Checker<'_>,
+) -> Option<Whole> {
+    let header = root_and_header(root, "Envelope", SOAP_NS, "Header", c)?;
+    let in_edocvn = |e: &&Element| e.namespace.as_deref() == Some(EDOCVN_NS);
+    let message_header_el = header.child("MessageHeader").filter(in_edocvn);
+    let status_el = header.child("Status").filter(in_edocvn);
+    let (trace, business) = trace_list(header, "Header", c);
+    match header_kind(message_header_el, status_el, "Header", c)? {
+        HeaderKind::Edoc(mh) => {
+            let message_header = message_header(mh, "Header/MessageHeader", c);
+            let mut attachments = Vec::new();
+            let references = root
+                .child("Body")
+                .and_then(|b| b.child("Manifest"))
+                .into_iter()
+                .flat_map(|m| m.children_named("Reference"));
+            for (i, r) in references.enumerate() {
+                let p = format!("Body/Manifest/Reference[{}]", i + 1);
+                let href = r
+                    .attributes
+                    .iter()
+                    .find(|a| a.namespace.as_deref() == Some(XLINK_NS) && a.name == "href")
+                    .map(|a| a.value.clone());
+                let Some(href) = href else {
+                    c.fail(&format!("{p}/@xlink:href"), "is required but missing");
+                    continue;
+                };
+                let Some(cid) = href.strip_prefix("cid:") else {
+                    c.fail(
+                        &format!("{p}/@xlink:href"),
+                        format!("`{href}` is not a cid: reference to a MIME part"),
+                    );
+                    continue;
+                };
+                let Some(part) = parts.get(cid) else {
+                    c.fail(
+                        &format!("{p}/@xlink:href"),
+                        format!("`{href}` names no MIME part of the package"),
+                    );
+                    continue;
+                };
+                let attachment_name = c.required(r, &p, "AttachmentName").unwrap_or_default();
+                attachments.push(NewAttachment {
+                    content_id: Some(href.clone()),
+                    attachment_name,
+                    content_type: c
+                        .optional(r, "ContentType")
+                        .or_else(|| part.content_type.clone()),
+                    description: c.optional(r, "Description"),
+                    data: part.data.clone(),
+                });
+            }
+            Some(Whole::Edoc(Box::new(NewEdoc {
+                header: message_header?,
+                trace,
+                business,
+                manifest: None,
+                attachments,
+            })))
         }
-        (None, None) => {
-            c.fail(
-                hp,
-                "must hold a MessageHeader (edoc) or a Status (status package)",
-            );
-            None
+        HeaderKind::Status(st) => {
+            status(st, "Header/Status", c, trace, false).map(|s| Whole::Status(Box::new(s)))
         }
     }
 }
@@ -204,11 +276,13 @@ pub fn parse_as(bytes: &[u8], kind: MessageType) -> Result<Package, PackageError
 }
 
 #[derive(Default)]
-struct Checker {
+struct Checker<'a> {
     violations: Vec<Violation>,
+    /// 9-character agency codes are read through this map (e-doc.vn).
+    codes: Option<&'a CodeMap>,
 }
 
-impl Checker {
+impl Checker<'_> {
     /// The package read, if no rule was broken; otherwise every broken rule (or, when reading
     /// stopped without naming one, `fallback` at `path`).
     fn outcome<T>(
@@ -285,8 +359,28 @@ impl Checker {
         }
     }
 
+    /// A 9-character code when reading through a code map: today's OrganId for it.
+    fn mapped(&mut self, path: &str, code: &str) -> Result<Option<OrganId>, ()> {
+        let Some(map) = self.codes.filter(|_| is_legacy_code(code)) else {
+            return Ok(None);
+        };
+        match map.organ(code) {
+            Some(o) => Ok(Some(o.clone())),
+            None => {
+                self.fail(
+                    path,
+                    format!("agency code `{code}` is not in the registry: no agency has it as its 9-character code"),
+                );
+                Err(())
+            }
+        }
+    }
+
     fn organ_id(&mut self, path: &str, text: Option<String>) -> Option<OrganId> {
         let text = text?;
+        if let Some(mapped) = self.mapped(path, &text).ok()? {
+            return Some(mapped);
+        }
         match OrganId::parse(&text) {
             Ok(o) => Some(o),
             Err(e) => {
@@ -308,7 +402,12 @@ impl Checker {
     }
 
     fn document_id(&mut self, path: &str, text: Option<String>) -> Option<DocumentId> {
-        let text = text?;
+        let mut text = text?;
+        if let Some((issuer, rest)) = text.split_once(',') {
+            if let Some(mapped) = self.mapped(path, issuer).ok()? {
+                text = format!("{mapped},{rest}");
+            }
+        }
         match DocumentId::parse(&text) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -330,7 +429,7 @@ impl Checker {
     }
 }
 
-fn package(root: &Element, c: &mut Checker) -> Option<Package> {
+fn package(root: &Element, c: &mut Checker<'_>) -> Option<Package> {
     if root.name != "edXML" || root.namespace.as_deref() != Some(EDXML_NS) {
         c.fail(
             &root.name,
@@ -355,15 +454,8 @@ fn package(root: &Element, c: &mut Checker) -> Option<Package> {
         .filter(|e| e.name == "Signature" && e.namespace.as_deref() == Some(DSIG_NS))
         .count();
     let (trace, business) = trace_list(header, hp, c);
-    match (header.child("MessageHeader"), header.child("Status")) {
-        (Some(_), Some(_)) => {
-            c.fail(
-                hp,
-                "holds both MessageHeader and Status; a package is one or the other",
-            );
-            None
-        }
-        (Some(mh), None) => {
+    match header_kind(header.child("MessageHeader"), header.child("Status"), hp, c)? {
+        HeaderKind::Edoc(mh) => {
             let header = message_header(mh, &format!("{hp}/MessageHeader"), c);
             let (manifest, attachments) = body(root, envelope, c);
             Some(Package::Edoc(Box::new(Edoc {
@@ -375,13 +467,60 @@ fn package(root: &Element, c: &mut Checker) -> Option<Package> {
                 signed: signatures > 0,
             })))
         }
-        (None, Some(st)) => {
+        HeaderKind::Status(st) => {
             let status = status(st, &format!("{hp}/Status"), c, trace, signatures > 0);
             status.map(|s| Package::Status(Box::new(s)))
         }
+    }
+}
+
+/// The header element under a root that must be `root_name` in `namespace`.
+fn root_and_header<'e>(
+    root: &'e Element,
+    root_name: &str,
+    namespace: &str,
+    header_name: &str,
+    c: &mut Checker<'_>,
+) -> Option<&'e Element> {
+    if root.name != root_name || root.namespace.as_deref() != Some(namespace) {
+        c.fail(
+            &root.name,
+            format!("the root element must be `{root_name}` in the namespace {namespace}"),
+        );
+        return None;
+    }
+    let header = root.child(header_name);
+    if header.is_none() {
+        c.fail(header_name, "is required but missing");
+    }
+    header
+}
+
+/// What a package header holds: a `MessageHeader` (an edoc) or a `Status`, never both.
+enum HeaderKind<'e> {
+    Edoc(&'e Element),
+    Status(&'e Element),
+}
+
+fn header_kind<'e>(
+    message_header: Option<&'e Element>,
+    status: Option<&'e Element>,
+    path: &str,
+    c: &mut Checker<'_>,
+) -> Option<HeaderKind<'e>> {
+    match (message_header, status) {
+        (Some(mh), None) => Some(HeaderKind::Edoc(mh)),
+        (None, Some(st)) => Some(HeaderKind::Status(st)),
+        (Some(_), Some(_)) => {
+            c.fail(
+                path,
+                "holds both MessageHeader and Status; a package is one or the other",
+            );
+            None
+        }
         (None, None) => {
             c.fail(
-                hp,
+                path,
                 "must hold a MessageHeader (edoc) or a Status (status package)",
             );
             None
@@ -392,7 +531,7 @@ fn package(root: &Element, c: &mut Checker) -> Option<Package> {
 fn organization(
     e: &Element,
     path: &str,
-    c: &mut Checker,
+    c: &mut Checker<'_>,
     name_required: bool,
 ) -> Option<Organization> {
     let organ_text = c.required(e, path, "OrganId");
@@ -419,7 +558,7 @@ fn organization(
     })
 }
 
-fn message_header(mh: &Element, path: &str, c: &mut Checker) -> Option<MessageHeader> {
+fn message_header(mh: &Element, path: &str, c: &mut Checker<'_>) -> Option<MessageHeader> {
     let from = match mh.child("From") {
         Some(f) => organization(f, &format!("{path}/From"), c, true),
         None => {
@@ -616,7 +755,7 @@ fn message_header(mh: &Element, path: &str, c: &mut Checker) -> Option<MessageHe
     })
 }
 
-fn other_info(oi: &Element, path: &str, c: &mut Checker) -> OtherInfo {
+fn other_info(oi: &Element, path: &str, c: &mut Checker<'_>) -> OtherInfo {
     let priority = c.integer(oi, path, "Priority");
     if let Some(p) = priority {
         if !(0..=4).contains(&p) {
@@ -640,7 +779,7 @@ fn other_info(oi: &Element, path: &str, c: &mut Checker) -> OtherInfo {
     }
 }
 
-fn response_for_block(rf: &Element, path: &str, c: &mut Checker) -> Option<ResponseFor> {
+fn response_for_block(rf: &Element, path: &str, c: &mut Checker<'_>) -> Option<ResponseFor> {
     let organ_text = c.required(rf, path, "OrganId");
     let organ_id = c.organ_id(&format!("{path}/OrganId"), organ_text);
     let doc_text = c.required(rf, path, "DocumentId");
@@ -655,7 +794,11 @@ fn response_for_block(rf: &Element, path: &str, c: &mut Checker) -> Option<Respo
     })
 }
 
-fn trace_list(header: &Element, hp: &str, c: &mut Checker) -> (Vec<TraceHeader>, Option<Business>) {
+fn trace_list(
+    header: &Element,
+    hp: &str,
+    c: &mut Checker<'_>,
+) -> (Vec<TraceHeader>, Option<Business>) {
     let Some(list) = header.child("TraceHeaderList") else {
         return (Vec::new(), None);
     };
@@ -708,7 +851,7 @@ fn trace_list(header: &Element, hp: &str, c: &mut Checker) -> (Vec<TraceHeader>,
 fn body(
     root: &Element,
     envelope: &Element,
-    c: &mut Checker,
+    c: &mut Checker<'_>,
 ) -> (Vec<ManifestReference>, Vec<Attachment>) {
     let mut manifest = Vec::new();
     if let Some(m) = envelope
@@ -836,7 +979,7 @@ fn base64_decoded_len(content: &Element) -> Result<u64, String> {
 fn status(
     st: &Element,
     path: &str,
-    c: &mut Checker,
+    c: &mut Checker<'_>,
     trace: Vec<TraceHeader>,
     signed: bool,
 ) -> Option<StatusPackage> {

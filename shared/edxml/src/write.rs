@@ -5,6 +5,7 @@ use base64::Engine;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
+use crate::legacy::{CodeMap, EDOCVN_NS, SOAP_NS, XLINK_NS};
 use crate::model::*;
 
 /// An attachment with its content (decoded).
@@ -59,16 +60,74 @@ impl NewAttachment {
     }
 }
 
-struct Out {
+struct Out<'a> {
     w: Writer<Vec<u8>>,
+    /// Agency codes are written as 9-character codes through this map (e-doc.vn).
+    codes: Option<&'a CodeMap>,
+    /// OrganIds the map has no code for.
+    unmapped: Vec<String>,
 }
 
-impl Out {
+impl<'a> Out<'a> {
     fn new() -> Self {
         let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
         // Writing to a Vec cannot fail.
         let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-        Self { w }
+        Self {
+            w,
+            codes: None,
+            unmapped: Vec::new(),
+        }
+    }
+    fn legacy(codes: &'a CodeMap) -> Self {
+        Self {
+            codes: Some(codes),
+            ..Self::new()
+        }
+    }
+    /// An agency code as this output writes it.
+    fn code(&mut self, organ: &OrganId) -> String {
+        match self.codes {
+            None => organ.as_str().to_owned(),
+            Some(map) => match map.legacy(organ) {
+                Some(legacy) => legacy.to_owned(),
+                None => {
+                    if !self.unmapped.iter().any(|u| u == organ.as_str()) {
+                        self.unmapped.push(organ.to_string());
+                    }
+                    organ.as_str().to_owned()
+                }
+            },
+        }
+    }
+    fn organ(&mut self, name: &str, organ: &OrganId) {
+        let code = self.code(organ);
+        self.leaf(name, &code);
+    }
+    fn document_id(&mut self, name: &str, id: &DocumentId) {
+        let text = match id.as_str().split_once(',') {
+            Some((issuer, rest)) if self.codes.is_some() => match OrganId::parse(issuer) {
+                Ok(o) => format!("{},{rest}", self.code(&o)),
+                Err(_) => id.as_str().to_owned(),
+            },
+            _ => id.as_str().to_owned(),
+        };
+        self.leaf(name, &text);
+    }
+    /// An element in namespace `ns` when given (declared on it as the default namespace).
+    fn open_in(&mut self, name: &str, ns: Option<&str>) {
+        match ns {
+            Some(ns) => self.open_ns(name, ns),
+            None => self.open(name),
+        }
+    }
+    /// The bytes, or the OrganIds a legacy output had no code for.
+    fn finish_legacy(self) -> Result<Vec<u8>, Unmapped> {
+        if self.unmapped.is_empty() {
+            Ok(self.finish())
+        } else {
+            Err(Unmapped(self.unmapped))
+        }
     }
     fn open(&mut self, name: &str) {
         let _ = self.w.write_event(Event::Start(BytesStart::new(name)));
@@ -105,7 +164,7 @@ impl Out {
 
 fn organization(o: &mut Out, name: &str, org: &Organization) {
     o.open(name);
-    o.leaf("OrganId", org.organ_id.as_str());
+    o.organ("OrganId", &org.organ_id);
     o.opt(
         "OrganizationInCharge",
         org.organization_in_charge.as_deref(),
@@ -121,24 +180,24 @@ fn organization(o: &mut Out, name: &str, org: &Organization) {
 
 fn response_for(o: &mut Out, rf: &ResponseFor) {
     o.open("ResponseFor");
-    o.leaf("OrganId", rf.organ_id.as_str());
+    o.organ("OrganId", &rf.organ_id);
     o.opt("Code", rf.code.as_deref());
     o.opt(
         "PromulgationDate",
         rf.promulgation_date.map(|d| d.to_string()).as_deref(),
     );
-    o.leaf("DocumentId", rf.document_id.as_str());
+    o.document_id("DocumentId", &rf.document_id);
     o.close("ResponseFor");
 }
 
-fn trace_list(o: &mut Out, trace: &[TraceHeader], business: Option<&Business>) {
+fn trace_list(o: &mut Out, trace: &[TraceHeader], business: Option<&Business>, ns: Option<&str>) {
     if trace.is_empty() && business.is_none() {
         return;
     }
-    o.open("TraceHeaderList");
+    o.open_in("TraceHeaderList", ns);
     for t in trace {
         o.open("TraceHeader");
-        o.leaf("OrganId", t.organ_id.as_str());
+        o.organ("OrganId", &t.organ_id);
         o.leaf("Timestamp", &t.timestamp.to_string());
         o.close("TraceHeader");
     }
@@ -189,14 +248,19 @@ pub fn write_edoc_govn(doc: &NewEdoc) -> Vec<u8> {
 }
 
 fn edoc_header(o: &mut Out, doc: &NewEdoc) {
-    let h = &doc.header;
     o.open("edXMLHeader");
-    o.open("MessageHeader");
+    message_header(o, &doc.header, None);
+    trace_list(o, &doc.trace, doc.business.as_ref(), None);
+    o.close("edXMLHeader");
+}
+
+fn message_header(o: &mut Out, h: &MessageHeader, ns: Option<&str>) {
+    o.open_in("MessageHeader", ns);
     organization(o, "From", &h.from);
     for to in &h.to {
         organization(o, "To", to);
     }
-    o.leaf("DocumentId", h.document_id.as_str());
+    o.document_id("DocumentId", &h.document_id);
     o.open("Code");
     o.leaf("CodeNumber", &h.code.code_number);
     o.leaf("CodeNotation", &h.code.code_notation);
@@ -249,8 +313,6 @@ fn edoc_header(o: &mut Out, doc: &NewEdoc) {
     }
     o.opt_num("SteeringType", h.steering_type);
     o.close("MessageHeader");
-    trace_list(o, &doc.trace, doc.business.as_ref());
-    o.close("edXMLHeader");
 }
 
 fn edoc_body(o: &mut Out, doc: &NewEdoc) {
@@ -309,7 +371,13 @@ pub fn write_status_govn(st: &StatusPackage) -> Vec<u8> {
 
 fn status_header(o: &mut Out, st: &StatusPackage) {
     o.open("edXMLHeader");
-    o.open("Status");
+    status_block(o, st, None);
+    trace_list(o, &st.trace, None, None);
+    o.close("edXMLHeader");
+}
+
+fn status_block(o: &mut Out, st: &StatusPackage, ns: Option<&str>) {
+    o.open_in("Status", ns);
     organization(o, "From", &st.from);
     response_for(o, &st.response_for);
     let s = &st.staff_info;
@@ -325,8 +393,76 @@ fn status_header(o: &mut Out, st: &StatusPackage) {
     o.opt("Description", st.description.as_deref());
     o.leaf("Timestamp", &st.timestamp.to_string());
     o.close("Status");
-    trace_list(o, &st.trace, None);
-    o.close("edXMLHeader");
+}
+
+/// OrganIds that have no 9-character code in the registry, so a package naming them cannot be
+/// written for an e-doc.vn system.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no 9-character agency code in the registry for {}", .0.join(", "))]
+pub struct Unmapped(pub Vec<String>);
+
+/// The SOAP 1.1 envelope of an e-doc.vn edoc: `MessageHeader` and `TraceHeaderList` in the SOAP
+/// header, a `Manifest` in the body whose references point at MIME parts
+/// (`xlink:href="cid:..."`); agency codes written as 9-character codes through `codes`. The
+/// attachments themselves are the MIME parts the caller packs beside it.
+pub fn write_edocvn_envelope(doc: &NewEdoc, codes: &CodeMap) -> Result<Vec<u8>, Unmapped> {
+    let mut o = Out::legacy(codes);
+    soap_open(&mut o);
+    message_header(&mut o, &doc.header, Some(EDOCVN_NS));
+    trace_list(&mut o, &doc.trace, doc.business.as_ref(), Some(EDOCVN_NS));
+    o.close("SOAP-ENV:Header");
+    o.open("SOAP-ENV:Body");
+    let mut manifest = BytesStart::new("Manifest");
+    manifest.push_attribute(("xmlns", EDOCVN_NS));
+    manifest.push_attribute(("xmlns:xlink", XLINK_NS));
+    let _ = o.w.write_event(Event::Start(manifest));
+    for (i, a) in doc.attachments.iter().enumerate() {
+        let mut reference = BytesStart::new("Reference");
+        let href = cid_url(&a.content_id_at(i));
+        reference.push_attribute(("xlink:href", href.as_str()));
+        let _ = o.w.write_event(Event::Start(reference));
+        o.leaf("AttachmentName", &a.attachment_name);
+        o.opt("ContentType", a.content_type.as_deref());
+        o.opt("Description", a.description.as_deref());
+        o.close("Reference");
+    }
+    o.close("Manifest");
+    o.close("SOAP-ENV:Body");
+    o.close("SOAP-ENV:Envelope");
+    o.finish_legacy()
+}
+
+/// The SOAP 1.1 envelope of an e-doc.vn status package: `Status` in the SOAP header, an empty
+/// body.
+pub fn write_edocvn_status_envelope(
+    st: &StatusPackage,
+    codes: &CodeMap,
+) -> Result<Vec<u8>, Unmapped> {
+    let mut o = Out::legacy(codes);
+    soap_open(&mut o);
+    status_block(&mut o, st, Some(EDOCVN_NS));
+    trace_list(&mut o, &st.trace, None, Some(EDOCVN_NS));
+    o.close("SOAP-ENV:Header");
+    o.open("SOAP-ENV:Body");
+    o.close("SOAP-ENV:Body");
+    o.close("SOAP-ENV:Envelope");
+    o.finish_legacy()
+}
+
+/// A content id as the `cid:` URL that references its MIME part.
+pub fn cid_url(content_id: &str) -> String {
+    if content_id.starts_with("cid:") {
+        content_id.to_owned()
+    } else {
+        format!("cid:{content_id}")
+    }
+}
+
+fn soap_open(o: &mut Out) {
+    let mut envelope = BytesStart::new("SOAP-ENV:Envelope");
+    envelope.push_attribute(("xmlns:SOAP-ENV", SOAP_NS));
+    let _ = o.w.write_event(Event::Start(envelope));
+    o.open("SOAP-ENV:Header");
 }
 
 /// The status package a recipient sends about a document it received.

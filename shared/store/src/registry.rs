@@ -130,6 +130,13 @@ pub struct Agency {
     /// The format the agency's system receives packages in; the translator produces it.
     #[serde(default, rename = "receiveFormat")]
     pub receive_format: Format,
+    /// The 9-character code (`CC.BB.Lnn`) e-doc.vn systems know the agency by.
+    #[serde(
+        default,
+        rename = "legacyCode",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub legacy_code: Option<String>,
 }
 
 /// A connected system: an agency's document-management system, authenticated by
@@ -176,11 +183,12 @@ fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
         phone: get_opt_string(row, "phone")?,
         address: get_opt_string(row, "address")?,
         receive_format: parse_format(row, "receive_format")?,
+        legacy_code: get_opt_string(row, "legacy_code")?,
     })
 }
 
 const AGENCY_COLUMNS: &str =
-    "code, name, pcode, level, state, email, phone, address, receive_format";
+    "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code";
 
 impl Store {
     /// Adds or replaces agencies (the registry import).
@@ -188,12 +196,12 @@ impl Store {
         let mut tx = self.begin().await?;
         for a in agencies {
             sqlx::query(
-                "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms, receive_format)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms, receive_format, legacy_code)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, pcode = excluded.pcode,
                    level = excluded.level, state = excluded.state, email = excluded.email,
                    phone = excluded.phone, address = excluded.address, updated_ms = excluded.updated_ms,
-                   receive_format = excluded.receive_format",
+                   receive_format = excluded.receive_format, legacy_code = excluded.legacy_code",
             )
             .bind(&a.code)
             .bind(&a.name)
@@ -205,6 +213,7 @@ impl Store {
             .bind(&a.address)
             .bind(now_ms())
             .bind(a.receive_format.as_str())
+            .bind(&a.legacy_code)
             .execute(&mut *tx)
             .await?;
         }
@@ -222,6 +231,41 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets (or clears) an agency's 9-character e-doc.vn code; false when the code is unknown.
+    pub async fn set_legacy_code(
+        &self,
+        code: &str,
+        legacy: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE agencies SET legacy_code = $1, updated_ms = $2 WHERE code = $3")
+                .bind(legacy)
+                .bind(now_ms())
+                .bind(code)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The registry's 9-character codes, both ways (for e-doc.vn packages).
+    pub async fn code_map(&self) -> Result<lienthong_edxml::CodeMap, StoreError> {
+        let rows = sqlx::query(
+            "SELECT code, legacy_code FROM agencies WHERE legacy_code IS NOT NULL ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pairs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let code: String = r.try_get("code")?;
+            let legacy: String = r.try_get("legacy_code")?;
+            let organ = lienthong_edxml::OrganId::parse(&code)
+                .map_err(|e| StoreError::Corrupt(format!("agency code {code}: {e}")))?;
+            pairs.push((legacy, organ));
+        }
+        lienthong_edxml::CodeMap::new(pairs.iter().map(|(l, o)| (l.as_str(), o)))
+            .map_err(|e| StoreError::Corrupt(e.0))
     }
 
     pub async fn agency(&self, code: &str) -> Result<Option<Agency>, StoreError> {

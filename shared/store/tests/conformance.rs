@@ -72,6 +72,7 @@ fn agency(code: &str, level: Level) -> Agency {
         phone: None,
         address: None,
         receive_format: Default::default(),
+        legacy_code: None,
     }
 }
 

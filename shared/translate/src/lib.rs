@@ -5,9 +5,13 @@
 //! ([`from_govn`], [`to_govn`]) and JSON for REST adapters ([`json`]). `docs/translation.md`
 //! maps every field.
 
+pub mod edocvn;
 pub mod json;
 
 use lienthong_edxml::{PackageError, TraceHeader, Violation};
+
+pub use edocvn::{from_edocvn, to_edocvn};
+pub use lienthong_edxml::{CodeMap, Unmapped};
 
 pub use json::{JsonError, from_json, to_json};
 pub use lienthong_edxml::Format;
@@ -58,7 +62,10 @@ impl DecodeError {
     /// rules).
     pub fn is_unreadable(&self) -> bool {
         match self {
-            Self::Xml(e) => matches!(e, PackageError::Parse(_)),
+            Self::Xml(e) => {
+                matches!(e, PackageError::Parse(_))
+                    || e.violations().iter().any(|v| v.path == "MIME")
+            }
             Self::Json(JsonError(v)) => v.iter().any(|v| v.path == "$"),
         }
     }
@@ -72,22 +79,26 @@ impl DecodeError {
     }
 }
 
-/// Reads a package in any format the bus speaks.
-pub fn decode(format: Format, bytes: &[u8]) -> Result<Message, DecodeError> {
+/// Reads a package in any format the bus speaks; `codes` maps the 9-character agency codes of
+/// e-doc.vn packages (the other formats do not use it).
+pub fn decode(format: Format, bytes: &[u8], codes: &CodeMap) -> Result<Message, DecodeError> {
     Ok(match format {
         Format::Edxml => from_edxml(bytes)?,
         Format::Govn => from_govn(bytes)?,
         Format::Json => from_json(bytes)?,
+        Format::Edocvn => from_edocvn(bytes, codes)?,
     })
 }
 
-/// Writes a message in any format the bus speaks.
-pub fn encode(format: Format, message: &Message) -> Vec<u8> {
-    match format {
+/// Writes a message in any format the bus speaks. Only e-doc.vn can fail: an agency without a
+/// 9-character code in `codes` cannot be named in it.
+pub fn encode(format: Format, message: &Message, codes: &CodeMap) -> Result<Vec<u8>, Unmapped> {
+    Ok(match format {
         Format::Edxml => to_edxml(message),
         Format::Govn => to_govn(message),
         Format::Json => to_json(message),
-    }
+        Format::Edocvn => to_edocvn(message, codes)?,
+    })
 }
 
 /// Appends a hop to the package's `TraceHeaderList` (every bus a package passes adds its own).
@@ -113,8 +124,15 @@ mod tests {
             timestamp: Timestamp::parse("2026/12/02 08:30:00").expect("time"),
         };
         append_trace(&mut message, hop.clone());
+        let organs: Vec<OrganId> = ["000.00.00.H49", "000.00.00.G22", "000.00.05.H49"]
+            .iter()
+            .map(|o| OrganId::parse(o).expect("organ"))
+            .collect();
+        let legacy: Vec<String> = organs.iter().map(|o| o.as_str()[4..].to_owned()).collect();
+        let codes = CodeMap::new(legacy.iter().map(String::as_str).zip(&organs)).expect("codes");
         for format in Format::ALL {
-            let back = decode(format, &encode(format, &message)).expect("reads back");
+            let bytes = encode(format, &message, &codes).expect("encodes");
+            let back = decode(format, &bytes, &codes).expect("reads back");
             let Message::Edoc(e) = &back else {
                 panic!("{format}: not an edoc")
             };
@@ -124,9 +142,9 @@ mod tests {
 
     #[test]
     fn unreadable_input_is_told_apart_from_broken_rules() {
-        let not_json = decode(Format::Json, b"{").expect_err("not JSON");
+        let not_json = decode(Format::Json, b"{", &CodeMap::default()).expect_err("not JSON");
         assert!(not_json.is_unreadable(), "{not_json}");
-        let not_xml = decode(Format::Govn, b"<a").expect_err("not XML");
+        let not_xml = decode(Format::Govn, b"<a", &CodeMap::default()).expect_err("not XML");
         assert!(not_xml.is_unreadable(), "{not_xml}");
         let from = OrganId::parse("000.00.00.H49").expect("organ");
         let message = Message::Edoc(Box::new(sample::edoc(
@@ -135,10 +153,10 @@ mod tests {
             1,
             8,
         )));
-        let mut json: serde_json::Value =
-            serde_json::from_slice(&encode(Format::Json, &message)).expect("json");
+        let mut json: serde_json::Value = serde_json::from_slice(&to_json(&message)).expect("json");
         json["header"]["from"]["organId"] = "H49".into();
-        let broken = decode(Format::Json, json.to_string().as_bytes()).expect_err("bad organ");
+        let broken = from_json(json.to_string().as_bytes()).expect_err("bad organ");
+        let broken = DecodeError::from(broken);
         assert!(!broken.is_unreadable(), "{broken}");
         assert_eq!(
             broken.violations().first().map(|v| v.path.as_str()),

@@ -3,7 +3,10 @@
 //! and malformed JSON is refused at the JSON path of the field.
 
 use lienthong_edxml::*;
-use lienthong_translate::{Message, from_edxml, from_govn, from_json, to_edxml, to_govn, to_json};
+use lienthong_translate::edocvn::fault_code;
+use lienthong_translate::{
+    Message, from_edocvn, from_edxml, from_govn, from_json, to_edocvn, to_edxml, to_govn, to_json,
+};
 use proptest::prelude::*;
 
 const ORGANS: [&str; 5] = [
@@ -16,6 +19,15 @@ const ORGANS: [&str; 5] = [
 
 fn organ(i: usize) -> OrganId {
     OrganId::parse(ORGANS[i % ORGANS.len()]).expect("organ")
+}
+
+/// The registry's 9-character codes for the organs above.
+fn codes() -> CodeMap {
+    let organs: Vec<OrganId> = (0..ORGANS.len()).map(organ).collect();
+    let legacy: Vec<String> = (0..ORGANS.len())
+        .map(|i| format!("{i:02}.01.H03"))
+        .collect();
+    CodeMap::new(legacy.iter().map(String::as_str).zip(&organs)).expect("codes")
 }
 
 /// Text as agency systems write it: Vietnamese, punctuation and XML's special characters,
@@ -213,6 +225,87 @@ proptest! {
         let Message::Edoc(flat) = flat else { unreachable!() };
         prop_assert_eq!(through, Message::Edoc(Box::new(as_read(*flat))));
     }
+
+    #[test]
+    fn edocs_and_statuses_survive_edocvn_except_for_the_manifest(doc in edoc(), st in status()) {
+        let codes = codes();
+        // e-doc.vn carries content ids (as cid: references to MIME parts) but no manifest of its
+        // own: the references are the attachments.
+        let mut expected = as_read(doc.clone());
+        expected.manifest = None;
+        // Every MIME part has a type: an attachment without one is application/octet-stream.
+        // Content ids become cid: URLs.
+        for a in &mut expected.attachments {
+            a.content_type.get_or_insert_with(|| "application/octet-stream".into());
+            a.content_id = a.content_id.as_deref().map(write::cid_url);
+        }
+        let message = Message::Edoc(Box::new(doc));
+        let entity = to_edocvn(&message, &codes).expect("every organ has a code");
+        let read = from_edocvn(&entity, &codes).expect("valid e-doc.vn");
+        prop_assert_eq!(&read, &Message::Edoc(Box::new(expected)));
+        // The 9-character codes are what is written.
+        let text = String::from_utf8_lossy(&entity);
+        prop_assert!(!text.contains("<OrganId>000."), "no 13-character code written");
+        let status = Message::Status(Box::new(st));
+        let entity = to_edocvn(&status, &codes).expect("codes");
+        prop_assert_eq!(&from_edocvn(&entity, &codes).expect("valid e-doc.vn status"), &status);
+    }
+}
+
+#[test]
+fn malformed_edocvn_is_refused_with_legacy_error_codes() {
+    let codes = codes();
+    let doc = sample::edoc(&organ(0), &[organ(1)], 7, 40);
+    let good = to_edocvn(&Message::Edoc(Box::new(doc.clone())), &codes).expect("entity");
+    let text = String::from_utf8(good.clone()).expect("utf-8");
+    let faults = |bytes: &[u8]| -> Vec<String> {
+        match from_edocvn(bytes, &codes) {
+            Err(PackageError::Invalid(v)) => v.iter().map(fault_code).collect(),
+            other => panic!("expected violations, got {other:?}"),
+        }
+    };
+    // A missing subject: N. (missing) at its SOAP path.
+    let no_subject = text.replace(&format!("<Subject>{}</Subject>", doc.header.subject), "");
+    assert!(faults(no_subject.as_bytes()).contains(&"N.Header/MessageHeader/Subject".to_owned()));
+    // A 9-character code the registry does not know: M. at the OrganId.
+    let unknown = text.replace(
+        "<OrganId>01.01.H03</OrganId>",
+        "<OrganId>99.99.H99</OrganId>",
+    );
+    let f = faults(unknown.as_bytes());
+    assert!(
+        f.contains(&"M.Header/MessageHeader/To[1]/OrganId".to_owned()),
+        "{f:?}"
+    );
+    // An over-long subject: R.
+    let long = text.replace(
+        &format!("<Subject>{}</Subject>", doc.header.subject),
+        &format!("<Subject>{}</Subject>", "x".repeat(501)),
+    );
+    assert!(faults(long.as_bytes()).contains(&"R.Header/MessageHeader/Subject".to_owned()));
+    // A non-integer priority: T.
+    let typed = text.replace("<Priority>0</Priority>", "<Priority>urgent</Priority>");
+    assert!(
+        faults(typed.as_bytes()).contains(&"T.Header/MessageHeader/OtherInfo/Priority".to_owned())
+    );
+    // A reference to a part that is not in the message.
+    let dangling = text.replace("xlink:href=\"cid:1\"", "xlink:href=\"cid:9\"");
+    assert_eq!(
+        faults(dangling.as_bytes()),
+        ["M.Body/Manifest/Reference[1]/@xlink:href"]
+    );
+    // A truncated MIME entity: unreadable, said so.
+    let cut = &good[..good.len() - 20];
+    assert_eq!(faults(cut), ["M.MIME"]);
+    // An agency without a code cannot be written for an e-doc.vn system.
+    let stranger = sample::edoc(
+        &OrganId::parse("000.77.00.H49").expect("organ"),
+        &[organ(1)],
+        8,
+        8,
+    );
+    let err = to_edocvn(&Message::Edoc(Box::new(stranger)), &codes).expect_err("unmapped");
+    assert_eq!(err.0, ["000.77.00.H49"]);
 }
 
 fn sample_json() -> serde_json::Value {

@@ -1,6 +1,7 @@
 //! Signing, for adapters that cannot sign: an enveloped signature over the whole package
 //! (`Reference URI=""`, C14N 1.0, SHA-256) with RSA PKCS#1 v1.5 SHA-256 or ECDSA P-256 SHA-256,
-//! placed at the end of `edXMLHeader`. The rest of the package is left byte for byte as it was.
+//! placed at the end of `edXMLHeader` (of the SOAP `Header` in an e-doc.vn envelope). The rest of
+//! the package is left byte for byte as it was.
 
 use base64::Engine;
 use lienthong_edxml::dom::{Element, read_document};
@@ -17,7 +18,7 @@ const C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
 pub enum SignError {
     #[error("the package is not readable XML: {0}")]
     Package(String),
-    #[error("the package has no edXMLHeader to hold the signature")]
+    #[error("the package has no edXMLHeader (nor SOAP Header) to hold the signature")]
     NoHeader,
     #[error("the package is already signed")]
     AlreadySigned,
@@ -63,7 +64,9 @@ pub fn sign(package: &[u8], key_pkcs8: &[u8], certificate: &[u8]) -> Result<Vec<
     if contains_signature(&document.root) {
         return Err(SignError::AlreadySigned);
     }
-    let at = header_end(text).ok_or(SignError::NoHeader)?;
+    let at = header_end(text, "edXMLHeader")
+        .or_else(|| header_end(text, "Header"))
+        .ok_or(SignError::NoHeader)?;
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         &canonicalize(
@@ -128,10 +131,11 @@ fn find_signed_info(e: &Element) -> Option<&Element> {
     e.elements().find_map(find_signed_info)
 }
 
-/// Byte offset of the `</edXMLHeader>` (or `</prefix:edXMLHeader>`) end tag.
-fn header_end(text: &str) -> Option<usize> {
+/// Byte offset of the last `</name>` (or `</prefix:name>`) end tag.
+fn header_end(text: &str, name: &str) -> Option<usize> {
     let mut search = text.len();
-    while let Some(i) = text[..search].rfind("edXMLHeader>") {
+    let tail = format!("{name}>");
+    while let Some(i) = text[..search].rfind(&tail) {
         let before = &text[..i];
         if before.ends_with("</") {
             return Some(i - 2);

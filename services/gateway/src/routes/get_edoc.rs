@@ -107,9 +107,7 @@ pub(crate) struct Rendition {
     pub sha256: String,
 }
 
-/// The package in the format `recipient` receives: the translator's rendition when there is one;
-/// otherwise (no translator stage on this bus) the original when the formats agree, or a
-/// translation made now.
+/// The package in the format `recipient` receives.
 pub(crate) async fn rendition_for(
     state: &AppState,
     doc: &DocumentRow,
@@ -122,6 +120,18 @@ pub(crate) async fn rendition_for(
         .await?
         .map(|a| a.receive_format)
         .unwrap_or_default();
+    rendition_in(state, doc, original, format).await
+}
+
+/// The package in `format`: the translator's rendition when there is one; otherwise (no
+/// translator stage on this bus, or an interface that speaks one format whatever the registry
+/// says) the original when the formats agree, or a translation made now.
+pub(crate) async fn rendition_in(
+    state: &AppState,
+    doc: &DocumentRow,
+    original: &[u8],
+    format: Format,
+) -> Result<Rendition, ApiError> {
     if let Some((row, bytes)) = state.store.rendition(&doc.doc_id, format).await? {
         return Ok(Rendition {
             format,
@@ -136,14 +146,24 @@ pub(crate) async fn rendition_for(
             sha256: doc.sha256.clone(),
         });
     }
-    let message = lienthong_translate::decode(doc.format, original).map_err(|e| {
+    let codes = if doc.format == Format::Edocvn || format == Format::Edocvn {
+        state.store.code_map().await?
+    } else {
+        lienthong_translate::CodeMap::default()
+    };
+    let message = lienthong_translate::decode(doc.format, original, &codes).map_err(|e| {
         tracing::error!(doc_id = %doc.doc_id, error = %e, "an accepted package no longer reads");
         ApiError::new(
             ErrorCode::FileProcessing,
             format!("the stored package cannot be translated to {format}"),
         )
     })?;
-    let bytes = lienthong_translate::encode(format, &message);
+    let bytes = lienthong_translate::encode(format, &message, &codes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::FileProcessing,
+            format!("the package cannot be translated to {format}: {e}"),
+        )
+    })?;
     Ok(Rendition {
         format,
         sha256: lienthong_store::sha256_hex(&bytes),

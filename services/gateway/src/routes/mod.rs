@@ -1,4 +1,5 @@
-//! One module per endpoint of the `/v1` interface, and the JSON REST interface (`/json/v1`).
+//! One module per endpoint of the `/v1` interface, the JSON REST interface (`/json/v1`) and the
+//! legacy SOAP interface (`/soap/v1`).
 
 mod agencies;
 mod get_edoc;
@@ -7,6 +8,7 @@ mod json_api;
 mod received;
 mod send;
 mod sent;
+mod soap;
 mod trace;
 mod update_status;
 mod verdicts;
@@ -49,6 +51,7 @@ pub fn router() -> Router<AppState> {
             "/json/v1/package.schema.json",
             get(json_api::package_schema),
         )
+        .route("/soap/v1", post(soap::soap))
         .route("/admin/verdicts", get(verdicts::list))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

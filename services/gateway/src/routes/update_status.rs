@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use lienthong_bus::messages::EventMessage;
-use lienthong_store::{TransportStatus, now_ms};
+use lienthong_store::{System, TransportStatus, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,10 +40,25 @@ pub async fn update_status(
             "status: `initial` is set by the bus; use processing, done or fail",
         ));
     }
-    let (doc, legs) = visible_document(&state, &caller, doc_id).await?;
-    let copies: Vec<_> = own_copies(&caller, &legs)
+    set_transport(&state, &caller, doc_id, body.organ_id.as_deref(), status).await?;
+    Ok(Json(
+        json!({ "success": true, "message": format!("status set to {}", status.as_str()), "docId": doc_id }),
+    ))
+}
+
+/// Sets the transport status of the caller's copies of a document (of the one for `organ` when
+/// given) and records it in the trace.
+pub(crate) async fn set_transport(
+    state: &AppState,
+    caller: &System,
+    doc_id: &str,
+    organ: Option<&str>,
+    status: TransportStatus,
+) -> Result<(), ApiError> {
+    let (doc, legs) = visible_document(state, caller, doc_id).await?;
+    let copies: Vec<_> = own_copies(caller, &legs)
         .into_iter()
-        .filter(|l| body.organ_id.as_deref().is_none_or(|o| o == l.recipient))
+        .filter(|l| organ.is_none_or(|o| o == l.recipient))
         .collect();
     if copies.is_empty() {
         return Err(no_such_document(doc_id));
@@ -71,7 +86,5 @@ pub async fn update_status(
             tracing::warn!(%doc_id, error = %e, "transport event left for the relay");
         }
     }
-    Ok(Json(
-        json!({ "success": true, "message": format!("status set to {}", status.as_str()), "docId": doc_id }),
-    ))
+    Ok(())
 }

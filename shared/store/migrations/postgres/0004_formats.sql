@@ -1,6 +1,9 @@
--- Schema translation: the format each agency receives, the format each document came in, and
+-- Schema translation: the format each agency receives and its e-doc.vn code, the format each document came in, and
 -- the renditions the translator produced (stored like packages, content-addressed).
 ALTER TABLE agencies ADD COLUMN receive_format TEXT NOT NULL DEFAULT 'edxml';
+-- The 9-character code (CC.BB.Lnn) an e-doc.vn system knows the agency by.
+ALTER TABLE agencies ADD COLUMN legacy_code TEXT;
+CREATE UNIQUE INDEX agencies_legacy_code ON agencies (legacy_code);
 ALTER TABLE documents ADD COLUMN format TEXT NOT NULL DEFAULT 'edxml';
 
 CREATE TABLE renditions (
