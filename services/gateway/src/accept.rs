@@ -68,11 +68,7 @@ pub async fn accept_in(
     expected: Option<MessageType>,
     bytes: Vec<u8>,
 ) -> Result<Accepted, ApiError> {
-    let codes = if format == Format::Edocvn {
-        state.store.code_map().await?
-    } else {
-        CodeMap::default()
-    };
+    let codes = crate::routes::codes_for(state, &[format]).await?;
     let package = read_package(format, expected, &bytes, &codes)?;
     let mut doc = match package {
         Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,

@@ -7,7 +7,10 @@
 use std::time::Instant;
 
 use lienthong_edxml::{OrganId, sample, write_edoc};
-use lienthong_translate::{Message, from_edxml, from_govn, from_json, to_edxml, to_govn, to_json};
+use lienthong_translate::{
+    CodeMap, Message, from_edocvn, from_edxml, from_govn, from_json, to_edocvn, to_edxml, to_govn,
+    to_json,
+};
 
 /// Runs `f` until about half a second has passed; returns MB/s over `bytes` per call.
 fn rate(bytes: usize, mut f: impl FnMut()) -> f64 {
@@ -35,12 +38,16 @@ fn main() {
         .unwrap_or(5);
     let from = OrganId::parse("000.00.00.H49").unwrap_or_else(|e| panic!("{e}"));
     let to = [OrganId::parse("000.00.00.G22").unwrap_or_else(|e| panic!("{e}"))];
+    let organs = [from.clone(), to[0].clone()];
+    let codes = CodeMap::new([("00.00.H49", &organs[0]), ("00.00.G22", &organs[1])])
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("median of {rounds} rounds, MB/s of the edXML package size");
     for (label, attachment) in [("small", 12_000), ("large", 3_600_000)] {
         let xml = write_edoc(&sample::edoc(&from, &to, 1, attachment));
         let message = from_edxml(&xml).unwrap_or_else(|e| panic!("{e}"));
         let json = to_json(&message);
         let govn = to_govn(&message);
+        let edocvn = to_edocvn(&message, &codes).unwrap_or_else(|e| panic!("{e}"));
         let mut results: Vec<(&str, Vec<f64>)> = vec![
             ("baseline: edXML parse (validation)", Vec::new()),
             ("edXML -> model", Vec::new()),
@@ -51,10 +58,12 @@ fn main() {
             ("JSON -> edXML", Vec::new()),
             ("edXML -> go.vn", Vec::new()),
             ("go.vn -> edXML", Vec::new()),
+            ("edXML -> e-doc.vn", Vec::new()),
+            ("e-doc.vn -> edXML", Vec::new()),
         ];
         for _ in 0..rounds {
             let size = xml.len();
-            let runs: [Box<dyn FnMut()>; 9] = [
+            let runs: [Box<dyn FnMut()>; 11] = [
                 Box::new(|| {
                     let _ = lienthong_edxml::parse(&xml);
                 }),
@@ -90,15 +99,26 @@ fn main() {
                         let _ = to_edxml(&m);
                     }
                 }),
+                Box::new(|| {
+                    if let Ok(m) = from_edxml(&xml) {
+                        let _ = to_edocvn(&m, &codes);
+                    }
+                }),
+                Box::new(|| {
+                    if let Ok(m) = from_edocvn(&edocvn, &codes) {
+                        let _ = to_edxml(&m);
+                    }
+                }),
             ];
             for (i, mut run) in runs.into_iter().enumerate() {
                 results[i].1.push(rate(size, &mut run));
             }
         }
         println!(
-            "{label}: edXML {} bytes, JSON {} bytes",
+            "{label}: edXML {} bytes, JSON {} bytes, e-doc.vn {} bytes",
             xml.len(),
-            json.len()
+            json.len(),
+            edocvn.len()
         );
         let baseline = median(results[0].1.clone());
         for (name, rates) in results {

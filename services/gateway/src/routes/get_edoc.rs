@@ -46,13 +46,27 @@ pub async fn get_edoc(
         None => None,
     };
 
-    let attachments: Vec<Value> = match (doc.format, lienthong_edxml::parse(&bytes)) {
-        (Format::Edxml, Ok(Package::Edoc(e))) => e
-            .attachments
-            .iter()
-            .map(|a| json!({"contentId": a.content_id, "name": a.attachment_name, "contentType": a.content_type, "size": a.size}))
-            .collect(),
-        _ => Vec::new(),
+    let attachments: Vec<Value> = if doc.format == Format::Edxml {
+        // Sizes come from the base64 text: nothing is decoded.
+        match lienthong_edxml::parse(&bytes) {
+            Ok(Package::Edoc(e)) => e
+                .attachments
+                .iter()
+                .map(|a| json!({"contentId": a.content_id, "name": a.attachment_name, "contentType": a.content_type, "size": a.size}))
+                .collect(),
+            _ => Vec::new(),
+        }
+    } else {
+        let codes = codes_for(&state, &[doc.format]).await?;
+        match lienthong_translate::decode(doc.format, &bytes, &codes) {
+            Ok(lienthong_translate::Message::Edoc(e)) => e
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(i, a)| json!({"contentId": a.content_id_at(i), "name": a.attachment_name, "contentType": a.content_type, "size": a.data.len()}))
+                .collect(),
+            _ => Vec::new(),
+        }
     };
     record_fetch(&state, &doc, &copies).await;
 
@@ -146,11 +160,7 @@ pub(crate) async fn rendition_in(
             sha256: doc.sha256.clone(),
         });
     }
-    let codes = if doc.format == Format::Edocvn || format == Format::Edocvn {
-        state.store.code_map().await?
-    } else {
-        lienthong_translate::CodeMap::default()
-    };
+    let codes = codes_for(state, &[doc.format, format]).await?;
     let message = lienthong_translate::decode(doc.format, original, &codes).map_err(|e| {
         tracing::error!(doc_id = %doc.doc_id, error = %e, "an accepted package no longer reads");
         ApiError::new(
@@ -168,6 +178,18 @@ pub(crate) async fn rendition_in(
         format,
         sha256: lienthong_store::sha256_hex(&bytes),
         bytes,
+    })
+}
+
+/// The registry's 9-character codes when one of `formats` is e-doc.vn (the others need none).
+pub(crate) async fn codes_for(
+    state: &AppState,
+    formats: &[Format],
+) -> Result<lienthong_translate::CodeMap, ApiError> {
+    Ok(if formats.contains(&Format::Edocvn) {
+        state.store.code_map().await?
+    } else {
+        lienthong_translate::CodeMap::default()
     })
 }
 

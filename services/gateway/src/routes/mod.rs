@@ -17,6 +17,8 @@ use axum::Router;
 use axum::routing::{get, post};
 use lienthong_store::{DeliveryState, DocumentRow, Leg, System};
 
+pub(crate) use get_edoc::codes_for;
+
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 
