@@ -27,10 +27,7 @@ fn ok(args: &[&str], envs: &[(&str, &str)]) -> String {
 }
 
 fn write_config(env: &Env, path: &Path) {
-    let blobs = match &env.store_config.blobs {
-        lienthong_store::BlobConfig::Files { dir } => dir.display().to_string(),
-        lienthong_store::BlobConfig::Db => String::new(),
-    };
+    let blobs = env.blob_dir();
     std::fs::write(
         path,
         format!(

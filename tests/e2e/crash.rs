@@ -112,10 +112,7 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
     let mut env = Env::new(Backend::Sqlite).await;
     env.bus.queue_type = QueueType::Quorum;
     let port = free_port();
-    let blobs = match &env.store_config.blobs {
-        lienthong_store::BlobConfig::Files { dir } => dir.display().to_string(),
-        lienthong_store::BlobConfig::Db => unreachable!("sqlite test env uses files"),
-    };
+    let blobs = env.blob_dir();
     let config = env.dir.path().join("lienthong.toml");
     std::fs::write(
         &config,

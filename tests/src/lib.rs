@@ -124,6 +124,15 @@ impl Env {
         Topology::new(&self.bus.prefix)
     }
 
+    /// The blob directory of a SQLite environment (whose blobs are files), for configuration
+    /// files of `lienthong` processes.
+    pub fn blob_dir(&self) -> String {
+        match &self.store_config.blobs {
+            BlobConfig::Files { dir } => dir.display().to_string(),
+            other => panic!("a SQLite test environment keeps its blobs in files, not {other:?}"),
+        }
+    }
+
     /// Messages sitting in the dead-letter queue.
     pub async fn dead_letters(&self) -> u32 {
         queue_depth(&self.bus, &self.topology().dead_queue()).await

@@ -111,4 +111,28 @@ mod tests {
             assert_eq!(c.bus.prefix, "t1");
         }
     }
+
+    #[test]
+    fn an_s3_blob_store_is_configured_in_one_line_and_a_typo_is_refused() {
+        let base = "[bus]\nurl = \"amqp://127.0.0.1\"\n[store]\nurl = \"sqlite://x.db\"\n";
+        let s3 = format!(
+            "{base}blobs = {{ kind = \"s3\", endpoint = \"http://127.0.0.1:9000\", bucket = \"lt\", access_key = \"k\", secret_key = \"s\" }}\n"
+        );
+        let c: Config = toml::from_str(&s3).expect("s3 config");
+        match &c.store.blobs {
+            lienthong_store::BlobConfig::S3 { bucket, region, .. } => {
+                assert_eq!((bucket.as_str(), region.as_str()), ("lt", "us-east-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            !format!("{:?}", c.store.blobs).contains("\"s\""),
+            "the secret is not logged"
+        );
+        let typo = s3.replace("bucket", "buket");
+        let err = toml::from_str::<Config>(&typo)
+            .expect_err("typo")
+            .to_string();
+        assert!(err.contains("buket"), "{err}");
+    }
 }

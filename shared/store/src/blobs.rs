@@ -1,20 +1,62 @@
-//! Package bytes, stored content-addressed (by SHA-256) either as local files or in the database.
-//! Local files are the embedded default; `db` suits several hosts sharing one PostgreSQL.
+//! Package and rendition bytes, stored content-addressed (by SHA-256): as local files (the
+//! embedded default), in an S3-compatible object store (MinIO, Ceph, AWS S3...), or in the
+//! database itself. Files and S3 are [`ObjectStore`]s, written before the row that points at the
+//! bytes commits; `db` writes the bytes inside the same transaction.
 
+use std::fmt;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::StoreError;
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BlobConfig {
     /// Files under `dir`, written to a temporary name, synced, then renamed.
     Files { dir: PathBuf },
     /// Rows of the `blobs` table, written in the acceptance transaction.
     Db,
+    /// Objects in a bucket of an S3-compatible store (path-style URLs, AWS Signature V4).
+    S3 {
+        /// `http://127.0.0.1:9000`, `https://s3.ap-southeast-1.amazonaws.com`...
+        endpoint: String,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        access_key: String,
+        /// Overridden by the environment variable `LIENTHONG_S3_SECRET_KEY` when set.
+        secret_key: String,
+        /// Create the bucket at start when it does not exist (in the default region; create
+        /// production buckets with the store's own tools).
+        #[serde(default)]
+        create_bucket: bool,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+impl fmt::Debug for BlobConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Files { dir } => f.debug_struct("Files").field("dir", dir).finish(),
+            Self::Db => f.write_str("Db"),
+            Self::S3 {
+                endpoint, bucket, ..
+            } => f
+                .debug_struct("S3")
+                .field("endpoint", endpoint)
+                .field("bucket", bucket)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Default for BlobConfig {
@@ -25,52 +67,53 @@ impl Default for BlobConfig {
     }
 }
 
+/// What a blob store outside the database does. Keys are SHA-256 hex digests of the bytes, so a
+/// `put` of a key already there changes nothing and may be skipped.
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<Option<Vec<u8>>>>;
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 #[derive(Debug, Clone)]
 pub(crate) enum Blobs {
-    Files(PathBuf),
+    Objects(Arc<dyn ObjectStore>),
     Db,
 }
 
 impl Blobs {
-    pub(crate) fn new(config: &BlobConfig) -> Result<Self, StoreError> {
+    pub(crate) async fn new(config: &BlobConfig) -> Result<Self, StoreError> {
         Ok(match config {
             BlobConfig::Files { dir } => {
                 std::fs::create_dir_all(dir)?;
-                Self::Files(dir.clone())
+                Self::Objects(Arc::new(Files(dir.clone())))
             }
             BlobConfig::Db => Self::Db,
+            BlobConfig::S3 {
+                endpoint,
+                bucket,
+                region,
+                access_key,
+                secret_key,
+                create_bucket,
+            } => {
+                let secret =
+                    std::env::var("LIENTHONG_S3_SECRET_KEY").unwrap_or_else(|_| secret_key.clone());
+                let s3 = S3::new(endpoint, bucket, region, access_key, &secret)?;
+                s3.check_bucket(*create_bucket).await?;
+                Self::Objects(Arc::new(s3))
+            }
         })
     }
 
-    fn path(dir: &Path, key: &str) -> PathBuf {
-        dir.join(&key[..2]).join(key)
-    }
-
-    /// Writes the bytes durably to a file; a no-op for `Db`, which writes inside the transaction.
+    /// Writes the bytes durably before the row that names them; a no-op for `Db`, which writes
+    /// inside the transaction.
     pub(crate) async fn put_file(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let Self::Files(dir) = self else {
-            return Ok(());
-        };
-        let path = Self::path(dir, key);
-        if tokio::fs::try_exists(&path).await? {
-            return Ok(());
+        match self {
+            Self::Objects(store) => Ok(store.put(key, bytes).await?),
+            Self::Db => Ok(()),
         }
-        let bytes = bytes.to_vec();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let parent = path.parent().unwrap_or_else(|| Path::new("."));
-            std::fs::create_dir_all(parent)?;
-            let tmp = parent.join(format!(".{}.{}", uuid::Uuid::new_v4(), "tmp"));
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            // The rename is durable once the directory is synced.
-            std::fs::File::open(parent)?.sync_all()?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Blob(std::io::Error::other(e)))??;
-        Ok(())
     }
 
     pub(crate) fn is_db(&self) -> bool {
@@ -78,13 +121,217 @@ impl Blobs {
     }
 
     pub(crate) async fn read_file(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Self::Files(dir) = self else {
-            return Ok(None);
-        };
-        match tokio::fs::read(Self::path(dir, key)).await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+        match self {
+            Self::Objects(store) => Ok(store.get(key).await?),
+            Self::Db => Ok(None),
         }
+    }
+}
+
+/// Local files: `dir/ab/abcdef...`.
+#[derive(Debug)]
+struct Files(PathBuf);
+
+impl Files {
+    fn path(&self, key: &str) -> PathBuf {
+        self.0.join(&key[..2]).join(key)
+    }
+}
+
+impl ObjectStore for Files {
+    fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            let path = self.path(key);
+            if tokio::fs::try_exists(&path).await? {
+                return Ok(());
+            }
+            let bytes = bytes.to_vec();
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                let parent = path.parent().unwrap_or_else(|| Path::new("."));
+                std::fs::create_dir_all(parent)?;
+                let tmp = parent.join(format!(".{}.{}", uuid::Uuid::new_v4(), "tmp"));
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                // The rename is durable once the directory is synced.
+                std::fs::File::open(parent)?.sync_all()?;
+                Ok(())
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            match tokio::fs::read(self.path(key)).await {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+/// An S3-compatible bucket, spoken to with presigned requests (AWS Signature V4).
+struct S3 {
+    http: reqwest::Client,
+    bucket: rusty_s3::Bucket,
+    credentials: rusty_s3::Credentials,
+}
+
+impl fmt::Debug for S3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3")
+            .field("bucket", &self.bucket.name())
+            .field("endpoint", &self.bucket.base_url().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a presigned request stays valid: it is sent at once.
+const SIGNED_FOR: Duration = Duration::from_secs(300);
+
+fn s3_error(what: &str, e: impl fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("S3 {what}: {e}"))
+}
+
+impl S3 {
+    fn new(
+        endpoint: &str,
+        bucket: &str,
+        region: &str,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Result<Self, StoreError> {
+        let url = endpoint
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("store.blobs.endpoint `{endpoint}`: {e}")))?;
+        let bucket = rusty_s3::Bucket::new(
+            url,
+            rusty_s3::UrlStyle::Path,
+            bucket.to_owned(),
+            region.to_owned(),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("store.blobs.bucket `{bucket}`: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| StoreError::Blob(s3_error("client", e)))?;
+        Ok(Self {
+            http,
+            bucket,
+            credentials: rusty_s3::Credentials::new(access_key, secret_key),
+        })
+    }
+
+    /// Checks the bucket answers (and creates it when asked to and it is missing), so a wrong
+    /// endpoint, bucket or key is reported at start, not at the first package.
+    async fn check_bucket(&self, create: bool) -> Result<(), StoreError> {
+        use rusty_s3::S3Action as _;
+        let url = self
+            .bucket
+            .head_bucket(Some(&self.credentials))
+            .sign(SIGNED_FOR);
+        let status = self
+            .http
+            .head(url)
+            .send()
+            .await
+            .map_err(|e| StoreError::Blob(s3_error("HEAD bucket", e)))?
+            .status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status == reqwest::StatusCode::NOT_FOUND && create {
+            let url = self
+                .bucket
+                .create_bucket(&self.credentials)
+                .sign(SIGNED_FOR);
+            let resp = self
+                .http
+                .put(url)
+                .header(reqwest::header::CONTENT_LENGTH, 0)
+                .send()
+                .await
+                .map_err(|e| StoreError::Blob(s3_error("create bucket", e)))?;
+            if resp.status().is_success() {
+                return Ok(());
+            }
+            return Err(StoreError::Blob(s3_error(
+                "create bucket",
+                format!("HTTP {}", resp.status()),
+            )));
+        }
+        Err(StoreError::Blob(s3_error(
+            &format!("bucket {}", self.bucket.name()),
+            format!("HTTP {status} (missing, or the keys may not use it)"),
+        )))
+    }
+}
+
+impl ObjectStore for S3 {
+    fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            use rusty_s3::S3Action as _;
+            // Content-addressed: an object already there holds these very bytes.
+            let head = self
+                .bucket
+                .head_object(Some(&self.credentials), key)
+                .sign(SIGNED_FOR);
+            let found = self
+                .http
+                .head(head)
+                .send()
+                .await
+                .map_err(|e| s3_error("HEAD", e))?;
+            if found.status().is_success() {
+                return Ok(());
+            }
+            let url = self
+                .bucket
+                .put_object(Some(&self.credentials), key)
+                .sign(SIGNED_FOR);
+            let resp = self
+                .http
+                .put(url)
+                .body(bytes.to_vec())
+                .send()
+                .await
+                .map_err(|e| s3_error("PUT", e))?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(s3_error("PUT", format!("{key}: HTTP {}", resp.status())))
+            }
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            use rusty_s3::S3Action as _;
+            let url = self
+                .bucket
+                .get_object(Some(&self.credentials), key)
+                .sign(SIGNED_FOR);
+            let resp = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| s3_error("GET", e))?;
+            match resp.status() {
+                s if s.is_success() => Ok(Some(
+                    resp.bytes()
+                        .await
+                        .map_err(|e| s3_error("GET body", e))?
+                        .to_vec(),
+                )),
+                reqwest::StatusCode::NOT_FOUND => Ok(None),
+                s => Err(s3_error("GET", format!("{key}: HTTP {s}"))),
+            }
+        })
     }
 }

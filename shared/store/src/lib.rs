@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use blobs::BlobConfig;
+pub use blobs::{BlobConfig, BoxFuture, ObjectStore};
 pub use documents::*;
 pub use ledger::*;
 pub use outbox::*;
@@ -169,7 +169,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let blobs = blobs::Blobs::new(&config.blobs)?;
+        let blobs = blobs::Blobs::new(&config.blobs).await?;
         let store = Self {
             pool,
             backend,

@@ -32,6 +32,35 @@ async fn sqlite() -> Env {
     }
 }
 
+/// SQLite for the rows, an S3-compatible store for the bytes (a bucket of its own per test):
+/// `LIENTHONG_TEST_S3` (default: the local test server `deploy/local/ensure-services --s3` starts).
+async fn s3() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let endpoint =
+        std::env::var("LIENTHONG_TEST_S3").unwrap_or_else(|_| "http://127.0.0.1:9000".into());
+    let store = Store::connect(&StoreConfig {
+        url: url.clone(),
+        max_connections: None,
+        blobs: BlobConfig::S3 {
+            endpoint,
+            bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
+            region: "us-east-1".into(),
+            access_key: "lienthong-test".into(),
+            secret_key: "lienthong-test-secret".into(),
+            create_bucket: true,
+        },
+    })
+    .await
+    .expect("S3-compatible store reachable (LIENTHONG_TEST_S3)");
+    Env {
+        store,
+        url,
+        _dir: dir,
+        pg: None,
+    }
+}
+
 async fn postgres() -> Env {
     let pg = testing::ScratchPostgres::create("lt_test")
         .await
@@ -672,6 +701,10 @@ macro_rules! conformance {
         mod postgres_backend {
             use super::*;
             $(#[tokio::test] async fn $case() { let env = postgres().await; super::$case(&env).await; env.done().await; })*
+        }
+        mod sqlite_with_s3_blobs {
+            use super::*;
+            $(#[tokio::test] async fn $case() { let env = s3().await; super::$case(&env).await; env.done().await; })*
         }
     };
 }
