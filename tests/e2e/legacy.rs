@@ -314,7 +314,7 @@ async fn a_legacy_soap_system_exchanges_with_qcvn_and_json_systems() {
 }
 
 #[tokio::test]
-async fn malformed_soap_messages_get_faults_with_legacy_legacy_codes() {
+async fn malformed_soap_messages_get_faults_with_legacy_codes() {
     let env = Env::new(Backend::Sqlite).await;
     let bus = InProcessBus::start_roles(&env, &env.bus, &["gateway"]).await;
     let commune = Soap::new(&bus, "commune");
@@ -376,6 +376,10 @@ async fn malformed_soap_messages_get_faults_with_legacy_legacy_codes() {
         fault_codes(&answer),
         ["M.Body/Manifest/Reference[1]/@xlink:href"]
     );
+    // A message over the size limit gets a fault too.
+    let answer = commune.post("text/xml", vec![b' '; 3 * 1024 * 1024]).await;
+    assert_eq!(fault_codes(&answer), Vec::<String>::new());
+    assert_eq!(answer.all("ErrorCode"), ["10"]);
     // An operation without its argument, an unknown operation, no token.
     let answer = commune.call("GetDocument", &[]).await;
     assert_eq!(fault_codes(&answer), ["N.Body/GetDocument/DocId"]);
@@ -397,6 +401,57 @@ async fn malformed_soap_messages_get_faults_with_legacy_legacy_codes() {
             .is_empty()
     );
 
+    bus.stop().await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_legacy_sender_whose_signature_fails_gets_its_refusal_as_an_edocvn_status() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.store
+        .set_agency_format(COMMUNE, Format::Edocvn)
+        .await
+        .expect("format");
+    let bus = InProcessBus::start(&env).await;
+    let commune = Soap::new(&bus, "commune");
+    let doc = edoc(COMMUNE, &[MINISTRY], unique_number());
+    // Signed, then altered: the subject is no longer what was signed.
+    let entity = String::from_utf8(signed_edocvn(&doc)).expect("utf-8");
+    let altered = entity.replace(&doc.header.subject, "Một trích yếu khác");
+    assert_ne!(altered, entity);
+    let sent = commune.send(altered.as_bytes()).await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let doc_id = sent.all("DocId").remove(0);
+
+    // The bus's status 02 reaches the legacy system as an e-doc.vn package, naming the reason.
+    let refusal = eventually("the refusal", Duration::from_secs(20), || async {
+        let ids = commune
+            .call("GetPendingDocumentIds", &[])
+            .await
+            .all("DocId");
+        ids.into_iter().find(|id| *id != doc_id)
+    })
+    .await;
+    let answer = commune.call("GetDocument", &[("DocId", &refusal)]).await;
+    let entity = edocvn::join_entity(&answer.content_type, &answer.body);
+    let Message::Status(st) =
+        lienthong_translate::from_edocvn(&entity, &legacy_codes()).expect("e-doc.vn status")
+    else {
+        panic!("not a status")
+    };
+    assert_eq!(st.status_code, StatusCode::Refused);
+    assert!(
+        st.description
+            .as_deref()
+            .is_some_and(|d| d.contains("digest")),
+        "{:?}",
+        st.description
+    );
+    assert_eq!(st.response_for.document_id, doc.header.document_id);
+    assert_eq!(
+        env.store.legs(&doc_id).await.expect("legs")[0].delivery,
+        DeliveryState::Failed
+    );
     bus.stop().await;
     env.teardown().await;
 }

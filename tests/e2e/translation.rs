@@ -303,6 +303,16 @@ async fn malformed_packages_in_every_format_are_refused_naming_the_field() {
     assert_eq!(code, 22, "{desc}");
     assert!(desc.contains("header.subject"), "{desc}");
 
+    // A body over the size limit: 413 with error 10, in the interface's own error shape.
+    match province.send_json(vec![b' '; 3 * 1024 * 1024]).await {
+        Err(ClientError::Api {
+            code: 10,
+            desc,
+            http: 413,
+        }) => assert!(desc.contains("larger than"), "{desc}"),
+        other => panic!("expected 413, got {other:?}"),
+    }
+
     // go.vn: a broken rule is reported at its go.vn path.
     let govn = String::from_utf8(encode(Format::Govn, &good)).expect("utf-8");
     let subject = match &good {

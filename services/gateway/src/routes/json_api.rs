@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -12,6 +13,7 @@ use lienthong_edxml::Format;
 use serde_json::{Value, json};
 
 use super::get_edoc::{record_fetch, rendition_for, signature, summary};
+use super::send::too_large;
 use super::{own_copies, visible_document};
 use crate::AppState;
 use crate::accept::accept_in;
@@ -25,15 +27,12 @@ const OPENAPI: &str = include_str!("../../openapi.json");
 pub async fn send(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let limit = state.config.max_package_bytes;
+    let body = body.map_err(|e| body_error(&e, limit))?;
     if body.len() > limit {
-        return Err(ApiError::new(
-            ErrorCode::InvalidFile,
-            format!("body: the package is larger than the {limit} bytes this bus accepts"),
-        )
-        .with_http(StatusCode::PAYLOAD_TOO_LARGE));
+        return Err(too_large(limit));
     }
     if body.is_empty() {
         return Err(ApiError::new(
@@ -55,6 +54,18 @@ pub async fn send(
             "duplicate": accepted.duplicate,
         })),
     ))
+}
+
+/// A request body that could not be read: too large (413), or cut short.
+pub(crate) fn body_error(e: &BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidFile,
+            format!("body: could not be read: {}", e.body_text()),
+        )
+    }
 }
 
 /// `GET /json/v1/packages/{docId}`: the package in the format the caller's agency receives

@@ -71,7 +71,7 @@ pub async fn send_edoc(
     ))
 }
 
-fn too_large(limit: usize) -> ApiError {
+pub(crate) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidFile,
         format!("edocFile: the package is larger than the {limit} bytes this bus accepts"),

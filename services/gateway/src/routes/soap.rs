@@ -12,6 +12,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_edxml::legacy::{EDOCVN_NS, SOAP_NS};
@@ -21,6 +22,8 @@ use lienthong_translate::edocvn::{self, Part};
 use quick_xml::escape::escape;
 
 use super::get_edoc::{record_fetch, rendition_in};
+use super::json_api::body_error;
+use super::send::too_large;
 use super::update_status::set_transport;
 use super::{own_copies, visible_document};
 use crate::AppState;
@@ -29,7 +32,15 @@ use crate::error::{ApiError, ErrorCode};
 use crate::time_fmt::format_ms;
 
 /// `POST /soap/v1`.
-pub async fn soap(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn soap(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return fault(&body_error(&e, state.config.max_package_bytes)),
+    };
     match handle(&state, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => fault(&e),
@@ -40,10 +51,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
     let caller = authenticate(state, headers).await?;
     let limit = state.config.max_package_bytes;
     if body.len() > limit {
-        return Err(ApiError::new(
-            ErrorCode::InvalidFile,
-            format!("the message is larger than the {limit} bytes this bus accepts"),
-        ));
+        return Err(too_large(limit));
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
