@@ -255,6 +255,120 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // Formats from the CLI: a go.vn package made with `translate` and sent as go.vn; the JSON
+    // recipient's rendition fetched with `fetch --rendition`; translated on to e-doc.vn with the
+    // registry's 9-character codes; a status answering the go.vn original.
+    let dir = env.dir.path();
+    let path = |name: &str| dir.join(name).to_str().expect("utf8").to_owned();
+    let number = unique_number().to_string();
+    ok(
+        &[
+            "sample",
+            "--from",
+            DEPARTMENT,
+            "--to",
+            COMMUNE,
+            "--number",
+            &number,
+            "-o",
+            &path("cv2.edxml"),
+        ],
+        &[],
+    );
+    ok(
+        &[
+            "translate",
+            &path("cv2.edxml"),
+            "--to",
+            "govn",
+            "-o",
+            &path("cv2.govn.xml"),
+        ],
+        &[],
+    );
+    let govn_doc = ok(
+        &["send", &path("cv2.govn.xml"), "--format", "govn"],
+        &as_dept,
+    )
+    .trim()
+    .to_owned();
+    let commune = bus.client("commune");
+    eventually(
+        "delivery to the commune",
+        Duration::from_secs(20),
+        || async {
+            commune
+                .inbox("edoc", &[])
+                .await
+                .expect("inbox")
+                .iter()
+                .any(|r| r["docId"] == govn_doc.as_str())
+                .then_some(())
+        },
+    )
+    .await;
+    let as_commune = [
+        ("LIENTHONG_URL", bus.url.as_str()),
+        ("LIENTHONG_SYSTEM_ID", "commune"),
+        ("LIENTHONG_SECRET", "secret-commune"),
+    ];
+    ok(
+        &["fetch", &govn_doc, "-o", &path("r.json"), "--rendition"],
+        &as_commune,
+    );
+    let rendition: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path("r.json")).expect("rendition")).expect("json");
+    assert_eq!(rendition["header"]["from"]["organId"], DEPARTMENT);
+    std::fs::write(
+        path("registry.json"),
+        ok(&["admin", "--config", cfg, "registry-export"], &[]),
+    )
+    .expect("registry file");
+    ok(
+        &[
+            "translate",
+            &path("r.json"),
+            "--from",
+            "json",
+            "--to",
+            "edocvn",
+            "--registry",
+            &path("registry.json"),
+            "-o",
+            &path("r.mime"),
+        ],
+        &[],
+    );
+    let mime = String::from_utf8(std::fs::read(path("r.mime")).expect("mime")).expect("utf8");
+    assert!(mime.starts_with("MIME-Version: 1.0"), "{mime}");
+    assert!(mime.contains("<OrganId>12.05.H49</OrganId>"), "{mime}");
+    ok(&["status", &govn_doc, "--code", "01"], &as_commune);
+    // A broken package is refused naming the field; an agency without a code cannot go to e-doc.vn.
+    std::fs::write(path("bad.json"), br#"{"messageType":"edoc","header":{}}"#).expect("bad");
+    let bad = run(
+        &[
+            "translate",
+            &path("bad.json"),
+            "--from",
+            "json",
+            "--to",
+            "edxml",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("from"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let unmapped = run(&["translate", &path("cv2.edxml"), "--to", "edocvn"], &[]);
+    assert!(
+        String::from_utf8_lossy(&unmapped.stderr).contains("no 9-character agency code"),
+        "{}",
+        String::from_utf8_lossy(&unmapped.stderr)
+    );
+
     // Security officers: the verdicts as CSV, and the audit chain intact.
     let csv = ok(
         &["admin", "--config", cfg, "verdicts", "--format", "csv"],

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use base64::Engine;
 use clap::{Args, Subcommand};
 use lienthong_client::Client;
-use lienthong_edxml::{Organization, Package, StatusCode};
+use lienthong_edxml::{Organization, StatusCode};
+use lienthong_translate::Message;
 
 #[derive(Debug, Args)]
 pub struct Connection {
@@ -22,13 +24,16 @@ pub struct Connection {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Send a package (sendEdoc); prints its docId.
+    /// Send a package (sendEdoc; a JSON package through the JSON interface); prints its docId.
     Send {
         #[command(flatten)]
         conn: Connection,
         file: PathBuf,
         #[arg(long = "type", default_value = "edoc", value_parser = ["edoc", "status"])]
         message_type: String,
+        /// The package's format: edxml, govn (the flat go.vn variant) or json.
+        #[arg(long, default_value = "edxml", value_parser = ["edxml", "govn", "json"])]
+        format: String,
     },
     /// List the inbox (getReceivedEdocList).
     Inbox {
@@ -48,6 +53,10 @@ pub enum ClientCommand {
         /// Write the package here instead of printing the summary.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Write your agency's rendition (its registry format, with the bus's TraceHeader)
+        /// instead of the sender's original.
+        #[arg(long, requires = "output")]
+        rendition: bool,
     },
     /// Set the transport status of your copy (updateStatus): processing, done, fail.
     Update {
@@ -90,6 +99,19 @@ pub enum ClientCommand {
     },
 }
 
+/// The registry's 9-character codes, from `getAgenciesList`.
+fn code_map(agencies: &[serde_json::Value]) -> anyhow::Result<lienthong_edxml::CodeMap> {
+    let mut pairs = Vec::new();
+    for a in agencies {
+        if let (Some(code), Some(legacy)) = (a["code"].as_str(), a["legacyCode"].as_str()) {
+            pairs.push((legacy.to_owned(), lienthong_edxml::OrganId::parse(code)?));
+        }
+    }
+    Ok(lienthong_edxml::CodeMap::new(
+        pairs.iter().map(|(l, o)| (l.as_str(), o)),
+    )?)
+}
+
 fn client(c: &Connection) -> Client {
     Client::new(&c.url, &c.system_id, &c.secret)
 }
@@ -105,10 +127,14 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             conn,
             file,
             message_type,
+            format,
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let doc_id = client(&conn).send(bytes, &message_type).await?;
+            let doc_id = match format.as_str() {
+                "json" => client(&conn).send_json(bytes).await?.0,
+                other => client(&conn).send_as(bytes, &message_type, other).await?,
+            };
             println!("{doc_id}");
         }
         ClientCommand::Inbox {
@@ -126,17 +152,24 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             conn,
             doc_id,
             output,
+            rendition,
         } => {
             let fetched = client(&conn).fetch(&doc_id).await?;
             match output {
                 Some(path) => {
-                    std::fs::write(&path, &fetched.bytes)
+                    let bytes = if rendition {
+                        let content = fetched.summary["rendition"]["content"]
+                            .as_str()
+                            .context("no rendition: you hold no copy of this document")?;
+                        base64::engine::general_purpose::STANDARD
+                            .decode(content)
+                            .context("the rendition is not base64")?
+                    } else {
+                        fetched.bytes
+                    };
+                    std::fs::write(&path, &bytes)
                         .with_context(|| format!("writing {}", path.display()))?;
-                    println!(
-                        "{} bytes written to {}",
-                        fetched.bytes.len(),
-                        path.display()
-                    );
+                    println!("{} bytes written to {}", bytes.len(), path.display());
                 }
                 None => {
                     let mut summary = fetched.summary;
@@ -165,7 +198,21 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             let code = StatusCode::parse(&code).map_err(|e| anyhow::anyhow!("--code: {e}"))?;
             let c = client(&conn);
             let fetched = c.fetch(&doc_id).await?;
-            let Package::Edoc(original) = lienthong_edxml::parse(&fetched.bytes)? else {
+            // The original, in whatever format it was sent (e-doc.vn names agencies by the
+            // registry's 9-character codes).
+            let format: lienthong_edxml::Format = fetched.summary["format"]
+                .as_str()
+                .unwrap_or("edxml")
+                .parse()
+                .map_err(anyhow::Error::msg)?;
+            let codes = if format == lienthong_edxml::Format::Edocvn {
+                code_map(&c.agencies().await?)?
+            } else {
+                lienthong_edxml::CodeMap::default()
+            };
+            let Message::Edoc(original) =
+                lienthong_translate::decode(format, &fetched.bytes, &codes)?
+            else {
                 anyhow::bail!("{doc_id} is a status package; statuses answer documents");
             };
             let from = match as_organ {

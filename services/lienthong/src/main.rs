@@ -53,6 +53,21 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Translate a package between formats (edxml, govn, json, edocvn), as the bus's translator
+    /// does, without the bus's TraceHeader. Errors name the field, as the gateway's do.
+    Translate {
+        file: PathBuf,
+        #[arg(long, default_value = "edxml")]
+        from: lienthong_edxml::Format,
+        #[arg(long)]
+        to: lienthong_edxml::Format,
+        /// A registry file (getAgenciesList shape) whose `legacyCode`s map the 9-character codes
+        /// of e-doc.vn packages.
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Write a sample edoc package (for trying the bus).
     Sample {
         #[arg(long)]
@@ -270,6 +285,36 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Translate {
+            file,
+            from,
+            to,
+            registry,
+            output,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let agencies = match &registry {
+                Some(path) => admin::read_registry(path)?,
+                None => Vec::new(),
+            };
+            let pairs = agencies
+                .iter()
+                .filter_map(|a| {
+                    Some((
+                        a.legacy_code.clone()?,
+                        lienthong_edxml::OrganId::parse(&a.code).ok()?,
+                    ))
+                })
+                .collect::<Vec<_>>();
+            let codes = lienthong_edxml::CodeMap::new(pairs.iter().map(|(l, o)| (l.as_str(), o)))?;
+            let message = lienthong_translate::decode(from, &bytes, &codes)
+                .with_context(|| format!("{} is not a valid {from} package", file.display()))?;
+            let out = lienthong_translate::encode(to, &message, &codes)
+                .context("give --registry with the agencies' legacyCode")?;
+            write_out(output.as_deref(), &out)?;
+            Ok(())
+        }
         Command::Sample {
             from,
             to,
@@ -291,14 +336,7 @@ async fn main() -> anyhow::Result<()> {
                 number,
                 attachment_bytes,
             ));
-            match output {
-                Some(path) => std::fs::write(&path, bytes)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => {
-                    use std::io::Write;
-                    std::io::stdout().write_all(&bytes)?;
-                }
-            }
+            write_out(output.as_deref(), &bytes)?;
             Ok(())
         }
         Command::Verify {
@@ -361,14 +399,7 @@ async fn main() -> anyhow::Result<()> {
                 &pem(&key, "PRIVATE KEY")?,
                 &pem(&cert, "CERTIFICATE")?,
             )?;
-            match output {
-                Some(path) => std::fs::write(&path, signed)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => {
-                    use std::io::Write;
-                    std::io::stdout().write_all(&signed)?;
-                }
-            }
+            write_out(output.as_deref(), &signed)?;
             Ok(())
         }
         Command::Client(cmd) => client_cmd::run(cmd).await,
@@ -553,4 +584,17 @@ async fn set_locked(
         if locked { "locked" } else { "unlocked" }
     );
     Ok(())
+}
+
+/// Writes to the file given, or to stdout.
+fn write_out(output: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            use std::io::Write;
+            Ok(std::io::stdout().write_all(bytes)?)
+        }
+    }
 }
