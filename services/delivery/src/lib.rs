@@ -58,14 +58,13 @@ impl Delivery {
             }
         }
         let t = self.publisher.topology();
-        let event = EventMessage {
-            event_id: format!("{}:delivered:{}", msg.doc_id, msg.recipient),
-            doc_id: msg.doc_id.clone(),
-            kind: "delivered".into(),
-            organ: Some(msg.recipient.clone()),
-            detail: Some(format!("sha256 {}", document.sha256)),
-            at_ms: now_ms(),
-        };
+        let event = EventMessage::about(
+            &msg.doc_id,
+            "delivered",
+            &msg.recipient,
+            Some(format!("sha256 {}", document.sha256)),
+            now_ms(),
+        );
         let notice = InboxNotice {
             doc_id: msg.doc_id.clone(),
             recipient: msg.recipient.clone(),

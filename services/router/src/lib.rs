@@ -67,8 +67,14 @@ impl Router {
                             }
                             out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
                             out.push(
-                                event(&msg.doc_id, "routed", &leg.recipient, None, now_ms())
-                                    .to_outgoing(t),
+                                EventMessage::about(
+                                    &msg.doc_id,
+                                    "routed",
+                                    &leg.recipient,
+                                    None,
+                                    now_ms(),
+                                )
+                                .to_outgoing(t),
                             );
                         }
                         Some(reason) => {
@@ -82,8 +88,14 @@ impl Router {
                             }
                             let detail = Some(reason.to_owned());
                             out.push(
-                                event(&msg.doc_id, "failed", &leg.recipient, detail, now_ms())
-                                    .to_outgoing(t),
+                                EventMessage::about(
+                                    &msg.doc_id,
+                                    "failed",
+                                    &leg.recipient,
+                                    detail,
+                                    now_ms(),
+                                )
+                                .to_outgoing(t),
                             );
                         }
                     }
@@ -94,20 +106,32 @@ impl Router {
                 DeliveryState::Routed => {
                     out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
                     out.push(
-                        event(&msg.doc_id, "routed", &leg.recipient, None, leg.updated_ms)
-                            .to_outgoing(t),
+                        EventMessage::about(
+                            &msg.doc_id,
+                            "routed",
+                            &leg.recipient,
+                            None,
+                            leg.updated_ms,
+                        )
+                        .to_outgoing(t),
                     );
                 }
                 DeliveryState::Delivered => {
                     out.push(
-                        event(&msg.doc_id, "routed", &leg.recipient, None, leg.updated_ms)
-                            .to_outgoing(t),
+                        EventMessage::about(
+                            &msg.doc_id,
+                            "routed",
+                            &leg.recipient,
+                            None,
+                            leg.updated_ms,
+                        )
+                        .to_outgoing(t),
                     );
                 }
                 DeliveryState::Failed => {
                     let detail = leg.reason.clone();
                     out.push(
-                        event(
+                        EventMessage::about(
                             &msg.doc_id,
                             "failed",
                             &leg.recipient,
@@ -119,11 +143,8 @@ impl Router {
                 }
             }
         }
-        if let Some(next) = msg.forward() {
-            out.push(next.to_outgoing(t));
-        }
         self.publisher
-            .publish_all(&out)
+            .publish_and_forward(&msg, out)
             .await
             .map_err(|e| retry(&e))
     }
@@ -152,23 +173,6 @@ fn deliver(doc_id: &str, recipient: &str) -> DeliverLeg {
     DeliverLeg {
         doc_id: doc_id.to_owned(),
         recipient: recipient.to_owned(),
-    }
-}
-
-fn event(
-    doc_id: &str,
-    kind: &str,
-    organ: &str,
-    detail: Option<String>,
-    at_ms: i64,
-) -> EventMessage {
-    EventMessage {
-        event_id: format!("{doc_id}:{kind}:{organ}"),
-        doc_id: doc_id.to_owned(),
-        kind: kind.to_owned(),
-        organ: Some(organ.to_owned()),
-        detail,
-        at_ms,
     }
 }
 

@@ -212,25 +212,15 @@ impl Translator {
                 out.push(event(&doc.doc_id, "failed", recipient, reason.clone()).to_outgoing(t));
             }
         }
-        if let Some(next) = msg.forward() {
-            out.push(next.to_outgoing(t));
-        }
         self.publisher
-            .publish_all(&out)
+            .publish_and_forward(&msg, out)
             .await
             .map_err(|e| retry(&e))
     }
 }
 
-fn event(doc_id: &str, kind: &str, organ: &str, detail: String) -> EventMessage {
-    EventMessage {
-        event_id: format!("{doc_id}:{kind}:{organ}"),
-        doc_id: doc_id.to_owned(),
-        kind: kind.split(':').next().unwrap_or(kind).to_owned(),
-        organ: Some(organ.to_owned()),
-        detail: Some(detail),
-        at_ms: now_ms(),
-    }
+fn event(doc_id: &str, key: &str, organ: &str, detail: String) -> EventMessage {
+    EventMessage::about(doc_id, key, organ, Some(detail), now_ms())
 }
 
 impl DocumentStage for Translator {

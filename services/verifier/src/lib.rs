@@ -323,12 +323,9 @@ impl Verifier {
         let mut out =
             vec![event(&doc.doc_id, "verified", &doc.sender, describe(&verdict)).to_outgoing(t)];
         if passes {
-            if let Some(next) = msg.forward() {
-                out.push(next.to_outgoing(t));
-            }
             return self
                 .publisher
-                .publish_all(&out)
+                .publish_and_forward(&msg, out)
                 .await
                 .map_err(|e| retry(&e));
         }
@@ -451,14 +448,7 @@ impl Verifier {
 }
 
 fn event(doc_id: &str, kind: &str, organ: &str, detail: Option<String>) -> EventMessage {
-    EventMessage {
-        event_id: format!("{doc_id}:{kind}:{organ}"),
-        doc_id: doc_id.to_owned(),
-        kind: kind.to_owned(),
-        organ: Some(organ.to_owned()),
-        detail,
-        at_ms: now_ms(),
-    }
+    EventMessage::about(doc_id, kind, organ, detail, now_ms())
 }
 
 fn describe(v: &Verdict) -> Option<String> {

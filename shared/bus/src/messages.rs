@@ -87,6 +87,20 @@ pub struct EventMessage {
 }
 
 impl EventMessage {
+    /// An event about `organ` with the deterministic id `{doc_id}:{key}:{organ}`, so a message
+    /// handled twice records it once. `key` is the kind, or the kind with a qualifier after a
+    /// colon when one document has several events of a kind for one organ (`translated:json`).
+    pub fn about(doc_id: &str, key: &str, organ: &str, detail: Option<String>, at_ms: i64) -> Self {
+        Self {
+            event_id: format!("{doc_id}:{key}:{organ}"),
+            doc_id: doc_id.to_owned(),
+            kind: key.split(':').next().unwrap_or(key).to_owned(),
+            organ: Some(organ.to_owned()),
+            detail,
+            at_ms,
+        }
+    }
+
     pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
         Outgoing {
             route: Route {

@@ -110,6 +110,19 @@ impl Publisher {
         self.publish_all(std::slice::from_ref(&message)).await
     }
 
+    /// A stage's last step: publishes `out` and the message for the next stage on `msg`'s slip,
+    /// all confirmed (a stage acks its input only after this).
+    pub async fn publish_and_forward(
+        &self,
+        msg: &crate::messages::StageMessage,
+        mut out: Vec<Outgoing>,
+    ) -> Result<(), BusError> {
+        if let Some(next) = msg.forward() {
+            out.push(next.to_outgoing(self.topology()));
+        }
+        self.publish_all(&out).await
+    }
+
     /// Publishes several messages, then waits for every confirm (pipelined, so a batch costs about
     /// one round trip). Fails if any message was not confirmed; the caller retries the batch and
     /// consumers deduplicate.

@@ -202,14 +202,13 @@ pub(crate) async fn record_fetch(state: &AppState, doc: &DocumentRow, copies: &[
         .iter()
         .map(|leg| {
             outbox_message(
-                &EventMessage {
-                    event_id: format!("{doc_id}:fetched:{}", leg.recipient),
-                    doc_id: doc_id.to_owned(),
-                    kind: "fetched".into(),
-                    organ: Some(leg.recipient.clone()),
-                    detail: Some(format!("sha256 {}", doc.sha256)),
-                    at_ms: now_ms(),
-                }
+                &EventMessage::about(
+                    doc_id,
+                    "fetched",
+                    &leg.recipient,
+                    Some(format!("sha256 {}", doc.sha256)),
+                    now_ms(),
+                )
                 .to_outgoing(t),
             )
         })
