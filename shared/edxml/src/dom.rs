@@ -23,6 +23,7 @@ use quick_xml::events::Event;
 use quick_xml::name::{PrefixDeclaration, ResolveResult};
 
 use crate::error::ParseError;
+use crate::source::{Range, Source};
 
 /// Deepest element nesting accepted; real packages are under 10 levels.
 const MAX_DEPTH: usize = 64;
@@ -70,11 +71,32 @@ pub struct Text {
     /// by the reader, which learned it in the search it made anyway (a base64 attachment is
     /// then never searched again).
     plain: bool,
+    /// A large attachment text left in the package (see [`crate::spill`]): `value` is then
+    /// empty and the text is read from this range with [`Text::for_each_chunk`].
+    spilled: Option<Range>,
 }
 
 impl Text {
+    /// The text; empty for a spilled text, whose bytes only [`Text::for_each_chunk`] gives.
     pub fn as_str(&self) -> &str {
         &self.value
+    }
+
+    /// Where a spilled text lies in the package.
+    pub fn spilled(&self) -> Option<&Range> {
+        self.spilled.as_ref()
+    }
+
+    /// The text's bytes, a chunk at a time (read from the package when spilled; a spilled text
+    /// is ASCII).
+    pub fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+        match &self.spilled {
+            Some(range) => range.for_each_text_chunk(f),
+            None => {
+                f(self.value.as_bytes());
+                Ok(())
+            }
+        }
     }
 
     /// Holds none of `&`, `<`, `>`, CR; `false` means "unknown, look".
@@ -93,6 +115,7 @@ impl From<String> for Text {
         Self {
             value,
             plain: false,
+            spilled: None,
         }
     }
 }
@@ -194,6 +217,32 @@ pub fn read(bytes: &[u8]) -> Result<Element, ParseError> {
 
 /// Reads a whole document, keeping what surrounds the root.
 pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
+    read_with_spills(bytes, &[])
+}
+
+/// Reads a document from a source, leaving attachment texts over `threshold` bytes in it (see
+/// [`crate::spill`]): the tree then holds their ranges, and memory holds the rest only.
+pub fn read_document_source(
+    source: Arc<dyn Source>,
+    threshold: u64,
+) -> Result<Document, ParseError> {
+    let slim = crate::spill::slim(source, threshold)?;
+    read_with_spills(&slim.xml, &slim.spills)
+}
+
+/// The range a text stands for, when it is a marker of the slim copy being read.
+fn spill_index(raw: &str, spills: &[Range]) -> Option<Result<Range, ParseError>> {
+    if spills.is_empty() {
+        return None;
+    }
+    let index = crate::spill::marker_index(raw.as_bytes())?;
+    Some(spills.get(index).cloned().ok_or(ParseError::Malformed {
+        position: 0,
+        reason: format!("spill marker {index} names no range"),
+    }))
+}
+
+fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseError> {
     let mut reader = NsReader::from_reader(bytes);
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = true;
@@ -278,9 +327,17 @@ pub fn read_document(bytes: &[u8]) -> Result<Document, ParseError> {
                 let text = if memchr::memchr3(b'\r', b'&', b'>', raw.as_bytes()).is_none() {
                     // No reference and no CR: the text is the raw bytes, and (`<` being
                     // impossible in raw text) needs no escaping either.
-                    Text {
-                        value: raw.to_owned(),
-                        plain: true,
+                    match spill_index(raw, spills) {
+                        Some(range) => Text {
+                            value: String::new(),
+                            plain: false,
+                            spilled: Some(range?),
+                        },
+                        None => Text {
+                            value: raw.to_owned(),
+                            plain: true,
+                            spilled: None,
+                        },
                     }
                 } else if memchr::memchr2(b'\r', b'&', raw.as_bytes()).is_none() {
                     Text::from(raw)
@@ -411,8 +468,14 @@ fn push_other(
 fn push_text(stack: &mut [Element], text: Text, position: u64) -> Result<(), ParseError> {
     match stack.last_mut() {
         Some(parent) => {
-            // Adjacent text (text, CDATA, text) is one text node.
-            if let Some(Node::Text(last)) = parent.children.last_mut() {
+            // Adjacent text (text, CDATA, text) is one text node; a spilled text stands alone
+            // (it is the whole content of its element).
+            if let Some(Node::Text(last)) = parent
+                .children
+                .last_mut()
+                .filter(|_| text.spilled.is_none())
+                .filter(|n| !matches!(n, Node::Text(t) if t.spilled.is_some()))
+            {
                 last.append(text);
             } else {
                 parent.children.push(Node::Text(text));

@@ -12,6 +12,8 @@ pub mod legacy;
 pub mod model;
 pub mod parse;
 pub mod sample;
+pub mod source;
+pub mod spill;
 pub mod status;
 pub mod write;
 
@@ -20,7 +22,8 @@ pub use format::Format;
 pub use legacy::CodeMap;
 pub use model::*;
 pub use parse::{
-    MimePart, Whole, parse, parse_as, read_edoc, read_edocvn_envelope, read_govn, read_whole,
+    MimePart, Whole, parse, parse_as, parse_source, parse_source_as, read_edoc,
+    read_edocvn_envelope, read_govn, read_whole,
 };
 pub use status::{CopyStatus, IllegalTransition, StatusCode};
 pub use write::{

@@ -2,11 +2,13 @@
 //! on the way and naming the path of each one broken.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::dom::{self, Element};
 use crate::error::{PackageError, Violation};
 use crate::legacy::{CodeMap, EDOCVN_NS, SOAP_NS, XLINK_NS, is_legacy_code};
 use crate::model::*;
+use crate::source::Source;
 use crate::status::StatusCode;
 use crate::write::{NewAttachment, NewEdoc};
 use base64::Engine;
@@ -26,6 +28,15 @@ pub mod limits {
 /// Parses and validates a package of either kind.
 pub fn parse(bytes: &[u8]) -> Result<Package, PackageError> {
     checked(&dom::read(bytes)?)
+}
+
+/// Parses and validates a package read from `source`, leaving attachment texts over
+/// `spill_threshold` bytes in it: they are checked as base64 a chunk at a time, never held.
+pub fn parse_source(
+    source: Arc<dyn Source>,
+    spill_threshold: u64,
+) -> Result<Package, PackageError> {
+    checked(&dom::read_document_source(source, spill_threshold)?.root)
 }
 
 /// A package of either kind, whole: an edoc with its attachments' content, or a status.
@@ -259,7 +270,19 @@ fn checked(root: &Element) -> Result<Package, PackageError> {
 
 /// Parses a package that must be of the given kind.
 pub fn parse_as(bytes: &[u8], kind: MessageType) -> Result<Package, PackageError> {
-    let package = parse(bytes)?;
+    of_kind(parse(bytes)?, kind)
+}
+
+/// [`parse_source`], refusing the other kind of package (see [`parse_as`]).
+pub fn parse_source_as(
+    source: Arc<dyn Source>,
+    spill_threshold: u64,
+    kind: MessageType,
+) -> Result<Package, PackageError> {
+    of_kind(parse_source(source, spill_threshold)?, kind)
+}
+
+fn of_kind(package: Package, kind: MessageType) -> Result<Package, PackageError> {
     if package.message_type() != kind {
         let (expected, found) = match kind {
             MessageType::Edoc => ("MessageHeader", "Status"),
@@ -932,7 +955,10 @@ fn decoded(content: &Element) -> Vec<u8> {
     let mut compact = Vec::new();
     for node in &content.children {
         if let crate::dom::Node::Text(t) = node {
-            compact.extend(t.bytes().filter(|b| !b.is_ascii_whitespace()));
+            // Checked as base64 (so readable) before; a source failing now decodes to nothing.
+            let _ = t.for_each_chunk(|chunk| {
+                compact.extend(chunk.iter().filter(|b| !b.is_ascii_whitespace()));
+            });
         }
     }
     base64::engine::general_purpose::STANDARD
@@ -940,7 +966,6 @@ fn decoded(content: &Element) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Checks base64 text without decoding it into memory and returns the decoded length.
 fn base64_decoded_len(content: &Element) -> Result<u64, String> {
     let mut symbols: u64 = 0;
     let mut padding: u64 = 0;
@@ -954,20 +979,28 @@ fn base64_decoded_len(content: &Element) -> Result<u64, String> {
                 continue;
             }
         };
-        for b in t.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => {
-                    symbols += 1
+        let mut bad = None;
+        t.for_each_chunk(|chunk| {
+            for &b in chunk {
+                if bad.is_some() {
+                    return;
                 }
-                b'=' => padding += 1,
-                b' ' | b'\t' | b'\r' | b'\n' => {}
-                _ => {
-                    return Err(format!(
-                        "is not valid base64 (unexpected `{}`)",
-                        char::from(b).escape_default()
-                    ));
+                match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => {
+                        symbols += 1
+                    }
+                    b'=' => padding += 1,
+                    b' ' | b'\t' | b'\r' | b'\n' => {}
+                    _ => bad = Some(b),
                 }
             }
+        })
+        .map_err(|e| format!("could not be read: {e}"))?;
+        if let Some(b) = bad {
+            return Err(format!(
+                "is not valid base64 (unexpected `{}`)",
+                char::from(b).escape_default()
+            ));
         }
     }
     if padding > 2 || (symbols + padding) % 4 != 0 {

@@ -304,3 +304,36 @@ fn read_edoc_gives_back_every_attachment_byte_for_byte_and_refuses_a_status() {
         other => panic!("a status is not an edoc: {other:?}"),
     }
 }
+
+#[test]
+fn packages_read_from_a_source_with_attachments_left_in_it_are_the_same_packages() {
+    use std::sync::Arc;
+
+    use lienthong_edxml::source::Source;
+
+    let from = OrganId::parse("000.00.00.H49").expect("organ");
+    let to = [OrganId::parse("000.00.00.G22").expect("organ")];
+    let bytes = write_edoc(&lienthong_edxml::sample::edoc(&from, &to, 5, 300_000));
+    let whole = parse(&bytes).expect("valid");
+    for threshold in [0, 8, 1 << 20] {
+        let source: Arc<dyn Source> = Arc::new(bytes.clone());
+        assert_eq!(
+            lienthong_edxml::parse_source(source, threshold).expect("valid"),
+            whole,
+            "threshold {threshold}"
+        );
+    }
+    // Broken base64 inside a spilled attachment is named as when it is read whole.
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let at = text.find("<ContentTransferEncoded>").expect("attachment") + 200_000;
+    let mut broken = text.into_bytes();
+    broken[at] = b'*';
+    let whole = parse(&broken).expect_err("broken");
+    let source: Arc<dyn Source> = Arc::new(broken);
+    let spilled = lienthong_edxml::parse_source(source, 1024).expect_err("broken");
+    assert_eq!(spilled, whole);
+    assert!(
+        spilled.to_string().contains("ContentTransferEncoded"),
+        "{spilled}"
+    );
+}

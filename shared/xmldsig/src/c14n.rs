@@ -119,7 +119,8 @@ pub fn canonicalize(
     out.into_bytes()
 }
 
-/// Canonicalizes into `out` (see [`canonicalize`]); returns how many bytes were written.
+/// Canonicalizes into `out` (see [`canonicalize`]); returns how many bytes were written, or 0
+/// when a large attachment left in the package (a spilled text) could not be read back.
 pub fn canonicalize_into(
     document: &Document,
     apex: &Element,
@@ -138,6 +139,7 @@ pub fn canonicalize_into(
         exclude,
         comments: algorithm.comments(),
         text_has_cr: document.text_has_cr,
+        unreadable: std::cell::Cell::new(false),
     };
     if whole {
         for node in &document.before {
@@ -193,6 +195,9 @@ pub fn canonicalize_into(
         };
         c.element(apex, &mut in_scope, &mut Stack::new(), &inherited, out);
     }
+    if c.unreadable.get() {
+        return 0;
+    }
     out.written
 }
 
@@ -228,6 +233,8 @@ struct Canonicalizer<'a> {
     comments: bool,
     /// Some text may hold a CR (see [`Document::text_has_cr`]).
     text_has_cr: bool,
+    /// A spilled text could not be read from the package: the output is incomplete.
+    unreadable: std::cell::Cell<bool>,
 }
 
 /// Namespace bindings as a stack, innermost last: a lookup walks back from the end. Elements
@@ -379,6 +386,17 @@ impl<'a> Canonicalizer<'a> {
         for child in &e.children {
             match child {
                 Node::Element(c) => self.element(c, scope, rendered, &[], out),
+                Node::Text(t) if t.spilled().is_some() => {
+                    // A large attachment text, read back from the package: ASCII without `&`
+                    // (so without CR after line-end handling); only `>` needs escaping.
+                    let read = t.for_each_chunk(|chunk| match std::str::from_utf8(chunk) {
+                        Ok(s) => escape_text(s, false, out),
+                        Err(_) => self.unreadable.set(true),
+                    });
+                    if read.is_err() {
+                        self.unreadable.set(true);
+                    }
+                }
                 Node::Text(t) if t.is_plain() => out.push_str(t),
                 Node::Text(t) => escape_text(t, self.text_has_cr, out),
                 Node::Comment(c) if self.comments => comment(c, out),

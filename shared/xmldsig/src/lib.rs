@@ -13,5 +13,5 @@ pub mod verify;
 pub use c14n::{Algorithm, Sink, canonicalize, canonicalize_into};
 pub use sign::{SignError, sign};
 pub use trust::{ChainFailure, ChainReport, Policy, TrustStore};
-pub use verdict::{Outcome, Verdict, check_package};
+pub use verdict::{Outcome, Verdict, check_package, check_package_source};
 pub use verify::{DigestMethod, Failure, SignatureMethod, Verified, verify};

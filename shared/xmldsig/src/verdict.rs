@@ -73,11 +73,35 @@ impl Verdict {
 
 /// Verifies a package's signature and its signer's certificate path at Unix time `at`.
 pub fn check_package(bytes: &[u8], store: &TrustStore, policy: &Policy, at: i64) -> Verdict {
-    let document = match lienthong_edxml::dom::read_document(bytes) {
-        Ok(d) => d,
-        Err(e) => return Verdict::refused(at, "malformed", e.to_string()),
-    };
-    let verified = match verify(&document) {
+    match lienthong_edxml::dom::read_document(bytes) {
+        Ok(d) => check_document(&d, store, policy, at),
+        Err(e) => Verdict::refused(at, "malformed", e.to_string()),
+    }
+}
+
+/// [`check_package`] for a package read from `source`, its attachment texts over
+/// `spill_threshold` bytes read back from it a chunk at a time (into the digest) rather than
+/// held.
+pub fn check_package_source(
+    source: std::sync::Arc<dyn lienthong_edxml::source::Source>,
+    spill_threshold: u64,
+    store: &TrustStore,
+    policy: &Policy,
+    at: i64,
+) -> Verdict {
+    match lienthong_edxml::dom::read_document_source(source, spill_threshold) {
+        Ok(d) => check_document(&d, store, policy, at),
+        Err(e) => Verdict::refused(at, "malformed", e.to_string()),
+    }
+}
+
+fn check_document(
+    document: &lienthong_edxml::dom::Document,
+    store: &TrustStore,
+    policy: &Policy,
+    at: i64,
+) -> Verdict {
+    let verified = match verify(document) {
         Ok(v) => v,
         Err(Failure::Unsigned) => {
             return Verdict {

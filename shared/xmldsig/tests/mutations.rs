@@ -101,6 +101,10 @@ proptest! {
         if verdict.outcome == Outcome::Valid {
             prop_assert_eq!(signed_content(&mutated), signed_content(&original));
         }
+        // Read with its attachment left in the package (spilled), the same verdict.
+        let source: std::sync::Arc<dyn lienthong_edxml::source::Source> = std::sync::Arc::new(mutated);
+        let spilled = lienthong_xmldsig::check_package_source(source, 16, &common::store(), &Policy::default(), common::crl_time());
+        prop_assert_eq!((spilled.outcome, spilled.reason_code), (verdict.outcome, verdict.reason_code));
     }
 }
 

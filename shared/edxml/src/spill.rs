@@ -1,0 +1,360 @@
+//! Large attachments without holding them: before a package is parsed, the text of each
+//! attachment's content above a threshold is left in the source and recorded as a byte range
+//! (a *spill*); the parser reads a slim copy of the package in which each such text is a marker,
+//! and the tree holds the range instead of the text. Whoever needs the text (base64 checks,
+//! canonicalization, decoding) reads the range piece by piece.
+//!
+//! Spilled are the texts of `ContentTransferEncoded` (edXML) and of `Content` under `Attachment`
+//! (go.vn), when the element holds that text and nothing else and the text is ASCII without a
+//! reference (`&`): base64, as attachments are. The marker is built around U+FFFF, which is not an XML character: a package that holds
+//! one is refused, so a sender cannot forge a marker.
+
+use std::sync::Arc;
+
+use crate::error::ParseError;
+use crate::source::{Range, Source};
+
+/// U+FFFF in UTF-8.
+const NONCHAR: &[u8] = b"\xEF\xBF\xBF";
+
+/// The slim copy of a package and the ranges of its spilled texts.
+#[derive(Debug)]
+pub struct Slim {
+    pub xml: Vec<u8>,
+    pub spills: Vec<Range>,
+}
+
+/// The marker standing for spill `index` in the slim copy.
+pub(crate) fn marker(index: usize) -> String {
+    format!("\u{FFFF}{index}\u{FFFF}")
+}
+
+/// The spill a text stands for, if it is a marker.
+pub(crate) fn marker_index(text: &[u8]) -> Option<usize> {
+    let inner = text.strip_prefix(NONCHAR)?.strip_suffix(NONCHAR)?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
+}
+
+/// Buffered sequential reading of a source, byte by byte or by runs.
+struct Cursor {
+    source: Arc<dyn Source>,
+    buf: Vec<u8>,
+    /// Source offset of `buf[0]`.
+    base: u64,
+    len: usize,
+    at: usize,
+}
+
+impl Cursor {
+    fn new(source: Arc<dyn Source>) -> Self {
+        Self {
+            source,
+            buf: vec![0; 256 * 1024],
+            base: 0,
+            len: 0,
+            at: 0,
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.base + self.at as u64
+    }
+
+    fn fill(&mut self) -> Result<bool, ParseError> {
+        if self.at < self.len {
+            return Ok(true);
+        }
+        self.base += self.len as u64;
+        self.at = 0;
+        self.len = self
+            .source
+            .read_at(self.base, &mut self.buf)
+            .map_err(|e| malformed(self.base, format!("reading the package: {e}")))?;
+        Ok(self.len > 0)
+    }
+
+    fn next(&mut self) -> Result<Option<u8>, ParseError> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        let b = self.buf[self.at];
+        self.at += 1;
+        Ok(Some(b))
+    }
+
+    /// The bytes up to (not including) the next `<`, chunk by chunk; the cursor stops on `<`.
+    fn text_run(&mut self, mut f: impl FnMut(&[u8])) -> Result<(), ParseError> {
+        while self.fill()? {
+            let chunk = &self.buf[self.at..self.len];
+            match memchr::memchr(b'<', chunk) {
+                Some(i) => {
+                    f(&chunk[..i]);
+                    self.at += i;
+                    return Ok(());
+                }
+                None => {
+                    f(chunk);
+                    self.at = self.len;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn malformed(position: u64, reason: impl Into<String>) -> ParseError {
+    ParseError::Malformed {
+        position,
+        reason: reason.into(),
+    }
+}
+
+/// The local name of a tag's name bytes (after any prefix).
+fn local(name: &[u8]) -> &[u8] {
+    match memchr::memchr(b':', name) {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+/// Scans `source` once and returns its slim copy: every spillable text longer than `threshold`
+/// bytes replaced by a marker. Markup is copied as it is; what the scan cannot make sense of is
+/// left for the parser to refuse.
+pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError> {
+    let mut c = Cursor::new(Arc::clone(&source));
+    let mut xml = Vec::new();
+    let mut spills = Vec::new();
+    // Local names of the open elements.
+    let mut open: Vec<Vec<u8>> = Vec::new();
+    // The text run being read: its start, length, whether it holds `&`, and its bytes while it
+    // is short.
+    let mut run = Vec::new();
+    // Whether the markup before the run was the start tag of the element it is in.
+    let mut opened = false;
+    loop {
+        let start = c.offset();
+        let mut len = 0u64;
+        let mut has_reference = false;
+        let mut has_nonchar = false;
+        let mut ascii = true;
+        run.clear();
+        // A non-character may straddle two chunks: keep the last two bytes seen.
+        let mut tail = [0u8; 2];
+        c.text_run(|chunk| {
+            len += chunk.len() as u64;
+            has_reference |= memchr::memchr(b'&', chunk).is_some();
+            ascii &= chunk.is_ascii();
+            let mut joined = tail.to_vec();
+            joined.extend_from_slice(&chunk[..chunk.len().min(2)]);
+            has_nonchar |= memchr::memmem::find(chunk, NONCHAR).is_some()
+                || memchr::memmem::find(&joined, NONCHAR).is_some();
+            if chunk.len() >= 2 {
+                tail.copy_from_slice(&chunk[chunk.len() - 2..]);
+            }
+            if run.len() as u64 <= threshold {
+                run.extend_from_slice(chunk);
+            }
+        })?;
+        if has_nonchar {
+            return Err(malformed(
+                start,
+                "the package holds U+FFFF, which is not an XML character",
+            ));
+        }
+        let next = c.next()?;
+        let closes = next == Some(b'<') && {
+            // Peek: an end tag follows the run.
+            match c.next()? {
+                Some(b) => {
+                    c.at -= 1;
+                    b == b'/'
+                }
+                None => false,
+            }
+        };
+        let parent = open.len().checked_sub(2).map(|i| open[i].as_slice());
+        let spillable = match open.last().map(Vec::as_slice) {
+            Some(b"ContentTransferEncoded") => true,
+            Some(b"Content") => parent == Some(b"Attachment"),
+            _ => false,
+        };
+        if len > threshold && spillable && opened && closes && ascii && !has_reference {
+            xml.extend_from_slice(marker(spills.len()).as_bytes());
+            spills.push(Range {
+                source: Arc::clone(&source),
+                offset: start,
+                len,
+            });
+        } else if run.len() as u64 == len {
+            xml.extend_from_slice(&run);
+        } else {
+            // A long text that is not spilled: read it back (a package whose attachment text
+            // holds references, say; rare, and held in memory then).
+            Range {
+                source: Arc::clone(&source),
+                offset: start,
+                len,
+            }
+            .for_each_chunk(|chunk| xml.extend_from_slice(chunk))
+            .map_err(|e| malformed(start, format!("reading the package: {e}")))?;
+        }
+        match next {
+            None => break,
+            Some(_) => opened = markup(&mut c, &mut xml, &mut open)?,
+        }
+    }
+    Ok(Slim { xml, spills })
+}
+
+/// Copies one piece of markup (the `<` is already read) and keeps `open` up to date; true when
+/// it was a start tag (an element that may hold text).
+fn markup(c: &mut Cursor, xml: &mut Vec<u8>, open: &mut Vec<Vec<u8>>) -> Result<bool, ParseError> {
+    let start = c.offset() - 1;
+    let mut tag = vec![b'<'];
+    // Comments, CDATA sections, processing instructions: up to their own terminator.
+    let first = c.next()?;
+    let terminator: Option<&[u8]> = match first {
+        Some(b'!') => Some(b"!"),
+        Some(b'?') => Some(b"?>"),
+        _ => None,
+    };
+    if let Some(b) = first {
+        tag.push(b);
+    }
+    if let Some(t) = terminator {
+        let end: &[u8] = if t == b"?>" {
+            b"?>"
+        } else {
+            // `<!--` ends with `-->`, `<![CDATA[` with `]]>`, anything else (a DOCTYPE) with
+            // `>`: the parser refuses DOCTYPEs anyway.
+            let mut head = Vec::new();
+            while head.len() < 7 {
+                match c.next()? {
+                    Some(b) => {
+                        head.push(b);
+                        tag.push(b);
+                        if head.starts_with(b"--") || head == b"[CDATA[" {
+                            break;
+                        }
+                        if !b"[CDATA[".starts_with(&head) && !b"--".starts_with(&head) {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if head.starts_with(b"--") {
+                b"-->"
+            } else if head == b"[CDATA[" {
+                b"]]>"
+            } else {
+                b">"
+            }
+        };
+        while !tag.ends_with(end) || tag.len() < 2 + end.len() {
+            match c.next()? {
+                Some(b) => tag.push(b),
+                None => break,
+            }
+        }
+        xml.extend_from_slice(&tag);
+        return Ok(false);
+    }
+    // A start or end tag: up to the `>` outside quotes.
+    let mut quote = None;
+    while let Some(b) = c.next()? {
+        tag.push(b);
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'>' => break,
+            None => {}
+        }
+    }
+    let mut started = false;
+    if tag.get(1) == Some(&b'/') {
+        open.pop();
+    } else if !tag.ends_with(b"/>") {
+        started = true;
+        let name_end = tag[1..]
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')
+            .map_or(tag.len(), |i| i + 1);
+        open.push(local(&tag[1..name_end]).to_vec());
+        if open.len() > 256 {
+            return Err(malformed(start, "elements nested too deep"));
+        }
+    }
+    xml.extend_from_slice(&tag);
+    Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slim_of(xml: &str, threshold: u64) -> Slim {
+        slim(Arc::new(xml.as_bytes().to_vec()), threshold).expect("slim")
+    }
+
+    #[test]
+    fn attachment_text_over_the_threshold_becomes_a_marker_and_nothing_else_changes() {
+        let big = "QUJD".repeat(10);
+        let xml = format!(
+            "<?xml version=\"1.0\"?><!-- a <comment> --><e:edXML xmlns:e=\"urn:x\"><e:Subject a='>'>{big}</e:Subject><![CDATA[<ContentTransferEncoded>]]><e:Attachment><e:ContentTransferEncoded>{big}</e:ContentTransferEncoded><e:Content>{big}</e:Content></e:Attachment><Content>{big}</Content></e:edXML>"
+        );
+        let s = slim_of(&xml, 16);
+        assert_eq!(
+            s.spills.len(),
+            2,
+            "ContentTransferEncoded and Attachment/Content"
+        );
+        let expected = xml
+            .replacen(
+                &format!("<e:ContentTransferEncoded>{big}"),
+                &format!("<e:ContentTransferEncoded>{}", marker(0)),
+                1,
+            )
+            .replacen(
+                &format!("<e:Content>{big}"),
+                &format!("<e:Content>{}", marker(1)),
+                1,
+            );
+        assert_eq!(String::from_utf8(s.xml).expect("utf-8"), expected);
+        let at = xml
+            .find(&format!("<e:ContentTransferEncoded>{big}"))
+            .expect("found")
+            + "<e:ContentTransferEncoded>".len();
+        assert_eq!(
+            (s.spills[0].offset, s.spills[0].len),
+            (at as u64, big.len() as u64)
+        );
+        // Below the threshold, the copy is the package.
+        let s = slim_of(&xml, 1000);
+        assert!(s.spills.is_empty());
+        assert_eq!(s.xml, xml.as_bytes());
+    }
+
+    #[test]
+    fn texts_with_references_or_other_content_stay_inline() {
+        let big = "QUJD".repeat(10);
+        let xml = format!(
+            "<a><ContentTransferEncoded>{big}&#13;{big}</ContentTransferEncoded><ContentTransferEncoded>{big}<!--x-->{big}</ContentTransferEncoded></a>"
+        );
+        let s = slim_of(&xml, 16);
+        assert!(s.spills.is_empty());
+        assert_eq!(s.xml, xml.as_bytes());
+    }
+
+    #[test]
+    fn a_package_holding_u_ffff_is_refused_so_markers_cannot_be_forged() {
+        let forged = format!(
+            "<a><ContentTransferEncoded>{}</ContentTransferEncoded></a>",
+            marker(0)
+        );
+        assert!(slim(Arc::new(forged.into_bytes()), 1).is_err());
+        assert_eq!(marker_index(marker(7).as_bytes()), Some(7));
+        assert_eq!(marker_index(b"7"), None);
+    }
+}
