@@ -54,6 +54,7 @@ impl Env {
                 StoreConfig {
                     url: format!("sqlite://{}", dir.path().join("lienthong.db").display()),
                     max_connections: None,
+                    large_attachment_bytes: 256,
                     blobs: BlobConfig::Files {
                         dir: dir.path().join("blobs"),
                     },
@@ -68,6 +69,7 @@ impl Env {
                     StoreConfig {
                         url: pg.url.clone(),
                         max_connections: None,
+                        large_attachment_bytes: 256,
                         blobs: BlobConfig::Db,
                     },
                     Some(pg),

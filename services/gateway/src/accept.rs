@@ -6,7 +6,7 @@ use lienthong_edxml::{
     CodeMap, Edoc, Format, MessageType, Package, PackageError, StatusCode, StatusPackage,
 };
 use lienthong_store::{
-    Acceptance, AgencyState, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
+    Acceptance, AgencyState, Body, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
 };
 
 use crate::AppState;
@@ -48,7 +48,11 @@ fn read_package(
         Some(mt) => lienthong_edxml::parse_as(edxml, mt),
         None => lienthong_edxml::parse(edxml),
     };
-    parsed.map_err(|e| match e {
+    parsed.map_err(package_error)
+}
+
+fn package_error(e: PackageError) -> ApiError {
+    match e {
         PackageError::Parse(p) => ApiError::new(
             ErrorCode::InvalidFile,
             format!("edocFile is not a readable XML package: {p}"),
@@ -57,7 +61,42 @@ fn read_package(
             ApiError::new(ErrorCode::NotConformant, invalid.to_string())
                 .with_violations(invalid.violations())
         }
+    }
+}
+
+/// Reads a package from its body: an edXML package spooled to a file is read from the file, its
+/// large attachments checked a piece at a time and never held; anything else in memory.
+async fn read_body(
+    state: &AppState,
+    format: Format,
+    expected: Option<MessageType>,
+    body: &Body,
+) -> Result<Package, ApiError> {
+    let spooled = match (format, body) {
+        (Format::Edxml, Body::Spooled(s)) => s,
+        (_, body) => {
+            let codes = crate::routes::codes_for(state, &[format]).await?;
+            let bytes = body
+                .read()
+                .await
+                .map_err(|e| ApiError::platform("the spooled package could not be read", e))?;
+            return read_package(format, expected, &bytes, &codes);
+        }
+    };
+    let source = lienthong_edxml::source::FileSource::open(spooled.path())
+        .map_err(|e| ApiError::platform("the spooled package could not be read", e))?;
+    let threshold = state.store.large_attachment_bytes();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let source: std::sync::Arc<dyn lienthong_edxml::source::Source> =
+            std::sync::Arc::new(source);
+        match expected {
+            Some(mt) => lienthong_edxml::parse_source_as(source, threshold, mt),
+            None => lienthong_edxml::parse_source(source, threshold),
+        }
     })
+    .await
+    .map_err(|e| ApiError::platform("reading the package failed", e))?;
+    parsed.map_err(package_error)
 }
 
 /// Accepts a package in any format the bus speaks; the bytes are stored as sent.
@@ -66,13 +105,12 @@ pub async fn accept_in(
     caller: &System,
     format: Format,
     expected: Option<MessageType>,
-    bytes: Vec<u8>,
+    body: Body,
 ) -> Result<Accepted, ApiError> {
-    let codes = crate::routes::codes_for(state, &[format]).await?;
-    let package = read_package(format, expected, &bytes, &codes)?;
+    let package = read_body(state, format, expected, &body).await?;
     let mut doc = match package {
-        Package::Edoc(edoc) => edoc_document(state, caller, &edoc, bytes).await?,
-        Package::Status(st) => status_document(state, caller, &st, bytes).await?,
+        Package::Edoc(edoc) => edoc_document(state, caller, &edoc, body).await?,
+        Package::Status(st) => status_document(state, caller, &st, body).await?,
     };
     doc.format = format;
     // A resubmission gets the docId it was given, whatever changed in the registry since; but
@@ -173,7 +211,7 @@ async fn edoc_document(
     state: &AppState,
     caller: &System,
     edoc: &Edoc,
-    bytes: Vec<u8>,
+    body: Body,
 ) -> Result<NewDocument, ApiError> {
     let h = &edoc.header;
     let sender = h.sender().as_str();
@@ -191,7 +229,7 @@ async fn edoc_document(
         response_for: None,
         recipients: codes.iter().map(|c| (*c).to_owned()).collect(),
         format: Format::Edxml,
-        bytes,
+        body,
         status_update: None,
     })
 }
@@ -200,7 +238,7 @@ async fn status_document(
     state: &AppState,
     caller: &System,
     st: &StatusPackage,
-    bytes: Vec<u8>,
+    body: Body,
 ) -> Result<NewDocument, ApiError> {
     let from = st.sender().as_str();
     check_sender(state, caller, from, "Status/From/OrganId").await?;
@@ -279,7 +317,7 @@ async fn status_document(
         response_for: Some(original.doc_id.clone()),
         recipients,
         format: Format::Edxml,
-        bytes,
+        body,
         status_update: Some(StatusUpdate {
             doc_id: original.doc_id,
             legs: update_legs,
@@ -310,7 +348,7 @@ async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError
                 doc.sender,
                 doc.sender_system,
                 doc.recipients.join(", "),
-                lienthong_store::sha256_hex(&doc.bytes)
+                doc.body.sha256()
             )),
             at_ms: now,
         }

@@ -19,7 +19,9 @@ use lienthong_edxml::{Format, MessageType, OrganId, Organization, StatusCode, wr
 use lienthong_outbox::to_outbox;
 use lienthong_store::{DeliveryState, DocumentRow, NewDocument, Store, VerdictRow, now_ms};
 use lienthong_translate::Message;
-use lienthong_xmldsig::{Outcome as SignatureOutcome, Policy, TrustStore, Verdict, check_package};
+use lienthong_xmldsig::{
+    Outcome as SignatureOutcome, Policy, TrustStore, Verdict, check_package, check_package_source,
+};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -237,7 +239,6 @@ impl Verifier {
             })?;
             return Ok((verdict, false));
         }
-        let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
         let trust = self
             .trust
             .read()
@@ -246,28 +247,37 @@ impl Verifier {
         let policy = self.config.crypto_policy();
         let at = now_ms() / 1000;
         let used = Arc::clone(&trust);
-        let verdict = if doc.format == Format::Json {
-            Verdict::unsignable(
+        let verdict = match doc.format {
+            Format::Json => Verdict::unsignable(
                 at,
                 "a JSON package carries no XML signature: it is recorded as unsigned",
-            )
-        } else {
-            let format = doc.format;
-            tokio::task::spawn_blocking(move || {
-                // An e-doc.vn package is signed in its SOAP envelope, the root MIME part.
-                let signed = match format {
-                    Format::Edocvn => match lienthong_translate::edocvn::unpack(&bytes) {
-                        Ok((envelope, _)) => envelope,
-                        Err(e) => {
-                            return Verdict::unsignable(at, format!("unreadable MIME entity: {e}"));
-                        }
-                    },
-                    _ => bytes,
-                };
-                check_package(&signed, &used, &policy, at)
-            })
-            .await
-            .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
+            ),
+            // An e-doc.vn package is signed in its SOAP envelope, the root MIME part.
+            Format::Edocvn => {
+                let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
+                tokio::task::spawn_blocking(move || {
+                    match lienthong_translate::edocvn::unpack(&bytes) {
+                        Ok((envelope, _)) => check_package(&envelope, &used, &policy, at),
+                        Err(e) => Verdict::unsignable(at, format!("unreadable MIME entity: {e}")),
+                    }
+                })
+                .await
+                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
+            }
+            // Read from the stored package: large attachments are digested a piece at a time.
+            Format::Edxml | Format::Govn => {
+                let source = self
+                    .store
+                    .package_source(doc)
+                    .await
+                    .map_err(|e| retry(&e))?;
+                let threshold = self.store.large_attachment_bytes();
+                tokio::task::spawn_blocking(move || {
+                    check_package_source(source, threshold, &used, &policy, at)
+                })
+                .await
+                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
+            }
         };
         if let Some(r) = &self.revocation {
             r.learn(trust.take_revocation_targets());
@@ -363,6 +373,43 @@ impl Verifier {
             .map_err(|e| retry(&e))
     }
 
+    /// The header of a stored edoc, whatever its format (an edXML package read from the store
+    /// without holding its large attachments).
+    async fn header_of(
+        &self,
+        doc: &DocumentRow,
+    ) -> Result<lienthong_edxml::MessageHeader, Outcome> {
+        let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let unreadable = || Outcome::Poison(format!("{} is no longer a readable edoc", doc.doc_id));
+        if doc.format == Format::Edxml {
+            let source = self
+                .store
+                .package_source(doc)
+                .await
+                .map_err(|e| retry(&e))?;
+            let threshold = self.store.large_attachment_bytes();
+            let parsed = tokio::task::spawn_blocking(move || {
+                lienthong_edxml::parse_source(source, threshold)
+            })
+            .await
+            .map_err(|e| Outcome::Poison(format!("reading {} panicked: {e}", doc.doc_id)))?;
+            return match parsed {
+                Ok(lienthong_edxml::Package::Edoc(e)) => Ok(e.header),
+                _ => Err(unreadable()),
+            };
+        }
+        let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
+        let codes = if doc.format == Format::Edocvn {
+            self.store.code_map().await.map_err(|e| retry(&e))?
+        } else {
+            lienthong_translate::CodeMap::default()
+        };
+        match lienthong_translate::decode(doc.format, &bytes, &codes) {
+            Ok(Message::Edoc(original)) => Ok(original.header),
+            _ => Err(unreadable()),
+        }
+    }
+
     /// Sends the sender a status 02 from the bus, through the outbox (accepted once, whatever
     /// the redeliveries).
     async fn refuse_to_sender(
@@ -372,22 +419,10 @@ impl Verifier {
         stages: Vec<String>,
     ) -> Result<(), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
-        let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
-        let codes = if doc.format == Format::Edocvn {
-            self.store.code_map().await.map_err(|e| retry(&e))?
-        } else {
-            lienthong_translate::CodeMap::default()
-        };
-        let Ok(Message::Edoc(original)) = lienthong_translate::decode(doc.format, &bytes, &codes)
-        else {
-            return Err(Outcome::Poison(format!(
-                "{} is no longer a readable edoc",
-                doc.doc_id
-            )));
-        };
+        let header = self.header_of(doc).await?;
         let from = Organization::new(self.bus_organ.clone(), "Trục liên thông văn bản");
         let status = write::status_reply(
-            &original.header,
+            &header,
             &from,
             StatusCode::Refused,
             Some(format!(
@@ -407,7 +442,7 @@ impl Verifier {
             response_for: Some(doc.doc_id.clone()),
             recipients: vec![doc.sender.clone()],
             format: lienthong_edxml::Format::Edxml,
-            bytes: status_bytes,
+            body: lienthong_store::Body::Bytes(status_bytes),
             status_update: None,
         };
         let t = self.publisher.topology();

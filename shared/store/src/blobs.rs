@@ -72,6 +72,38 @@ impl Default for BlobConfig {
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>>;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<Option<Vec<u8>>>>;
+
+    /// Stores the content of a local file (a spooled package), which the store may move. The
+    /// default reads it whole; stores that can stream or rename do better.
+    fn put_path<'a>(&'a self, key: &'a str, path: &'a Path) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            let bytes = tokio::fs::read(path).await?;
+            self.put(key, &bytes).await
+        })
+    }
+
+    /// Where the object is as a local file, if the store keeps local files.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+
+    /// Writes the object to a local file; false when there is no such object. The default
+    /// reads it whole; stores that can stream do better.
+    fn get_to_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+    ) -> BoxFuture<'a, std::io::Result<bool>> {
+        Box::pin(async move {
+            match self.get(key).await? {
+                Some(bytes) => {
+                    tokio::fs::write(path, bytes).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -126,6 +158,54 @@ impl Blobs {
             Self::Db => Ok(None),
         }
     }
+
+    /// Where incoming packages are spooled: beside the blob files when they are files (so
+    /// storing one is a rename).
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        match self {
+            Self::Objects(store) => store
+                .local_path("00")
+                .and_then(|p| p.parent().and_then(Path::parent).map(|d| d.join(".spool")))
+                .unwrap_or_else(std::env::temp_dir),
+            Self::Db => std::env::temp_dir(),
+        }
+    }
+
+    /// Stores a spooled file under `key` (a no-op for `Db`, which writes in the transaction).
+    pub(crate) async fn adopt(&self, key: &str, path: &Path) -> Result<(), StoreError> {
+        match self {
+            Self::Objects(store) => Ok(store.put_path(key, path).await?),
+            Self::Db => Ok(()),
+        }
+    }
+
+    /// The object as a readable source: the file itself for local files; otherwise a local copy
+    /// made without holding it (unlinked at once, so it goes with the last handle).
+    pub(crate) async fn source(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<dyn lienthong_edxml::source::Source>>, StoreError> {
+        use lienthong_edxml::source::FileSource;
+        let Self::Objects(store) = self else {
+            return Ok(None);
+        };
+        if let Some(path) = store.local_path(key) {
+            return match FileSource::open(&path) {
+                Ok(f) => Ok(Some(Arc::new(f))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let copy = std::env::temp_dir().join(format!("lienthong-copy-{}", uuid::Uuid::new_v4()));
+        let found = store.get_to_file(key, &copy).await;
+        let opened = match found {
+            Ok(true) => FileSource::open(&copy).map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_file(&copy);
+        Ok(opened?.map(|f| Arc::new(f) as Arc<dyn lienthong_edxml::source::Source>))
+    }
 }
 
 /// Local files: `dir/ab/abcdef...`.
@@ -134,8 +214,13 @@ struct Files(PathBuf);
 
 impl Files {
     fn path(&self, key: &str) -> PathBuf {
-        self.0.join(&key[..2]).join(key)
+        self.0.join(&key[..2.min(key.len())]).join(key)
     }
+}
+
+/// Syncs a directory, so that a rename into it is durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 impl ObjectStore for Files {
@@ -155,8 +240,7 @@ impl ObjectStore for Files {
                 f.sync_all()?;
                 std::fs::rename(&tmp, &path)?;
                 // The rename is durable once the directory is synced.
-                std::fs::File::open(parent)?.sync_all()?;
-                Ok(())
+                sync_dir(parent)
             })
             .await
             .map_err(std::io::Error::other)?
@@ -171,6 +255,26 @@ impl ObjectStore for Files {
                 Err(e) => Err(e),
             }
         })
+    }
+
+    fn put_path<'a>(&'a self, key: &'a str, from: &'a Path) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            let path = self.path(key);
+            if tokio::fs::try_exists(&path).await? {
+                return Ok(());
+            }
+            let parent = path.parent().unwrap_or_else(|| Path::new(".")).to_owned();
+            tokio::fs::create_dir_all(&parent).await?;
+            // The spool file was synced; a rename on the same file system makes it the blob.
+            tokio::fs::rename(from, &path).await?;
+            tokio::task::spawn_blocking(move || sync_dir(&parent))
+                .await
+                .map_err(std::io::Error::other)?
+        })
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key))
     }
 }
 
@@ -277,17 +381,7 @@ impl ObjectStore for S3 {
         Box::pin(async move {
             use rusty_s3::S3Action as _;
             // Content-addressed: an object already there holds these very bytes.
-            let head = self
-                .bucket
-                .head_object(Some(&self.credentials), key)
-                .sign(SIGNED_FOR);
-            let found = self
-                .http
-                .head(head)
-                .send()
-                .await
-                .map_err(|e| s3_error("HEAD", e))?;
-            if found.status().is_success() {
+            if self.exists(key).await? {
                 return Ok(());
             }
             let url = self
@@ -333,5 +427,83 @@ impl ObjectStore for S3 {
                 s => Err(s3_error("GET", format!("{key}: HTTP {s}"))),
             }
         })
+    }
+
+    fn put_path<'a>(&'a self, key: &'a str, path: &'a Path) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            use rusty_s3::S3Action as _;
+            if self.exists(key).await? {
+                return Ok(());
+            }
+            let file = tokio::fs::File::open(path).await?;
+            let size = file.metadata().await?.len();
+            let url = self
+                .bucket
+                .put_object(Some(&self.credentials), key)
+                .sign(SIGNED_FOR);
+            // Streamed from the file: the package is never held.
+            let resp = self
+                .http
+                .put(url)
+                .header(reqwest::header::CONTENT_LENGTH, size)
+                .body(reqwest::Body::from(file))
+                .send()
+                .await
+                .map_err(|e| s3_error("PUT", e))?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(s3_error("PUT", format!("{key}: HTTP {}", resp.status())))
+            }
+        })
+    }
+
+    fn get_to_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+    ) -> BoxFuture<'a, std::io::Result<bool>> {
+        Box::pin(async move {
+            use rusty_s3::S3Action as _;
+            use tokio::io::AsyncWriteExt as _;
+            let url = self
+                .bucket
+                .get_object(Some(&self.credentials), key)
+                .sign(SIGNED_FOR);
+            let mut resp = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| s3_error("GET", e))?;
+            match resp.status() {
+                s if s.is_success() => {}
+                reqwest::StatusCode::NOT_FOUND => return Ok(false),
+                s => return Err(s3_error("GET", format!("{key}: HTTP {s}"))),
+            }
+            let mut file = tokio::fs::File::create(path).await?;
+            while let Some(chunk) = resp.chunk().await.map_err(|e| s3_error("GET body", e))? {
+                file.write_all(&chunk).await?;
+            }
+            file.flush().await?;
+            Ok(true)
+        })
+    }
+}
+
+impl S3 {
+    async fn exists(&self, key: &str) -> std::io::Result<bool> {
+        use rusty_s3::S3Action as _;
+        let head = self
+            .bucket
+            .head_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        let found = self
+            .http
+            .head(head)
+            .send()
+            .await
+            .map_err(|e| s3_error("HEAD", e))?;
+        Ok(found.status().is_success())
     }
 }

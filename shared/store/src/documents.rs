@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use std::sync::Arc;
+
 use crate::outbox::{OutboxMessage, OutboxRow};
+use crate::spool::Body;
 use crate::{
     RuleError, Store, StoreError, get_opt_string, now_ms, parse_format, placeholders, sha256_hex,
     sql,
@@ -82,7 +85,7 @@ impl TransportStatus {
 }
 
 /// A document the gateway is accepting.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NewDocument {
     /// The bus's id for this package (`docId` in the REST interface).
     pub doc_id: String,
@@ -98,9 +101,9 @@ pub struct NewDocument {
     /// For a status package, the `doc_id` of the document it answers.
     pub response_for: Option<String>,
     pub recipients: Vec<String>,
-    /// The format the sender sent `bytes` in.
+    /// The format the sender sent `body` in.
     pub format: Format,
-    pub bytes: Vec<u8>,
+    pub body: Body,
     /// For a status package, the legs of the original whose business status it changes.
     pub status_update: Option<StatusUpdate>,
 }
@@ -272,9 +275,12 @@ impl Store {
                 outbox,
             });
         }
-        let digest = sha256_hex(&doc.bytes);
-        // Durable on disk before the row that points at it commits.
-        self.blobs.put_file(&digest, &doc.bytes).await?;
+        let digest = doc.body.sha256();
+        // Durable before the row that points at it commits.
+        match &doc.body {
+            Body::Bytes(bytes) => self.blobs.put_file(&digest, bytes).await?,
+            Body::Spooled(spooled) => self.blobs.adopt(&digest, spooled.path()).await?,
+        }
 
         let mut tx = self.begin().await?;
         let now = now_ms();
@@ -293,7 +299,7 @@ impl Store {
         .bind(&doc.subject)
         .bind(doc.status_code.map(|c| c.code().to_owned()))
         .bind(&doc.response_for)
-        .bind(i64::try_from(doc.bytes.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(doc.body.len()).unwrap_or(i64::MAX))
         .bind(&digest)
         .bind(now)
         .bind(doc.format.as_str())
@@ -312,9 +318,10 @@ impl Store {
             });
         }
         if self.blobs.is_db() {
+            // In the database, the bytes go in with the row (and so through memory).
             sqlx::query("INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING")
                 .bind(&digest)
-                .bind(doc.bytes.clone())
+                .bind(doc.body.read().await?)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -388,6 +395,42 @@ impl Store {
     pub async fn package(&self, doc: &DocumentRow) -> Result<Vec<u8>, StoreError> {
         self.blob(&doc.sha256, || format!("package of {}", doc.doc_id))
             .await
+    }
+
+    /// The bytes accepted for a document as a source, read a piece at a time (local files are read
+    /// in place; other stores give a local copy made without holding it). The digest is checked
+    /// first, a chunk at a time.
+    pub async fn package_source(
+        &self,
+        doc: &DocumentRow,
+    ) -> Result<Arc<dyn lienthong_edxml::source::Source>, StoreError> {
+        let what = || format!("package of {}", doc.doc_id);
+        let Some(source) = self.blobs.source(&doc.sha256).await? else {
+            if self.blobs.is_db() {
+                return Ok(Arc::new(self.package(doc).await?));
+            }
+            return Err(StoreError::Corrupt(format!("{} is missing", what())));
+        };
+        let check = Arc::clone(&source);
+        let digest = tokio::task::spawn_blocking(move || {
+            let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+            lienthong_edxml::source::Range {
+                len: check.len(),
+                source: check,
+                offset: 0,
+            }
+            .for_each_chunk(|chunk| context.update(chunk))
+            .map(|()| hex::encode(context.finish()))
+        })
+        .await
+        .map_err(|e| StoreError::Blob(std::io::Error::other(e)))??;
+        if digest != doc.sha256 {
+            return Err(StoreError::Corrupt(format!(
+                "{} does not match its SHA-256",
+                what()
+            )));
+        }
+        Ok(source)
     }
 
     /// Blob bytes by their SHA-256, checked against it.

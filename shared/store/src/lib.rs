@@ -10,6 +10,7 @@ mod documents;
 mod ledger;
 mod outbox;
 mod registry;
+mod spool;
 pub mod testing;
 mod verdicts;
 
@@ -24,6 +25,7 @@ pub use documents::*;
 pub use ledger::*;
 pub use outbox::*;
 pub use registry::*;
+pub use spool::{Body, SpoolError, SpoolWriter, Spooled};
 pub use verdicts::*;
 
 /// Where the store lives.
@@ -38,6 +40,14 @@ pub struct StoreConfig {
     /// Where package bytes go.
     #[serde(default)]
     pub blobs: BlobConfig,
+    /// Attachments larger than this (in bytes) are left in the stored package and read from it
+    /// a piece at a time, never held in memory whole.
+    #[serde(default = "default_large_attachment")]
+    pub large_attachment_bytes: u64,
+}
+
+fn default_large_attachment() -> u64 {
+    1024 * 1024
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +103,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     blobs: blobs::Blobs,
+    large_attachment_bytes: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -174,6 +185,7 @@ impl Store {
             pool,
             backend,
             blobs,
+            large_attachment_bytes: config.large_attachment_bytes,
         };
         store.migrate().await?;
         Ok(store)
@@ -181,6 +193,12 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Attachments above this size stay in the stored package (see
+    /// [`StoreConfig::large_attachment_bytes`]).
+    pub fn large_attachment_bytes(&self) -> u64 {
+        self.large_attachment_bytes
     }
 
     /// Applies the migrations not yet applied, each in its own transaction.

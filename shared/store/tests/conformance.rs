@@ -18,6 +18,7 @@ async fn sqlite() -> Env {
     let store = Store::connect(&StoreConfig {
         url: url.clone(),
         max_connections: None,
+        large_attachment_bytes: 1024 * 1024,
         blobs: BlobConfig::Files {
             dir: dir.path().join("blobs"),
         },
@@ -42,6 +43,7 @@ async fn s3() -> Env {
     let store = Store::connect(&StoreConfig {
         url: url.clone(),
         max_connections: None,
+        large_attachment_bytes: 1024 * 1024,
         blobs: BlobConfig::S3 {
             endpoint,
             bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
@@ -68,6 +70,7 @@ async fn postgres() -> Env {
     let store = Store::connect(&StoreConfig {
         url: pg.url.clone(),
         max_connections: None,
+        large_attachment_bytes: 1024 * 1024,
         blobs: BlobConfig::Db,
     })
     .await
@@ -118,7 +121,7 @@ fn edoc(doc_id: &str, key: &str, recipients: &[&str]) -> NewDocument {
         response_for: None,
         recipients: recipients.iter().map(|s| s.to_string()).collect(),
         format: Default::default(),
-        bytes: format!("<edXML>{doc_id}</edXML>").into_bytes(),
+        body: Body::Bytes(format!("<edXML>{doc_id}</edXML>").into_bytes()),
         status_update: None,
     }
 }
@@ -228,8 +231,9 @@ async fn acceptance_is_idempotent_and_atomic(env: &Env) {
     assert!(s.document("d2").await.expect("read").is_none());
 
     let stored = s.document("d1").await.expect("read").expect("exists");
-    assert_eq!(s.package(&stored).await.expect("bytes"), doc.bytes);
-    assert_eq!(stored.sha256, sha256_hex(&doc.bytes));
+    let bytes = doc.body.read().await.expect("bytes");
+    assert_eq!(s.package(&stored).await.expect("bytes"), bytes);
+    assert_eq!(stored.sha256, sha256_hex(&bytes));
     let legs = s.legs("d1").await.expect("legs");
     assert_eq!(legs.len(), 2);
     assert!(
@@ -692,6 +696,44 @@ async fn formats_and_renditions(env: &Env) {
     );
 }
 
+async fn spooled_packages_are_stored_without_being_held_and_read_back_as_sources(env: &Env) {
+    let s = &env.store;
+    // Spooled a chunk at a time, with its digest and size counted on the way.
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut spool = s.spool(10 * 1024 * 1024).await.expect("spool");
+    for _ in 0..20 {
+        spool.write(&chunk).await.expect("write");
+    }
+    let spooled = spool.finish().await.expect("finish");
+    let whole = chunk.repeat(20);
+    assert_eq!(spooled.size, whole.len() as u64);
+    assert_eq!(spooled.sha256, sha256_hex(&whole));
+    let spool_file = spooled.path().to_owned();
+    let mut doc = edoc("d-spooled", "k-spooled", &["000.00.00.G22"]);
+    doc.body = Body::Spooled(spooled);
+    s.accept(&doc, &[]).await.expect("accept");
+    drop(doc);
+    assert!(!spool_file.exists(), "the spool file is gone once stored");
+    let row = s.document("d-spooled").await.expect("doc").expect("row");
+    assert_eq!(
+        (row.size, row.sha256.as_str()),
+        (whole.len() as i64, sha256_hex(&whole).as_str())
+    );
+    assert_eq!(s.package(&row).await.expect("bytes"), whole);
+    let source = s.package_source(&row).await.expect("source");
+    assert_eq!(source.len(), whole.len() as u64);
+    let mut back = vec![0u8; whole.len()];
+    assert_eq!(source.read_at(0, &mut back).expect("read"), whole.len());
+    assert_eq!(back, whole);
+    // A package over the limit is refused while it arrives, and leaves nothing behind.
+    let mut spool = s.spool(100).await.expect("spool");
+    let refused = spool.write(&chunk).await.expect_err("too large");
+    assert!(
+        refused.to_string().contains("larger than the 100 bytes"),
+        "{refused}"
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -718,4 +760,5 @@ conformance!(
     verdicts_are_kept_once_and_searchable,
     the_ledger_is_a_verifiable_hash_chain,
     formats_and_renditions,
+    spooled_packages_are_stored_without_being_held_and_read_back_as_sources,
 );

@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use lienthong_edxml::Format;
+use lienthong_store::Body;
 use serde_json::{Value, json};
 
 use super::get_edoc::{record_fetch, rendition_for, signature, summary};
@@ -40,7 +41,14 @@ pub async fn send(
             "body: a JSON package is required",
         ));
     }
-    let accepted = accept_in(&state, &caller, Format::Json, None, body.to_vec()).await?;
+    let accepted = accept_in(
+        &state,
+        &caller,
+        Format::Json,
+        None,
+        Body::Bytes(body.to_vec()),
+    )
+    .await?;
     let status = if accepted.duplicate {
         StatusCode::OK
     } else {

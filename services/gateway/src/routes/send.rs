@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::extract::{Multipart, State};
 use lienthong_edxml::{Format, MessageType};
+use lienthong_store::{Body, SpoolError, Spooled};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -15,22 +16,28 @@ pub async fn send_edoc(
     mut form: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     let limit = state.config.max_package_bytes;
-    let mut file: Option<Vec<u8>> = None;
+    let mut file: Option<Spooled> = None;
     let mut message_type: Option<String> = None;
     let mut format: Option<String> = None;
     loop {
-        let field = match form.next_field().await {
+        let mut field = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => return Err(multipart_error(e, limit)),
         };
         match field.name() {
             Some("edocFile") => {
-                let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
-                if bytes.len() > limit {
-                    return Err(too_large(limit));
+                // Written to a spool file as it arrives: a large package is never held whole.
+                let mut spool = state.store.spool(limit as u64).await?;
+                while let Some(chunk) =
+                    field.chunk().await.map_err(|e| multipart_error(e, limit))?
+                {
+                    spool
+                        .write(&chunk)
+                        .await
+                        .map_err(|e| spool_error(e, limit))?;
                 }
-                file = Some(bytes.to_vec());
+                file = Some(spool.finish().await.map_err(|e| spool_error(e, limit))?);
             }
             Some("messageType") => {
                 message_type = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
@@ -47,7 +54,7 @@ pub async fn send_edoc(
             .parse::<MessageType>()
             .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("messageType: {}", e.0)))?,
     };
-    let bytes = file.filter(|f| !f.is_empty()).ok_or_else(|| {
+    let bytes = file.filter(|f| f.size > 0).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidFile,
             "edocFile: the multipart field is required and must not be empty",
@@ -60,7 +67,14 @@ pub async fn send_edoc(
             .parse::<Format>()
             .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("format: {e}")))?,
     };
-    let accepted = accept_in(&state, &caller, format, Some(message_type), bytes).await?;
+    let accepted = accept_in(
+        &state,
+        &caller,
+        format,
+        Some(message_type),
+        Body::Spooled(bytes),
+    )
+    .await?;
     let message = if accepted.duplicate {
         "already accepted: this package was sent before, nothing is delivered twice"
     } else {
@@ -77,6 +91,13 @@ pub(crate) fn too_large(limit: usize) -> ApiError {
         format!("edocFile: the package is larger than the {limit} bytes this bus accepts"),
     )
     .with_http(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+fn spool_error(e: SpoolError, limit: usize) -> ApiError {
+    match e {
+        SpoolError::TooLarge(_) => too_large(limit),
+        SpoolError::Io(e) => ApiError::platform("the package could not be spooled", e),
+    }
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_edxml::legacy::{EDOCVN_NS, SOAP_NS};
 use lienthong_edxml::{CodeMap, Format, MessageType, OrganId};
-use lienthong_store::{AuthError, InboxFilter, System, TransportStatus};
+use lienthong_store::{AuthError, Body, InboxFilter, System, TransportStatus};
 use lienthong_translate::edocvn::{self, Part};
 use quick_xml::escape::escape;
 
@@ -184,7 +184,7 @@ async fn send_document(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let entity = edocvn::join_entity(content_type, body);
-    let accepted = accept_in(state, caller, Format::Edocvn, None, entity).await?;
+    let accepted = accept_in(state, caller, Format::Edocvn, None, Body::Bytes(entity)).await?;
     Ok(answer(&format!(
         "<SendDocumentResponse xmlns=\"{EDOCVN_NS}\"><DocId>{}</DocId><Duplicate>{}</Duplicate></SendDocumentResponse>",
         escape(&accepted.doc_id),
