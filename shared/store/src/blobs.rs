@@ -376,85 +376,101 @@ impl S3 {
     }
 }
 
+/// The object requests the store makes.
+#[derive(Clone, Copy)]
+enum Op {
+    Head,
+    Get,
+    Put,
+}
+
+impl S3 {
+    /// Sends a presigned request about object `key`.
+    async fn request(
+        &self,
+        op: Op,
+        key: &str,
+        body: Option<(reqwest::Body, u64)>,
+    ) -> std::io::Result<reqwest::Response> {
+        use rusty_s3::S3Action as _;
+        let c = Some(&self.credentials);
+        let (what, request) = match op {
+            Op::Head => (
+                "HEAD",
+                self.http
+                    .head(self.bucket.head_object(c, key).sign(SIGNED_FOR)),
+            ),
+            Op::Get => (
+                "GET",
+                self.http
+                    .get(self.bucket.get_object(c, key).sign(SIGNED_FOR)),
+            ),
+            Op::Put => (
+                "PUT",
+                self.http
+                    .put(self.bucket.put_object(c, key).sign(SIGNED_FOR)),
+            ),
+        };
+        let request = match body {
+            Some((body, len)) => request
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(body),
+            None => request,
+        };
+        let resp = request.send().await.map_err(|e| s3_error(what, e))?;
+        let status = resp.status();
+        if status.is_success()
+            || (status == reqwest::StatusCode::NOT_FOUND && !matches!(op, Op::Put))
+        {
+            Ok(resp)
+        } else {
+            Err(s3_error(what, format!("{key}: HTTP {status}")))
+        }
+    }
+
+    /// Content-addressed: an object already there holds these very bytes.
+    async fn exists(&self, key: &str) -> std::io::Result<bool> {
+        Ok(self
+            .request(Op::Head, key, None)
+            .await?
+            .status()
+            .is_success())
+    }
+}
+
 impl ObjectStore for S3 {
     fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
         Box::pin(async move {
-            use rusty_s3::S3Action as _;
-            // Content-addressed: an object already there holds these very bytes.
-            if self.exists(key).await? {
-                return Ok(());
+            if !self.exists(key).await? {
+                let body = reqwest::Body::from(bytes.to_vec());
+                self.request(Op::Put, key, Some((body, bytes.len() as u64)))
+                    .await?;
             }
-            let url = self
-                .bucket
-                .put_object(Some(&self.credentials), key)
-                .sign(SIGNED_FOR);
-            let resp = self
-                .http
-                .put(url)
-                .body(bytes.to_vec())
-                .send()
-                .await
-                .map_err(|e| s3_error("PUT", e))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(s3_error("PUT", format!("{key}: HTTP {}", resp.status())))
-            }
+            Ok(())
         })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<Option<Vec<u8>>>> {
         Box::pin(async move {
-            use rusty_s3::S3Action as _;
-            let url = self
-                .bucket
-                .get_object(Some(&self.credentials), key)
-                .sign(SIGNED_FOR);
-            let resp = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| s3_error("GET", e))?;
-            match resp.status() {
-                s if s.is_success() => Ok(Some(
-                    resp.bytes()
-                        .await
-                        .map_err(|e| s3_error("GET body", e))?
-                        .to_vec(),
-                )),
-                reqwest::StatusCode::NOT_FOUND => Ok(None),
-                s => Err(s3_error("GET", format!("{key}: HTTP {s}"))),
+            let resp = self.request(Op::Get, key, None).await?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
             }
+            let bytes = resp.bytes().await.map_err(|e| s3_error("GET body", e))?;
+            Ok(Some(bytes.to_vec()))
         })
     }
 
     fn put_path<'a>(&'a self, key: &'a str, path: &'a Path) -> BoxFuture<'a, std::io::Result<()>> {
         Box::pin(async move {
-            use rusty_s3::S3Action as _;
-            if self.exists(key).await? {
-                return Ok(());
+            if !self.exists(key).await? {
+                // Streamed from the file: the package is never held.
+                let file = tokio::fs::File::open(path).await?;
+                let len = file.metadata().await?.len();
+                self.request(Op::Put, key, Some((reqwest::Body::from(file), len)))
+                    .await?;
             }
-            let file = tokio::fs::File::open(path).await?;
-            let size = file.metadata().await?.len();
-            let url = self
-                .bucket
-                .put_object(Some(&self.credentials), key)
-                .sign(SIGNED_FOR);
-            // Streamed from the file: the package is never held.
-            let resp = self
-                .http
-                .put(url)
-                .header(reqwest::header::CONTENT_LENGTH, size)
-                .body(reqwest::Body::from(file))
-                .send()
-                .await
-                .map_err(|e| s3_error("PUT", e))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(s3_error("PUT", format!("{key}: HTTP {}", resp.status())))
-            }
+            Ok(())
         })
     }
 
@@ -464,22 +480,10 @@ impl ObjectStore for S3 {
         path: &'a Path,
     ) -> BoxFuture<'a, std::io::Result<bool>> {
         Box::pin(async move {
-            use rusty_s3::S3Action as _;
             use tokio::io::AsyncWriteExt as _;
-            let url = self
-                .bucket
-                .get_object(Some(&self.credentials), key)
-                .sign(SIGNED_FOR);
-            let mut resp = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| s3_error("GET", e))?;
-            match resp.status() {
-                s if s.is_success() => {}
-                reqwest::StatusCode::NOT_FOUND => return Ok(false),
-                s => return Err(s3_error("GET", format!("{key}: HTTP {s}"))),
+            let mut resp = self.request(Op::Get, key, None).await?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(false);
             }
             let mut file = tokio::fs::File::create(path).await?;
             while let Some(chunk) = resp.chunk().await.map_err(|e| s3_error("GET body", e))? {
@@ -488,22 +492,5 @@ impl ObjectStore for S3 {
             file.flush().await?;
             Ok(true)
         })
-    }
-}
-
-impl S3 {
-    async fn exists(&self, key: &str) -> std::io::Result<bool> {
-        use rusty_s3::S3Action as _;
-        let head = self
-            .bucket
-            .head_object(Some(&self.credentials), key)
-            .sign(SIGNED_FOR);
-        let found = self
-            .http
-            .head(head)
-            .send()
-            .await
-            .map_err(|e| s3_error("HEAD", e))?;
-        Ok(found.status().is_success())
     }
 }
