@@ -18,7 +18,7 @@ use std::sync::Arc;
 use lienthong_bus::messages::{EventMessage, StageMessage};
 use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
-use lienthong_store::{AgencyState, DeliveryState, DocumentRow, Store, now_ms};
+use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, Store, now_ms};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -111,7 +111,15 @@ impl Translator {
         if missing.is_empty() {
             return Ok(done);
         }
-        let original = self.store.package(doc).await.map_err(|e| retry(&e))?;
+        // Read from the stored package: large attachments stay in it and are streamed into each
+        // rendition, which is written to a spool file, never held.
+        let original = self
+            .store
+            .package_source(doc)
+            .await
+            .map_err(|e| retry(&e))?;
+        let threshold = self.store.large_attachment_bytes();
+        let store = self.store.clone();
         let hop = TraceHeader {
             organ_id: self.bus_organ.clone(),
             timestamp: Timestamp::from_unix_ms(now_ms()),
@@ -125,13 +133,14 @@ impl Translator {
         };
         // Parsing and writing are CPU work: off the async threads.
         let rendered = tokio::task::spawn_blocking(move || {
-            let mut message = lienthong_translate::decode(from, &original, &codes)
-                .map_err(|e| format!("the {from} package could not be read: {e}"))?;
+            let mut message =
+                lienthong_translate::decode_source(from, original, threshold, &codes)
+                    .map_err(|e| format!("the {from} package could not be read: {e}"))?;
             lienthong_translate::append_trace(&mut message, hop);
             Ok::<_, String>(
                 missing
                     .into_iter()
-                    .map(|f| (f, lienthong_translate::encode(f, &message, &codes)))
+                    .map(|f| (f, render(&store, f, &message, &codes)))
                     .collect::<Vec<_>>(),
             )
         })
@@ -140,16 +149,17 @@ impl Translator {
         match rendered {
             Ok(list) => {
                 for (format, encoded) in list {
-                    let bytes = match encoded {
-                        Ok(b) => b,
-                        Err(unmapped) => {
-                            done.insert(format, Rendered::Failed(unmapped.to_string()));
+                    let spooled = match encoded {
+                        Ok(s) => s,
+                        Err(Render::Untranslatable(why)) => {
+                            done.insert(format, Rendered::Failed(why));
                             continue;
                         }
+                        Err(Render::Io(e)) => return Err(retry(&e)),
                     };
                     let row = self
                         .store
-                        .put_rendition(&doc.doc_id, format, &bytes)
+                        .put_rendition(&doc.doc_id, format, &Body::Spooled(spooled))
                         .await
                         .map_err(|e| retry(&e))?;
                     done.insert(
@@ -217,6 +227,31 @@ impl Translator {
             .await
             .map_err(|e| retry(&e))
     }
+}
+
+/// Why a rendition was not made.
+enum Render {
+    /// The package cannot be written in the format (an agency without a 9-character code for
+    /// e-doc.vn): the recipients of that format fail.
+    Untranslatable(String),
+    /// Writing the spool file failed: worth retrying.
+    Io(std::io::Error),
+}
+
+/// Writes one rendition to a spool file, attachment contents streamed from the original.
+fn render(
+    store: &Store,
+    format: Format,
+    message: &lienthong_translate::Message,
+    codes: &CodeMap,
+) -> Result<lienthong_store::Spooled, Render> {
+    let written = lienthong_translate::encode(format, message, codes)
+        .map_err(|e| Render::Untranslatable(e.to_string()))?;
+    let mut out = store
+        .spool_sync()
+        .map_err(|e| Render::Io(std::io::Error::other(e)))?;
+    lienthong_translate::expand::expand(&written, message, format, &mut out).map_err(Render::Io)?;
+    out.finish().map_err(Render::Io)
 }
 
 fn event(doc_id: &str, key: &str, organ: &str, detail: String) -> EventMessage {

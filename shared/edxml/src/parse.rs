@@ -50,8 +50,20 @@ pub enum Whole {
 /// each attachment's content decoded, in the order written. What translation starts from;
 /// acceptance only needs [`parse`].
 pub fn read_whole(bytes: &[u8]) -> Result<Whole, PackageError> {
-    let root = dom::read(bytes)?;
-    let edoc = match checked(&root)? {
+    whole_of(&dom::read(bytes)?)
+}
+
+/// [`read_whole`] from a source, attachments over `spill_threshold` bytes left in it: their
+/// `content_ref` names the base64 text, and nothing of them is held.
+pub fn read_whole_source(
+    source: Arc<dyn Source>,
+    spill_threshold: u64,
+) -> Result<Whole, PackageError> {
+    whole_of(&dom::read_document_source(source, spill_threshold)?.root)
+}
+
+fn whole_of(root: &Element) -> Result<Whole, PackageError> {
+    let edoc = match checked(root)? {
         Package::Edoc(edoc) => edoc,
         Package::Status(status) => return Ok(Whole::Status(status)),
     };
@@ -62,7 +74,7 @@ pub fn read_whole(bytes: &[u8]) -> Result<Whole, PackageError> {
                 // Checked as base64 by `checked` already.
                 .map(|a| {
                     a.child("ContentTransferEncoded")
-                        .map(decoded)
+                        .map(content_of)
                         .unwrap_or_default()
                 })
                 .collect::<Vec<_>>()
@@ -84,12 +96,13 @@ pub fn read_whole(bytes: &[u8]) -> Result<Whole, PackageError> {
         attachments: attachments
             .into_iter()
             .zip(contents)
-            .map(|(a, data)| NewAttachment {
+            .map(|(a, (data, content_ref))| NewAttachment {
                 content_id: Some(a.content_id),
                 attachment_name: a.attachment_name,
                 content_type: a.content_type,
                 description: a.description,
                 data,
+                content_ref,
             })
             .collect(),
     })))
@@ -151,6 +164,7 @@ fn govn_package(root: &Element, c: &mut Checker<'_>) -> Option<Whole> {
                     content_type: c.optional(a, "FileType"),
                     description: c.optional(a, "Description"),
                     data,
+                    content_ref: None,
                 });
             }
             Some(Whole::Edoc(Box::new(NewEdoc {
@@ -246,6 +260,7 @@ fn edocvn_package(
                         .or_else(|| part.content_type.clone()),
                     description: c.optional(r, "Description"),
                     data: part.data.clone(),
+                    content_ref: None,
                 });
             }
             Some(Whole::Edoc(Box::new(NewEdoc {
@@ -951,6 +966,18 @@ fn body(
 }
 
 /// The bytes of base64 text already checked by [`base64_decoded_len`] (white space ignored).
+/// An attachment's content: decoded, or, when its text was left in the package, where it lies.
+fn content_of(content: &Element) -> (Vec<u8>, Option<crate::source::Range>) {
+    let spilled = content.children.iter().find_map(|n| match n {
+        crate::dom::Node::Text(t) => t.spilled().cloned(),
+        _ => None,
+    });
+    match spilled {
+        Some(range) => (Vec::new(), Some(range)),
+        None => (decoded(content), None),
+    }
+}
+
 fn decoded(content: &Element) -> Vec<u8> {
     let mut compact = Vec::new();
     for node in &content.children {

@@ -63,6 +63,7 @@ pub fn edoc(from: &OrganId, to: &[OrganId], number: u64, attachment_bytes: usize
             content_type: Some("application/pdf".into()),
             description: Some("Văn bản".into()),
             data,
+            content_ref: None,
         }]
     };
     NewEdoc {

@@ -15,7 +15,7 @@ use crate::error::ParseError;
 use crate::source::{Range, Source};
 
 /// U+FFFF in UTF-8.
-const NONCHAR: &[u8] = b"\xEF\xBF\xBF";
+pub const NONCHAR: &[u8] = b"\xEF\xBF\xBF";
 
 /// The slim copy of a package and the ranges of its spilled texts.
 #[derive(Debug)]
@@ -25,12 +25,12 @@ pub struct Slim {
 }
 
 /// The marker standing for spill `index` in the slim copy.
-pub(crate) fn marker(index: usize) -> String {
+pub fn marker(index: usize) -> String {
     format!("\u{FFFF}{index}\u{FFFF}")
 }
 
 /// The spill a text stands for, if it is a marker.
-pub(crate) fn marker_index(text: &[u8]) -> Option<usize> {
+pub fn marker_index(text: &[u8]) -> Option<usize> {
     let inner = text.strip_prefix(NONCHAR)?.strip_suffix(NONCHAR)?;
     std::str::from_utf8(inner).ok()?.parse().ok()
 }

@@ -17,6 +17,10 @@ pub struct NewAttachment {
     pub content_type: Option<String>,
     pub description: Option<String>,
     pub data: Vec<u8>,
+    /// A large attachment left in the package it was read from: `data` is then empty and the
+    /// content is the base64 text in this range (see [`crate::spill`]). Writers put a marker
+    /// where the base64 goes; `lienthong_translate::expand` streams the content in.
+    pub content_ref: Option<crate::source::Range>,
 }
 
 /// A whole edoc: every field of the package, attachments with their content. Written by
@@ -52,6 +56,15 @@ impl NewEdoc {
 }
 
 impl NewAttachment {
+    /// The content as base64 text, or the marker of attachment `index` when the content is left
+    /// in the package.
+    pub fn base64_at(&self, index: usize) -> String {
+        match self.content_ref {
+            Some(_) => crate::spill::marker(index),
+            None => base64::engine::general_purpose::STANDARD.encode(&self.data),
+        }
+    }
+
     /// The content id written for the attachment at `index`.
     pub fn content_id_at(&self, index: usize) -> String {
         self.content_id
@@ -231,15 +244,12 @@ pub fn write_edoc_govn(doc: &NewEdoc) -> Vec<u8> {
     o.open_ns("edXMLEnvelope", GOVN_NS);
     edoc_header(&mut o, doc);
     o.open("edXMLBody");
-    for a in &doc.attachments {
+    for (i, a) in doc.attachments.iter().enumerate() {
         o.open("Attachment");
         o.leaf("FileName", &a.attachment_name);
         o.opt("FileType", a.content_type.as_deref());
         o.opt("Description", a.description.as_deref());
-        o.leaf(
-            "Content",
-            &base64::engine::general_purpose::STANDARD.encode(&a.data),
-        );
+        o.leaf("Content", &a.base64_at(i));
         o.close("Attachment");
     }
     o.close("edXMLBody");
@@ -339,10 +349,7 @@ fn attachments_encoded(o: &mut Out, doc: &NewEdoc) {
             o.leaf("AttachmentName", &a.attachment_name);
             o.opt("Description", a.description.as_deref());
             o.opt("ContentType", a.content_type.as_deref());
-            o.leaf(
-                "ContentTransferEncoded",
-                &base64::engine::general_purpose::STANDARD.encode(&a.data),
-            );
+            o.leaf("ContentTransferEncoded", &a.base64_at(i));
             o.close("Attachment");
         }
         o.close("AttachmentEncoded");

@@ -461,18 +461,21 @@ impl Store {
         &self,
         doc_id: &str,
         format: Format,
-        bytes: &[u8],
+        body: &Body,
     ) -> Result<RenditionRow, StoreError> {
         if let Some(existing) = self.rendition_row(doc_id, format).await? {
             return Ok(existing);
         }
-        let digest = sha256_hex(bytes);
-        self.blobs.put_file(&digest, bytes).await?;
+        let digest = body.sha256();
+        match body {
+            Body::Bytes(bytes) => self.blobs.put_file(&digest, bytes).await?,
+            Body::Spooled(spooled) => self.blobs.adopt(&digest, spooled.path()).await?,
+        }
         let mut tx = self.begin().await?;
         if self.blobs.is_db() {
             sqlx::query("INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING")
                 .bind(&digest)
-                .bind(bytes.to_vec())
+                .bind(body.read().await?)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -482,7 +485,7 @@ impl Store {
         )
         .bind(doc_id)
         .bind(format.as_str())
-        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
         .bind(&digest)
         .bind(now_ms())
         .execute(&mut *tx)

@@ -25,7 +25,7 @@ pub use documents::*;
 pub use ledger::*;
 pub use outbox::*;
 pub use registry::*;
-pub use spool::{Body, SpoolError, SpoolWriter, Spooled};
+pub use spool::{Body, SpoolError, SpoolWriter, Spooled, SyncSpoolWriter};
 pub use verdicts::*;
 
 /// Where the store lives.

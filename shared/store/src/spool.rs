@@ -120,7 +120,61 @@ impl SpoolWriter {
     }
 }
 
+/// [`SpoolWriter`] for synchronous writers (a translation written on a blocking thread).
+pub struct SyncSpoolWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    spooled: Option<Spooled>,
+    digest: ring::digest::Context,
+}
+
+impl std::io::Write for SyncSpoolWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.digest.update(&buf[..n]);
+        if let Some(s) = self.spooled.as_mut() {
+            s.size += n as u64;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl SyncSpoolWriter {
+    /// Flushes and syncs the file.
+    pub fn finish(mut self) -> std::io::Result<Spooled> {
+        use std::io::Write as _;
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        let mut spooled = self
+            .spooled
+            .take()
+            .ok_or_else(|| std::io::Error::other("spool already finished"))?;
+        spooled.sha256 = hex::encode(self.digest.clone().finish());
+        Ok(spooled)
+    }
+}
+
 impl Store {
+    /// A spool file written synchronously (see [`Store::spool`]).
+    pub fn spool_sync(&self) -> Result<SyncSpoolWriter, StoreError> {
+        let dir = self.blobs.spool_dir();
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("lienthong-spool-{}", uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&path)?;
+        Ok(SyncSpoolWriter {
+            file: std::io::BufWriter::with_capacity(256 * 1024, file),
+            spooled: Some(Spooled {
+                path,
+                sha256: String::new(),
+                size: 0,
+            }),
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+        })
+    }
+
     /// A spool file for an incoming package of at most `limit` bytes, next to the blob files when
     /// they are files (so accepting it is a rename), in the system's temporary directory
     /// otherwise.

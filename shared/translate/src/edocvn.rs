@@ -59,7 +59,12 @@ pub fn to_edocvn(message: &Message, codes: &CodeMap) -> Result<Vec<u8>, Unmapped
                         .content_type
                         .clone()
                         .unwrap_or_else(|| "application/octet-stream".into()),
-                    data: a.data.clone(),
+                    // A large attachment left in its package: a marker that `expand` turns
+                    // into the decoded content.
+                    data: match a.content_ref {
+                        Some(_) => lienthong_edxml::spill::marker(i).into_bytes(),
+                        None => a.data.clone(),
+                    },
                 });
             }
             Ok(pack(&parts))

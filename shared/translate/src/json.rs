@@ -325,12 +325,13 @@ fn edoc_json(e: &NewEdoc) -> EdocJson {
         attachments: e
             .attachments
             .iter()
-            .map(|a| AttachmentJson {
+            .enumerate()
+            .map(|(i, a)| AttachmentJson {
                 content_id: a.content_id.clone(),
                 attachment_name: a.attachment_name.clone(),
                 content_type: a.content_type.clone(),
                 description: a.description.clone(),
-                data: base64::engine::general_purpose::STANDARD.encode(&a.data),
+                data: a.base64_at(i),
             })
             .collect(),
     }
@@ -465,6 +466,7 @@ fn edoc_from(j: EdocJson) -> Result<NewEdoc, JsonError> {
                 content_type: a.content_type,
                 description: a.description,
                 data,
+                content_ref: None,
             }),
             Err(e) => f.fail(
                 &format!("attachments[{i}].data"),

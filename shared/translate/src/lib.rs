@@ -6,6 +6,7 @@
 //! maps every field.
 
 pub mod edocvn;
+pub mod expand;
 pub mod json;
 
 use lienthong_edxml::{PackageError, TraceHeader, Violation};
@@ -88,6 +89,40 @@ pub fn decode(format: Format, bytes: &[u8], codes: &CodeMap) -> Result<Message, 
         Format::Json => from_json(bytes)?,
         Format::Edocvn => from_edocvn(bytes, codes)?,
     })
+}
+
+/// Reads a package from a source: an edXML package with its attachments over `spill_threshold`
+/// bytes left in the source (see [`expand`]); other formats read whole.
+pub fn decode_source(
+    format: Format,
+    source: std::sync::Arc<dyn lienthong_edxml::source::Source>,
+    spill_threshold: u64,
+    codes: &CodeMap,
+) -> Result<Message, DecodeError> {
+    if format == Format::Edxml {
+        return Ok(lienthong_edxml::read_whole_source(source, spill_threshold)?);
+    }
+    let mut bytes = vec![0u8; usize::try_from(source.len()).unwrap_or(usize::MAX)];
+    let n = source
+        .read_at(0, &mut bytes)
+        .map_err(|e| PackageError::Parse(lienthong_edxml::ParseError::Malformed {
+            position: 0,
+            reason: format!("reading the package: {e}"),
+        }))?;
+    bytes.truncate(n);
+    decode(format, &bytes, codes)
+}
+
+/// Writes a message in any format to `out`, attachment contents left in their package streamed
+/// in (see [`expand`]).
+pub fn encode_to(
+    format: Format,
+    message: &Message,
+    codes: &CodeMap,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let written = encode(format, message, codes).map_err(std::io::Error::other)?;
+    expand::expand(&written, message, format, out)
 }
 
 /// Writes a message in any format the bus speaks. Only e-doc.vn can fail: an agency without a

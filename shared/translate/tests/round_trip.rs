@@ -72,6 +72,7 @@ fn attachment() -> impl Strategy<Value = NewAttachment> {
             content_type,
             description,
             data,
+            content_ref: None,
         })
 }
 
