@@ -133,9 +133,8 @@ impl Translator {
         };
         // Parsing and writing are CPU work: off the async threads.
         let rendered = tokio::task::spawn_blocking(move || {
-            let mut message =
-                lienthong_translate::decode_source(from, original, threshold, &codes)
-                    .map_err(|e| format!("the {from} package could not be read: {e}"))?;
+            let mut message = lienthong_translate::decode_source(from, original, threshold, &codes)
+                .map_err(|e| format!("the {from} package could not be read: {e}"))?;
             lienthong_translate::append_trace(&mut message, hop);
             Ok::<_, String>(
                 missing

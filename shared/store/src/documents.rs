@@ -404,10 +404,34 @@ impl Store {
         &self,
         doc: &DocumentRow,
     ) -> Result<Arc<dyn lienthong_edxml::source::Source>, StoreError> {
-        let what = || format!("package of {}", doc.doc_id);
-        let Some(source) = self.blobs.source(&doc.sha256).await? else {
+        self.blob_source(&doc.sha256, || format!("package of {}", doc.doc_id))
+            .await
+    }
+
+    /// A document's rendition in a format as a source (see [`Store::package_source`]).
+    pub async fn rendition_source(
+        &self,
+        doc_id: &str,
+        format: Format,
+    ) -> Result<Option<(RenditionRow, Arc<dyn lienthong_edxml::source::Source>)>, StoreError> {
+        let Some(row) = self.rendition_row(doc_id, format).await? else {
+            return Ok(None);
+        };
+        let source = self
+            .blob_source(&row.sha256, || format!("{format} rendition of {doc_id}"))
+            .await?;
+        Ok(Some((row, source)))
+    }
+
+    /// Blob bytes as a source, checked against their SHA-256 a chunk at a time.
+    async fn blob_source(
+        &self,
+        key: &str,
+        what: impl Fn() -> String,
+    ) -> Result<Arc<dyn lienthong_edxml::source::Source>, StoreError> {
+        let Some(source) = self.blobs.source(key).await? else {
             if self.blobs.is_db() {
-                return Ok(Arc::new(self.package(doc).await?));
+                return Ok(Arc::new(self.blob(key, what).await?));
             }
             return Err(StoreError::Corrupt(format!("{} is missing", what())));
         };
@@ -424,7 +448,7 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Blob(std::io::Error::other(e)))??;
-        if digest != doc.sha256 {
+        if digest != key {
             return Err(StoreError::Corrupt(format!(
                 "{} does not match its SHA-256",
                 what()

@@ -674,12 +674,20 @@ async fn formats_and_renditions(env: &Env) {
         None
     );
     let first = s
-        .put_rendition("d-json", Format::Govn, &Body::Bytes(b"<eDoc>first</eDoc>".to_vec()))
+        .put_rendition(
+            "d-json",
+            Format::Govn,
+            &Body::Bytes(b"<eDoc>first</eDoc>".to_vec()),
+        )
         .await
         .expect("put");
     assert_eq!(first.size, 18);
     let again = s
-        .put_rendition("d-json", Format::Govn, &Body::Bytes(b"<eDoc>second</eDoc>".to_vec()))
+        .put_rendition(
+            "d-json",
+            Format::Govn,
+            &Body::Bytes(b"<eDoc>second</eDoc>".to_vec()),
+        )
         .await
         .expect("put again");
     assert_eq!(again, first, "the first rendition stays");

@@ -51,7 +51,11 @@ pub fn expand(
     out.write_all(rest)
 }
 
-fn stream(range: &lienthong_edxml::source::Range, format: Format, out: &mut dyn Write) -> io::Result<()> {
+fn stream(
+    range: &lienthong_edxml::source::Range,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut failed = None;
     let mut carry: Vec<u8> = Vec::new();
     let mut decoded = Vec::new();

@@ -103,12 +103,12 @@ pub fn decode_source(
         return Ok(lienthong_edxml::read_whole_source(source, spill_threshold)?);
     }
     let mut bytes = vec![0u8; usize::try_from(source.len()).unwrap_or(usize::MAX)];
-    let n = source
-        .read_at(0, &mut bytes)
-        .map_err(|e| PackageError::Parse(lienthong_edxml::ParseError::Malformed {
+    let n = source.read_at(0, &mut bytes).map_err(|e| {
+        PackageError::Parse(lienthong_edxml::ParseError::Malformed {
             position: 0,
             reason: format!("reading the package: {e}"),
-        }))?;
+        })
+    })?;
     bytes.truncate(n);
     decode(format, &bytes, codes)
 }

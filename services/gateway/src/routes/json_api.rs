@@ -7,14 +7,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use base64::Engine;
+use axum::response::{IntoResponse, Response};
 use lienthong_edxml::Format;
 use lienthong_store::Body;
 use serde_json::{Value, json};
 
-use super::get_edoc::{record_fetch, rendition_for, signature, summary};
+use super::get_edoc::{record_fetch, rendition_for, rendition_in, signature, summary};
 use super::send::too_large;
+use super::stream::{self, Piece};
 use super::{own_copies, visible_document};
 use crate::AppState;
 use crate::accept::accept_in;
@@ -83,42 +83,41 @@ pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(doc_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (doc, legs) = visible_document(&state, &caller, &doc_id).await?;
     let copies = own_copies(&caller, &legs);
-    let original = state.store.package(&doc).await?;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let (format, bytes, sha256) = match copies.first() {
-        Some(leg) => {
-            let r = rendition_for(&state, &doc, &original, &leg.recipient).await?;
-            (r.format, r.bytes, r.sha256)
-        }
-        None => (doc.format, original.clone(), doc.sha256.clone()),
+    let original = state.store.package_source(&doc).await?;
+    let r = match copies.first() {
+        Some(leg) => rendition_for(&state, &doc, &original, &leg.recipient).await?,
+        None => rendition_in(&state, &doc, &original, doc.format).await?,
     };
+    let (package, content) = (
+        stream::placeholder("package"),
+        stream::placeholder("original"),
+    );
     let mut data = summary(&doc, &copies);
-    data["format"] = format.as_str().into();
-    data["size"] = bytes.len().into();
-    data["sha256"] = sha256.into();
+    data["format"] = r.format.as_str().into();
+    data["size"] = r.size.into();
+    data["sha256"] = r.sha256.into();
     data["original"] = json!({
         "format": doc.format,
         "size": doc.size,
         "sha256": doc.sha256,
-        "content": b64(&original),
+        "content": content,
     });
     data["signature"] = signature(&state, &doc_id).await?.into();
-    if format == Format::Json {
-        data["package"] = serde_json::from_slice(&bytes).map_err(|e| {
-            tracing::error!(%doc_id, error = %e, "a stored JSON rendition does not read");
-            ApiError::new(
-                ErrorCode::FileProcessing,
-                "the stored package could not be processed",
-            )
-        })?;
+    // Both streamed from the store: a JSON rendition goes in as the JSON it is.
+    let mut large = vec![(content.as_str(), Piece::Base64(original))];
+    if r.format == Format::Json {
+        data["package"] = package.clone().into();
+        large.push((package.as_str(), Piece::Raw(r.source)));
     } else {
-        data["content"] = b64(&bytes).into();
+        data["content"] = package.clone().into();
+        large.push((package.as_str(), Piece::Base64(r.source)));
     }
     record_fetch(&state, &doc, &copies).await;
-    Ok(Json(json!({ "success": true, "data": data })))
+    let body = stream::json(&json!({ "success": true, "data": data }), large);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /json/v1/openapi.json`: this interface, described.

@@ -9,6 +9,7 @@ mod received;
 mod send;
 mod sent;
 mod soap;
+mod stream;
 mod trace;
 mod update_status;
 mod verdicts;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
             get(received::get_received_edoc_list),
         )
         .route("/v1/getEdoc", get(get_edoc::get_edoc))
+        .route("/v1/getEdocFile", get(get_edoc::get_edoc_file))
         .route("/v1/updateStatus", post(update_status::update_status))
         .route("/v1/getSentEdocList", get(sent::get_sent_edoc_list))
         .route("/v1/getAgenciesList", get(agencies::get_agencies_list))

@@ -11,19 +11,23 @@
 //! of range), `M.` (malformed) or `T.` (wrong type) followed by the element path.
 
 use axum::body::Bytes;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_edxml::legacy::{EDOCVN_NS, SOAP_NS};
+use lienthong_edxml::source::{Range, Source};
 use lienthong_edxml::{CodeMap, Format, MessageType, OrganId};
 use lienthong_store::{AuthError, Body, InboxFilter, System, TransportStatus};
-use lienthong_translate::edocvn::{self, Part};
+use lienthong_translate::edocvn;
 use quick_xml::escape::escape;
 
 use super::get_edoc::{record_fetch, rendition_in};
 use super::json_api::body_error;
 use super::send::too_large;
+use super::stream::{self, Piece};
 use super::update_status::set_transport;
 use super::{own_copies, visible_document};
 use crate::AppState;
@@ -210,7 +214,8 @@ async fn pending(state: &AppState, caller: &System) -> Result<Response, ApiError
 }
 
 /// The package as an e-doc.vn message (its parts first), then the sender's original exactly as
-/// sent (`<original>`) and the verifier's verdict (`<verification>`), in one multipart/related.
+/// sent (`<original>`) and the verifier's verdict (`<verification>`), in one multipart/related,
+/// streamed from the store.
 async fn get_document(
     state: &AppState,
     caller: &System,
@@ -218,35 +223,32 @@ async fn get_document(
 ) -> Result<Response, ApiError> {
     let (doc, legs) = visible_document(state, caller, doc_id).await?;
     let copies = own_copies(caller, &legs);
-    let original = state.store.package(&doc).await?;
+    let original = state.store.package_source(&doc).await?;
     let rendition = rendition_in(state, &doc, &original, Format::Edocvn).await?;
-    let (envelope, mut parts) = edocvn::unpack(&rendition.bytes).map_err(|e| {
-        tracing::error!(%doc_id, error = %e, "a stored e-doc.vn rendition does not read");
+    let unreadable = |e: std::io::Error| {
+        tracing::error!(%doc_id, error = %e, "a stored e-doc.vn package does not read");
         ApiError::new(
             ErrorCode::FileProcessing,
             "the stored package could not be processed",
         )
-    })?;
-    parts.insert(
-        0,
-        Part {
-            content_id: edocvn::ENVELOPE_ID.into(),
-            content_type: "text/xml; charset=utf-8".into(),
-            data: envelope,
-        },
-    );
-    let (original_type, original_body) = match doc.format {
-        Format::Edocvn => {
-            let (ct, body) = edocvn::split_entity(&original);
-            (ct, body.to_vec())
-        }
-        other => (other.media_type().to_owned(), original.clone()),
     };
-    parts.push(Part {
-        content_id: "original".into(),
-        content_type: original_type,
-        data: original_body,
-    });
+    let message = entity_of(&rendition.source).map_err(unreadable)?;
+    let boundary = message.boundary.clone();
+    let mut pieces = message.parts(&rendition.source);
+    let original_part = match doc.format {
+        Format::Edocvn => {
+            let entity = entity_of(&original).map_err(unreadable)?;
+            (entity.content_type.clone(), entity.body(&original))
+        }
+        other => (other.media_type().to_owned(), Piece::Raw(original)),
+    };
+    pieces.push(Piece::Bytes(part_head(
+        &boundary,
+        "original",
+        &original_part.0,
+    )));
+    pieces.push(original_part.1);
+    pieces.push(Piece::Bytes(b"\r\n".to_vec()));
     let verdict = state.store.verdict(doc_id).await?;
     let mut verification = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Verification xmlns=\"{EDOCVN_NS}\"><OriginalFormat>{}</OriginalFormat><OriginalSha256>{}</OriginalSha256>",
@@ -269,20 +271,94 @@ async fn get_document(
         }
     }
     verification.push_str("</Verification>");
-    parts.push(Part {
-        content_id: "verification".into(),
-        content_type: "text/xml; charset=utf-8".into(),
-        data: verification.into_bytes(),
-    });
+    let mut tail = part_head(&boundary, "verification", "text/xml; charset=utf-8");
+    tail.extend_from_slice(verification.as_bytes());
+    tail.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    pieces.push(Piece::Bytes(tail));
     record_fetch(state, &doc, &copies).await;
-    let entity = edocvn::pack(&parts);
-    let (content_type, body) = edocvn::split_entity(&entity);
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type)],
-        body.to_vec(),
+        [(header::CONTENT_TYPE, message.content_type)],
+        stream::body(pieces),
     )
         .into_response())
+}
+
+fn part_head(boundary: &str, id: &str, content_type: &str) -> Vec<u8> {
+    format!(
+        "--{boundary}\r\nContent-Type: {content_type}\r\nContent-ID: <{id}>\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Where the parts of a stored e-doc.vn package lie, read from its head only.
+struct Entity {
+    content_type: String,
+    boundary: String,
+    /// Offset of the body (after the headers).
+    body_at: u64,
+    /// Whether it is a bare SOAP envelope rather than a multipart entity.
+    bare: bool,
+}
+
+/// Reads the head of a stored e-doc.vn package (a MIME entity with its headers, or a bare
+/// envelope).
+fn entity_of(source: &Arc<dyn Source>) -> std::io::Result<Entity> {
+    let mut head = vec![0u8; 64 * 1024];
+    let n = source.read_at(0, &mut head)?;
+    head.truncate(n);
+    let (content_type, body) = edocvn::split_entity(&head);
+    let bare = !content_type.to_ascii_lowercase().starts_with("multipart/");
+    let boundary = match edocvn::parameter(&content_type, "boundary") {
+        Some(b) if !bare => b,
+        _ => format!("lienthong-{}", uuid::Uuid::new_v4().simple()),
+    };
+    Ok(Entity {
+        content_type: if bare {
+            format!(
+                "multipart/related; type=\"text/xml\"; start=\"<{}>\"; boundary=\"{boundary}\"",
+                edocvn::ENVELOPE_ID
+            )
+        } else {
+            content_type.clone()
+        },
+        boundary,
+        body_at: (head.len() - body.len()) as u64,
+        bare,
+    })
+}
+
+impl Entity {
+    /// The body of the entity, as it is.
+    fn body(&self, source: &Arc<dyn Source>) -> Piece {
+        Piece::Range(Range {
+            source: Arc::clone(source),
+            offset: self.body_at,
+            len: source.len() - self.body_at,
+        })
+    }
+
+    /// Its parts, without the closing delimiter, so more parts can follow.
+    fn parts(&self, source: &Arc<dyn Source>) -> Vec<Piece> {
+        if self.bare {
+            return vec![
+                Piece::Bytes(part_head(
+                    &self.boundary,
+                    edocvn::ENVELOPE_ID,
+                    "text/xml; charset=utf-8",
+                )),
+                Piece::Raw(Arc::clone(source)),
+                Piece::Bytes(b"\r\n".to_vec()),
+            ];
+        }
+        // The body ends with `--boundary--` and a line break, which the writer put there.
+        let close = format!("--{}--\r\n", self.boundary).len() as u64;
+        vec![Piece::Range(Range {
+            source: Arc::clone(source),
+            offset: self.body_at,
+            len: (source.len() - self.body_at).saturating_sub(close),
+        })]
+    }
 }
 
 /// A code as e-doc.vn systems know it: the 9-character one when the registry has it.
