@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use base64::Engine;
 use clap::{Args, Subcommand};
 use lienthong_client::Client;
 use lienthong_edxml::{Organization, StatusCode};
@@ -129,12 +128,10 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             message_type,
             format,
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let doc_id = match format.as_str() {
-                "json" => client(&conn).send_json(bytes).await?.0,
-                other => client(&conn).send_as(bytes, &message_type, other).await?,
-            };
+            // Streamed from the file: a large package is never held.
+            let doc_id = client(&conn)
+                .send_file(&file, &message_type, &format)
+                .await?;
             println!("{doc_id}");
         }
         ClientCommand::Inbox {
@@ -154,24 +151,18 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             output,
             rendition,
         } => {
-            let fetched = client(&conn).fetch(&doc_id).await?;
             match output {
                 Some(path) => {
-                    let bytes = if rendition {
-                        let content = fetched.summary["rendition"]["content"]
-                            .as_str()
-                            .context("no rendition: you hold no copy of this document")?;
-                        base64::engine::general_purpose::STANDARD
-                            .decode(content)
-                            .context("the rendition is not base64")?
-                    } else {
-                        fetched.bytes
-                    };
-                    std::fs::write(&path, &bytes)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    println!("{} bytes written to {}", bytes.len(), path.display());
+                    // Streamed to the file: a large package is never held.
+                    let (format, sha256, size) =
+                        client(&conn).fetch_file(&doc_id, rendition, &path).await?;
+                    println!(
+                        "{size} bytes written to {} ({format}, sha256 {sha256})",
+                        path.display()
+                    );
                 }
                 None => {
+                    let fetched = client(&conn).fetch(&doc_id).await?;
                     let mut summary = fetched.summary;
                     if let Some(obj) = summary.as_object_mut() {
                         obj.remove("edxml");

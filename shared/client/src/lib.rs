@@ -145,6 +145,95 @@ impl Client {
         Ok(Fetched { bytes, summary })
     }
 
+    /// `sendEdoc` of a file, streamed from disk (a large package is never held); returns the
+    /// `docId`. A JSON package goes through the JSON interface.
+    pub async fn send_file(
+        &self,
+        path: &std::path::Path,
+        message_type: &str,
+        format: &str,
+    ) -> Result<String, ClientError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::Unexpected(format!("reading {}: {e}", path.display())))?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| ClientError::Unexpected(format!("reading {}: {e}", path.display())))?
+            .len();
+        let resp = if format == "json" {
+            self.auth(self.http.post(format!("{}/json/v1/packages", self.base)))
+                .header("Content-Type", "application/json")
+                .header("Content-Length", len)
+                .body(reqwest::Body::from(file))
+                .send()
+                .await?
+        } else {
+            let form = reqwest::multipart::Form::new()
+                .text("messageType", message_type.to_owned())
+                .text("format", format.to_owned())
+                .part(
+                    "edocFile",
+                    reqwest::multipart::Part::stream_with_length(reqwest::Body::from(file), len)
+                        .file_name("package.edxml")
+                        .mime_str("application/xml")?,
+                );
+            self.auth(self.http.post(format!("{}/v1/sendEdoc", self.base)))
+                .multipart(form)
+                .send()
+                .await?
+        };
+        let body = Self::answer(resp).await?;
+        body.get("docId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Unexpected("no docId in the answer".into()))
+    }
+
+    /// `getEdocFile`: the package (or the caller's rendition) written to `path` as it arrives;
+    /// returns its format and SHA-256 as the bus gives them, and its size.
+    pub async fn fetch_file(
+        &self,
+        doc_id: &str,
+        rendition: bool,
+        path: &std::path::Path,
+    ) -> Result<(String, String, u64), ClientError> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut resp = self
+            .auth(self.http.get(format!("{}/v1/getEdocFile", self.base)))
+            .query(&[
+                ("docId", doc_id),
+                ("rendition", if rendition { "true" } else { "false" }),
+            ])
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Self::answer(resp).await.and_then(|_| {
+                Err(ClientError::Unexpected(
+                    "the bus answered without the package".into(),
+                ))
+            });
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (format, sha256) = (header("x-format"), header("x-sha256"));
+        let io =
+            |e: std::io::Error| ClientError::Unexpected(format!("writing {}: {e}", path.display()));
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        let mut size = 0u64;
+        while let Some(chunk) = resp.chunk().await? {
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        Ok((format, sha256, size))
+    }
+
     /// `POST /json/v1/packages`: a JSON package; returns the `docId` and whether it was accepted
     /// before.
     pub async fn send_json(&self, package: Vec<u8>) -> Result<(String, bool), ClientError> {
