@@ -32,7 +32,7 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Run only the named services (gateway, verifier, router, delivery, ledger).
+    /// Run only the named services (gateway, verifier, translator, router, delivery, ledger).
     Serve {
         #[arg(long, default_value = "config/lienthong.toml")]
         config: PathBuf,
