@@ -3,7 +3,7 @@
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
 use lienthong_edxml::{
-    CodeMap, Edoc, Format, MessageType, Package, PackageError, StatusCode, StatusPackage,
+    CodeMap, Format, MessageHeader, MessageType, Package, PackageError, StatusCode, StatusPackage,
 };
 use lienthong_store::{
     Acceptance, AgencyState, Body, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
@@ -64,39 +64,82 @@ fn package_error(e: PackageError) -> ApiError {
     }
 }
 
-/// Reads a package from its body: an edXML package spooled to a file is read from the file, its
-/// large attachments checked a piece at a time and never held; anything else in memory.
+/// What acceptance needs of a package: an edoc's header, or a status.
+enum Read {
+    Edoc(Box<MessageHeader>),
+    Status(Box<StatusPackage>),
+}
+
+impl From<Package> for Read {
+    fn from(p: Package) -> Self {
+        match p {
+            Package::Edoc(e) => Self::Edoc(Box::new(e.header)),
+            Package::Status(s) => Self::Status(s),
+        }
+    }
+}
+
+/// Reads a package from its body: an edXML or go.vn package spooled to a file is read from the
+/// file, its large attachments checked a piece at a time and never held; anything else in memory.
 async fn read_body(
     state: &AppState,
     format: Format,
     expected: Option<MessageType>,
     body: &Body,
-) -> Result<Package, ApiError> {
+) -> Result<Read, ApiError> {
     let spooled = match (format, body) {
-        (Format::Edxml, Body::Spooled(s)) => s,
+        (Format::Edxml | Format::Govn, Body::Spooled(s)) => s,
         (_, body) => {
             let codes = crate::routes::codes_for(state, &[format]).await?;
             let bytes = body
                 .read()
                 .await
                 .map_err(|e| ApiError::platform("the spooled package could not be read", e))?;
-            return read_package(format, expected, &bytes, &codes);
+            return read_package(format, expected, &bytes, &codes).map(Read::from);
         }
     };
     let source = lienthong_edxml::source::FileSource::open(spooled.path())
         .map_err(|e| ApiError::platform("the spooled package could not be read", e))?;
     let threshold = state.store.large_attachment_bytes();
-    let parsed = tokio::task::spawn_blocking(move || {
+    let read = tokio::task::spawn_blocking(move || {
         let source: std::sync::Arc<dyn lienthong_edxml::source::Source> =
             std::sync::Arc::new(source);
-        match expected {
-            Some(mt) => lienthong_edxml::parse_source_as(source, threshold, mt),
-            None => lienthong_edxml::parse_source(source, threshold),
+        if format == Format::Govn {
+            let read = match lienthong_edxml::read_govn_source(source, threshold)? {
+                lienthong_edxml::Whole::Edoc(e) => Read::Edoc(Box::new(e.header)),
+                lienthong_edxml::Whole::Status(s) => Read::Status(s),
+            };
+            return of_kind(read, expected, "edXMLHeader");
         }
+        let package = lienthong_edxml::parse_source(source, threshold)?;
+        of_kind(Read::from(package), expected, "edXMLEnvelope/edXMLHeader")
     })
     .await
     .map_err(|e| ApiError::platform("reading the package failed", e))?;
-    parsed.map_err(package_error)
+    read.map_err(package_error)
+}
+
+/// Refuses a package of the other kind than `messageType` says.
+fn of_kind(read: Read, expected: Option<MessageType>, path: &str) -> Result<Read, PackageError> {
+    let found = match read {
+        Read::Edoc(_) => MessageType::Edoc,
+        Read::Status(_) => MessageType::Status,
+    };
+    match expected {
+        Some(kind) if kind != found => {
+            let (holds, wanted) = match kind {
+                MessageType::Edoc => ("Status", "MessageHeader"),
+                MessageType::Status => ("MessageHeader", "Status"),
+            };
+            Err(PackageError::Invalid(vec![lienthong_edxml::Violation {
+                path: path.to_owned(),
+                rule: format!(
+                    "messageType is `{kind}` so the header must hold {wanted}, but it holds {holds}"
+                ),
+            }]))
+        }
+        _ => Ok(read),
+    }
 }
 
 /// Accepts a package in any format the bus speaks; the bytes are stored as sent.
@@ -109,8 +152,8 @@ pub async fn accept_in(
 ) -> Result<Accepted, ApiError> {
     let package = read_body(state, format, expected, &body).await?;
     let mut doc = match package {
-        Package::Edoc(edoc) => edoc_document(state, caller, &edoc, body).await?,
-        Package::Status(st) => status_document(state, caller, &st, body).await?,
+        Read::Edoc(header) => edoc_document(state, caller, &header, body).await?,
+        Read::Status(st) => status_document(state, caller, &st, body).await?,
     };
     doc.format = format;
     // A resubmission gets the docId it was given, whatever changed in the registry since; but
@@ -210,10 +253,9 @@ async fn check_recipients(state: &AppState, recipients: &[String]) -> Result<(),
 async fn edoc_document(
     state: &AppState,
     caller: &System,
-    edoc: &Edoc,
+    h: &MessageHeader,
     body: Body,
 ) -> Result<NewDocument, ApiError> {
-    let h = &edoc.header;
     let sender = h.sender().as_str();
     check_sender(state, caller, sender, "MessageHeader/From/OrganId").await?;
     let codes: Vec<&str> = h.recipients().iter().map(|o| o.as_str()).collect();

@@ -124,9 +124,21 @@ pub fn read_edoc(bytes: &[u8]) -> Result<NewEdoc, PackageError> {
 /// `Description`, `Content`). The same rules apply; paths name the go.vn elements
 /// (`edXMLHeader/MessageHeader/To[2]/OrganId`, `edXMLBody/Attachment[1]/Content`).
 pub fn read_govn(bytes: &[u8]) -> Result<Whole, PackageError> {
-    let root = dom::read(bytes)?;
+    govn_of(&dom::read(bytes)?)
+}
+
+/// [`read_govn`] from a source, attachments over `spill_threshold` bytes left in it (see
+/// [`read_whole_source`]).
+pub fn read_govn_source(
+    source: Arc<dyn Source>,
+    spill_threshold: u64,
+) -> Result<Whole, PackageError> {
+    govn_of(&dom::read_document_source(source, spill_threshold)?.root)
+}
+
+fn govn_of(root: &Element) -> Result<Whole, PackageError> {
     let mut c = Checker::default();
-    let whole = govn_package(&root, &mut c);
+    let whole = govn_package(root, &mut c);
     c.outcome(whole, "edXMLEnvelope", "not a go.vn package")
 }
 
@@ -145,17 +157,17 @@ fn govn_package(root: &Element, c: &mut Checker<'_>) -> Option<Whole> {
             for (i, a) in items.enumerate() {
                 let p = format!("edXMLBody/Attachment[{}]", i + 1);
                 let attachment_name = c.required(a, &p, "FileName").unwrap_or_default();
-                let data = match a.child("Content") {
+                let (data, content_ref) = match a.child("Content") {
                     Some(content) => match base64_decoded_len(content) {
-                        Ok(_) => decoded(content),
+                        Ok(_) => content_of(content),
                         Err(why) => {
                             c.fail(&format!("{p}/Content"), why);
-                            Vec::new()
+                            (Vec::new(), None)
                         }
                     },
                     None => {
                         c.fail(&format!("{p}/Content"), "is required but missing");
-                        Vec::new()
+                        (Vec::new(), None)
                     }
                 };
                 attachments.push(NewAttachment {
@@ -164,7 +176,7 @@ fn govn_package(root: &Element, c: &mut Checker<'_>) -> Option<Whole> {
                     content_type: c.optional(a, "FileType"),
                     description: c.optional(a, "Description"),
                     data,
-                    content_ref: None,
+                    content_ref,
                 });
             }
             Some(Whole::Edoc(Box::new(NewEdoc {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lienthong_edxml::source::{FileSource, Source};
-use lienthong_edxml::{OrganId, sample, write_edoc};
+use lienthong_edxml::{OrganId, sample};
 use lienthong_translate::{CodeMap, Format, Message, decode, decode_source, encode, encode_to};
 
 fn codes(organs: &[OrganId]) -> CodeMap {
@@ -24,14 +24,21 @@ fn a_large_attachment_translates_from_a_file_as_it_does_from_memory() {
     for (i, b) in doc.attachments[0].data.iter_mut().enumerate() {
         *b = (i * 31 % 251) as u8;
     }
-    let package = write_edoc(&doc);
+    for from in [Format::Edxml, Format::Govn] {
+        translates_the_same(&doc, from, &codes);
+    }
+}
+
+fn translates_the_same(doc: &lienthong_edxml::NewEdoc, from: Format, codes: &CodeMap) {
+    let codes = codes.clone();
+    let package = encode(from, &Message::Edoc(Box::new(doc.clone())), &codes).expect("package");
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("package.edxml");
+    let path = dir.path().join("package");
     std::fs::write(&path, &package).expect("write");
     let file: Arc<dyn Source> = Arc::new(FileSource::open(&path).expect("open"));
 
-    let whole = decode(Format::Edxml, &package, &codes).expect("whole");
-    let spilled = decode_source(Format::Edxml, file, 64 * 1024, &codes).expect("spilled");
+    let whole = decode(from, &package, &codes).expect("whole");
+    let spilled = decode_source(from, file, 64 * 1024, &codes).expect("spilled");
     let Message::Edoc(e) = &spilled else {
         panic!("not an edoc")
     };
@@ -44,12 +51,12 @@ fn a_large_attachment_translates_from_a_file_as_it_does_from_memory() {
         let from_memory = encode(format, &whole, &codes).expect("encoded");
         if format != Format::Edocvn {
             // (e-doc.vn's MIME boundary depends on what it was computed over.)
-            assert_eq!(streamed, from_memory, "{format}: the same bytes");
+            assert_eq!(streamed, from_memory, "{from} -> {format}: the same bytes");
         }
         assert_eq!(
             decode(format, &streamed, &codes).expect("reads back"),
             decode(format, &from_memory, &codes).expect("reads back"),
-            "{format}: the same package"
+            "{from} -> {format}: the same package"
         );
     }
 }
