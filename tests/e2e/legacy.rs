@@ -120,14 +120,8 @@ fn signed_edocvn(doc: &NewEdoc) -> Vec<u8> {
 #[tokio::test]
 async fn a_legacy_soap_system_exchanges_with_qcvn_and_json_systems() {
     let env = Env::new(Backend::Sqlite).await;
-    env.store
-        .set_agency_format(COMMUNE, Format::Edocvn)
-        .await
-        .expect("format");
-    env.store
-        .set_agency_format(PROVINCE, Format::Json)
-        .await
-        .expect("format");
+    env.receives(&[(COMMUNE, Format::Edocvn), (PROVINCE, Format::Json)])
+        .await;
     let bus = InProcessBus::start(&env).await;
     let trust = TrustStore::load(&env.verifier.trust_dir, &[]).expect("trust");
     let now = lienthong_store::now_ms() / 1000;
@@ -141,13 +135,7 @@ async fn a_legacy_soap_system_exchanges_with_qcvn_and_json_systems() {
     assert_eq!(sent.status, 200, "{}", sent.text());
     let doc_id = sent.all("DocId").remove(0);
     assert_eq!(sent.all("Duplicate"), ["false"]);
-    eventually("delivery", Duration::from_secs(20), || async {
-        let legs = env.store.legs(&doc_id).await.expect("legs");
-        legs.iter()
-            .all(|l| l.delivery == DeliveryState::Delivered)
-            .then_some(())
-    })
-    .await;
+    env.all_delivered(&doc_id).await;
     // The same package again: the same DocId, nothing delivered twice.
     let again = commune.send(&entity).await;
     assert_eq!(again.all("DocId"), std::slice::from_ref(&doc_id));
@@ -408,10 +396,7 @@ async fn malformed_soap_messages_get_faults_with_legacy_codes() {
 #[tokio::test]
 async fn a_legacy_sender_whose_signature_fails_gets_its_refusal_as_an_edocvn_status() {
     let env = Env::new(Backend::Sqlite).await;
-    env.store
-        .set_agency_format(COMMUNE, Format::Edocvn)
-        .await
-        .expect("format");
+    env.receives(&[(COMMUNE, Format::Edocvn)]).await;
     let bus = InProcessBus::start(&env).await;
     let commune = Soap::new(&bus, "commune");
     let doc = edoc(COMMUNE, &[MINISTRY], unique_number());
@@ -453,5 +438,64 @@ async fn a_legacy_sender_whose_signature_fails_gets_its_refusal_as_an_edocvn_sta
         DeliveryState::Failed
     );
     bus.stop().await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_large_attachment_from_a_legacy_system_stays_in_its_package_end_to_end() {
+    // The test bus leaves attachments over 256 bytes in the stored package: this MIME part is
+    // spooled, checked, verified around and translated without being read whole.
+    let env = Env::new(Backend::Sqlite).await;
+    env.receives(&[(COMMUNE, Format::Edocvn), (PROVINCE, Format::Json)])
+        .await;
+    let bus = InProcessBus::start(&env).await;
+    let mut doc = edoc(COMMUNE, &[MINISTRY, PROVINCE], unique_number());
+    doc.attachments[0].data = (0..1_200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let entity = signed_edocvn(&doc);
+    let sent = Soap::new(&bus, "commune").send(&entity).await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let doc_id = sent.all("DocId").remove(0);
+    env.all_delivered(&doc_id).await;
+    assert_eq!(
+        env.store
+            .verdict(&doc_id)
+            .await
+            .expect("verdict")
+            .map(|v| v.outcome),
+        Some("valid".to_owned())
+    );
+    let ministry = bus.client("ministry");
+    let out = env.dir.path().join("rendition.edxml");
+    let (format, _, _) = ministry
+        .fetch_file(&doc_id, true, &out)
+        .await
+        .expect("rendition");
+    assert_eq!(format, "edxml");
+    let Message::Edoc(as_edxml) =
+        lienthong_translate::from_edxml(&std::fs::read(&out).expect("read")).expect("edXML")
+    else {
+        panic!("not an edoc")
+    };
+    assert_eq!(as_edxml.attachments[0].data, doc.attachments[0].data);
+    ministry
+        .fetch_file(&doc_id, false, &out)
+        .await
+        .expect("original");
+    assert_eq!(
+        std::fs::read(&out).expect("read"),
+        entity,
+        "the original as sent"
+    );
+    let got = bus
+        .client("province")
+        .fetch_json(&doc_id)
+        .await
+        .expect("json");
+    assert_eq!(
+        b64(&got["package"]["attachments"][0]["data"]),
+        doc.attachments[0].data
+    );
+    bus.stop().await;
+    assert_eq!(env.dead_letters().await, 0);
     env.teardown().await;
 }

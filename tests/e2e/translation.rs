@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use lienthong_client::{Client, ClientError};
 use lienthong_edxml::{Format, NewEdoc, OrganId, Organization, StatusCode, write, write_edoc};
-use lienthong_store::DeliveryState;
 use lienthong_tests::*;
 use lienthong_translate::Message;
 use lienthong_xmldsig::{Outcome, Policy, TrustStore, check_package};
@@ -20,16 +19,6 @@ fn decode(format: Format, bytes: &[u8]) -> Result<Message, lienthong_translate::
 fn encode(format: Format, message: &Message) -> Vec<u8> {
     lienthong_translate::encode(format, message, &legacy_codes())
         .expect("every test agency has a code")
-}
-
-async fn all_delivered(env: &Env, doc_id: &str) {
-    eventually("delivery", Duration::from_secs(20), || async {
-        let legs = env.store.legs(doc_id).await.expect("legs");
-        legs.iter()
-            .all(|l| l.delivery == DeliveryState::Delivered)
-            .then_some(())
-    })
-    .await;
 }
 
 /// The last hop of a package's trace.
@@ -70,14 +59,8 @@ async fn statuses_for(client: &Client, document_id: &str) -> Vec<Value> {
 async fn each_recipient_gets_its_format_with_the_signed_original_and_statuses_come_back_in_the_senders()
  {
     let env = Env::new(Backend::Sqlite).await;
-    env.store
-        .set_agency_format(COMMUNE, Format::Json)
-        .await
-        .expect("format");
-    env.store
-        .set_agency_format(MINISTRY, Format::Govn)
-        .await
-        .expect("format");
+    env.receives(&[(COMMUNE, Format::Json), (MINISTRY, Format::Govn)])
+        .await;
     let bus = InProcessBus::start(&env).await;
     let trust = TrustStore::load(&env.verifier.trust_dir, &[]).expect("trust");
     let verifies = |bytes: &[u8]| {
@@ -98,7 +81,7 @@ async fn each_recipient_gets_its_format_with_the_signed_original_and_statuses_co
         .send(signed_bytes.clone(), "edoc")
         .await
         .expect("send");
-    all_delivered(&env, &doc_id).await;
+    env.all_delivered(&doc_id).await;
 
     // The commune's JSON adapter: its package as JSON, with the bus's hop, the original as signed
     // (still verifying) and the verdict.
@@ -211,7 +194,7 @@ async fn each_recipient_gets_its_format_with_the_signed_original_and_statuses_co
         ))
         .await
         .expect("json edoc");
-    all_delivered(&env, &json_doc).await;
+    env.all_delivered(&json_doc).await;
     let fetched = province.fetch(&json_doc).await.expect("fetch");
     assert_eq!(fetched.summary["format"], "json");
     assert_eq!(fetched.summary["signature"]["outcome"], "unsigned");
@@ -401,14 +384,8 @@ async fn a_large_attachment_crosses_every_interface_streamed_and_intact() {
     // The test bus leaves attachments over 256 bytes in the stored package: this one is read a
     // piece at a time by the gateway, the verifier, the translator and every fetch.
     let env = Env::new(Backend::Sqlite).await;
-    env.store
-        .set_agency_format(COMMUNE, Format::Json)
-        .await
-        .expect("format");
-    env.store
-        .set_agency_format(MINISTRY, Format::Edocvn)
-        .await
-        .expect("format");
+    env.receives(&[(COMMUNE, Format::Json), (MINISTRY, Format::Edocvn)])
+        .await;
     let bus = InProcessBus::start(&env).await;
     let mut doc = edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number());
     doc.attachments[0].data = (0..1_200_000u32).map(|i| (i * 7 % 253) as u8).collect();
@@ -420,13 +397,7 @@ async fn a_large_attachment_crosses_every_interface_streamed_and_intact() {
         .send_file(&path, "edoc", "edxml")
         .await
         .expect("streamed send");
-    eventually("delivery", Duration::from_secs(30), || async {
-        let legs = env.store.legs(&doc_id).await.expect("legs");
-        legs.iter()
-            .all(|l| l.delivery == DeliveryState::Delivered)
-            .then_some(())
-    })
-    .await;
+    env.all_delivered(&doc_id).await;
     assert_eq!(
         env.store
             .verdict(&doc_id)

@@ -135,6 +135,30 @@ impl Env {
         }
     }
 
+    /// Sets the format each agency receives.
+    pub async fn receives(&self, formats: &[(&str, lienthong_edxml::Format)]) {
+        for (code, format) in formats {
+            assert!(
+                self.store
+                    .set_agency_format(code, *format)
+                    .await
+                    .expect("format"),
+                "{code} is in the registry"
+            );
+        }
+    }
+
+    /// Waits until every copy of a document is in its recipient's inbox.
+    pub async fn all_delivered(&self, doc_id: &str) {
+        eventually("delivery", Duration::from_secs(30), || async {
+            let legs = self.store.legs(doc_id).await.expect("legs");
+            legs.iter()
+                .all(|l| l.delivery == lienthong_store::DeliveryState::Delivered)
+                .then_some(())
+        })
+        .await;
+    }
+
     /// Messages sitting in the dead-letter queue.
     pub async fn dead_letters(&self) -> u32 {
         queue_depth(&self.bus, &self.topology().dead_queue()).await

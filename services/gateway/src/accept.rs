@@ -32,14 +32,8 @@ fn read_package(
     let edxml: &[u8] = match format {
         Format::Edxml => bytes,
         other => {
-            let message = lienthong_translate::decode(other, bytes, codes).map_err(|e| {
-                let code = if e.is_unreadable() {
-                    ErrorCode::InvalidFile
-                } else {
-                    ErrorCode::NotConformant
-                };
-                ApiError::new(code, format!("{other} package: {e}")).with_violations(e.violations())
-            })?;
+            let message = lienthong_translate::decode(other, bytes, codes)
+                .map_err(|e| decode_error(other, &e))?;
             rendered = lienthong_translate::to_edxml(&message);
             &rendered
         }
@@ -49,6 +43,16 @@ fn read_package(
         None => lienthong_edxml::parse(edxml),
     };
     parsed.map_err(package_error)
+}
+
+/// A package not readable in its format (10), or readable but breaking rules (22).
+fn decode_error(format: Format, e: &lienthong_translate::DecodeError) -> ApiError {
+    let code = if e.is_unreadable() {
+        ErrorCode::InvalidFile
+    } else {
+        ErrorCode::NotConformant
+    };
+    ApiError::new(code, format!("{format} package: {e}")).with_violations(e.violations())
 }
 
 fn package_error(e: PackageError) -> ApiError {
@@ -88,7 +92,7 @@ async fn read_body(
     body: &Body,
 ) -> Result<Read, ApiError> {
     let spooled = match (format, body) {
-        (Format::Edxml | Format::Govn, Body::Spooled(s)) => s,
+        (Format::Edxml | Format::Govn | Format::Edocvn, Body::Spooled(s)) => s,
         (_, body) => {
             let codes = crate::routes::codes_for(state, &[format]).await?;
             let bytes = body
@@ -101,22 +105,32 @@ async fn read_body(
     let source = lienthong_edxml::source::FileSource::open(spooled.path())
         .map_err(|e| ApiError::platform("the spooled package could not be read", e))?;
     let threshold = state.store.large_attachment_bytes();
-    let read = tokio::task::spawn_blocking(move || {
+    let codes = crate::routes::codes_for(state, &[format]).await?;
+    tokio::task::spawn_blocking(move || {
         let source: std::sync::Arc<dyn lienthong_edxml::source::Source> =
             std::sync::Arc::new(source);
+        if format == Format::Edocvn {
+            return lienthong_translate::edocvn::from_edocvn_source(source, threshold, &codes)
+                .map(|whole| match whole {
+                    lienthong_edxml::Whole::Edoc(e) => Read::Edoc(Box::new(e.header)),
+                    lienthong_edxml::Whole::Status(s) => Read::Status(s),
+                })
+                .map_err(|e| decode_error(format, &e.into()));
+        }
         if format == Format::Govn {
-            let read = match lienthong_edxml::read_govn_source(source, threshold)? {
+            let read = match lienthong_edxml::read_govn_source(source, threshold)
+                .map_err(package_error)?
+            {
                 lienthong_edxml::Whole::Edoc(e) => Read::Edoc(Box::new(e.header)),
                 lienthong_edxml::Whole::Status(s) => Read::Status(s),
             };
-            return of_kind(read, expected, "edXMLHeader");
+            return of_kind(read, expected, "edXMLHeader").map_err(package_error);
         }
-        let package = lienthong_edxml::parse_source(source, threshold)?;
-        of_kind(Read::from(package), expected, "edXMLEnvelope/edXMLHeader")
+        let package = lienthong_edxml::parse_source(source, threshold).map_err(package_error)?;
+        of_kind(Read::from(package), expected, "edXMLEnvelope/edXMLHeader").map_err(package_error)
     })
     .await
-    .map_err(|e| ApiError::platform("reading the package failed", e))?;
-    read.map_err(package_error)
+    .map_err(|e| ApiError::platform("reading the package failed", e))?
 }
 
 /// Refuses a package of the other kind than `messageType` says.

@@ -252,26 +252,22 @@ impl Verifier {
                 at,
                 "a JSON package carries no XML signature: it is recorded as unsigned",
             ),
-            // An e-doc.vn package is signed in its SOAP envelope, the root MIME part.
+            // An e-doc.vn package is signed in its SOAP envelope, the root MIME part (its other
+            // parts stay in the stored package).
             Format::Edocvn => {
-                let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
-                tokio::task::spawn_blocking(move || {
-                    match lienthong_translate::edocvn::unpack(&bytes) {
+                let (source, threshold) = self.stored(doc).await?;
+                tokio::task::spawn_blocking(
+                    move || match lienthong_translate::edocvn::unpack_source(source, threshold) {
                         Ok((envelope, _)) => check_package(&envelope, &used, &policy, at),
                         Err(e) => Verdict::unsignable(at, format!("unreadable MIME entity: {e}")),
-                    }
-                })
+                    },
+                )
                 .await
                 .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
             }
             // Read from the stored package: large attachments are digested a piece at a time.
             Format::Edxml | Format::Govn => {
-                let source = self
-                    .store
-                    .package_source(doc)
-                    .await
-                    .map_err(|e| retry(&e))?;
-                let threshold = self.store.large_attachment_bytes();
+                let (source, threshold) = self.stored(doc).await?;
                 tokio::task::spawn_blocking(move || {
                     check_package_source(source, threshold, &used, &policy, at)
                 })
@@ -373,38 +369,41 @@ impl Verifier {
             .map_err(|e| retry(&e))
     }
 
-    /// The header of a stored edoc, whatever its format (an edXML package read from the store
-    /// without holding its large attachments).
+    /// A stored package to read a piece at a time, and the size over which its attachments are
+    /// left in it.
+    async fn stored(
+        &self,
+        doc: &DocumentRow,
+    ) -> Result<(Arc<dyn lienthong_edxml::source::Source>, u64), Outcome> {
+        let source = self
+            .store
+            .package_source(doc)
+            .await
+            .map_err(|e| Outcome::Retry(e.to_string()))?;
+        Ok((source, self.store.large_attachment_bytes()))
+    }
+
+    /// The header of a stored edoc, whatever its format (read from the store without holding its
+    /// large attachments).
     async fn header_of(
         &self,
         doc: &DocumentRow,
     ) -> Result<lienthong_edxml::MessageHeader, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let unreadable = || Outcome::Poison(format!("{} is no longer a readable edoc", doc.doc_id));
-        if doc.format == Format::Edxml {
-            let source = self
-                .store
-                .package_source(doc)
-                .await
-                .map_err(|e| retry(&e))?;
-            let threshold = self.store.large_attachment_bytes();
-            let parsed = tokio::task::spawn_blocking(move || {
-                lienthong_edxml::parse_source(source, threshold)
-            })
-            .await
-            .map_err(|e| Outcome::Poison(format!("reading {} panicked: {e}", doc.doc_id)))?;
-            return match parsed {
-                Ok(lienthong_edxml::Package::Edoc(e)) => Ok(e.header),
-                _ => Err(unreadable()),
-            };
-        }
-        let bytes = self.store.package(doc).await.map_err(|e| retry(&e))?;
+        let (source, threshold) = self.stored(doc).await?;
         let codes = if doc.format == Format::Edocvn {
             self.store.code_map().await.map_err(|e| retry(&e))?
         } else {
             lienthong_translate::CodeMap::default()
         };
-        match lienthong_translate::decode(doc.format, &bytes, &codes) {
+        let format = doc.format;
+        let read = tokio::task::spawn_blocking(move || {
+            lienthong_translate::decode_source(format, source, threshold, &codes)
+        })
+        .await
+        .map_err(|e| Outcome::Poison(format!("reading {} panicked: {e}", doc.doc_id)))?;
+        match read {
             Ok(Message::Edoc(original)) => Ok(original.header),
             _ => Err(unreadable()),
         }

@@ -198,6 +198,8 @@ fn govn_package(root: &Element, c: &mut Checker<'_>) -> Option<Whole> {
 pub struct MimePart {
     pub content_type: Option<String>,
     pub data: Vec<u8>,
+    /// The content left in the package it came in (then `data` is empty).
+    pub content_ref: Option<crate::source::ContentRef>,
 }
 
 /// Reads the SOAP 1.1 envelope of an e-doc.vn package whole: `MessageHeader` (or `Status`) and
@@ -272,7 +274,7 @@ fn edocvn_package(
                         .or_else(|| part.content_type.clone()),
                     description: c.optional(r, "Description"),
                     data: part.data.clone(),
-                    content_ref: None,
+                    content_ref: part.content_ref.clone(),
                 });
             }
             Some(Whole::Edoc(Box::new(NewEdoc {
@@ -979,13 +981,19 @@ fn body(
 
 /// The bytes of base64 text already checked by [`base64_decoded_len`] (white space ignored).
 /// An attachment's content: decoded, or, when its text was left in the package, where it lies.
-fn content_of(content: &Element) -> (Vec<u8>, Option<crate::source::Range>) {
+fn content_of(content: &Element) -> (Vec<u8>, Option<crate::source::ContentRef>) {
     let spilled = content.children.iter().find_map(|n| match n {
         crate::dom::Node::Text(t) => t.spilled().cloned(),
         _ => None,
     });
     match spilled {
-        Some(range) => (Vec::new(), Some(range)),
+        Some(range) => (
+            Vec::new(),
+            Some(crate::source::ContentRef {
+                range,
+                encoding: crate::source::Encoding::Base64Text,
+            }),
+        ),
         None => (decoded(content), None),
     }
 }

@@ -91,6 +91,23 @@ impl PartialEq for Range {
 
 impl Eq for Range {}
 
+/// An attachment's content left in the package it came in: where it lies, and how it is
+/// written there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRef {
+    pub range: Range,
+    pub encoding: Encoding,
+}
+
+/// How content left in a package is written there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Base64 text, possibly with line breaks (edXML, go.vn, a base64 MIME part).
+    Base64Text,
+    /// The bytes themselves (a binary MIME part).
+    Raw,
+}
+
 /// How much a range is read at a time.
 const CHUNK: usize = 64 * 1024;
 

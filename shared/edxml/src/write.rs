@@ -20,7 +20,7 @@ pub struct NewAttachment {
     /// A large attachment left in the package it was read from: `data` is then empty and the
     /// content is the base64 text in this range (see [`crate::spill`]). Writers put a marker
     /// where the base64 goes; `lienthong_translate::expand` streams the content in.
-    pub content_ref: Option<crate::source::Range>,
+    pub content_ref: Option<crate::source::ContentRef>,
 }
 
 /// A whole edoc: every field of the package, attachments with their content. Written by

@@ -10,6 +10,9 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
+use lienthong_edxml::source::{ContentRef, Encoding, Range, Source};
 use lienthong_edxml::{CodeMap, MimePart, PackageError, Unmapped, Violation};
 
 use crate::Message;
@@ -28,7 +31,18 @@ pub struct Part {
 /// Reads an e-doc.vn package (a whole MIME entity, or a bare SOAP envelope when it has no
 /// attachments).
 pub fn from_edocvn(bytes: &[u8], codes: &CodeMap) -> Result<Message, PackageError> {
-    let (envelope, parts) = unpack(bytes)?;
+    // Every part read: no threshold.
+    from_edocvn_source(Arc::new(bytes.to_vec()), u64::MAX, codes)
+}
+
+/// Reads an e-doc.vn package from a source: the parts over `threshold` bytes are left in it
+/// (their content referenced, raw or base64 as the part is written), the rest read.
+pub fn from_edocvn_source(
+    source: Arc<dyn Source>,
+    threshold: u64,
+    codes: &CodeMap,
+) -> Result<Message, PackageError> {
+    let (envelope, parts) = unpack_source(source, threshold)?;
     let parts: HashMap<String, MimePart> = parts
         .into_iter()
         .map(|p| {
@@ -37,11 +51,247 @@ pub fn from_edocvn(bytes: &[u8], codes: &CodeMap) -> Result<Message, PackageErro
                 MimePart {
                     content_type: Some(p.content_type),
                     data: p.data,
+                    content_ref: p.content_ref,
                 },
             )
         })
         .collect();
     lienthong_edxml::read_edocvn_envelope(&envelope, codes, &parts)
+}
+
+/// A MIME part of a package read from a source.
+#[derive(Debug)]
+pub struct SourcePart {
+    pub content_id: String,
+    pub content_type: String,
+    /// The content, when it was read.
+    pub data: Vec<u8>,
+    /// Where the content lies, when it was left in the source.
+    pub content_ref: Option<ContentRef>,
+}
+
+/// The largest SOAP envelope read (it holds headers, not attachments).
+const MAX_ENVELOPE: u64 = 16 * 1024 * 1024;
+
+fn read_range(source: &Arc<dyn Source>, offset: u64, len: u64) -> Result<Vec<u8>, PackageError> {
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    Range {
+        source: Arc::clone(source),
+        offset,
+        len,
+    }
+    .for_each_chunk(|c| out.extend_from_slice(c))
+    .map_err(|e| mime_error(format!("reading the package: {e}")))?;
+    Ok(out)
+}
+
+/// [`unpack`] without reading the parts over `threshold` bytes: one pass to find the
+/// delimiters, then the small parts and every part's headers read.
+pub fn unpack_source(
+    source: Arc<dyn Source>,
+    threshold: u64,
+) -> Result<(Vec<u8>, Vec<SourcePart>), PackageError> {
+    let total = source.len();
+    let head = read_range(&source, 0, total.min(64 * 1024))?;
+    if head[skip_ws(&head)..].starts_with(b"<") {
+        if total > MAX_ENVELOPE {
+            return Err(mime_error(format!(
+                "a bare SOAP envelope of {total} bytes: large attachments go in MIME parts"
+            )));
+        }
+        return Ok((read_range(&source, 0, total)?, Vec::new()));
+    }
+    let (headers, body) = split_headers(&head)
+        .ok_or_else(|| mime_error("the package is neither XML nor a MIME entity with headers"))?;
+    let body_at = (head.len() - body.len()) as u64;
+    let content_type = header(&headers, "content-type")
+        .ok_or_else(|| mime_error("the MIME entity has no Content-Type header"))?
+        .to_owned();
+    let boundary = parameter(&content_type, "boundary")
+        .ok_or_else(|| mime_error("the multipart Content-Type has no boundary"))?;
+    let start = parameter(&content_type, "start").map(|s| s.trim_matches(['<', '>']).to_owned());
+    let delimiter = format!("--{boundary}");
+    // Every delimiter that starts a line, found a chunk at a time.
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    let mut delimiters = Vec::new();
+    let overlap = delimiter.len() as u64;
+    let mut at = body_at;
+    while at < total {
+        let len = (1024 * 1024).min(total - at);
+        let chunk = read_range(&source, at, (len + overlap).min(total - at))?;
+        for i in finder.find_iter(&chunk) {
+            let pos = at + i as u64;
+            if i as u64 >= len || delimiters.last() == Some(&pos) {
+                continue;
+            }
+            let line_start = pos == body_at
+                || (i > 0 && chunk[i - 1] == b'\n')
+                || (i == 0 && read_range(&source, pos - 1, 1)? == b"\n");
+            if line_start {
+                delimiters.push(pos);
+            }
+        }
+        at += len;
+    }
+    let mut parts = Vec::new();
+    let mut envelope = None;
+    let mut closed = false;
+    for (n, &d) in delimiters.iter().enumerate() {
+        let after = d + overlap;
+        if read_range(&source, after, 2.min(total - after))? == b"--" {
+            closed = true;
+            break;
+        }
+        let Some(&next) = delimiters.get(n + 1) else {
+            break;
+        };
+        // The line break after the delimiter and the one before the next belong to them.
+        let mut from = after;
+        let lead = read_range(&source, from, 2.min(next - from))?;
+        from += if lead.starts_with(b"\r\n") {
+            2
+        } else {
+            u64::from(lead.starts_with(b"\n"))
+        };
+        let mut to = next;
+        let trail = read_range(
+            &source,
+            to.saturating_sub(2).max(from),
+            to - to.saturating_sub(2).max(from),
+        )?;
+        to -= if trail.ends_with(b"\r\n") {
+            2
+        } else {
+            u64::from(trail.ends_with(b"\n"))
+        };
+        let head = read_range(&source, from, (to - from).min(16 * 1024))?;
+        let (headers, rest) = split_headers(&head)
+            .ok_or_else(|| mime_error(format!("MIME part {} has no header section", n + 1)))?;
+        let data_at = from + (head.len() - rest.len()) as u64;
+        let data_len = to - data_at;
+        let content_id = header(&headers, "content-id")
+            .map(|v| v.trim().trim_matches(['<', '>']).to_owned())
+            .ok_or_else(|| mime_error(format!("MIME part {} has no Content-ID", n + 1)))?;
+        let content_type = header(&headers, "content-type")
+            .unwrap_or("application/octet-stream")
+            .trim()
+            .to_owned();
+        let encoding = match header(&headers, "content-transfer-encoding")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("binary" | "8bit" | "7bit") => Encoding::Raw,
+            Some("base64") => Encoding::Base64Text,
+            Some(other) => {
+                return Err(mime_error(format!(
+                    "MIME part <{content_id}>: Content-Transfer-Encoding `{other}` is not supported"
+                )));
+            }
+        };
+        let is_root = match &start {
+            Some(id) => *id == content_id,
+            None => envelope.is_none() && parts.is_empty(),
+        };
+        if is_root {
+            if data_len > MAX_ENVELOPE {
+                return Err(mime_error(format!(
+                    "the SOAP envelope part is {data_len} bytes; attachments go in parts of their own"
+                )));
+            }
+            let raw = read_range(&source, data_at, data_len)?;
+            envelope = Some(decode_part(raw, encoding, &content_id)?);
+            continue;
+        }
+        if data_len > threshold {
+            if encoding == Encoding::Base64Text {
+                check_base64(&source, data_at, data_len, &content_id)?;
+            }
+            parts.push(SourcePart {
+                content_id,
+                content_type,
+                data: Vec::new(),
+                content_ref: Some(ContentRef {
+                    range: Range {
+                        source: Arc::clone(&source),
+                        offset: data_at,
+                        len: data_len,
+                    },
+                    encoding,
+                }),
+            });
+        } else {
+            let raw = read_range(&source, data_at, data_len)?;
+            parts.push(SourcePart {
+                data: decode_part(raw, encoding, &content_id)?,
+                content_id,
+                content_type,
+                content_ref: None,
+            });
+        }
+    }
+    if !closed {
+        return Err(mime_error(format!(
+            "the multipart body does not end with the closing delimiter --{boundary}--"
+        )));
+    }
+    let envelope = envelope.ok_or_else(|| match &start {
+        Some(id) => mime_error(format!("the start part <{id}> is not among the MIME parts")),
+        None => mime_error("the multipart entity has no part"),
+    })?;
+    Ok((envelope, parts))
+}
+
+fn decode_part(
+    raw: Vec<u8>,
+    encoding: Encoding,
+    content_id: &str,
+) -> Result<Vec<u8>, PackageError> {
+    match encoding {
+        Encoding::Raw => Ok(raw),
+        Encoding::Base64Text => {
+            let text: Vec<u8> = raw
+                .into_iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).map_err(|e| {
+                mime_error(format!("MIME part <{content_id}> is not valid base64: {e}"))
+            })
+        }
+    }
+}
+
+/// Checks a base64 part left in the source, a chunk at a time.
+fn check_base64(
+    source: &Arc<dyn Source>,
+    offset: u64,
+    len: u64,
+    content_id: &str,
+) -> Result<(), PackageError> {
+    let (mut symbols, mut padding, mut bad) = (0u64, 0u64, None);
+    Range {
+        source: Arc::clone(source),
+        offset,
+        len,
+    }
+    .for_each_chunk(|chunk| {
+        for &b in chunk {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => {
+                    symbols += 1
+                }
+                b'=' => padding += 1,
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                _ => bad = bad.or(Some(b)),
+            }
+        }
+    })
+    .map_err(|e| mime_error(format!("reading the package: {e}")))?;
+    if bad.is_some() || padding > 2 || (symbols + padding) % 4 != 0 {
+        return Err(mime_error(format!(
+            "MIME part <{content_id}> is not valid base64"
+        )));
+    }
+    Ok(())
 }
 
 /// Writes a message as an e-doc.vn package: a MIME entity with the SOAP envelope first and one
@@ -127,126 +377,20 @@ fn mime_error(rule: impl Into<String>) -> PackageError {
     }])
 }
 
-/// The root SOAP envelope and the other parts of a package.
+/// The root SOAP envelope and the other parts of a package, all read.
 pub fn unpack(bytes: &[u8]) -> Result<(Vec<u8>, Vec<Part>), PackageError> {
-    let body_start = skip_ws(bytes);
-    if bytes[body_start..].starts_with(b"<") {
-        // A bare SOAP envelope: a package without attachments.
-        return Ok((bytes.to_vec(), Vec::new()));
-    }
-    let (headers, body) = split_headers(bytes)
-        .ok_or_else(|| mime_error("the package is neither XML nor a MIME entity with headers"))?;
-    let content_type = header(&headers, "content-type")
-        .ok_or_else(|| mime_error("the MIME entity has no Content-Type header"))?;
-    let mut parts = multipart_parts(content_type, body)?;
-    let start = parameter(content_type, "start").map(|s| s.trim_matches(['<', '>']).to_owned());
-    let root = match &start {
-        Some(id) => parts
-            .iter()
-            .position(|p| &p.content_id == id)
-            .ok_or_else(|| {
-                mime_error(format!("the start part <{id}> is not among the MIME parts"))
-            })?,
-        None => 0,
-    };
-    if parts.is_empty() {
-        return Err(mime_error("the multipart entity has no part"));
-    }
-    let envelope = parts.remove(root);
-    Ok((envelope.data, parts))
-}
-
-/// The parts of a `multipart/*` body given its Content-Type (with the boundary).
-pub fn multipart_parts(content_type: &str, body: &[u8]) -> Result<Vec<Part>, PackageError> {
-    if !content_type
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("multipart/")
-    {
-        return Err(mime_error(format!(
-            "Content-Type `{content_type}` is not multipart/related"
-        )));
-    }
-    let boundary = parameter(content_type, "boundary")
-        .ok_or_else(|| mime_error("the multipart Content-Type has no boundary"))?;
-    let delimiter = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-    let positions: Vec<usize> = finder.find_iter(body).collect();
-    let mut parts = Vec::new();
-    let mut closed = false;
-    for (i, &at) in positions.iter().enumerate() {
-        // A delimiter starts a line.
-        if at != 0 && !body[..at].ends_with(b"\n") {
-            continue;
-        }
-        let after = at + delimiter.len();
-        if body[after..].starts_with(b"--") {
-            closed = true;
-            break;
-        }
-        let Some(next) = positions[i + 1..]
-            .iter()
-            .copied()
-            .find(|&n| body[..n].ends_with(b"\n"))
-        else {
-            break;
-        };
-        let mut part = &body[after..next];
-        // The line break after the delimiter and the one before the next belong to them.
-        part = part
-            .strip_prefix(b"\r\n")
-            .or_else(|| part.strip_prefix(b"\n"))
-            .unwrap_or(part);
-        part = part
-            .strip_suffix(b"\r\n")
-            .or_else(|| part.strip_suffix(b"\n"))
-            .unwrap_or(part);
-        let (headers, data) = split_headers(part).ok_or_else(|| {
-            mime_error(format!(
-                "MIME part {} has no header section",
-                parts.len() + 1
-            ))
-        })?;
-        let n = parts.len() + 1;
-        let content_id = header(&headers, "content-id")
-            .map(|v| v.trim().trim_matches(['<', '>']).to_owned())
-            .ok_or_else(|| mime_error(format!("MIME part {n} has no Content-ID")))?;
-        let data = match header(&headers, "content-transfer-encoding")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("binary" | "8bit" | "7bit") => data.to_vec(),
-            Some("base64") => {
-                let text: Vec<u8> = data
-                    .iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .collect();
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).map_err(
-                    |e| mime_error(format!("MIME part <{content_id}> is not valid base64: {e}")),
-                )?
-            }
-            Some(other) => {
-                return Err(mime_error(format!(
-                    "MIME part <{content_id}>: Content-Transfer-Encoding `{other}` is not supported"
-                )));
-            }
-        };
-        parts.push(Part {
-            content_type: header(&headers, "content-type")
-                .unwrap_or("application/octet-stream")
-                .trim()
-                .to_owned(),
-            content_id,
-            data,
-        });
-    }
-    if !closed {
-        return Err(mime_error(format!(
-            "the multipart body does not end with the closing delimiter --{boundary}--"
-        )));
-    }
-    Ok(parts)
+    let (envelope, parts) = unpack_source(Arc::new(bytes.to_vec()), u64::MAX)?;
+    Ok((
+        envelope,
+        parts
+            .into_iter()
+            .map(|p| Part {
+                content_id: p.content_id,
+                content_type: p.content_type,
+                data: p.data,
+            })
+            .collect(),
+    ))
 }
 
 fn skip_ws(bytes: &[u8]) -> usize {

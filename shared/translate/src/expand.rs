@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 
 use base64::Engine;
+use lienthong_edxml::source::Encoding;
 use lienthong_edxml::spill::{NONCHAR, marker_index};
 
 use crate::{Format, Message};
@@ -38,19 +39,61 @@ pub fn expand(
             break;
         };
         let marker = &rest[at..at + 2 * NONCHAR.len() + end];
-        let Some(range) = marker_index(marker)
+        let Some(content) = marker_index(marker)
             .and_then(|i| attachments.get(i))
             .and_then(|a| a.content_ref.as_ref())
         else {
             return Err(io::Error::other("a marker names no attachment content"));
         };
         out.write_all(&rest[..at])?;
-        stream(range, format, out)?;
+        match content.encoding {
+            Encoding::Base64Text => stream(&content.range, format, out)?,
+            Encoding::Raw => stream_raw(&content.range, format, out)?,
+        }
         rest = &rest[at + marker.len()..];
     }
     out.write_all(rest)
 }
 
+/// Raw bytes: as they are into a MIME part, in base64 (3-byte aligned pieces) anywhere else.
+fn stream_raw(
+    range: &lienthong_edxml::source::Range,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut failed = None;
+    let mut carry: Vec<u8> = Vec::new();
+    range.for_each_chunk(|chunk| {
+        if failed.is_some() {
+            return;
+        }
+        let result = if format == Format::Edocvn {
+            out.write_all(chunk)
+        } else {
+            carry.extend_from_slice(chunk);
+            let whole = carry.len() / 3 * 3;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&carry[..whole]);
+            carry.drain(..whole);
+            out.write_all(encoded.as_bytes())
+        };
+        if let Err(e) = result {
+            failed = Some(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !carry.is_empty() {
+        out.write_all(
+            base64::engine::general_purpose::STANDARD
+                .encode(&carry)
+                .as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Base64 text: as it is into XML, without line breaks into JSON, decoded into a MIME part.
 fn stream(
     range: &lienthong_edxml::source::Range,
     format: Format,

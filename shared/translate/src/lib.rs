@@ -91,8 +91,8 @@ pub fn decode(format: Format, bytes: &[u8], codes: &CodeMap) -> Result<Message, 
     })
 }
 
-/// Reads a package from a source: an edXML or go.vn package with its attachments over
-/// `spill_threshold` bytes left in the source (see [`expand`]); JSON and e-doc.vn read whole.
+/// Reads a package from a source: an edXML, go.vn or e-doc.vn package with its attachments over
+/// `spill_threshold` bytes left in the source (see [`expand`]); JSON read whole.
 pub fn decode_source(
     format: Format,
     source: std::sync::Arc<dyn lienthong_edxml::source::Source>,
@@ -102,7 +102,10 @@ pub fn decode_source(
     match format {
         Format::Edxml => return Ok(lienthong_edxml::read_whole_source(source, spill_threshold)?),
         Format::Govn => return Ok(lienthong_edxml::read_govn_source(source, spill_threshold)?),
-        Format::Json | Format::Edocvn => {}
+        Format::Edocvn => {
+            return Ok(edocvn::from_edocvn_source(source, spill_threshold, codes)?);
+        }
+        Format::Json => {}
     }
     let mut bytes = vec![0u8; usize::try_from(source.len()).unwrap_or(usize::MAX)];
     let n = source.read_at(0, &mut bytes).map_err(|e| {

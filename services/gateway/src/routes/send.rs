@@ -93,7 +93,7 @@ pub(crate) fn too_large(limit: usize) -> ApiError {
     .with_http(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
 }
 
-fn spool_error(e: SpoolError, limit: usize) -> ApiError {
+pub(crate) fn spool_error(e: SpoolError, limit: usize) -> ApiError {
     match e {
         SpoolError::TooLarge(_) => too_large(limit),
         SpoolError::Io(e) => ApiError::platform("the package could not be spooled", e),

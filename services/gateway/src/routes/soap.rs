@@ -10,23 +10,20 @@
 //! (HTTP 500, as SOAP 1.1 says) whose detail lists each broken rule as `N.` (missing), `R.` (out
 //! of range), `M.` (malformed) or `T.` (wrong type) followed by the element path.
 
-use axum::body::Bytes;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_edxml::legacy::{EDOCVN_NS, SOAP_NS};
 use lienthong_edxml::source::{Range, Source};
 use lienthong_edxml::{CodeMap, Format, MessageType, OrganId};
-use lienthong_store::{AuthError, Body, InboxFilter, System, TransportStatus};
+use lienthong_store::{AuthError, Body, InboxFilter, Spooled, System, TransportStatus};
 use lienthong_translate::edocvn;
 use quick_xml::escape::escape;
 
 use super::get_edoc::{record_fetch, rendition_in};
-use super::json_api::body_error;
-use super::send::too_large;
+use super::send::spool_error;
 use super::stream::{self, Piece};
 use super::update_status::set_transport;
 use super::{own_copies, visible_document};
@@ -39,36 +36,64 @@ use crate::time_fmt::format_ms;
 pub async fn soap(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return fault(&body_error(&e, state.config.max_package_bytes)),
-    };
-    match handle(&state, &headers, &body).await {
+    match handle(&state, &headers, body).await {
         Ok(resp) => resp,
         Err(e) => fault(&e),
     }
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+/// A SOAP message larger than this is a package (an operation is a few hundred bytes).
+const MAX_OPERATION: u64 = 16 * 1024 * 1024;
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
     let caller = authenticate(state, headers).await?;
     let limit = state.config.max_package_bytes;
-    if body.len() > limit {
-        return Err(too_large(limit));
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/xml");
-    if content_type
+        .unwrap_or("text/xml")
+        .to_owned();
+    let multipart = content_type
         .trim_start()
         .to_ascii_lowercase()
-        .starts_with("multipart/")
-    {
-        return send_document(state, &caller, content_type, body).await;
+        .starts_with("multipart/");
+    // The message goes to a spool file as it arrives: a package may be large. A multipart one is
+    // stored as a whole MIME entity, its Content-Type first.
+    let mut spool = state.store.spool(limit as u64 + 4096).await?;
+    if multipart {
+        let head = format!("MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n");
+        spool
+            .write(head.as_bytes())
+            .await
+            .map_err(|e| spool_error(e, limit))?;
     }
-    let root = lienthong_edxml::dom::read(body).map_err(|e| {
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidFile,
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        spool
+            .write(&chunk)
+            .await
+            .map_err(|e| spool_error(e, limit))?;
+    }
+    let spooled = spool.finish().await.map_err(|e| spool_error(e, limit))?;
+    if multipart || spooled.size > MAX_OPERATION {
+        return send_document(state, &caller, spooled).await;
+    }
+    let body = tokio::fs::read(spooled.path())
+        .await
+        .map_err(|e| ApiError::platform("the message could not be read back", e))?;
+    let root = lienthong_edxml::dom::read(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidFile,
             format!("the request is not a readable SOAP message: {e}"),
@@ -87,7 +112,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
             .is_some_and(|e| e.namespace.as_deref() == Some(EDOCVN_NS))
     };
     if in_header("MessageHeader") || in_header("Status") {
-        return send_document(state, &caller, content_type, body).await;
+        return send_document(state, &caller, spooled).await;
     }
     let Some(operation) = root.child("Body").and_then(|b| b.elements().next()) else {
         return Err(ApiError::new(
@@ -184,11 +209,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<System, A
 async fn send_document(
     state: &AppState,
     caller: &System,
-    content_type: &str,
-    body: &[u8],
+    package: Spooled,
 ) -> Result<Response, ApiError> {
-    let entity = edocvn::join_entity(content_type, body);
-    let accepted = accept_in(state, caller, Format::Edocvn, None, Body::Bytes(entity)).await?;
+    let accepted = accept_in(state, caller, Format::Edocvn, None, Body::Spooled(package)).await?;
     Ok(answer(&format!(
         "<SendDocumentResponse xmlns=\"{EDOCVN_NS}\"><DocId>{}</DocId><Duplicate>{}</Duplicate></SendDocumentResponse>",
         escape(&accepted.doc_id),
