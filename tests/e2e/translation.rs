@@ -452,6 +452,36 @@ async fn a_large_attachment_crosses_every_interface_streamed_and_intact() {
     assert_eq!(as_json.attachments[0].data, doc.attachments[0].data);
     assert_eq!(b64(&got["original"]["content"]), signed_bytes);
 
+    // A JSON adapter sends one too: its JSON body is spooled and the attachment left in it.
+    let from_json = {
+        let mut d = edoc(COMMUNE, &[PROVINCE], unique_number());
+        d.attachments[0].data = doc.attachments[0].data.clone();
+        d
+    };
+    let json_path = env.dir.path().join("large.json");
+    std::fs::write(
+        &json_path,
+        encode(Format::Json, &Message::Edoc(Box::new(from_json.clone()))),
+    )
+    .expect("write");
+    let json_doc = bus
+        .client("commune")
+        .send_file(&json_path, "edoc", "json")
+        .await
+        .expect("JSON sent");
+    env.all_delivered(&json_doc).await;
+    let (format, _, _) = province
+        .fetch_file(&json_doc, true, &out)
+        .await
+        .expect("rendition");
+    assert_eq!(format, "edxml");
+    let Message::Edoc(as_edxml) =
+        decode(Format::Edxml, &std::fs::read(&out).expect("read")).expect("edXML")
+    else {
+        panic!("not an edoc")
+    };
+    assert_eq!(as_edxml.attachments[0].data, from_json.attachments[0].data);
+
     bus.stop().await;
     assert_eq!(env.dead_letters().await, 0);
     env.teardown().await;

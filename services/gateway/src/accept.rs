@@ -92,7 +92,7 @@ async fn read_body(
     body: &Body,
 ) -> Result<Read, ApiError> {
     let spooled = match (format, body) {
-        (Format::Edxml | Format::Govn | Format::Edocvn, Body::Spooled(s)) => s,
+        (_, Body::Spooled(s)) => s,
         (_, body) => {
             let codes = crate::routes::codes_for(state, &[format]).await?;
             let bytes = body
@@ -109,6 +109,14 @@ async fn read_body(
     tokio::task::spawn_blocking(move || {
         let source: std::sync::Arc<dyn lienthong_edxml::source::Source> =
             std::sync::Arc::new(source);
+        if format == Format::Json {
+            return lienthong_translate::json::from_json_source(source, threshold)
+                .map(|whole| match whole {
+                    lienthong_edxml::Whole::Edoc(e) => Read::Edoc(Box::new(e.header)),
+                    lienthong_edxml::Whole::Status(s) => Read::Status(s),
+                })
+                .map_err(|e| decode_error(format, &e.into()));
+        }
         if format == Format::Edocvn {
             return lienthong_translate::edocvn::from_edocvn_source(source, threshold, &codes)
                 .map(|whole| match whole {

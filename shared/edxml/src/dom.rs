@@ -242,6 +242,12 @@ fn spill_index(raw: &str, spills: &[Range]) -> Option<Result<Range, ParseError>>
     }))
 }
 
+/// Reads the slim copy of a document whose markers stand for `spills` (marker `n` for
+/// `spills[n]`).
+pub fn read_slim(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseError> {
+    read_with_spills(bytes, spills)
+}
+
 fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseError> {
     let mut reader = NsReader::from_reader(bytes);
     reader.config_mut().trim_text(false);

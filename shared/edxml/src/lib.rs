@@ -22,7 +22,7 @@ pub use format::Format;
 pub use legacy::CodeMap;
 pub use model::*;
 pub use parse::{
-    MimePart, Whole, parse, parse_as, parse_source, parse_source_as, read_edoc,
+    MimePart, Whole, parse, parse_as, parse_slim, parse_source, parse_source_as, read_edoc,
     read_edocvn_envelope, read_govn, read_govn_source, read_whole, read_whole_source,
 };
 pub use status::{CopyStatus, IllegalTransition, StatusCode};

@@ -30,6 +30,12 @@ pub fn parse(bytes: &[u8]) -> Result<Package, PackageError> {
     checked(&dom::read(bytes)?)
 }
 
+/// Parses and validates the slim copy of a package (see [`crate::spill`]) whose markers stand for
+/// `spills` (marker `n` for `spills[n]`).
+pub fn parse_slim(bytes: &[u8], spills: &[crate::source::Range]) -> Result<Package, PackageError> {
+    checked(&dom::read_slim(bytes, spills)?.root)
+}
+
 /// Parses and validates a package read from `source`, leaving attachment texts over
 /// `spill_threshold` bytes in it: they are checked as base64 a chunk at a time, never held.
 pub fn parse_source(
@@ -1014,8 +1020,7 @@ fn decoded(content: &Element) -> Vec<u8> {
 }
 
 fn base64_decoded_len(content: &Element) -> Result<u64, String> {
-    let mut symbols: u64 = 0;
-    let mut padding: u64 = 0;
+    let mut check = crate::source::Base64Check::new(true);
     for node in &content.children {
         let t = match node {
             crate::dom::Node::Text(t) => t,
@@ -1026,34 +1031,10 @@ fn base64_decoded_len(content: &Element) -> Result<u64, String> {
                 continue;
             }
         };
-        let mut bad = None;
-        t.for_each_chunk(|chunk| {
-            for &b in chunk {
-                if bad.is_some() {
-                    return;
-                }
-                match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => {
-                        symbols += 1
-                    }
-                    b'=' => padding += 1,
-                    b' ' | b'\t' | b'\r' | b'\n' => {}
-                    _ => bad = Some(b),
-                }
-            }
-        })
-        .map_err(|e| format!("could not be read: {e}"))?;
-        if let Some(b) = bad {
-            return Err(format!(
-                "is not valid base64 (unexpected `{}`)",
-                char::from(b).escape_default()
-            ));
-        }
+        t.for_each_chunk(|chunk| check.feed(chunk))
+            .map_err(|e| format!("could not be read: {e}"))?;
     }
-    if padding > 2 || (symbols + padding) % 4 != 0 {
-        return Err("is not valid base64 (its length is not a multiple of 4)".into());
-    }
-    Ok((symbols + padding) / 4 * 3 - padding)
+    check.finish()
 }
 
 fn status(

@@ -108,6 +108,129 @@ pub enum Encoding {
     Raw,
 }
 
+/// Reads a source from the start, through a buffer: byte by byte, or by the buffered run.
+pub struct Sequential {
+    source: Arc<dyn Source>,
+    buf: Vec<u8>,
+    /// Source offset of `buf[0]`.
+    base: u64,
+    len: usize,
+    at: usize,
+}
+
+impl Sequential {
+    pub fn new(source: Arc<dyn Source>) -> Self {
+        Self {
+            source,
+            buf: vec![0; 256 * 1024],
+            base: 0,
+            len: 0,
+            at: 0,
+        }
+    }
+
+    /// The source offset of the next byte.
+    pub fn offset(&self) -> u64 {
+        self.base + self.at as u64
+    }
+
+    /// Makes sure some bytes are buffered; false at the end of the source.
+    pub fn fill(&mut self) -> io::Result<bool> {
+        if self.at < self.len {
+            return Ok(true);
+        }
+        self.base += self.len as u64;
+        self.at = 0;
+        self.len = self.source.read_at(self.base, &mut self.buf)?;
+        Ok(self.len > 0)
+    }
+
+    /// The next byte, read.
+    pub fn read_byte(&mut self) -> io::Result<Option<u8>> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        self.at += 1;
+        Ok(Some(self.buf[self.at - 1]))
+    }
+
+    /// The next byte, left unread.
+    pub fn peek(&mut self) -> io::Result<Option<u8>> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        Ok(Some(self.buf[self.at]))
+    }
+
+    /// The bytes buffered and not yet read (empty only at the end: call [`Sequential::fill`]).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.at..self.len]
+    }
+
+    /// Marks `n` buffered bytes read.
+    pub fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.len);
+    }
+}
+
+/// Checks base64 text fed a piece at a time and counts the bytes it decodes to.
+#[derive(Debug, Default)]
+pub struct Base64Check {
+    symbols: u64,
+    padding: u64,
+    bad: Option<u8>,
+    /// White space (line breaks in base64 MIME parts and XML) is allowed.
+    pub allow_whitespace: bool,
+}
+
+impl Base64Check {
+    pub fn new(allow_whitespace: bool) -> Self {
+        Self {
+            allow_whitespace,
+            ..Self::default()
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            if self.bad.is_some() {
+                return;
+            }
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if self.padding == 0 => {
+                    self.symbols += 1
+                }
+                b'=' => self.padding += 1,
+                b' ' | b'\t' | b'\r' | b'\n' if self.allow_whitespace => {}
+                _ => self.bad = Some(b),
+            }
+        }
+    }
+
+    /// The decoded length, or why the text is not base64.
+    pub fn finish(&self) -> Result<u64, String> {
+        if let Some(b) = self.bad {
+            return Err(format!(
+                "is not valid base64 (unexpected `{}`)",
+                char::from(b).escape_default()
+            ));
+        }
+        if self.padding > 2 || (self.symbols + self.padding) % 4 != 0 {
+            return Err("is not valid base64 (its length is not a multiple of 4)".into());
+        }
+        Ok((self.symbols + self.padding) / 4 * 3 - self.padding)
+    }
+
+    /// Checks a range.
+    pub fn range(range: &Range, allow_whitespace: bool) -> Result<u64, String> {
+        let mut check = Self::new(allow_whitespace);
+        range
+            .for_each_chunk(|c| check.feed(c))
+            .map_err(|e| format!("could not be read: {e}"))?;
+        check.finish()
+    }
+}
+
 /// How much a range is read at a time.
 const CHUNK: usize = 64 * 1024;
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use crate::error::ParseError;
-use crate::source::{Range, Source};
+use crate::source::{Range, Sequential, Source};
 
 /// U+FFFF in UTF-8.
 pub const NONCHAR: &[u8] = b"\xEF\xBF\xBF";
@@ -35,70 +35,53 @@ pub fn marker_index(text: &[u8]) -> Option<usize> {
     std::str::from_utf8(inner).ok()?.parse().ok()
 }
 
-/// Buffered sequential reading of a source, byte by byte or by runs.
-struct Cursor {
-    source: Arc<dyn Source>,
-    buf: Vec<u8>,
-    /// Source offset of `buf[0]`.
-    base: u64,
-    len: usize,
-    at: usize,
-}
+/// Sequential reading, errors as the parser reports them.
+struct Cursor(Sequential);
 
 impl Cursor {
-    fn new(source: Arc<dyn Source>) -> Self {
-        Self {
-            source,
-            buf: vec![0; 256 * 1024],
-            base: 0,
-            len: 0,
-            at: 0,
-        }
-    }
-
     fn offset(&self) -> u64 {
-        self.base + self.at as u64
-    }
-
-    fn fill(&mut self) -> Result<bool, ParseError> {
-        if self.at < self.len {
-            return Ok(true);
-        }
-        self.base += self.len as u64;
-        self.at = 0;
-        self.len = self
-            .source
-            .read_at(self.base, &mut self.buf)
-            .map_err(|e| malformed(self.base, format!("reading the package: {e}")))?;
-        Ok(self.len > 0)
+        self.0.offset()
     }
 
     fn next(&mut self) -> Result<Option<u8>, ParseError> {
-        if !self.fill()? {
-            return Ok(None);
-        }
-        let b = self.buf[self.at];
-        self.at += 1;
-        Ok(Some(b))
+        let at = self.0.offset();
+        self.0
+            .read_byte()
+            .map_err(|e| malformed(at, format!("reading the package: {e}")))
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, ParseError> {
+        let at = self.0.offset();
+        self.0
+            .peek()
+            .map_err(|e| malformed(at, format!("reading the package: {e}")))
     }
 
     /// The bytes up to (not including) the next `<`, chunk by chunk; the cursor stops on `<`.
     fn text_run(&mut self, mut f: impl FnMut(&[u8])) -> Result<(), ParseError> {
-        while self.fill()? {
-            let chunk = &self.buf[self.at..self.len];
+        loop {
+            let at = self.0.offset();
+            if !self
+                .0
+                .fill()
+                .map_err(|e| malformed(at, format!("reading the package: {e}")))?
+            {
+                return Ok(());
+            }
+            let chunk = self.0.buffered();
             match memchr::memchr(b'<', chunk) {
                 Some(i) => {
                     f(&chunk[..i]);
-                    self.at += i;
+                    self.0.consume(i);
                     return Ok(());
                 }
                 None => {
                     f(chunk);
-                    self.at = self.len;
+                    let n = chunk.len();
+                    self.0.consume(n);
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -121,7 +104,7 @@ fn local(name: &[u8]) -> &[u8] {
 /// bytes replaced by a marker. Markup is copied as it is; what the scan cannot make sense of is
 /// left for the parser to refuse.
 pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError> {
-    let mut c = Cursor::new(Arc::clone(&source));
+    let mut c = Cursor(Sequential::new(Arc::clone(&source)));
     let mut xml = Vec::new();
     let mut spills = Vec::new();
     // Local names of the open elements.
@@ -162,16 +145,8 @@ pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError>
             ));
         }
         let next = c.next()?;
-        let closes = next == Some(b'<') && {
-            // Peek: an end tag follows the run.
-            match c.next()? {
-                Some(b) => {
-                    c.at -= 1;
-                    b == b'/'
-                }
-                None => false,
-            }
-        };
+        // An end tag follows the run.
+        let closes = next == Some(b'<') && c.peek()? == Some(b'/');
         let parent = open.len().checked_sub(2).map(|i| open[i].as_slice());
         let spillable = match open.last().map(Vec::as_slice) {
             Some(b"ContentTransferEncoded") => true,

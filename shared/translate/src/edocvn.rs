@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use std::sync::Arc;
 
-use lienthong_edxml::source::{ContentRef, Encoding, Range, Source};
+use lienthong_edxml::source::{Base64Check, ContentRef, Encoding, Range, Source};
 use lienthong_edxml::{CodeMap, MimePart, PackageError, Unmapped, Violation};
 
 use crate::Message;
@@ -204,7 +204,13 @@ pub fn unpack_source(
         }
         if data_len > threshold {
             if encoding == Encoding::Base64Text {
-                check_base64(&source, data_at, data_len, &content_id)?;
+                let range = Range {
+                    source: Arc::clone(&source),
+                    offset: data_at,
+                    len: data_len,
+                };
+                Base64Check::range(&range, true)
+                    .map_err(|why| mime_error(format!("MIME part <{content_id}> {why}")))?;
             }
             parts.push(SourcePart {
                 content_id,
@@ -258,40 +264,6 @@ fn decode_part(
             })
         }
     }
-}
-
-/// Checks a base64 part left in the source, a chunk at a time.
-fn check_base64(
-    source: &Arc<dyn Source>,
-    offset: u64,
-    len: u64,
-    content_id: &str,
-) -> Result<(), PackageError> {
-    let (mut symbols, mut padding, mut bad) = (0u64, 0u64, None);
-    Range {
-        source: Arc::clone(source),
-        offset,
-        len,
-    }
-    .for_each_chunk(|chunk| {
-        for &b in chunk {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => {
-                    symbols += 1
-                }
-                b'=' => padding += 1,
-                b' ' | b'\t' | b'\r' | b'\n' => {}
-                _ => bad = bad.or(Some(b)),
-            }
-        }
-    })
-    .map_err(|e| mime_error(format!("reading the package: {e}")))?;
-    if bad.is_some() || padding > 2 || (symbols + padding) % 4 != 0 {
-        return Err(mime_error(format!(
-            "MIME part <{content_id}> is not valid base64"
-        )));
-    }
-    Ok(())
 }
 
 /// Writes a message as an e-doc.vn package: a MIME entity with the SOAP envelope first and one

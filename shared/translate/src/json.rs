@@ -16,6 +16,8 @@ use lienthong_edxml::{
 };
 use serde::{Deserialize, Serialize};
 
+use lienthong_edxml::source::{Base64Check, ContentRef, Encoding, Range};
+
 use crate::Message;
 
 /// The JSON Schema (draft 2020-12) of the packages this module reads and writes.
@@ -432,7 +434,7 @@ impl Fields {
     }
 }
 
-fn edoc_from(j: EdocJson) -> Result<NewEdoc, JsonError> {
+fn edoc_from(j: EdocJson, spills: &[(usize, Range)]) -> Result<NewEdoc, JsonError> {
     let mut f = Fields::default();
     let h = j.header;
     let from = f.organization("header.from", h.from);
@@ -459,6 +461,27 @@ fn edoc_from(j: EdocJson) -> Result<NewEdoc, JsonError> {
     let trace = f.trace(j.trace);
     let mut attachments = Vec::with_capacity(j.attachments.len());
     for (i, a) in j.attachments.into_iter().enumerate() {
+        // Left in the package it came in: checked as base64 a chunk at a time, never held.
+        if let Some((_, range)) = spills.iter().find(|(n, _)| *n == i) {
+            if a.data == lienthong_edxml::spill::marker(i) {
+                // Strict base64: JSON strings hold no line breaks.
+                match Base64Check::range(range, false) {
+                    Ok(_) => attachments.push(NewAttachment {
+                        content_id: a.content_id,
+                        attachment_name: a.attachment_name,
+                        content_type: a.content_type,
+                        description: a.description,
+                        data: Vec::new(),
+                        content_ref: Some(ContentRef {
+                            range: range.clone(),
+                            encoding: Encoding::Base64Text,
+                        }),
+                    }),
+                    Err(why) => f.fail(&format!("attachments[{i}].data"), why),
+                }
+                continue;
+            }
+        }
         match base64::engine::general_purpose::STANDARD.decode(a.data.as_bytes()) {
             Ok(data) => attachments.push(NewAttachment {
                 content_id: a.content_id,
@@ -585,6 +608,20 @@ fn shape_error(e: &serde_json::Error) -> JsonError {
 /// Reads a message from JSON: the shape, then every rule an edXML package is held to, each
 /// broken one reported at its JSON path.
 pub fn from_json(bytes: &[u8]) -> Result<Message, JsonError> {
+    from_json_slim(bytes, &[])
+}
+
+/// [`from_json`] for a package read from a source: `attachments[n].data` strings over
+/// `threshold` bytes are left in it (see [`crate::json_spill`]).
+pub fn from_json_source(
+    source: std::sync::Arc<dyn lienthong_edxml::source::Source>,
+    threshold: u64,
+) -> Result<Message, JsonError> {
+    let slim = crate::json_spill::slim_json(source, threshold)?;
+    from_json_slim(&slim.json, &slim.spills)
+}
+
+fn from_json_slim(bytes: &[u8], spills: &[(usize, Range)]) -> Result<Message, JsonError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| shape_error(&e))?;
     let kind = value
         .get("messageType")
@@ -593,7 +630,7 @@ pub fn from_json(bytes: &[u8]) -> Result<Message, JsonError> {
     let message = match kind {
         "edoc" => {
             let j: EdocJson = serde_json::from_value(value).map_err(|e| shape_error(&e))?;
-            Message::Edoc(Box::new(edoc_from(j)?))
+            Message::Edoc(Box::new(edoc_from(j, spills)?))
         }
         "status" => {
             let j: StatusJson = serde_json::from_value(value).map_err(|e| shape_error(&e))?;
@@ -608,7 +645,24 @@ pub fn from_json(bytes: &[u8]) -> Result<Message, JsonError> {
     };
     // The edXML rules (required fields, lengths, consistency of manifest and attachments...)
     // apply to the edXML rendering; their paths are mapped back to JSON.
-    match lienthong_edxml::parse(&crate::to_edxml(&message)) {
+    // Attachments left in the package are written as markers and read back as the ranges they
+    // stand for, so the rules (base64 included) are checked without holding them.
+    let dense: Vec<Range> = match &message {
+        Message::Edoc(e) => e
+            .attachments
+            .iter()
+            .map(|a| match &a.content_ref {
+                Some(c) => c.range.clone(),
+                None => Range {
+                    source: std::sync::Arc::new(Vec::new()),
+                    offset: 0,
+                    len: 0,
+                },
+            })
+            .collect(),
+        Message::Status(_) => Vec::new(),
+    };
+    match lienthong_edxml::parse_slim(&crate::to_edxml(&message), &dense) {
         Ok(_) => Ok(message),
         Err(PackageError::Invalid(violations)) => Err(JsonError(
             violations

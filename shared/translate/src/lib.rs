@@ -8,6 +8,7 @@
 pub mod edocvn;
 pub mod expand;
 pub mod json;
+pub mod json_spill;
 
 use lienthong_edxml::{PackageError, TraceHeader, Violation};
 
@@ -91,31 +92,20 @@ pub fn decode(format: Format, bytes: &[u8], codes: &CodeMap) -> Result<Message, 
     })
 }
 
-/// Reads a package from a source: an edXML, go.vn or e-doc.vn package with its attachments over
-/// `spill_threshold` bytes left in the source (see [`expand`]); JSON read whole.
+/// Reads a package from a source, its attachments over `spill_threshold` bytes left in the source
+/// (see [`expand`]), whatever its format.
 pub fn decode_source(
     format: Format,
     source: std::sync::Arc<dyn lienthong_edxml::source::Source>,
     spill_threshold: u64,
     codes: &CodeMap,
 ) -> Result<Message, DecodeError> {
-    match format {
-        Format::Edxml => return Ok(lienthong_edxml::read_whole_source(source, spill_threshold)?),
-        Format::Govn => return Ok(lienthong_edxml::read_govn_source(source, spill_threshold)?),
-        Format::Edocvn => {
-            return Ok(edocvn::from_edocvn_source(source, spill_threshold, codes)?);
-        }
-        Format::Json => {}
-    }
-    let mut bytes = vec![0u8; usize::try_from(source.len()).unwrap_or(usize::MAX)];
-    let n = source.read_at(0, &mut bytes).map_err(|e| {
-        PackageError::Parse(lienthong_edxml::ParseError::Malformed {
-            position: 0,
-            reason: format!("reading the package: {e}"),
-        })
-    })?;
-    bytes.truncate(n);
-    decode(format, &bytes, codes)
+    Ok(match format {
+        Format::Edxml => lienthong_edxml::read_whole_source(source, spill_threshold)?,
+        Format::Govn => lienthong_edxml::read_govn_source(source, spill_threshold)?,
+        Format::Edocvn => edocvn::from_edocvn_source(source, spill_threshold, codes)?,
+        Format::Json => json::from_json_source(source, spill_threshold)?,
+    })
 }
 
 /// Writes a message in any format to `out`, attachment contents left in their package streamed

@@ -3,8 +3,6 @@
 //! the registry and the trace answer as in `/v1`; `openapi.json` describes it all.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +11,7 @@ use lienthong_store::Body;
 use serde_json::{Value, json};
 
 use super::get_edoc::{record_fetch, rendition_for, rendition_in, signature, summary};
-use super::send::too_large;
+use super::send::spool_body;
 use super::stream::{self, Piece};
 use super::{own_copies, visible_document};
 use crate::AppState;
@@ -28,27 +26,17 @@ const OPENAPI: &str = include_str!("../../openapi.json");
 pub async fn send(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let limit = state.config.max_package_bytes;
-    let body = body.map_err(|e| body_error(&e, limit))?;
-    if body.len() > limit {
-        return Err(too_large(limit));
-    }
-    if body.is_empty() {
+    // Spooled as it arrives: a package may be large.
+    let body = spool_body(&state, body, None).await?;
+    if body.size == 0 {
         return Err(ApiError::new(
             ErrorCode::InvalidFile,
             "body: a JSON package is required",
         ));
     }
-    let accepted = accept_in(
-        &state,
-        &caller,
-        Format::Json,
-        None,
-        Body::Bytes(body.to_vec()),
-    )
-    .await?;
+    let accepted = accept_in(&state, &caller, Format::Json, None, Body::Spooled(body)).await?;
     let status = if accepted.duplicate {
         StatusCode::OK
     } else {
@@ -62,18 +50,6 @@ pub async fn send(
             "duplicate": accepted.duplicate,
         })),
     ))
-}
-
-/// A request body that could not be read: too large (413), or cut short.
-pub(crate) fn body_error(e: &BytesRejection, limit: usize) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(limit)
-    } else {
-        ApiError::new(
-            ErrorCode::InvalidFile,
-            format!("body: could not be read: {}", e.body_text()),
-        )
-    }
 }
 
 /// `GET /json/v1/packages/{docId}`: the package in the format the caller's agency receives

@@ -85,12 +85,41 @@ pub async fn send_edoc(
     ))
 }
 
-pub(crate) fn too_large(limit: usize) -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidFile,
         format!("edocFile: the package is larger than the {limit} bytes this bus accepts"),
     )
     .with_http(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+}
+
+/// Writes a request body to a spool file as it arrives (after `head`, when given), within the
+/// size limit: a package is never held whole.
+pub(crate) async fn spool_body(
+    state: &AppState,
+    body: axum::body::Body,
+    head: Option<&[u8]>,
+) -> Result<Spooled, ApiError> {
+    let limit = state.config.max_package_bytes;
+    let extra = head.map_or(0, |h| h.len() as u64);
+    let mut spool = state.store.spool(limit as u64 + extra).await?;
+    if let Some(head) = head {
+        spool.write(head).await.map_err(|e| spool_error(e, limit))?;
+    }
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidFile,
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        spool
+            .write(&chunk)
+            .await
+            .map_err(|e| spool_error(e, limit))?;
+    }
+    spool.finish().await.map_err(|e| spool_error(e, limit))
 }
 
 pub(crate) fn spool_error(e: SpoolError, limit: usize) -> ApiError {

@@ -23,7 +23,7 @@ use lienthong_translate::edocvn;
 use quick_xml::escape::escape;
 
 use super::get_edoc::{record_fetch, rendition_in};
-use super::send::spool_error;
+use super::send::spool_body;
 use super::stream::{self, Piece};
 use super::update_status::set_transport;
 use super::{own_copies, visible_document};
@@ -53,7 +53,6 @@ async fn handle(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(state, headers).await?;
-    let limit = state.config.max_package_bytes;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -65,28 +64,8 @@ async fn handle(
         .starts_with("multipart/");
     // The message goes to a spool file as it arrives: a package may be large. A multipart one is
     // stored as a whole MIME entity, its Content-Type first.
-    let mut spool = state.store.spool(limit as u64 + 4096).await?;
-    if multipart {
-        let head = format!("MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n");
-        spool
-            .write(head.as_bytes())
-            .await
-            .map_err(|e| spool_error(e, limit))?;
-    }
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidFile,
-                format!("the request body could not be read: {e}"),
-            )
-        })?;
-        spool
-            .write(&chunk)
-            .await
-            .map_err(|e| spool_error(e, limit))?;
-    }
-    let spooled = spool.finish().await.map_err(|e| spool_error(e, limit))?;
+    let head = format!("MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n");
+    let spooled = spool_body(state, body, multipart.then_some(head.as_bytes())).await?;
     if multipart || spooled.size > MAX_OPERATION {
         return send_document(state, &caller, spooled).await;
     }
