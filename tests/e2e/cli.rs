@@ -255,6 +255,65 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // Mergers and new agencies from the CLI.
+    ok(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "registry-add",
+            "000.15.05.H49",
+            "--name",
+            "Xã mới",
+            "--parent",
+            DEPARTMENT,
+        ],
+        &[],
+    );
+    ok(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "registry-merge",
+            LOCKED,
+            "--into",
+            "000.15.05.H49",
+            "--on",
+            "2025/06/30",
+        ],
+        &[],
+    );
+    let agencies: serde_json::Value =
+        serde_json::from_str(&ok(&["admin", "--config", cfg, "registry-export"], &[]))
+            .expect("json");
+    assert!(
+        agencies.as_array().is_some_and(|a| a.iter().any(|x| {
+            x["code"] == LOCKED
+                && x["state"] == "retired"
+                && x["successor"] == "000.15.05.H49"
+                && x["validTo"] == "2025/06/30"
+        })),
+        "{agencies}"
+    );
+    let unknown = run(
+        &[
+            "admin",
+            "--config",
+            cfg,
+            "registry-merge",
+            "000.77.05.H49",
+            "--into",
+            COMMUNE,
+        ],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no agency 000.77.05.H49"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
     // Formats from the CLI: a go.vn package made with `translate` and sent as go.vn; the JSON
     // recipient's rendition fetched with `fetch --rendition`; translated on to e-doc.vn with the
     // registry's 9-character codes; a status answering the go.vn original.

@@ -6,6 +6,7 @@ mod crash;
 mod errors;
 mod flow;
 mod legacy;
+mod registry;
 mod resilience;
 mod revocation;
 mod signatures;

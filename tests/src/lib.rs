@@ -179,6 +179,9 @@ async fn seed(store: &Store) {
         receive_format: Default::default(),
         // The e-doc.vn generation's 9-character code: the code without its first group.
         legacy_code: Some(code[4..].to_owned()),
+        valid_from: None,
+        valid_to: None,
+        successor: None,
     };
     store
         .upsert_agencies(&[

@@ -6,7 +6,8 @@ use lienthong_edxml::{
     CodeMap, Format, MessageHeader, MessageType, Package, PackageError, StatusCode, StatusPackage,
 };
 use lienthong_store::{
-    Acceptance, AgencyState, Body, DeliveryState, NewDocument, StatusUpdate, System, now_ms,
+    Acceptance, AgencyState, Body, DeliveryState, NewDocument, Resolution, StatusUpdate, System,
+    now_ms,
 };
 
 use crate::AppState;
@@ -180,9 +181,16 @@ pub async fn accept_in(
     doc.format = format;
     // A resubmission gets the docId it was given, whatever changed in the registry since; but
     // the same DocumentId for other recipients is a different package, never silently dropped.
+    let mut redirects = Vec::new();
     if doc.message_type == MessageType::Edoc {
+        // A recipient merged into another (retired, with a successor) is served by the successor.
+        let resolved = resolve_recipients(state, &doc.recipients).await;
         match state.store.doc_id_for_key(&doc.idem_key).await? {
-            None => check_recipients(state, &doc.recipients).await?,
+            None => {
+                let resolved = resolved?;
+                doc.recipients = resolved.codes;
+                redirects = resolved.redirects;
+            }
             Some(existing) => {
                 let mut before: Vec<String> = state
                     .store
@@ -191,7 +199,9 @@ pub async fn accept_in(
                     .into_iter()
                     .map(|l| l.recipient)
                     .collect();
-                let mut now = doc.recipients.clone();
+                let mut now = resolved
+                    .map(|r| r.codes)
+                    .unwrap_or_else(|_| doc.recipients.clone());
                 before.sort();
                 now.sort();
                 now.dedup();
@@ -209,7 +219,79 @@ pub async fn accept_in(
             }
         }
     }
-    commit(state, doc).await
+    commit(state, doc, &redirects).await
+}
+
+/// Where a document goes: its recipients, with each retired one replaced by its successor.
+struct Resolved {
+    codes: Vec<String>,
+    /// (addressed, successor) pairs.
+    redirects: Vec<(String, String)>,
+}
+
+/// Every recipient must be in the registry (18) and active (retired without a successor: 18,
+/// locked: 23); a retired one with a successor is served by the successor (followed through
+/// later mergers). Registry dates count (`validFrom`, `validTo`).
+async fn resolve_recipients(state: &AppState, recipients: &[String]) -> Result<Resolved, ApiError> {
+    let day = lienthong_store::today();
+    let mut resolved = Resolved {
+        codes: Vec::new(),
+        redirects: Vec::new(),
+    };
+    for (i, code) in recipients.iter().enumerate() {
+        let path = format!("MessageHeader/To[{}]/OrganId", i + 1);
+        let via = |chain: &[String]| match chain {
+            [_] => String::new(),
+            [_, rest @ ..] => format!(" (through its successor {})", rest.join(" -> ")),
+            [] => String::new(),
+        };
+        match state.store.resolve_recipient(code, &day).await? {
+            Resolution::Unknown { chain } => {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientMissing,
+                    format!(
+                        "{path}: recipient {} does not exist in the agency registry{}",
+                        chain.last().unwrap_or(code),
+                        via(&chain)
+                    ),
+                ));
+            }
+            Resolution::Found {
+                chain,
+                state: AgencyState::Retired,
+            } => {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientMissing,
+                    format!(
+                        "{path}: recipient {code} is retired in the agency registry{}, with no successor",
+                        via(&chain)
+                    ),
+                ));
+            }
+            Resolution::Found {
+                chain,
+                state: AgencyState::Locked,
+            } => {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientLocked,
+                    format!("{path}: recipient {code} is locked{}", via(&chain)),
+                ));
+            }
+            Resolution::Found {
+                chain,
+                state: AgencyState::Active,
+            } => {
+                let served_by = chain.last().cloned().unwrap_or_else(|| code.clone());
+                if served_by != *code {
+                    resolved.redirects.push((code.clone(), served_by.clone()));
+                }
+                if !resolved.codes.contains(&served_by) {
+                    resolved.codes.push(served_by);
+                }
+            }
+        }
+    }
+    Ok(resolved)
 }
 
 /// Checks that the caller may send as `sender` and that the registry knows it.
@@ -228,48 +310,24 @@ async fn check_sender(
             ),
         ));
     }
+    let day = lienthong_store::today();
     match state.store.agency(sender).await? {
-        Some(a) if a.state == AgencyState::Active => Ok(()),
+        Some(a) if a.state_on(&day) == AgencyState::Active => Ok(()),
         Some(a) => Err(ApiError::new(
             ErrorCode::SenderNotRegistered,
-            format!("{path}: sender {sender} is {} in the registry", a.state),
+            format!(
+                "{path}: sender {sender} is {} in the registry{}",
+                a.state_on(&day),
+                a.successor
+                    .map(|s| format!("; its successor is {s}"))
+                    .unwrap_or_default()
+            ),
         )),
         None => Err(ApiError::new(
             ErrorCode::SenderNotRegistered,
             format!("{path}: sender {sender} is not in the agency registry"),
         )),
     }
-}
-
-/// Every recipient must be in the registry (18) and active (retired: 18, locked: 23).
-async fn check_recipients(state: &AppState, recipients: &[String]) -> Result<(), ApiError> {
-    let codes: Vec<&str> = recipients.iter().map(String::as_str).collect();
-    let known = state.store.agencies_in(&codes).await?;
-    for (i, code) in codes.iter().enumerate() {
-        let path = format!("MessageHeader/To[{}]/OrganId", i + 1);
-        match known.iter().find(|a| a.code == *code) {
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::RecipientMissing,
-                    format!("{path}: recipient {code} does not exist in the agency registry"),
-                ));
-            }
-            Some(a) if a.state == AgencyState::Retired => {
-                return Err(ApiError::new(
-                    ErrorCode::RecipientMissing,
-                    format!("{path}: recipient {code} is retired in the agency registry"),
-                ));
-            }
-            Some(a) if a.state == AgencyState::Locked => {
-                return Err(ApiError::new(
-                    ErrorCode::RecipientLocked,
-                    format!("{path}: recipient {code} is locked"),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
 }
 
 async fn edoc_document(
@@ -392,7 +450,11 @@ async fn status_document(
 }
 
 /// Stores the document with its outbox messages, then publishes them with confirms.
-async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError> {
+async fn commit(
+    state: &AppState,
+    doc: NewDocument,
+    redirects: &[(String, String)],
+) -> Result<Accepted, ApiError> {
     let t = state.publisher.topology();
     let now = now_ms();
     let mut outgoing = vec![
@@ -418,6 +480,20 @@ async fn commit(state: &AppState, doc: NewDocument) -> Result<Accepted, ApiError
         }
         .to_outgoing(t),
     ];
+    for (addressed, successor) in redirects {
+        outgoing.push(
+            EventMessage::about(
+                &doc.doc_id,
+                "redirected",
+                addressed,
+                Some(format!(
+                    "{addressed} is retired in the registry; its successor {successor} receives the document"
+                )),
+                now,
+            )
+            .to_outgoing(t),
+        );
+    }
     if let (Some(update), Some(code)) = (&doc.status_update, doc.status_code) {
         // The receipt names the exact bytes it is about: the digest of the document delivered.
         let delivered = state

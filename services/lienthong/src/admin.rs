@@ -28,6 +28,12 @@ struct AgencyRecord {
     receive_format: lienthong_edxml::Format,
     #[serde(default, rename = "legacyCode")]
     legacy_code: Option<String>,
+    #[serde(default, rename = "validFrom")]
+    valid_from: Option<String>,
+    #[serde(default, rename = "validTo")]
+    valid_to: Option<String>,
+    #[serde(default)]
+    successor: Option<String>,
 }
 
 /// Reads a registry file (a JSON array, or a `getAgenciesList` answer with `data`) and checks
@@ -58,6 +64,18 @@ pub fn read_registry(path: &Path) -> anyhow::Result<Vec<Agency>> {
                 );
             }
         }
+        if let Some(s) = &r.successor {
+            lienthong_edxml::OrganId::parse(s).map_err(|e| {
+                anyhow::anyhow!("{}: record {}: successor: {e}", path.display(), i + 1)
+            })?;
+        }
+        for (field, day) in [("validFrom", &r.valid_from), ("validTo", &r.valid_to)] {
+            if let Some(d) = day {
+                lienthong_edxml::EdxmlDate::parse(d).map_err(|e| {
+                    anyhow::anyhow!("{}: record {}: {field}: {e}", path.display(), i + 1)
+                })?;
+            }
+        }
         if r.name.trim().is_empty() {
             bail!(
                 "{}: record {} ({}): name is empty",
@@ -81,6 +99,9 @@ pub fn read_registry(path: &Path) -> anyhow::Result<Vec<Agency>> {
             address: r.address,
             receive_format: r.receive_format,
             legacy_code: r.legacy_code,
+            valid_from: r.valid_from,
+            valid_to: r.valid_to,
+            successor: r.successor,
         });
     }
     Ok(out)

@@ -166,6 +166,34 @@ enum AdminCommand {
         #[arg(value_parser = ["active", "locked", "retired"])]
         state: String,
     },
+    /// Merge agencies into another (the 2025 reorganisation): each is retired, its last day today
+    /// (or --on), and what is addressed to it goes to the one it is merged into.
+    RegistryMerge {
+        /// The agencies merged away.
+        #[arg(required = true)]
+        codes: Vec<String>,
+        /// The agency they are merged into.
+        #[arg(long)]
+        into: String,
+        /// Their last day in service, yyyy/MM/dd (default: today).
+        #[arg(long)]
+        on: Option<String>,
+    },
+    /// Add an agency (or replace it), in service from today or --from.
+    RegistryAdd {
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// central, province, district or commune (default: from the code's shape).
+        #[arg(long)]
+        level: Option<String>,
+        /// The parent agency.
+        #[arg(long)]
+        parent: Option<String>,
+        /// First day in service, yyyy/MM/dd.
+        #[arg(long)]
+        from: Option<String>,
+    },
     /// Set the format an agency's system receives (the translator produces it), and the
     /// 9-character code e-doc.vn systems know it by.
     RegistryFormat {
@@ -493,6 +521,64 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                 anyhow::bail!("no agency {code} in the registry");
             }
             println!("{code} is now {state}");
+        }
+        AdminCommand::RegistryMerge { codes, into, on } => {
+            let day = match on {
+                Some(d) => lienthong_edxml::EdxmlDate::parse(&d)
+                    .map_err(|e| anyhow::anyhow!("--on: {e}"))?
+                    .to_string(),
+                None => lienthong_store::today(),
+            };
+            let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+            if let Err(why) = store.merge_agencies(&codes, &into, &day).await? {
+                anyhow::bail!("{why}");
+            }
+            println!("{} merged into {into} (last day {day})", codes.join(", "));
+        }
+        AdminCommand::RegistryAdd {
+            code,
+            name,
+            level,
+            parent,
+            from,
+        } => {
+            lienthong_edxml::OrganId::parse(&code).map_err(|e| anyhow::anyhow!("{code}: {e}"))?;
+            if let Some(p) = &parent {
+                lienthong_edxml::OrganId::parse(p).map_err(|e| anyhow::anyhow!("--parent: {e}"))?;
+            }
+            let level = match level {
+                Some(l) => l
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--level: {e}"))?,
+                None => lienthong_store::Level::from_code_shape(&code)
+                    .context("--level: cannot be derived from the code")?,
+            };
+            let valid_from = match from {
+                Some(d) => Some(
+                    lienthong_edxml::EdxmlDate::parse(&d)
+                        .map_err(|e| anyhow::anyhow!("--from: {e}"))?
+                        .to_string(),
+                ),
+                None => None,
+            };
+            store
+                .upsert_agencies(&[lienthong_store::Agency {
+                    code: code.clone(),
+                    name,
+                    pcode: parent,
+                    level,
+                    state: lienthong_store::AgencyState::Active,
+                    email: None,
+                    phone: None,
+                    address: None,
+                    receive_format: Default::default(),
+                    legacy_code: None,
+                    valid_from,
+                    valid_to: None,
+                    successor: None,
+                }])
+                .await?;
+            println!("{code} added");
         }
         AdminCommand::RegistryFormat {
             code,

@@ -45,12 +45,13 @@ impl Router {
             .await
             .map_err(|e| retry(&e))?;
         let t = self.publisher.topology();
+        let day = lienthong_store::today();
         let mut out = Vec::new();
         for leg in &legs {
             match leg.delivery {
                 DeliveryState::Accepted => {
                     let agency = agencies.iter().find(|a| a.code == leg.recipient);
-                    match refusal(agency.map(|a| a.state)) {
+                    match refusal(agency, &day) {
                         None => {
                             let moved = self
                                 .store
@@ -80,13 +81,13 @@ impl Router {
                         Some(reason) => {
                             let failed = self
                                 .store
-                                .fail_leg(&leg.doc_id, &leg.recipient, reason)
+                                .fail_leg(&leg.doc_id, &leg.recipient, &reason)
                                 .await
                                 .map_err(|e| retry(&e))?;
                             if !failed {
                                 return Err(changed_meanwhile(leg));
                             }
-                            let detail = Some(reason.to_owned());
+                            let detail = Some(reason);
                             out.push(
                                 EventMessage::about(
                                     &msg.doc_id,
@@ -159,13 +160,18 @@ fn changed_meanwhile(leg: &lienthong_store::Leg) -> Outcome {
     ))
 }
 
-/// Why a recipient cannot be routed to, from its registry state.
-fn refusal(state: Option<AgencyState>) -> Option<&'static str> {
-    match state {
-        Some(AgencyState::Active) => None,
-        Some(AgencyState::Locked) => Some("recipient is locked in the registry"),
-        Some(AgencyState::Retired) => Some("recipient is retired in the registry"),
-        None => Some("recipient is not in the registry"),
+/// Why a recipient cannot be routed to, from its registry entry on `day`.
+fn refusal(agency: Option<&lienthong_store::Agency>, day: &str) -> Option<String> {
+    let Some(a) = agency else {
+        return Some("recipient is not in the registry".into());
+    };
+    match (a.state_on(day), &a.successor) {
+        (AgencyState::Active, _) => None,
+        (AgencyState::Locked, _) => Some("recipient is locked in the registry".into()),
+        (AgencyState::Retired, Some(s)) => Some(format!(
+            "recipient is retired in the registry; its successor is {s}: send the document to {s}"
+        )),
+        (AgencyState::Retired, None) => Some("recipient is retired in the registry".into()),
     }
 }
 

@@ -119,6 +119,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_verdicts.sql")),
     (3, include_str!("../migrations/sqlite/0003_audit_chain.sql")),
     (4, include_str!("../migrations/sqlite/0004_formats.sql")),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_registry_history.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -128,6 +132,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_audit_chain.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_formats.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_registry_history.sql"),
+    ),
 ];
 
 impl Store {

@@ -137,6 +137,48 @@ pub struct Agency {
         skip_serializing_if = "Option::is_none"
     )]
     pub legacy_code: Option<String>,
+    /// First day in service (`yyyy/MM/dd`); before it the agency receives nothing.
+    #[serde(default, rename = "validFrom", skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    /// Last day in service (`yyyy/MM/dd`); after it the agency is retired.
+    #[serde(default, rename = "validTo", skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
+    /// The agency that receives what is addressed to this one once it is retired (a merger:
+    /// the 2025 reorganisation merged provinces and removed districts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
+}
+
+impl Agency {
+    /// The state on `day` (`yyyy/MM/dd`): retired after `validTo`, locked before `validFrom`.
+    pub fn state_on(&self, day: &str) -> AgencyState {
+        if self.valid_to.as_deref().is_some_and(|to| day > to) {
+            AgencyState::Retired
+        } else if self.valid_from.as_deref().is_some_and(|from| day < from) {
+            AgencyState::Locked
+        } else {
+            self.state
+        }
+    }
+}
+
+/// Today in Vietnam, `yyyy/MM/dd` (registry dates are written so).
+pub fn today() -> String {
+    let ts = lienthong_edxml::Timestamp::from_unix_ms(now_ms()).to_string();
+    ts.split(' ').next().unwrap_or_default().to_owned()
+}
+
+/// Where a document addressed to an agency goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The last agency of `chain` (the first is the one addressed; the others are successors)
+    /// is in the registry, in `state`.
+    Found {
+        chain: Vec<String>,
+        state: AgencyState,
+    },
+    /// The last agency of `chain` is not in the registry.
+    Unknown { chain: Vec<String> },
 }
 
 /// A connected system: an agency's document-management system, authenticated by
@@ -184,11 +226,13 @@ fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
         address: get_opt_string(row, "address")?,
         receive_format: parse_format(row, "receive_format")?,
         legacy_code: get_opt_string(row, "legacy_code")?,
+        valid_from: get_opt_string(row, "valid_from")?,
+        valid_to: get_opt_string(row, "valid_to")?,
+        successor: get_opt_string(row, "successor")?,
     })
 }
 
-const AGENCY_COLUMNS: &str =
-    "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code";
+const AGENCY_COLUMNS: &str = "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code, valid_from, valid_to, successor";
 
 impl Store {
     /// Adds or replaces agencies (the registry import).
@@ -196,12 +240,14 @@ impl Store {
         let mut tx = self.begin().await?;
         for a in agencies {
             sqlx::query(
-                "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms, receive_format, legacy_code)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms, receive_format, legacy_code,
+                                       valid_from, valid_to, successor)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, pcode = excluded.pcode,
                    level = excluded.level, state = excluded.state, email = excluded.email,
                    phone = excluded.phone, address = excluded.address, updated_ms = excluded.updated_ms,
-                   receive_format = excluded.receive_format, legacy_code = excluded.legacy_code",
+                   receive_format = excluded.receive_format, legacy_code = excluded.legacy_code,
+                   valid_from = excluded.valid_from, valid_to = excluded.valid_to, successor = excluded.successor",
             )
             .bind(&a.code)
             .bind(&a.name)
@@ -214,6 +260,9 @@ impl Store {
             .bind(now_ms())
             .bind(a.receive_format.as_str())
             .bind(&a.legacy_code)
+            .bind(&a.valid_from)
+            .bind(&a.valid_to)
+            .bind(&a.successor)
             .execute(&mut *tx)
             .await?;
         }
@@ -231,6 +280,62 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Merges agencies into `into`: each is retired with `into` as its successor, its last day
+    /// `day`. Nothing changes unless every code (and `into`) is in the registry.
+    pub async fn merge_agencies(
+        &self,
+        codes: &[&str],
+        into: &str,
+        day: &str,
+    ) -> Result<Result<(), String>, StoreError> {
+        let mut tx = self.begin().await?;
+        for code in codes.iter().chain([&into]) {
+            let found = sqlx::query("SELECT code FROM agencies WHERE code = $1")
+                .bind(*code)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Ok(Err(format!("no agency {code} in the registry")));
+            }
+        }
+        if codes.contains(&into) {
+            return Ok(Err(format!("{into} cannot be merged into itself")));
+        }
+        for code in codes {
+            sqlx::query(
+                "UPDATE agencies SET state = 'retired', successor = $1, valid_to = $2, updated_ms = $3 WHERE code = $4",
+            )
+            .bind(into)
+            .bind(day)
+            .bind(now_ms())
+            .bind(*code)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Where a document addressed to `code` goes on `day`: the agency itself, or the successor
+    /// a retired agency hands over to (followed through later mergers), with the chain taken.
+    pub async fn resolve_recipient(&self, code: &str, day: &str) -> Result<Resolution, StoreError> {
+        let mut chain = vec![code.to_owned()];
+        let mut current = code.to_owned();
+        loop {
+            let Some(agency) = self.agency(&current).await? else {
+                return Ok(Resolution::Unknown { chain });
+            };
+            let state = agency.state_on(day);
+            match (state, agency.successor) {
+                (AgencyState::Retired, Some(next)) if chain.len() < 8 && !chain.contains(&next) => {
+                    chain.push(next.clone());
+                    current = next;
+                }
+                (state, _) => return Ok(Resolution::Found { chain, state }),
+            }
+        }
     }
 
     /// Sets (or clears) an agency's 9-character e-doc.vn code; false when the code is unknown.

@@ -105,6 +105,9 @@ fn agency(code: &str, level: Level) -> Agency {
         address: None,
         receive_format: Default::default(),
         legacy_code: None,
+        valid_from: None,
+        valid_to: None,
+        successor: None,
     }
 }
 
@@ -742,6 +745,92 @@ async fn spooled_packages_are_stored_without_being_held_and_read_back_as_sources
     );
 }
 
+async fn mergers_hand_documents_to_successors(env: &Env) {
+    let s = &env.store;
+    let mut districts = Vec::new();
+    for code in [
+        "000.00.01.H49",
+        "000.00.02.H49",
+        "000.00.03.H49",
+        "000.00.00.H49",
+    ] {
+        districts.push(agency(code, Level::District));
+    }
+    s.upsert_agencies(&districts).await.expect("upsert");
+    // 01 and 02 merge into 03 on 2025/06/30; later 03 merges into the province.
+    assert_eq!(
+        s.merge_agencies(
+            &["000.00.01.H49", "000.00.02.H49"],
+            "000.00.03.H49",
+            "2025/06/30"
+        )
+        .await
+        .expect("merge"),
+        Ok(())
+    );
+    let a = s.agency("000.00.01.H49").await.expect("a").expect("row");
+    assert_eq!(a.state, AgencyState::Retired);
+    assert_eq!(a.successor.as_deref(), Some("000.00.03.H49"));
+    assert_eq!(a.valid_to.as_deref(), Some("2025/06/30"));
+    let day = "2026/12/02";
+    assert_eq!(
+        s.resolve_recipient("000.00.01.H49", day)
+            .await
+            .expect("resolve"),
+        Resolution::Found {
+            chain: vec!["000.00.01.H49".into(), "000.00.03.H49".into()],
+            state: AgencyState::Active
+        }
+    );
+    s.merge_agencies(&["000.00.03.H49"], "000.00.00.H49", "2026/01/01")
+        .await
+        .expect("merge")
+        .expect("known");
+    let Resolution::Found { chain, state } = s
+        .resolve_recipient("000.00.02.H49", day)
+        .await
+        .expect("resolve")
+    else {
+        panic!("found")
+    };
+    assert_eq!(
+        chain.last().map(String::as_str),
+        Some("000.00.00.H49"),
+        "followed through"
+    );
+    assert_eq!(state, AgencyState::Active);
+    // Unknown codes, and merges naming them, change nothing.
+    assert!(matches!(
+        s.resolve_recipient("000.77.00.H49", day)
+            .await
+            .expect("resolve"),
+        Resolution::Unknown { .. }
+    ));
+    assert!(
+        s.merge_agencies(&["000.77.00.H49"], "000.00.00.H49", day)
+            .await
+            .expect("merge")
+            .is_err()
+    );
+    assert!(
+        s.merge_agencies(&["000.00.00.H49"], "000.00.00.H49", day)
+            .await
+            .expect("merge")
+            .is_err()
+    );
+    // Registry dates count: after validTo an agency is retired, before validFrom locked.
+    let mut later = agency("000.00.09.H49", Level::District);
+    later.valid_from = Some("2027/01/01".into());
+    let mut ended = agency("000.00.08.H49", Level::District);
+    ended.valid_to = Some("2026/01/01".into());
+    assert_eq!(later.state_on(day), AgencyState::Locked);
+    assert_eq!(ended.state_on(day), AgencyState::Retired);
+    assert_eq!(ended.state_on("2025/12/31"), AgencyState::Active);
+    s.upsert_agencies(&[later, ended]).await.expect("upsert");
+    let back = s.agency("000.00.08.H49").await.expect("a").expect("row");
+    assert_eq!(back.valid_to.as_deref(), Some("2026/01/01"));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -769,4 +858,5 @@ conformance!(
     the_ledger_is_a_verifiable_hash_chain,
     formats_and_renditions,
     spooled_packages_are_stored_without_being_held_and_read_back_as_sources,
+    mergers_hand_documents_to_successors,
 );
