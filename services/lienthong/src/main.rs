@@ -158,8 +158,11 @@ enum AdminCommand {
     RegistryImport {
         file: PathBuf,
     },
-    /// Print the registry as JSON (the import shape).
-    RegistryExport,
+    /// Print the registry as JSON (the import shape), or CSV.
+    RegistryExport {
+        #[arg(long)]
+        csv: bool,
+    },
     /// Lock, unlock or retire an agency (locked: error 23 for senders).
     RegistrySet {
         code: String,
@@ -509,11 +512,13 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
         }
-        AdminCommand::RegistryExport => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&store.agencies().await?)?
-            );
+        AdminCommand::RegistryExport { csv } => {
+            let agencies = store.agencies().await?;
+            if csv {
+                print!("{}", admin::registry_csv(&agencies)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&agencies)?);
+            }
         }
         AdminCommand::RegistrySet { code, state } => {
             let state: lienthong_store::AgencyState = state.parse().map_err(anyhow::Error::msg)?;
