@@ -85,3 +85,111 @@ async fn a_document_addressed_to_a_merged_agency_goes_to_its_successor() {
     bus.stop().await;
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_agency_at_a_level_under_one() {
+    let env = Env::new(Backend::Sqlite).await;
+    // The communes under the department, under the province.
+    let mut agencies = env.store.agencies().await.expect("registry");
+    for a in &mut agencies {
+        if a.level == lienthong_store::Level::Commune {
+            a.pcode = Some(DEPARTMENT.into());
+        } else if a.code == DEPARTMENT {
+            a.pcode = Some(PROVINCE.into());
+        }
+    }
+    let mut another = agencies
+        .iter()
+        .find(|a| a.code == COMMUNE)
+        .cloned()
+        .expect("commune");
+    another.code = "000.16.05.H49".into();
+    another.legacy_code = None;
+    agencies.push(another);
+    env.store
+        .upsert_agencies(&agencies)
+        .await
+        .expect("registry");
+    let bus = InProcessBus::start(&env).await;
+
+    let doc = edoc(PROVINCE, &[MINISTRY], unique_number());
+    let send = |broadcast: &'static str| {
+        let form = reqwest::multipart::Form::new()
+            .text("messageType", "edoc")
+            .text("broadcast", broadcast)
+            .part(
+                "edocFile",
+                reqwest::multipart::Part::bytes(write_edoc(&doc)).file_name("p.edxml"),
+            );
+        reqwest::Client::new()
+            .post(format!("{}/v1/sendEdoc", bus.url))
+            .header("X-SystemId", "province")
+            .header("X-SecretKey", "secret-province")
+            .multipart(form)
+    };
+    let answer: serde_json::Value = send("000.00.00.H49:commune")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let doc_id = answer["docId"].as_str().expect("docId").to_owned();
+    env.all_delivered(&doc_id).await;
+    let legs: Vec<String> = env
+        .store
+        .legs(&doc_id)
+        .await
+        .expect("legs")
+        .into_iter()
+        .map(|l| l.recipient)
+        .collect();
+    // The addressee, and the communes in service under the province (not the locked or the
+    // retired one).
+    assert_eq!(legs, [MINISTRY, COMMUNE, "000.16.05.H49"]);
+    let province = bus.client("province");
+    let event = eventually(
+        "the broadcast in the trace",
+        std::time::Duration::from_secs(20),
+        || async {
+            province
+                .trace(&doc_id)
+                .await
+                .expect("trace")
+                .into_iter()
+                .find(|e| e["event"] == "broadcast")
+        },
+    )
+    .await;
+    assert!(
+        event["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("2 agencies at level commune")),
+        "{event}"
+    );
+    // A broadcast that reaches nobody, or is not CODE:level, is refused by name.
+    let nobody: serde_json::Value = send("000.00.00.G22:commune")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(nobody["data"]["errorCode"], 18, "{nobody}");
+    let malformed: serde_json::Value = send("province")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(malformed["data"]["errorCode"], 10, "{malformed}");
+    assert!(
+        malformed["data"]["errorDesc"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("broadcast:")),
+        "{malformed}"
+    );
+    bus.stop().await;
+    env.teardown().await;
+}

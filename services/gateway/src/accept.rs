@@ -6,8 +6,8 @@ use lienthong_edxml::{
     CodeMap, Format, MessageHeader, MessageType, Package, PackageError, StatusCode, StatusPackage,
 };
 use lienthong_store::{
-    Acceptance, AgencyState, Body, DeliveryState, NewDocument, Resolution, StatusUpdate, System,
-    now_ms,
+    Acceptance, AgencyState, Body, DeliveryState, Level, NewDocument, Resolution, StatusUpdate,
+    System, now_ms,
 };
 
 use crate::AppState;
@@ -173,6 +173,26 @@ pub async fn accept_in(
     expected: Option<MessageType>,
     body: Body,
 ) -> Result<Accepted, ApiError> {
+    accept_to(state, caller, format, expected, body, None).await
+}
+
+/// A broadcast: every agency at `level` under `under` (the registry's parent codes) receives a
+/// copy, besides the package's own recipients.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    pub under: String,
+    pub level: Level,
+}
+
+/// [`accept_in`], with a broadcast when given.
+pub async fn accept_to(
+    state: &AppState,
+    caller: &System,
+    format: Format,
+    expected: Option<MessageType>,
+    body: Body,
+    broadcast: Option<Broadcast>,
+) -> Result<Accepted, ApiError> {
     let package = read_body(state, format, expected, &body).await?;
     let mut doc = match package {
         Read::Edoc(header) => edoc_document(state, caller, &header, body).await?,
@@ -182,14 +202,48 @@ pub async fn accept_in(
     // A resubmission gets the docId it was given, whatever changed in the registry since; but
     // the same DocumentId for other recipients is a different package, never silently dropped.
     let mut redirects = Vec::new();
+    let mut broadcast_event = None;
     if doc.message_type == MessageType::Edoc {
         // A recipient merged into another (retired, with a successor) is served by the successor.
-        let resolved = resolve_recipients(state, &doc.recipients).await;
+        let mut resolved = resolve_recipients(state, &doc.recipients).await;
+        if let (Some(b), Ok(r)) = (&broadcast, resolved.as_mut()) {
+            let day = lienthong_store::today();
+            let reached = lienthong_store::descendants(
+                &state.store.agencies().await?,
+                &b.under,
+                b.level,
+                &day,
+            );
+            if reached.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::RecipientMissing,
+                    format!(
+                        "broadcast: no agency in service at level {} under {}",
+                        b.level.as_str(),
+                        b.under
+                    ),
+                ));
+            }
+            r.broadcast = reached.len();
+            for code in reached {
+                if !r.codes.contains(&code) {
+                    r.codes.push(code);
+                }
+            }
+        }
         match state.store.doc_id_for_key(&doc.idem_key).await? {
             None => {
                 let resolved = resolved?;
                 doc.recipients = resolved.codes;
                 redirects = resolved.redirects;
+                if let Some(b) = &broadcast {
+                    broadcast_event = Some(format!(
+                        "broadcast to the {} agencies at level {} under {}",
+                        resolved.broadcast,
+                        b.level.as_str(),
+                        b.under
+                    ));
+                }
             }
             Some(existing) => {
                 let mut before: Vec<String> = state
@@ -219,7 +273,7 @@ pub async fn accept_in(
             }
         }
     }
-    commit(state, doc, &redirects).await
+    commit(state, doc, &redirects, broadcast_event).await
 }
 
 /// Where a document goes: its recipients, with each retired one replaced by its successor.
@@ -227,6 +281,8 @@ struct Resolved {
     codes: Vec<String>,
     /// (addressed, successor) pairs.
     redirects: Vec<(String, String)>,
+    /// How many agencies a broadcast reached.
+    broadcast: usize,
 }
 
 /// Every recipient must be in the registry (18) and active (retired without a successor: 18,
@@ -237,6 +293,7 @@ async fn resolve_recipients(state: &AppState, recipients: &[String]) -> Result<R
     let mut resolved = Resolved {
         codes: Vec::new(),
         redirects: Vec::new(),
+        broadcast: 0,
     };
     for (i, code) in recipients.iter().enumerate() {
         let path = format!("MessageHeader/To[{}]/OrganId", i + 1);
@@ -454,6 +511,7 @@ async fn commit(
     state: &AppState,
     doc: NewDocument,
     redirects: &[(String, String)],
+    broadcast: Option<String>,
 ) -> Result<Accepted, ApiError> {
     let t = state.publisher.topology();
     let now = now_ms();
@@ -480,6 +538,12 @@ async fn commit(
         }
         .to_outgoing(t),
     ];
+    if let Some(detail) = broadcast {
+        outgoing.push(
+            EventMessage::about(&doc.doc_id, "broadcast", &doc.sender, Some(detail), now)
+                .to_outgoing(t),
+        );
+    }
     for (addressed, successor) in redirects {
         outgoing.push(
             EventMessage::about(

@@ -162,6 +162,36 @@ impl Agency {
     }
 }
 
+/// The agencies at `level` under `ancestor` (through the registry's parent codes, `pcode`) that
+/// are in service on `day`, in code order: whom a broadcast reaches.
+pub fn descendants(agencies: &[Agency], ancestor: &str, level: Level, day: &str) -> Vec<String> {
+    let parent = |code: &str| -> Option<&str> {
+        agencies
+            .iter()
+            .find(|a| a.code == code)
+            .and_then(|a| a.pcode.as_deref())
+    };
+    let mut out: Vec<String> = agencies
+        .iter()
+        .filter(|a| a.level == level && a.state_on(day) == AgencyState::Active)
+        .filter(|a| {
+            // Up the parents, a bounded number of steps (a registry cannot loop us forever).
+            let mut at = a.pcode.as_deref();
+            for _ in 0..8 {
+                match at {
+                    Some(p) if p == ancestor => return true,
+                    Some(p) => at = parent(p),
+                    None => return false,
+                }
+            }
+            false
+        })
+        .map(|a| a.code.clone())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Today in Vietnam, `yyyy/MM/dd` (registry dates are written so).
 pub fn today() -> String {
     let ts = lienthong_edxml::Timestamp::from_unix_ms(now_ms()).to_string();
@@ -564,6 +594,49 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broadcast_reaches_the_agencies_at_a_level_under_an_ancestor() {
+        let a = |code: &str, level: Level, parent: Option<&str>| Agency {
+            code: code.into(),
+            name: code.into(),
+            pcode: parent.map(str::to_owned),
+            level,
+            state: AgencyState::Active,
+            email: None,
+            phone: None,
+            address: None,
+            receive_format: Format::Edxml,
+            legacy_code: None,
+            valid_from: None,
+            valid_to: None,
+            successor: None,
+        };
+        let mut registry = vec![
+            a("000.00.00.H49", Level::Province, None),
+            a("000.00.05.H49", Level::District, Some("000.00.00.H49")),
+            a("000.12.05.H49", Level::Commune, Some("000.00.05.H49")),
+            a("000.13.05.H49", Level::Commune, Some("000.00.05.H49")),
+            a("000.14.05.H49", Level::Commune, Some("000.00.05.H49")),
+            a("000.00.00.H50", Level::Province, None),
+            a("000.12.01.H50", Level::Commune, Some("000.00.00.H50")),
+        ];
+        registry[3].state = AgencyState::Locked;
+        registry[4].valid_to = Some("2025/06/30".into());
+        let day = "2026/12/02";
+        assert_eq!(
+            descendants(&registry, "000.00.00.H49", Level::Commune, day),
+            ["000.12.05.H49"],
+            "through the district; not the locked, the retired, or another province's"
+        );
+        assert_eq!(
+            descendants(&registry, "000.00.00.H49", Level::District, day),
+            ["000.00.05.H49"]
+        );
+        // A parent loop ends.
+        registry[1].pcode = Some("000.12.05.H49".into());
+        assert!(descendants(&registry, "000.00.00.H49", Level::Commune, day).is_empty());
+    }
 
     #[test]
     fn level_follows_the_code_shape() {

@@ -5,7 +5,7 @@ use lienthong_store::{Body, SpoolError, Spooled};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::accept::accept_in;
+use crate::accept::{Broadcast, accept_to};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 
@@ -19,6 +19,7 @@ pub async fn send_edoc(
     let mut file: Option<Spooled> = None;
     let mut message_type: Option<String> = None;
     let mut format: Option<String> = None;
+    let mut broadcast: Option<String> = None;
     loop {
         let mut field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -45,6 +46,9 @@ pub async fn send_edoc(
             Some("format") => {
                 format = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
             }
+            Some("broadcast") => {
+                broadcast = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
+            }
             _ => {}
         }
     }
@@ -67,12 +71,18 @@ pub async fn send_edoc(
             .parse::<Format>()
             .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("format: {e}")))?,
     };
-    let accepted = accept_in(
+    // Extension: `broadcast` = `CODE:level` sends a copy to every agency at that level under CODE.
+    let broadcast = match broadcast.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(b) => Some(parse_broadcast(b)?),
+    };
+    let accepted = accept_to(
         &state,
         &caller,
         format,
         Some(message_type),
         Body::Spooled(bytes),
+        broadcast,
     )
     .await?;
     let message = if accepted.duplicate {
@@ -83,6 +93,19 @@ pub async fn send_edoc(
     Ok(Json(
         json!({ "success": true, "message": message, "docId": accepted.doc_id }),
     ))
+}
+
+/// `CODE:level`, e.g. `000.00.00.H49:commune`.
+fn parse_broadcast(text: &str) -> Result<Broadcast, ApiError> {
+    let bad = |why: String| ApiError::new(ErrorCode::InvalidFile, format!("broadcast: {why}"));
+    let (under, level) = text
+        .split_once(':')
+        .ok_or_else(|| bad(format!("`{text}` is not CODE:level")))?;
+    lienthong_edxml::OrganId::parse(under).map_err(|e| bad(e.0))?;
+    Ok(Broadcast {
+        under: under.to_owned(),
+        level: level.parse().map_err(bad)?,
+    })
 }
 
 fn too_large(limit: usize) -> ApiError {
