@@ -127,14 +127,8 @@ async fn a_broadcast_reaches_every_agency_at_a_level_under_one() {
             .header("X-SecretKey", "secret-province")
             .multipart(form)
     };
-    let answer: serde_json::Value = send("000.00.00.H49:commune")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let doc_id = answer["docId"].as_str().expect("docId").to_owned();
+    let sent = answer(send("000.00.00.H49:commune")).await;
+    let doc_id = sent["docId"].as_str().expect("docId").to_owned();
     env.all_delivered(&doc_id).await;
     let legs: Vec<String> = env
         .store
@@ -168,21 +162,9 @@ async fn a_broadcast_reaches_every_agency_at_a_level_under_one() {
         "{event}"
     );
     // A broadcast that reaches nobody, or is not CODE:level, is refused by name.
-    let nobody: serde_json::Value = send("000.00.00.G22:commune")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let nobody = answer(send("000.00.00.G22:commune")).await;
     assert_eq!(nobody["data"]["errorCode"], 18, "{nobody}");
-    let malformed: serde_json::Value = send("province")
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let malformed = answer(send("province")).await;
     assert_eq!(malformed["data"]["errorCode"], 10, "{malformed}");
     assert!(
         malformed["data"]["errorDesc"]
@@ -192,4 +174,130 @@ async fn a_broadcast_reaches_every_agency_at_a_level_under_one() {
     );
     bus.stop().await;
     env.teardown().await;
+}
+
+#[tokio::test]
+async fn operators_change_the_registry_over_http_and_every_change_is_audited() {
+    let env = Env::new(Backend::Sqlite).await;
+    let bus = InProcessBus::start(&env).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}/admin/registry{path}", bus.url);
+    let auth = format!("Bearer {OPERATOR_TOKEN}");
+
+    // Without the operator's token: refused. (The security officer's token is another role.)
+    let status = http
+        .get(url(""))
+        .header("Authorization", format!("Bearer {OFFICER_TOKEN}"))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, 401);
+
+    // Import CSV; a bad record changes nothing and is named.
+    let csv = "code,name,pcode,level\n000.17.05.H49,UBND xã Mới,000.00.05.H49,commune\n";
+    let imported = answer(
+        http.post(url(""))
+            .header("Authorization", &auth)
+            .header("Content-Type", "text/csv")
+            .body(csv),
+    )
+    .await;
+    assert_eq!(imported["imported"], 1, "{imported}");
+    let refused = answer(
+        http.post(url(""))
+            .header("Authorization", &auth)
+            .header("Content-Type", "text/csv")
+            .body("code,name\n000.18.05.H49,Đúng\nH49,Sai\n"),
+    )
+    .await;
+    assert_eq!(refused["data"]["errorCode"], 22, "{refused}");
+    assert!(
+        refused["data"]["errorDesc"]
+            .as_str()
+            .is_some_and(|d| d.contains("record 2: code")),
+        "{refused}"
+    );
+    assert!(
+        env.store
+            .agency("000.18.05.H49")
+            .await
+            .expect("agency")
+            .is_none()
+    );
+
+    // Lock, then merge; the running gateway refuses the locked one at once.
+    let locked = answer(
+        http.post(url("/000.17.05.H49/state"))
+            .header("Authorization", &auth)
+            .json(&serde_json::json!({"state": "locked"})),
+    )
+    .await;
+    assert_eq!(locked["state"], "locked", "{locked}");
+    let province = bus.client("province");
+    let to_locked = edoc(PROVINCE, &["000.17.05.H49"], unique_number());
+    assert_eq!(
+        province
+            .send(write_edoc(&to_locked), "edoc")
+            .await
+            .err()
+            .and_then(|e| e.code()),
+        Some(23)
+    );
+    let merged = answer(
+        http.post(url("/merge"))
+            .header("Authorization", &auth)
+            .json(&serde_json::json!({"codes": ["000.17.05.H49"], "into": COMMUNE})),
+    )
+    .await;
+    assert_eq!(merged["into"], COMMUNE, "{merged}");
+    let csv_out = http
+        .get(url("?format=csv"))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        csv_out.lines().any(|l| l.starts_with("000.17.05.H49,")
+            && l.contains(",retired,")
+            && l.contains(COMMUNE)),
+        "{csv_out}"
+    );
+
+    // Every change is in the ledger (the audit log), naming the operator's token by its digest.
+    let audit = eventually(
+        "the audit records",
+        std::time::Duration::from_secs(20),
+        || async {
+            let events = env.store.trace("registry").await.expect("events");
+            (events.len() >= 3).then_some(events)
+        },
+    )
+    .await;
+    let digest = lienthong_store::sha256_hex(OPERATOR_TOKEN.as_bytes());
+    for e in &audit {
+        assert_eq!(e.kind, "registry");
+        assert!(
+            e.detail
+                .as_deref()
+                .is_some_and(|d| d.contains(&digest[..12])),
+            "{e:?}"
+        );
+    }
+    bus.stop().await;
+    env.teardown().await;
+}
+
+/// The JSON answer to a request.
+async fn answer(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON answer")
 }

@@ -23,6 +23,8 @@ pub const RETIRED: &str = "000.14.05.H49";
 pub const UNKNOWN: &str = "000.99.05.H49";
 /// The security officer's bearer token the test gateway accepts.
 pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
+/// The operator's bearer token the test gateway accepts.
+pub const OPERATOR_TOKEN: &str = "operator-token-for-tests";
 
 pub fn amqp_url() -> String {
     std::env::var("LIENTHONG_TEST_AMQP")
@@ -258,6 +260,9 @@ impl InProcessBus {
                         ],
                         security_tokens_sha256: vec![lienthong_store::sha256_hex(
                             OFFICER_TOKEN.as_bytes(),
+                        )],
+                        operator_tokens_sha256: vec![lienthong_store::sha256_hex(
+                            OPERATOR_TOKEN.as_bytes(),
                         )],
                     };
                     let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");

@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     /// disables the endpoint. `lienthong admin token` makes one.
     #[serde(default)]
     pub security_tokens_sha256: Vec<String>,
+    /// SHA-256 (hex) of the bearer tokens operators use for `/admin/registry`; empty disables
+    /// it. `lienthong admin token` makes one.
+    #[serde(default)]
+    pub operator_tokens_sha256: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -70,6 +74,7 @@ impl Default for GatewayConfig {
             document_stages: default_stages(),
             relay_after_ms: default_relay_age(),
             security_tokens_sha256: Vec::new(),
+            operator_tokens_sha256: Vec::new(),
         }
     }
 }

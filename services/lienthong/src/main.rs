@@ -515,7 +515,7 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
         AdminCommand::RegistryExport { csv } => {
             let agencies = store.agencies().await?;
             if csv {
-                print!("{}", admin::registry_csv(&agencies)?);
+                print!("{}", lienthong_store::registry_csv(&agencies));
             } else {
                 println!("{}", serde_json::to_string_pretty(&agencies)?);
             }

@@ -10,6 +10,7 @@ mod documents;
 mod ledger;
 mod outbox;
 mod registry;
+mod registry_file;
 mod spool;
 pub mod testing;
 mod verdicts;
@@ -25,6 +26,9 @@ pub use documents::*;
 pub use ledger::*;
 pub use outbox::*;
 pub use registry::*;
+pub use registry_file::{
+    CSV_COLUMNS, RegistryFileError, registry_csv, registry_from_csv, registry_from_json,
+};
 pub use spool::{Body, SpoolError, SpoolWriter, Spooled, SyncSpoolWriter};
 pub use verdicts::*;
 

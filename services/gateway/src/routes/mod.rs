@@ -6,6 +6,7 @@ mod get_edoc;
 mod health;
 mod json_api;
 mod received;
+mod registry;
 mod send;
 mod sent;
 mod soap;
@@ -57,6 +58,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/soap/v1", post(soap::soap))
         .route("/admin/verdicts", get(verdicts::list))
+        .route(
+            "/admin/registry",
+            get(registry::export).post(registry::import),
+        )
+        .route("/admin/registry/merge", post(registry::merge))
+        .route("/admin/registry/{code}/state", post(registry::set_state))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
 }

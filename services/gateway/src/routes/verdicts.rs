@@ -24,13 +24,19 @@ pub struct Params {
     limit: Option<i64>,
 }
 
-/// Security officers' bearer token, checked against the configured SHA-256 digests.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let tokens = &state.config.security_tokens_sha256;
+/// A bearer token, checked against the configured SHA-256 digests of a role's tokens (`setting`
+/// names them in errors); returns the digest's first characters, which name the token in the
+/// audit log without revealing it.
+pub(crate) fn authorize_bearer(
+    tokens: &[String],
+    setting: &str,
+    role: &str,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
     if tokens.is_empty() {
         return Err(ApiError::new(
             ErrorCode::BadCredentials,
-            "the verdicts API is disabled (gateway.security_tokens_sha256 is empty)",
+            format!("this API is disabled ({setting} is empty)"),
         )
         .with_http(StatusCode::FORBIDDEN));
     }
@@ -40,10 +46,12 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| lienthong_store::sha256_hex(t.trim().as_bytes()));
     match given {
-        Some(digest) if tokens.iter().any(|t| t.eq_ignore_ascii_case(&digest)) => Ok(()),
+        Some(digest) if tokens.iter().any(|t| t.eq_ignore_ascii_case(&digest)) => {
+            Ok(digest[..12].to_owned())
+        }
         _ => Err(ApiError::new(
             ErrorCode::BadCredentials,
-            "Authorization: Bearer <security officer token> is required",
+            format!("Authorization: Bearer <{role} token> is required"),
         )),
     }
 }
@@ -54,7 +62,12 @@ pub async fn list(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_bearer(
+        &state.config.security_tokens_sha256,
+        "gateway.security_tokens_sha256",
+        "security officer",
+        &headers,
+    )?;
     if let Some(o) = p.outcome.as_deref() {
         if !["valid", "invalid", "unsigned"].contains(&o) {
             return Err(ApiError::new(

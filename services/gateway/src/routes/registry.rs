@@ -1,0 +1,185 @@
+//! The registry API for operators (`/admin/registry`): read it (JSON or CSV), import agencies,
+//! set an agency's state, merge agencies. Changes apply to the next package, with no restart,
+//! and each is recorded in the ledger (the audit log) under `registry`, naming the operator's
+//! token by its digest.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use lienthong_bus::messages::EventMessage;
+use lienthong_store::{AgencyState, now_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::verdicts::authorize_bearer;
+use crate::error::{ApiError, ErrorCode};
+use crate::{AppState, outbox_message};
+
+fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    authorize_bearer(
+        &state.config.operator_tokens_sha256,
+        "gateway.operator_tokens_sha256",
+        "operator",
+        headers,
+    )
+}
+
+/// Records an administrative action in the ledger. The change is made already: a ledger that
+/// cannot take the record now gets it from the relay.
+async fn audit(state: &AppState, token: &str, organ: &str, detail: String) {
+    let event = EventMessage::about(
+        "registry",
+        &format!("registry:{}", uuid::Uuid::now_v7()),
+        organ,
+        Some(format!("{detail} (operator token {token}…)")),
+        now_ms(),
+    );
+    let row = outbox_message(&event.to_outgoing(state.publisher.topology()));
+    match state.store.enqueue(&[row]).await {
+        Ok(rows) => {
+            if let Err(e) = state.publish_outbox(&rows).await {
+                tracing::warn!(error = %e, "registry audit event left for the relay");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not record a registry change in the ledger"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportParams {
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// `GET /admin/registry[?format=csv]`.
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ExportParams>,
+) -> Result<Response, ApiError> {
+    operator(&state, &headers)?;
+    let agencies = state.store.agencies().await?;
+    match p.format.as_deref() {
+        None | Some("json") => Ok(Json(
+            json!({ "success": true, "count": agencies.len(), "data": agencies }),
+        )
+        .into_response()),
+        Some("csv") => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            lienthong_store::registry_csv(&agencies),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::InvalidFile,
+            format!("format: `{other}` is not json or csv"),
+        )),
+    }
+}
+
+/// `POST /admin/registry`: agencies to add or replace, as JSON (the `getAgenciesList` shape) or
+/// CSV (`Content-Type: text/csv`). Nothing changes unless every record is valid.
+pub async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let token = operator(&state, &headers)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidFile, "body: not UTF-8 text"))?;
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/csv"));
+    let agencies = if csv {
+        lienthong_store::registry_from_csv(text)
+    } else {
+        lienthong_store::registry_from_json(text)
+    }
+    .map_err(|e| ApiError::new(ErrorCode::NotConformant, format!("registry: {e}")))?;
+    state.store.upsert_agencies(&agencies).await?;
+    for a in &agencies {
+        audit(
+            &state,
+            &token,
+            &a.code,
+            format!("{} added or replaced", a.code),
+        )
+        .await;
+    }
+    Ok(Json(json!({ "success": true, "imported": agencies.len() })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StateBody {
+    state: String,
+}
+
+/// `POST /admin/registry/{code}/state` `{"state": "active" | "locked" | "retired"}`.
+pub async fn set_state(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    body: Result<Json<StateBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = operator(&state, &headers)?;
+    let Json(body) = body
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let new: AgencyState = body
+        .state
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("state: {e}")))?;
+    if !state.store.set_agency_state(&code, new).await? {
+        return Err(ApiError::new(
+            ErrorCode::RecipientMissing,
+            format!("{code}: no such agency in the registry"),
+        ));
+    }
+    audit(&state, &token, &code, format!("{code} set {new}")).await;
+    Ok(Json(json!({ "success": true, "code": code, "state": new })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MergeBody {
+    codes: Vec<String>,
+    into: String,
+    /// The last day in service of the agencies merged away (default: today).
+    on: Option<String>,
+}
+
+/// `POST /admin/registry/merge` `{"codes": [...], "into": "...", "on": "yyyy/MM/dd"}`.
+pub async fn merge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = operator(&state, &headers)?;
+    let Json(body) = body
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let day = match body.on {
+        Some(d) => lienthong_edxml::EdxmlDate::parse(&d)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("on: {e}")))?
+            .to_string(),
+        None => lienthong_store::today(),
+    };
+    let codes: Vec<&str> = body.codes.iter().map(String::as_str).collect();
+    if codes.is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidFile, "codes: none given"));
+    }
+    if let Err(why) = state.store.merge_agencies(&codes, &body.into, &day).await? {
+        return Err(ApiError::new(ErrorCode::RecipientMissing, why));
+    }
+    for code in &codes {
+        audit(
+            &state,
+            &token,
+            code,
+            format!("{code} merged into {} (last day {day})", body.into),
+        )
+        .await;
+    }
+    Ok(Json(
+        json!({ "success": true, "merged": codes, "into": body.into, "lastDay": day }),
+    ))
+}
