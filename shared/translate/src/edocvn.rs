@@ -70,6 +70,9 @@ pub struct SourcePart {
     pub content_ref: Option<ContentRef>,
 }
 
+/// The most MIME parts a package may have.
+const MAX_PARTS: usize = 10_000;
+
 /// The largest SOAP envelope read (it holds headers, not attachments).
 const MAX_ENVELOPE: u64 = 16 * 1024 * 1024;
 
@@ -128,6 +131,11 @@ pub fn unpack_source(
                 || (i > 0 && chunk[i - 1] == b'\n')
                 || (i == 0 && read_range(&source, pos - 1, 1)? == b"\n");
             if line_start {
+                if delimiters.len() >= MAX_PARTS {
+                    return Err(mime_error(format!(
+                        "the package has more than {MAX_PARTS} MIME parts"
+                    )));
+                }
                 delimiters.push(pos);
             }
         }

@@ -60,6 +60,9 @@ enum Frame {
     },
 }
 
+/// Deepest nesting accepted (a package is a few levels deep; serde would stop at 128 anyway).
+const MAX_DEPTH: usize = 64;
+
 /// Scans a JSON package once (see the module).
 pub fn slim_json(source: Arc<dyn Source>, threshold: u64) -> Result<SlimJson, JsonError> {
     let mut r = Reader(Sequential::new(Arc::clone(&source)));
@@ -74,6 +77,9 @@ pub fn slim_json(source: Arc<dyn Source>, threshold: u64) -> Result<SlimJson, Js
         }
         tail = [tail[1], b];
         match b {
+            b'{' | b'[' if stack.len() >= MAX_DEPTH => {
+                return Err(refused(format!("nested deeper than {MAX_DEPTH} levels")));
+            }
             b'{' => {
                 stack.push(Frame::Object {
                     key: Vec::new(),
@@ -281,5 +287,9 @@ mod tests {
         assert_eq!(s.json, json.as_bytes());
         assert!(slim_of(r#"{"a":"\uFFFF0\uffff"}"#, 16).is_err());
         assert!(slim_of(&format!("{{\"a\":\"{}\"}}", marker(0)), 16).is_err());
+        // Nesting is bounded before anything is built for it.
+        let deep = "[".repeat(100_000);
+        let err = slim_of(&deep, 16).expect_err("too deep");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
     }
 }

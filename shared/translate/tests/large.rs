@@ -116,3 +116,19 @@ fn a_base64_mime_part_is_left_in_the_package_and_checked() {
     let err = decode_source(Format::Edocvn, source, 1024, &codes).expect_err("broken");
     assert!(err.to_string().contains("not valid base64"), "{err}");
 }
+
+#[test]
+fn a_package_with_too_many_mime_parts_is_refused_before_they_are_read() {
+    let mut entity =
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"b\"\r\n\r\n".to_vec();
+    for n in 0..10_001 {
+        entity.extend_from_slice(format!("--b\r\nContent-ID: <{n}>\r\n\r\nx\r\n").as_bytes());
+    }
+    entity.extend_from_slice(b"--b--\r\n");
+    let source: Arc<dyn Source> = Arc::new(entity);
+    let err = lienthong_translate::edocvn::unpack_source(source, 1024).expect_err("too many");
+    assert!(
+        err.to_string().contains("more than 10000 MIME parts"),
+        "{err}"
+    );
+}
