@@ -104,20 +104,10 @@ impl Router {
                 // Handled before, by an attempt that may have died before publishing everything:
                 // publish again what that attempt published (consumers and the ledger deduplicate),
                 // dated when the leg changed.
-                DeliveryState::Routed => {
-                    out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
-                    out.push(
-                        EventMessage::about(
-                            &msg.doc_id,
-                            "routed",
-                            &leg.recipient,
-                            None,
-                            leg.updated_ms,
-                        )
-                        .to_outgoing(t),
-                    );
-                }
-                DeliveryState::Delivered => {
+                DeliveryState::Routed | DeliveryState::Delivered => {
+                    if leg.delivery == DeliveryState::Routed {
+                        out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
+                    }
                     out.push(
                         EventMessage::about(
                             &msg.doc_id,
