@@ -450,7 +450,7 @@ async fn a_large_attachment_from_a_legacy_system_stays_in_its_package_end_to_end
         .await;
     let bus = InProcessBus::start(&env).await;
     let mut doc = edoc(COMMUNE, &[MINISTRY, PROVINCE], unique_number());
-    doc.attachments[0].data = (0..1_200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    doc.attachments[0].data = large_attachment(13);
     let entity = signed_edocvn(&doc);
     let sent = Soap::new(&bus, "commune").send(&entity).await;
     assert_eq!(sent.status, 200, "{}", sent.text());

@@ -388,7 +388,7 @@ async fn a_large_attachment_crosses_every_interface_streamed_and_intact() {
         .await;
     let bus = InProcessBus::start(&env).await;
     let mut doc = edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number());
-    doc.attachments[0].data = (0..1_200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    doc.attachments[0].data = large_attachment(7);
     let signed_bytes = signed(&write_edoc(&doc), "signer");
     let path = env.dir.path().join("large.edxml");
     std::fs::write(&path, &signed_bytes).expect("write");

@@ -459,3 +459,9 @@ pub fn b64(v: &serde_json::Value) -> Vec<u8> {
         .decode(v.as_str().expect("base64 text"))
         .expect("base64")
 }
+
+/// 1.2 MB of attachment content, varied by `step` (over the test bus's 256-byte threshold, so it
+/// stays in the stored package).
+pub fn large_attachment(step: u32) -> Vec<u8> {
+    (0..1_200_000u32).map(|i| (i * step % 251) as u8).collect()
+}

@@ -111,12 +111,28 @@ impl SpoolWriter {
     pub async fn finish(mut self) -> Result<Spooled, SpoolError> {
         self.file.flush().await?;
         self.file.sync_all().await?;
-        let mut spooled = self
-            .spooled
-            .take()
-            .ok_or_else(|| std::io::Error::other("spool already finished"))?;
-        spooled.sha256 = hex::encode(self.digest.clone().finish());
-        Ok(spooled)
+        Ok(sealed(&mut self.spooled, &self.digest)?)
+    }
+}
+
+/// The spooled file, its digest set: once.
+fn sealed(
+    spooled: &mut Option<Spooled>,
+    digest: &ring::digest::Context,
+) -> std::io::Result<Spooled> {
+    let mut spooled = spooled
+        .take()
+        .ok_or_else(|| std::io::Error::other("spool already finished"))?;
+    spooled.sha256 = hex::encode(digest.clone().finish());
+    Ok(spooled)
+}
+
+/// A fresh spool file's name, and its record (removed when dropped unless stored).
+fn fresh(dir: &std::path::Path) -> Spooled {
+    Spooled {
+        path: dir.join(format!("lienthong-spool-{}", uuid::Uuid::new_v4())),
+        sha256: String::new(),
+        size: 0,
     }
 }
 
@@ -148,12 +164,7 @@ impl SyncSpoolWriter {
         use std::io::Write as _;
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
-        let mut spooled = self
-            .spooled
-            .take()
-            .ok_or_else(|| std::io::Error::other("spool already finished"))?;
-        spooled.sha256 = hex::encode(self.digest.clone().finish());
-        Ok(spooled)
+        sealed(&mut self.spooled, &self.digest)
     }
 }
 
@@ -162,15 +173,11 @@ impl Store {
     pub fn spool_sync(&self) -> Result<SyncSpoolWriter, StoreError> {
         let dir = self.blobs.spool_dir();
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("lienthong-spool-{}", uuid::Uuid::new_v4()));
-        let file = std::fs::File::create(&path)?;
+        let spooled = fresh(&dir);
+        let file = std::fs::File::create(&spooled.path)?;
         Ok(SyncSpoolWriter {
             file: std::io::BufWriter::with_capacity(256 * 1024, file),
-            spooled: Some(Spooled {
-                path,
-                sha256: String::new(),
-                size: 0,
-            }),
+            spooled: Some(spooled),
             digest: ring::digest::Context::new(&ring::digest::SHA256),
         })
     }
@@ -181,15 +188,11 @@ impl Store {
     pub async fn spool(&self, limit: u64) -> Result<SpoolWriter, StoreError> {
         let dir = self.blobs.spool_dir();
         tokio::fs::create_dir_all(&dir).await?;
-        let path = dir.join(format!("lienthong-spool-{}", uuid::Uuid::new_v4()));
-        let file = tokio::fs::File::create(&path).await?;
+        let spooled = fresh(&dir);
+        let file = tokio::fs::File::create(&spooled.path).await?;
         Ok(SpoolWriter {
             file,
-            spooled: Some(Spooled {
-                path,
-                sha256: String::new(),
-                size: 0,
-            }),
+            spooled: Some(spooled),
             digest: ring::digest::Context::new(&ring::digest::SHA256),
             limit,
         })
