@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod errors;
+mod federation;
 mod flow;
 mod legacy;
 mod registry;

@@ -2,26 +2,9 @@
 
 use std::time::Duration;
 
-use lienthong_client::{Client, ClientError};
-use lienthong_edxml::{
-    NewEdoc, OrganId, Organization, StatusCode, write, write_edoc, write_status,
-};
+use lienthong_client::ClientError;
+use lienthong_edxml::{NewEdoc, StatusCode, write_edoc};
 use lienthong_tests::*;
-
-async fn send_status(
-    client: &Client,
-    doc: &NewEdoc,
-    as_organ: &str,
-    code: StatusCode,
-) -> Result<String, ClientError> {
-    let me = Organization::new(OrganId::parse(as_organ).expect("organ"), "x");
-    let mut st = write::status_reply(&doc.header, &me, code, None);
-    // Distinct packages of the same code differ by their timestamp.
-    st.timestamp = lienthong_edxml::Timestamp::from_unix_ms(
-        lienthong_store::now_ms() + i64::from(code.code().parse::<u8>().unwrap_or(0)) * 1000,
-    );
-    client.send(write_status(&st), "status").await
-}
 
 async fn delivered(env: &Env, bus: &InProcessBus, to: &[&str]) -> (NewEdoc, String) {
     let doc = edoc(PROVINCE, to, unique_number());

@@ -14,6 +14,8 @@ use lienthong_verifier::{SignaturePolicy, VerifierConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub mod links;
+
 pub const PROVINCE: &str = "000.00.00.H49";
 pub const DEPARTMENT: &str = "000.00.05.H49";
 pub const MINISTRY: &str = "000.00.00.G22";
@@ -25,6 +27,17 @@ pub const UNKNOWN: &str = "000.99.05.H49";
 pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
 /// The operator's bearer token the test gateway accepts.
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests";
+
+/// Logs of the in-process services on stderr when `LIENTHONG_TEST_LOG` is set (a filter such
+/// as `info,sqlx=warn`), for looking into a failing test.
+pub fn logs() {
+    if let Ok(filter) = std::env::var("LIENTHONG_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 pub fn amqp_url() -> String {
     std::env::var("LIENTHONG_TEST_AMQP")
@@ -45,6 +58,8 @@ pub struct Env {
     pub store_config: StoreConfig,
     pub bus: BusConfig,
     pub store: Store,
+    /// Links to other buses, for a test with several buses (set before `InProcessBus::start`).
+    pub federation: Option<lienthong_federation::FederationConfig>,
     pg: Option<ScratchPostgres>,
 }
 
@@ -111,8 +126,19 @@ impl Env {
             store_config,
             bus,
             store,
+            federation: None,
             pg,
         }
+    }
+
+    /// This bus's configuration as every service sees it: with its link queues when it has
+    /// links to other buses.
+    pub fn bus_config(&self) -> BusConfig {
+        let mut bus = self.bus.clone();
+        if let Some(f) = &self.federation {
+            bus.links = f.link_names();
+        }
+        bus
     }
 
     /// Deletes the test's queues and exchanges and its database.
@@ -170,20 +196,10 @@ impl Env {
 /// The demo-like registry and three connected systems.
 async fn seed(store: &Store) {
     let a = |code: &str, level: Level, state: AgencyState| Agency {
-        code: code.into(),
-        name: format!("Cơ quan {code}"),
-        pcode: None,
-        level,
         state,
-        email: None,
-        phone: None,
-        address: None,
-        receive_format: Default::default(),
         // The e-doc.vn generation's 9-character code: the code without its first group.
         legacy_code: Some(code[4..].to_owned()),
-        valid_from: None,
-        valid_to: None,
-        successor: None,
+        ..Agency::new(code, &format!("Cơ quan {code}"), level)
     };
     store
         .upsert_agencies(&[
@@ -225,19 +241,18 @@ pub struct InProcessBus {
 impl InProcessBus {
     /// Every service.
     pub async fn start(env: &Env) -> InProcessBus {
-        Self::start_roles(
-            env,
-            &env.bus,
-            &[
-                "gateway",
-                "verifier",
-                "translator",
-                "router",
-                "delivery",
-                "ledger",
-            ],
-        )
-        .await
+        let mut roles = vec![
+            "gateway",
+            "verifier",
+            "translator",
+            "router",
+            "delivery",
+            "ledger",
+        ];
+        if env.federation.is_some() {
+            roles.push("forwarder");
+        }
+        Self::start_roles(env, &env.bus_config(), &roles).await
     }
 
     /// Only the named services, on the given broker configuration.
@@ -264,6 +279,10 @@ impl InProcessBus {
                         operator_tokens_sha256: vec![lienthong_store::sha256_hex(
                             OPERATOR_TOKEN.as_bytes(),
                         )],
+                        parent_bus: env
+                            .federation
+                            .as_ref()
+                            .and_then(|f| f.parent().map(|p| p.bus.clone())),
                     };
                     let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");
                     url = format!("http://{addr}");
@@ -283,7 +302,12 @@ impl InProcessBus {
                 }
                 "translator" => {
                     let config = lienthong_translator::TranslatorConfig {
-                        bus_organ_id: DEPARTMENT.into(),
+                        bus_organ_id: env
+                            .federation
+                            .as_ref()
+                            .and_then(|f| f.organ_id.clone())
+                            .unwrap_or_else(|| DEPARTMENT.into()),
+                        bus: env.federation.as_ref().map(|f| f.bus.clone()),
                     };
                     tasks.spawn(async move {
                         lienthong_translator::run(s, b, config, r)
@@ -292,7 +316,24 @@ impl InProcessBus {
                     });
                 }
                 "router" => {
-                    tasks.spawn(lienthong_router::run(s, b, r));
+                    let f = env.federation.clone().map(std::sync::Arc::new);
+                    tasks.spawn(lienthong_router::run(s, b, f, r));
+                }
+                "forwarder" => {
+                    let f = std::sync::Arc::new(env.federation.clone().expect("[federation]"));
+                    let gw = GatewayConfig {
+                        document_stages: vec![
+                            "verifier".into(),
+                            "translator".into(),
+                            "router".into(),
+                        ],
+                        ..GatewayConfig::default()
+                    };
+                    tasks.spawn(async move {
+                        lienthong_forwarder::run(s, b, gw, f, r)
+                            .await
+                            .expect("forwarder");
+                    });
                 }
                 "delivery" => {
                     tasks.spawn(lienthong_delivery::run(s, b, r));
@@ -314,6 +355,24 @@ impl InProcessBus {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Sends a status about `doc` as `as_organ` (distinct packages of one code differ by their
+/// timestamp).
+pub async fn send_status(
+    client: &Client,
+    doc: &NewEdoc,
+    as_organ: &str,
+    code: lienthong_edxml::StatusCode,
+) -> Result<String, lienthong_client::ClientError> {
+    let me = lienthong_edxml::Organization::new(OrganId::parse(as_organ).expect("organ"), "x");
+    let mut st = lienthong_edxml::write::status_reply(&doc.header, &me, code, None);
+    st.timestamp = lienthong_edxml::Timestamp::from_unix_ms(
+        lienthong_store::now_ms() + i64::from(code.code().parse::<u8>().unwrap_or(0)) * 1000,
+    );
+    client
+        .send(lienthong_edxml::write_status(&st), "status")
+        .await
 }
 
 /// A fresh edoc from `from` to `to`, unique by `number`.
@@ -350,23 +409,11 @@ where
 }
 
 pub async fn queue_depth(bus: &BusConfig, queue: &str) -> u32 {
-    let conn = lapin::Connection::connect(&bus.url, lapin::ConnectionProperties::default())
+    lienthong_bus::Publisher::new(bus, "lienthong-tests")
+        .queue_depth(queue)
         .await
-        .expect("amqp");
-    let ch = conn.create_channel().await.expect("channel");
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .expect("queue exists");
-    let _ = conn.close(200, "bye".into()).await;
-    q.message_count()
+        .expect("queue exists")
+        .0
 }
 
 async fn delete_topology(bus: &BusConfig) {

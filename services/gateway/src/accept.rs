@@ -303,6 +303,14 @@ async fn resolve_recipients(state: &AppState, recipients: &[String]) -> Result<R
             [] => String::new(),
         };
         match state.store.resolve_recipient(code, &day).await? {
+            Resolution::Unknown { chain }
+                if chain.len() == 1 && state.config.parent_bus.is_some() =>
+            {
+                // The parent bus's registry knows more; the router sends the copy there.
+                if !resolved.codes.contains(code) {
+                    resolved.codes.push(code.clone());
+                }
+            }
             Resolution::Unknown { chain } => {
                 return Err(ApiError::new(
                     ErrorCode::RecipientMissing,
@@ -410,6 +418,7 @@ async fn edoc_document(
         format: Format::Edxml,
         body,
         status_update: None,
+        arrival: None,
     })
 }
 
@@ -502,8 +511,112 @@ async fn status_document(
             legs: update_legs,
             code,
             description: st.description.clone(),
+            merge: false,
         }),
+        arrival: None,
     })
+}
+
+/// A package another bus forwarded here for `recipients` (the copies this bus is to route),
+/// accepted once per (that bus, its docId there). The package is read and checked like a
+/// system's, but the sender is not one of this bus's agencies: its signature is the verifier's
+/// to check. A status updates the copy it answers when this bus carried the original too (a bus
+/// on the way), and travels on regardless.
+pub async fn accept_forwarded(
+    state: &AppState,
+    format: Format,
+    body: Body,
+    recipients: Vec<String>,
+    arrival: lienthong_store::Arrival,
+) -> Result<Accepted, ApiError> {
+    let idem_key = format!("peer|{}|{}", arrival.peer, arrival.peer_doc);
+    if let Some(doc_id) = state.store.doc_id_for_key(&idem_key).await? {
+        // Seen before: publish whatever that attempt left unpublished.
+        let rows = state.store.unpublished_for(&doc_id).await?;
+        state
+            .publish_outbox(&rows)
+            .await
+            .map_err(|e| ApiError::platform("the broker did not confirm", e))?;
+        return Ok(Accepted {
+            doc_id,
+            duplicate: true,
+        });
+    }
+    let sender_system = format!("bus:{}", arrival.peer);
+    let mut doc = match read_body(state, format, None, &body).await? {
+        Read::Edoc(h) => NewDocument {
+            doc_id: uuid::Uuid::now_v7().to_string(),
+            idem_key,
+            message_type: MessageType::Edoc,
+            sender: h.sender().as_str().to_owned(),
+            sender_system,
+            document_id: h.document_id.to_string(),
+            subject: Some(h.subject.clone()),
+            status_code: None,
+            response_for: None,
+            recipients,
+            format,
+            body,
+            status_update: None,
+            arrival: Some(arrival),
+        },
+        Read::Status(st) => {
+            let from = st.sender().as_str().to_owned();
+            let rf = &st.response_for;
+            let code = st.status_code;
+            let original = state
+                .store
+                .find_edoc(rf.organ_id.as_str(), rf.document_id.as_str())
+                .await?;
+            let mut update = None;
+            if let Some(original) = &original {
+                let legs = state.store.legs(&original.doc_id).await?;
+                let open = |l: &&lienthong_store::Leg| l.delivery != DeliveryState::Failed;
+                let touched: Vec<String> = if code.is_sent_by_original_sender() {
+                    legs.iter()
+                        .filter(open)
+                        .filter(|l| recipients.contains(&l.recipient))
+                        .map(|l| l.recipient.clone())
+                        .collect()
+                } else {
+                    legs.iter()
+                        .filter(open)
+                        .filter(|l| l.recipient == from)
+                        .map(|l| l.recipient.clone())
+                        .collect()
+                };
+                if !touched.is_empty() {
+                    update = Some(StatusUpdate {
+                        doc_id: original.doc_id.clone(),
+                        legs: touched,
+                        code,
+                        description: st.description.clone(),
+                        // Checked on the recipient's bus; statuses may overtake each other
+                        // on the way back, and the one furthest along is kept.
+                        merge: true,
+                    });
+                }
+            }
+            NewDocument {
+                doc_id: uuid::Uuid::now_v7().to_string(),
+                idem_key,
+                message_type: MessageType::Status,
+                sender: from,
+                sender_system,
+                document_id: rf.document_id.to_string(),
+                subject: st.description.clone(),
+                status_code: Some(code),
+                response_for: original.map(|o| o.doc_id),
+                recipients,
+                format,
+                body,
+                status_update: update,
+                arrival: Some(arrival),
+            }
+        }
+    };
+    doc.format = format;
+    commit(state, doc, &[], None).await
 }
 
 /// Stores the document with its outbox messages, then publishes them with confirms.

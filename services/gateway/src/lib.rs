@@ -25,6 +25,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use accept::{Accepted, accept_forwarded};
 pub use error::{ApiError, ErrorCode};
 pub use export::verdicts_csv;
 
@@ -51,6 +52,11 @@ pub struct GatewayConfig {
     /// it. `lienthong admin token` makes one.
     #[serde(default)]
     pub operator_tokens_sha256: Vec<String>,
+    /// The parent bus, when there is one (`[federation]`): a recipient this bus's registry does
+    /// not know is accepted and goes there, whose registry knows more. Filled from
+    /// `[federation]`.
+    #[serde(skip)]
+    pub parent_bus: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -75,6 +81,7 @@ impl Default for GatewayConfig {
             relay_after_ms: default_relay_age(),
             security_tokens_sha256: Vec::new(),
             operator_tokens_sha256: Vec::new(),
+            parent_bus: None,
         }
     }
 }

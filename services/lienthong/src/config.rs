@@ -23,6 +23,9 @@ pub struct Config {
     /// Schema translation; required when `gateway.document_stages` names `translator`.
     #[serde(default)]
     pub translator: Option<lienthong_translator::TranslatorConfig>,
+    /// Links to other buses; absent: this bus serves every agency in its registry.
+    #[serde(default)]
+    pub federation: Option<lienthong_federation::FederationConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -40,7 +43,25 @@ impl Config {
             .with_context(|| format!("parsing configuration {}", path.display()))?;
         config.apply_env(|k| std::env::var(k).ok())?;
         config.check()?;
+        config.link();
         Ok(config)
+    }
+
+    /// Tells every part what `[federation]` means for it: the link queues to declare, the
+    /// parent that takes unknown recipients, the agencies the translator renders for, and the
+    /// OrganId of this bus's TraceHeader.
+    fn link(&mut self) {
+        let Some(f) = &mut self.federation else {
+            return;
+        };
+        if f.organ_id.is_none() {
+            f.organ_id = self.translator.as_ref().map(|t| t.bus_organ_id.clone());
+        }
+        self.bus.links = f.link_names();
+        self.gateway.parent_bus = f.parent().map(|p| p.bus.clone());
+        if let Some(t) = &mut self.translator {
+            t.bus = Some(f.bus.clone());
+        }
     }
 
     /// Consistency a TOML schema cannot express.
@@ -60,6 +81,14 @@ impl Config {
             anyhow::bail!(
                 "gateway.document_stages names `translator` but there is no [translator] section"
             );
+        }
+        if let Some(f) = &self.federation {
+            f.check().map_err(|e| anyhow::anyhow!(e))?;
+            if f.organ_id.is_none() && self.translator.is_none() {
+                anyhow::bail!(
+                    "federation.organ_id: set it (the OrganId of this bus's TraceHeader), or a [translator] section with bus_organ_id"
+                );
+            }
         }
         if stages.iter().any(|s| s == "verifier") && self.verifier.is_none() {
             anyhow::bail!(
@@ -110,6 +139,43 @@ mod tests {
             assert_eq!(c.gateway.listen.port(), 0);
             assert_eq!(c.bus.prefix, "t1");
         }
+    }
+
+    #[test]
+    fn a_province_bus_wires_its_links_into_every_part() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/production.example.toml");
+        let text = std::fs::read_to_string(&path).expect("config file");
+        let mut c: Config = toml::from_str(&text).expect("parse");
+        c.check().expect("valid");
+        c.link();
+        let f = c.federation.as_ref().expect("[federation]");
+        assert_eq!(
+            f.organ_id.as_deref(),
+            Some("000.00.05.H49"),
+            "from the translator"
+        );
+        assert_eq!(c.bus.links, ["quoc-gia"]);
+        assert_eq!(c.gateway.parent_bus.as_deref(), Some("quoc-gia"));
+        assert_eq!(
+            c.translator.as_ref().and_then(|t| t.bus.as_deref()),
+            Some("tinh-a")
+        );
+        assert!(crate::run::all_roles(&c).contains(&crate::run::Role::Forwarder));
+
+        // Mistakes are named.
+        let two_parents = text.replace(
+            "[[federation.peers]]",
+            "[[federation.peers]]\nbus = \"tinh-b\"\nurl = \"amqp://x\"\nparent = true\n\n[[federation.peers]]",
+        );
+        let c: Config = toml::from_str(&two_parents).expect("parse");
+        let e = c.check().expect_err("two parents").to_string();
+        assert!(e.contains("only one peer may be the parent"), "{e}");
+        let mut no_organ: Config = toml::from_str(&text).expect("parse");
+        no_organ.translator = None;
+        no_organ.gateway.document_stages = vec!["verifier".into(), "router".into()];
+        let e = no_organ.check().expect_err("no organ id").to_string();
+        assert!(e.starts_with("federation.organ_id"), "{e}");
     }
 
     #[test]

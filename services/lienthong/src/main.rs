@@ -196,7 +196,12 @@ enum AdminCommand {
         /// First day in service, yyyy/MM/dd.
         #[arg(long)]
         from: Option<String>,
+        /// The bus that serves it, when another bus does (its `federation.bus` name).
+        #[arg(long)]
+        bus: Option<String>,
     },
+    /// The links to other buses: what waits for each peer bus, and whether it is being sent.
+    Links,
     /// Set the format an agency's system receives (the translator produces it), and the
     /// 9-character code e-doc.vn systems know it by.
     RegistryFormat {
@@ -512,6 +517,20 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
         }
+        AdminCommand::Links => {
+            if cfg.bus.links.is_empty() {
+                println!("this bus has no links to other buses (no [federation] section)");
+            }
+            let publisher = lienthong_bus::Publisher::new(&cfg.bus, "lienthong-admin");
+            let t = publisher.topology();
+            for bus in &cfg.bus.links {
+                let (waiting, forwarders) = publisher
+                    .queue_depth(&t.link_queue(bus))
+                    .await
+                    .with_context(|| format!("reading the link queue of {bus}"))?;
+                println!("{bus}\twaiting {waiting}\tforwarders {forwarders}");
+            }
+        }
         AdminCommand::RegistryExport { csv } => {
             let agencies = store.agencies().await?;
             if csv {
@@ -546,8 +565,12 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             level,
             parent,
             from,
+            bus,
         } => {
             lienthong_edxml::OrganId::parse(&code).map_err(|e| anyhow::anyhow!("{code}: {e}"))?;
+            if let Some(b) = &bus {
+                lienthong_store::check_bus_name(b).map_err(|e| anyhow::anyhow!("--bus: {e}"))?;
+            }
             if let Some(p) = &parent {
                 lienthong_edxml::OrganId::parse(p).map_err(|e| anyhow::anyhow!("--parent: {e}"))?;
             }
@@ -581,6 +604,7 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                     valid_from,
                     valid_to: None,
                     successor: None,
+                    bus,
                 }])
                 .await?;
             println!("{code} added");

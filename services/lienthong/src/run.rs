@@ -15,6 +15,8 @@ pub enum Role {
     Router,
     Delivery,
     Ledger,
+    /// The links to other buses (`[federation]`).
+    Forwarder,
 }
 
 /// Every role the configuration calls for: the verifier and the translator only when they have
@@ -28,6 +30,9 @@ pub fn all_roles(config: &Config) -> Vec<Role> {
         roles.push(Role::Translator);
     }
     roles.extend([Role::Router, Role::Delivery, Role::Ledger]);
+    if config.federation.is_some() {
+        roles.push(Role::Forwarder);
+    }
     roles
 }
 
@@ -49,6 +54,7 @@ pub async fn run(
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut gateway_addr = None;
+    let federation = config.federation.clone().map(std::sync::Arc::new);
     for role in roles {
         let (store, bus) = (store.clone(), config.bus.clone());
         let stop = stop.clone();
@@ -94,9 +100,24 @@ pub async fn run(
                 });
             }
             Role::Router => {
+                let f = federation.clone();
                 tasks.spawn(async move {
-                    lienthong_router::run(store, bus, stop).await;
+                    lienthong_router::run(store, bus, f, stop).await;
                     "router"
+                });
+            }
+            Role::Forwarder => {
+                let Some(f) = federation.clone() else {
+                    anyhow::bail!(
+                        "the forwarder needs a [federation] section in the configuration"
+                    );
+                };
+                let gw = config.gateway.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = lienthong_forwarder::run(store, bus, gw, f, stop).await {
+                        tracing::error!(error = %e, "forwarder stopped");
+                    }
+                    "forwarder"
                 });
             }
             Role::Delivery => {

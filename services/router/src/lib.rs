@@ -6,11 +6,18 @@
 //! A redelivered message publishes again what an earlier attempt may have left unpublished (the
 //! deliveries of legs already routed, and every leg's event), so a crash between the store update
 //! and the confirms loses nothing; delivery and the ledger deduplicate.
+//!
+//! With a `[federation]` section, a copy for an agency another bus serves is routed to that bus
+//! instead: the leg remembers the bus, and one `LinkOrder` per bus goes to its link queue, where
+//! the link forwarder sends the package on. A copy with no way (no link, a loop, the hop limit)
+//! fails with the reason.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lienthong_bus::messages::{DeliverLeg, EventMessage, StageMessage};
 use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
+use lienthong_federation::{FederationConfig, LinkOrder, Route};
 use lienthong_store::{AgencyState, DeliveryState, Store, now_ms};
 use tokio::sync::watch;
 
@@ -19,24 +26,43 @@ pub const STAGE: &str = "router";
 pub struct Router {
     store: Store,
     publisher: Publisher,
+    federation: Option<Arc<FederationConfig>>,
 }
 
 impl Router {
-    pub fn new(store: Store, publisher: Publisher) -> Self {
-        Self { store, publisher }
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        federation: Option<Arc<FederationConfig>>,
+    ) -> Self {
+        Self {
+            store,
+            publisher,
+            federation,
+        }
+    }
+
+    /// Where a copy goes: here when the bus has no links.
+    fn way(&self, agency: Option<&lienthong_store::Agency>, via: &[String]) -> Route {
+        match &self.federation {
+            None => Route::Here,
+            Some(f) => f.route(agency, via),
+        }
     }
 
     async fn route(&self, msg: StageMessage) -> Result<(), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
-        if self
+        let Some(document) = self
             .store
             .document(&msg.doc_id)
             .await
             .map_err(|e| retry(&e))?
-            .is_none()
-        {
+        else {
             return Err(Outcome::Poison(format!("no document {}", msg.doc_id)));
-        }
+        };
+        let via = document.arrival.map(|a| a.via).unwrap_or_default();
+        // The copies for each other bus, sent as one package per bus.
+        let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let legs = self.store.legs(&msg.doc_id).await.map_err(|e| retry(&e))?;
         let codes: Vec<&str> = legs.iter().map(|l| l.recipient.as_str()).collect();
         let agencies = self
@@ -51,7 +77,27 @@ impl Router {
             match leg.delivery {
                 DeliveryState::Accepted => {
                     let agency = agencies.iter().find(|a| a.code == leg.recipient);
-                    match refusal(agency, &day) {
+                    let refused = match self.way(agency, &via) {
+                        Route::Here => refusal(agency, &day),
+                        Route::Unroutable(reason) => Some(reason),
+                        Route::Peer { bus, why } => {
+                            let moved = self
+                                .store
+                                .forward_leg(&leg.doc_id, &leg.recipient, &bus)
+                                .await
+                                .map_err(|e| retry(&e))?;
+                            if !moved {
+                                return Err(changed_meanwhile(leg));
+                            }
+                            out.push(
+                                routed_to(&msg.doc_id, &leg.recipient, &bus, Some(&why), now_ms())
+                                    .to_outgoing(t),
+                            );
+                            links.entry(bus).or_default().push(leg.recipient.clone());
+                            continue;
+                        }
+                    };
+                    match refused {
                         None => {
                             let moved = self
                                 .store
@@ -104,6 +150,19 @@ impl Router {
                 // Handled before, by an attempt that may have died before publishing everything:
                 // publish again what that attempt published (consumers and the ledger deduplicate),
                 // dated when the leg changed.
+                DeliveryState::Routed | DeliveryState::Delivered if leg.bus.is_some() => {
+                    let bus = leg.bus.clone().unwrap_or_default();
+                    if leg.delivery == DeliveryState::Routed {
+                        links
+                            .entry(bus.clone())
+                            .or_default()
+                            .push(leg.recipient.clone());
+                    }
+                    out.push(
+                        routed_to(&msg.doc_id, &leg.recipient, &bus, None, leg.updated_ms)
+                            .to_outgoing(t),
+                    );
+                }
                 DeliveryState::Routed | DeliveryState::Delivered => {
                     if leg.delivery == DeliveryState::Routed {
                         out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
@@ -134,11 +193,36 @@ impl Router {
                 }
             }
         }
+        for (bus, recipients) in links {
+            out.push(
+                LinkOrder::Package {
+                    doc_id: msg.doc_id.clone(),
+                    recipients,
+                }
+                .to_outgoing(t, &bus),
+            );
+        }
         self.publisher
             .publish_and_forward(&msg, out)
             .await
             .map_err(|e| retry(&e))
     }
+}
+
+/// The `routed` event of a copy for another bus: the same id as a local copy's, so a repeated
+/// attempt records it once.
+fn routed_to(
+    doc_id: &str,
+    recipient: &str,
+    bus: &str,
+    why: Option<&str>,
+    at_ms: i64,
+) -> EventMessage {
+    let detail = match why {
+        Some(why) => format!("to bus {bus} ({why})"),
+        None => format!("to bus {bus}"),
+    };
+    EventMessage::about(doc_id, "routed", recipient, Some(detail), at_ms)
 }
 
 /// Another consumer moved the leg between our read and our write (a duplicate message handled
@@ -180,9 +264,14 @@ impl DocumentStage for Router {
 }
 
 /// Runs the router until `shutdown`.
-pub async fn run(store: Store, bus: BusConfig, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    store: Store,
+    bus: BusConfig,
+    federation: Option<Arc<FederationConfig>>,
+    shutdown: watch::Receiver<bool>,
+) {
     let publisher = Publisher::new(&bus, "lienthong-router");
     let queue = publisher.topology().stage_queue(STAGE);
-    let handler = Arc::new(Router::new(store, publisher));
+    let handler = Arc::new(Router::new(store, publisher, federation));
     lienthong_bus::consume(bus, queue, "router".into(), handler, shutdown).await;
 }

@@ -11,6 +11,10 @@
 //! named in the package without a 9-character code in the registry) fails those recipients'
 //! legs with the reason (the sender sees it in the trace); the other recipients go on. Renditions are stored
 //! once per (document, format), so a redelivered message produces nothing twice.
+//!
+//! On a bus with links to other buses, recipients another bus serves get the original forwarded
+//! (their own bus translates), and a package that came from another bus keeps the TraceHeaders
+//! of the buses it passed, before this bus's own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,12 +33,17 @@ pub const STAGE: &str = "translator";
 pub struct TranslatorConfig {
     /// The agency operating this bus: the `TraceHeader` this bus appends names it.
     pub bus_organ_id: String,
+    /// This bus's name when it has links to other buses (`federation.bus`): only the agencies
+    /// it serves get renditions here. Filled from `[federation]`.
+    #[serde(skip)]
+    pub bus: Option<String>,
 }
 
 pub struct Translator {
     store: Store,
     publisher: Publisher,
     bus_organ: OrganId,
+    bus: Option<String>,
 }
 
 /// What translating one document for one format came to.
@@ -56,6 +65,7 @@ impl Translator {
             store,
             publisher,
             bus_organ,
+            bus: config.bus.clone(),
         })
     }
 
@@ -71,7 +81,16 @@ impl Translator {
         let agencies = self.store.agencies_in(&open).await.map_err(|e| retry(&e))?;
         let mut needed: BTreeMap<Format, Vec<String>> = BTreeMap::new();
         // Recipients the registry no longer knows, or has retired, are the router's to fail.
-        for a in agencies.iter().filter(|a| a.state != AgencyState::Retired) {
+        // Those another bus serves get the original, and their bus translates.
+        let served_here = |a: &&lienthong_store::Agency| match (&self.bus, a.bus.as_deref()) {
+            (Some(here), Some(theirs)) => theirs.is_empty() || theirs == here,
+            _ => true,
+        };
+        for a in agencies
+            .iter()
+            .filter(|a| a.state != AgencyState::Retired)
+            .filter(served_here)
+        {
             needed
                 .entry(a.receive_format)
                 .or_default()
@@ -120,10 +139,22 @@ impl Translator {
             .map_err(|e| retry(&e))?;
         let threshold = self.store.large_attachment_bytes();
         let store = self.store.clone();
-        let hop = TraceHeader {
+        // The buses the package passed before this one, then this bus.
+        let mut hops = Vec::new();
+        for h in doc.arrival.iter().flat_map(|a| &a.trace) {
+            if let (Ok(organ_id), Ok(timestamp)) =
+                (OrganId::parse(&h.organ_id), Timestamp::parse(&h.timestamp))
+            {
+                hops.push(TraceHeader {
+                    organ_id,
+                    timestamp,
+                });
+            }
+        }
+        hops.push(TraceHeader {
             organ_id: self.bus_organ.clone(),
             timestamp: Timestamp::from_unix_ms(now_ms()),
-        };
+        });
         let from = doc.format;
         // e-doc.vn names agencies by the registry's 9-character codes.
         let codes = if from == Format::Edocvn || missing.contains(&Format::Edocvn) {
@@ -135,7 +166,9 @@ impl Translator {
         let rendered = tokio::task::spawn_blocking(move || {
             let mut message = lienthong_translate::decode_source(from, original, threshold, &codes)
                 .map_err(|e| format!("the {from} package could not be read: {e}"))?;
-            lienthong_translate::append_trace(&mut message, hop);
+            for hop in hops {
+                lienthong_translate::append_trace(&mut message, hop);
+            }
             Ok::<_, String>(
                 missing
                     .into_iter()

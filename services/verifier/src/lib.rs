@@ -443,6 +443,7 @@ impl Verifier {
             format: lienthong_edxml::Format::Edxml,
             body: lienthong_store::Body::Bytes(status_bytes),
             status_update: None,
+            arrival: None,
         };
         let t = self.publisher.topology();
         let outbox = [

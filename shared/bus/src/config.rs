@@ -33,6 +33,57 @@ pub struct BusConfig {
     /// How long a publish may wait for the broker's confirm before it counts as failed.
     #[serde(default = "default_confirm_timeout")]
     pub confirm_timeout_ms: u64,
+    /// TLS for an `amqps://` URL: the CA to trust instead of the system's, and a client
+    /// certificate when the broker asks for one.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The buses this bus forwards to (`[federation]` peers): each gets its link queue. Filled
+    /// from the federation configuration, not written in `[bus]`.
+    #[serde(skip)]
+    pub links: Vec<String>,
+}
+
+/// TLS to a broker (rustls). Files are PEM.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate(s) that sign the broker's certificate.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// This bus's client certificate (with its chain), for brokers that require one.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl TlsConfig {
+    /// Reads the files into lapin's TLS settings.
+    pub fn load(&self) -> Result<lapin::tcp::OwnedTLSConfig, String> {
+        let read = |what: &str, p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("tls.{what} {}: {e}", p.display()))
+        };
+        let cert_chain = match &self.ca_file {
+            Some(p) => Some(
+                String::from_utf8(read("ca_file", p)?)
+                    .map_err(|_| format!("tls.ca_file {} is not PEM text", p.display()))?,
+            ),
+            None => None,
+        };
+        let identity = match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+                pem: read("cert_file", c)?,
+                key: read("key_file", k)?,
+            }),
+            (None, None) => None,
+            _ => return Err("tls: cert_file and key_file go together".into()),
+        };
+        Ok(lapin::tcp::OwnedTLSConfig {
+            identity,
+            cert_chain,
+        })
+    }
 }
 
 fn default_prefix() -> String {
@@ -62,6 +113,8 @@ impl BusConfig {
             prefetch: default_prefetch(),
             connect_timeout_ms: default_connect_timeout(),
             confirm_timeout_ms: default_confirm_timeout(),
+            tls: None,
+            links: Vec::new(),
         }
     }
 }

@@ -43,6 +43,9 @@ struct Inner {
     topology: Topology,
     name: String,
     link: Mutex<Option<(Connection, Channel)>>,
+    /// Declares this bus's topology on connecting; off for another bus's broker, whose
+    /// topology is its own to declare.
+    declares: bool,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -57,14 +60,46 @@ impl Publisher {
     /// Creates a publisher; the connection is opened (and the topology declared) on first use and
     /// again after any failure.
     pub fn new(config: &BusConfig, name: &str) -> Self {
+        Self::build(config, name, true)
+    }
+
+    /// A publisher to another bus's broker (`config` names its URL, prefix and TLS): it
+    /// declares nothing there, so a message for a bus that has not started yet is unroutable
+    /// and stays where it was.
+    pub fn to_peer(config: &BusConfig, name: &str) -> Self {
+        Self::build(config, name, false)
+    }
+
+    fn build(config: &BusConfig, name: &str, declares: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 topology: Topology::new(&config.prefix),
                 config: config.clone(),
                 name: name.to_owned(),
                 link: Mutex::new(None),
+                declares,
             }),
         }
+    }
+
+    /// The messages waiting in a queue and its consumers (a passive declare: nothing is
+    /// created).
+    pub async fn queue_depth(&self, queue: &str) -> Result<(u32, u32), BusError> {
+        let conn = crate::connect(&self.inner.config, &self.inner.name).await?;
+        let channel = conn.create_channel().await?;
+        let found = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let _ = conn.close(200, "bye".into()).await;
+        let q = found?;
+        Ok((q.message_count(), q.consumer_count()))
     }
 
     /// Connects now, so a misconfiguration shows at start rather than at the first message.
@@ -93,7 +128,9 @@ impl Publisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        declare(&channel, &self.inner.config).await?;
+        if self.inner.declares {
+            declare(&channel, &self.inner.config).await?;
+        }
         *link = Some((conn, channel.clone()));
         Ok(channel)
     }

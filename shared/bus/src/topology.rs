@@ -5,6 +5,11 @@
 //! any service --(kind)---> {p}.events   (topic)  --> {p}.ledger         the ledger's queue
 //! delivery --(OrganId)---> {p}.inbox    (topic)  --> adapters' own queues (optional)
 //! rejected/poison -------> {p}.dlx      (fanout) --> {p}.dead           for operators
+//!
+//! with a [federation] section (links to other buses):
+//! router, receipts --(bus)-> {p}.links  (direct) --> {p}.link.<bus>    one queue per peer bus
+//! peer buses ---(package|receipt)-> {p}.federation (direct) --> {p}.arrivals
+//! {p}.events (delivered, failed) ---------------------------> {p}.receipts
 //! ```
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -50,11 +55,47 @@ impl Topology {
     pub fn dead_queue(&self) -> String {
         format!("{}.dead", self.prefix)
     }
+    /// Where the router and the receipts relay put what goes to another bus.
+    pub fn links(&self) -> String {
+        format!("{}.links", self.prefix)
+    }
+    /// The queue of what waits for the peer bus `bus`: its length is the backlog.
+    pub fn link_queue(&self, bus: &str) -> String {
+        format!("{}.link.{bus}", self.prefix)
+    }
+    /// Where peer buses publish packages and receipts for this bus.
+    pub fn federation(&self) -> String {
+        format!("{}.federation", self.prefix)
+    }
+    pub fn arrivals_queue(&self) -> String {
+        format!("{}.arrivals", self.prefix)
+    }
+    /// The `delivered` and `failed` events of documents that came from another bus go back
+    /// there from this queue.
+    pub fn receipts_queue(&self) -> String {
+        format!("{}.receipts", self.prefix)
+    }
     /// The exchange behind a logical name used in the outbox (`pipeline`, `events`, `inbox`).
     pub fn exchange(&self, logical: &str) -> String {
         format!("{}.{logical}", self.prefix)
     }
 }
+
+const DURABLE_EXCHANGE: ExchangeDeclareOptions = ExchangeDeclareOptions {
+    passive: false,
+    durable: true,
+    auto_delete: false,
+    internal: false,
+    nowait: false,
+};
+
+const DURABLE_QUEUE: QueueDeclareOptions = QueueDeclareOptions {
+    passive: false,
+    durable: true,
+    exclusive: false,
+    auto_delete: false,
+    nowait: false,
+};
 
 fn queue_args(config: &BusConfig, dlx: Option<&str>) -> FieldTable {
     let mut args = FieldTable::default();
@@ -82,10 +123,7 @@ fn queue_args(config: &BusConfig, dlx: Option<&str>) -> FieldTable {
 /// Declares everything (idempotent; every service does it at start so start order never matters).
 pub async fn declare(channel: &Channel, config: &BusConfig) -> Result<(), BusError> {
     let t = Topology::new(&config.prefix);
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
+    let durable = DURABLE_EXCHANGE;
     for (name, kind) in [
         (t.pipeline(), ExchangeKind::Direct),
         (t.events(), ExchangeKind::Topic),
@@ -96,10 +134,7 @@ pub async fn declare(channel: &Channel, config: &BusConfig) -> Result<(), BusErr
             .exchange_declare(name.as_str().into(), kind, durable, FieldTable::default())
             .await?;
     }
-    let q = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
+    let q = DURABLE_QUEUE;
     let dlx = t.dlx();
     channel
         .queue_declare(t.dead_queue().as_str().into(), q, queue_args(config, None))
@@ -144,5 +179,57 @@ pub async fn declare(channel: &Channel, config: &BusConfig) -> Result<(), BusErr
             FieldTable::default(),
         )
         .await?;
+    if !config.links.is_empty() {
+        declare_federation(channel, config, &t).await?;
+    }
+    Ok(())
+}
+
+/// The links to other buses: only on a bus that has them, so no queue fills up unread.
+async fn declare_federation(
+    channel: &Channel,
+    config: &BusConfig,
+    t: &Topology,
+) -> Result<(), BusError> {
+    let dlx = t.dlx();
+    for exchange in [t.links(), t.federation()] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Direct,
+                DURABLE_EXCHANGE,
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut bindings: Vec<(String, String, String)> = config
+        .links
+        .iter()
+        .map(|bus| (t.link_queue(bus), t.links(), bus.clone()))
+        .collect();
+    for kind in ["package", "receipt"] {
+        bindings.push((t.arrivals_queue(), t.federation(), kind.into()));
+    }
+    for kind in ["delivered", "failed"] {
+        bindings.push((t.receipts_queue(), t.events(), kind.into()));
+    }
+    for (queue, exchange, key) in bindings {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                DURABLE_QUEUE,
+                queue_args(config, Some(&dlx)),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     Ok(())
 }

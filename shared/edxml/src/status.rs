@@ -139,6 +139,35 @@ pub struct IllegalTransition {
 }
 
 impl CopyStatus {
+    /// Takes a status the recipient's own bus already checked, arriving at a bus on the way back
+    /// possibly out of order (statuses cross between buses on several links): the status further
+    /// along the flow wins. `None` when it changes nothing.
+    pub fn merge(self, next: StatusCode) -> Option<CopyStatus> {
+        use StatusCode::*;
+        if let Ok(taken) = self.apply(next) {
+            return Some(taken);
+        }
+        let rank = |c: Option<StatusCode>| match c {
+            None => 0,
+            Some(Arrived | RecallRequested) => 1,
+            Some(Refused | Accepted | RecallAgreed | RecallRefused) => 2,
+            Some(Assigned) => 3,
+            Some(InProgress) => 4,
+            Some(Completed) => 5,
+        };
+        if next.is_recall() {
+            (rank(Some(next)) > rank(self.recall)).then_some(CopyStatus {
+                recall: Some(next),
+                ..self
+            })
+        } else {
+            (rank(Some(next)) > rank(self.business)).then_some(CopyStatus {
+                business: Some(next),
+                ..self
+            })
+        }
+    }
+
     /// Applies `next` if the rules allow it, returning the new state.
     pub fn apply(self, next: StatusCode) -> Result<CopyStatus, IllegalTransition> {
         use StatusCode::*;
@@ -210,6 +239,28 @@ mod tests {
         codes
             .iter()
             .try_fold(CopyStatus::default(), |s, &c| s.apply(c))
+    }
+
+    #[test]
+    fn statuses_arriving_out_of_order_keep_the_one_furthest_along() {
+        // 06 overtook 03 and 01 on the way back: they change nothing once 06 is there.
+        let s = CopyStatus::default().merge(Completed).expect("06 taken");
+        assert_eq!(s.business, Some(Completed));
+        assert_eq!(s.merge(Accepted), None);
+        assert_eq!(s.merge(Arrived), None);
+        // In order, the rules apply as usual; a second recall round after a refusal is taken.
+        let s = CopyStatus::default().merge(Arrived).expect("01");
+        let s = s.merge(RecallRequested).expect("13");
+        let s = s.merge(RecallRefused).expect("16");
+        assert_eq!(
+            s.merge(RecallRequested).map(|x| x.recall),
+            Some(Some(RecallRequested))
+        );
+        assert_eq!(
+            s.merge(RecallAgreed),
+            None,
+            "15 does not follow 16 and is not further along"
+        );
     }
 
     #[test]

@@ -106,6 +106,29 @@ pub struct NewDocument {
     pub body: Body,
     /// For a status package, the legs of the original whose business status it changes.
     pub status_update: Option<StatusUpdate>,
+    /// Set when another bus forwarded the package here.
+    pub arrival: Option<Arrival>,
+}
+
+/// Where a document forwarded by another bus came from, and the way it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrival {
+    /// The bus that forwarded it here: receipts for its legs go back there.
+    pub peer: String,
+    /// Its docId on that bus.
+    pub peer_doc: String,
+    /// The buses it passed, the origin first and `peer` last.
+    pub via: Vec<String>,
+    /// The TraceHeader each of those buses added (`OrganId`, `yyyy/MM/dd HH:mm:ss`).
+    pub trace: Vec<Hop>,
+}
+
+/// One bus's TraceHeader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    #[serde(rename = "organId")]
+    pub organ_id: String,
+    pub timestamp: String,
 }
 
 /// A business status applied to legs of the original document.
@@ -115,6 +138,10 @@ pub struct StatusUpdate {
     pub legs: Vec<String>,
     pub code: StatusCode,
     pub description: Option<String>,
+    /// The status was checked by the recipient's own bus and reaches this one on its way back,
+    /// perhaps out of order: the status furthest along the flow is kept, and one that changes
+    /// nothing is no error.
+    pub merge: bool,
 }
 
 /// What acceptance did.
@@ -156,6 +183,9 @@ pub struct DocumentRow {
     pub created_ms: i64,
     /// The format the sender sent the package in.
     pub format: Format,
+    /// Set when another bus forwarded the package here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Arrival>,
 }
 
 /// A translation of a document into one format, produced by the translator for the recipients
@@ -182,6 +212,9 @@ pub struct Leg {
     pub reason: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The bus the copy was forwarded to; absent when it is delivered here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
 }
 
 impl Leg {
@@ -210,8 +243,8 @@ pub struct InboxFilter {
     pub limit: Option<i64>,
 }
 
-const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms, d.format";
-const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms";
+const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms, d.format, d.peer, d.peer_doc, d.via, d.trace";
+const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms, l.bus AS leg_bus";
 
 fn parse_col<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T, StoreError> {
     let s: String = row.try_get(col)?;
@@ -241,7 +274,31 @@ fn document_from_row(row: &AnyRow) -> Result<DocumentRow, StoreError> {
         sha256: row.try_get("sha256")?,
         created_ms: row.try_get("created_ms")?,
         format: parse_format(row, "format")?,
+        arrival: arrival_from_row(row)?,
     })
+}
+
+fn arrival_from_row(row: &AnyRow) -> Result<Option<Arrival>, StoreError> {
+    let (Some(peer), Some(peer_doc)) = (
+        get_opt_string(row, "peer")?,
+        get_opt_string(row, "peer_doc")?,
+    ) else {
+        return Ok(None);
+    };
+    let via = get_opt_string(row, "via")?
+        .map(|v| v.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let trace = match get_opt_string(row, "trace")? {
+        Some(t) => serde_json::from_str(&t)
+            .map_err(|e| StoreError::Corrupt(format!("documents.trace: {e}")))?,
+        None => Vec::new(),
+    };
+    Ok(Some(Arrival {
+        peer,
+        peer_doc,
+        via,
+        trace,
+    }))
 }
 
 fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
@@ -256,6 +313,7 @@ fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
         reason: get_opt_string(row, "reason")?,
         created_ms: row.try_get("leg_created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
+        bus: get_opt_string(row, "leg_bus")?,
     })
 }
 
@@ -286,8 +344,9 @@ impl Store {
         let now = now_ms();
         let inserted = sqlx::query(
             "INSERT INTO documents (doc_id, idem_key, message_type, sender, sender_system, document_id, subject,
-                                    status_code, response_for, size, sha256, created_ms, format)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                    status_code, response_for, size, sha256, created_ms, format,
+                                    peer, peer_doc, via, trace)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              ON CONFLICT (idem_key) DO NOTHING",
         )
         .bind(&doc.doc_id)
@@ -303,6 +362,14 @@ impl Store {
         .bind(&digest)
         .bind(now)
         .bind(doc.format.as_str())
+        .bind(doc.arrival.as_ref().map(|a| a.peer.clone()))
+        .bind(doc.arrival.as_ref().map(|a| a.peer_doc.clone()))
+        .bind(doc.arrival.as_ref().map(|a| a.via.join(",")))
+        .bind(
+            doc.arrival
+                .as_ref()
+                .map(|a| serde_json::to_string(&a.trace).unwrap_or_default()),
+        )
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -594,6 +661,27 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Routes a leg to another bus: `accepted` to `routed`, remembering the bus; false when the
+    /// leg was not `accepted`.
+    pub async fn forward_leg(
+        &self,
+        doc_id: &str,
+        recipient: &str,
+        bus: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE legs SET delivery = 'routed', bus = $1, updated_ms = $2
+             WHERE doc_id = $3 AND recipient = $4 AND delivery = 'accepted'",
+        )
+        .bind(bus)
+        .bind(now_ms())
+        .bind(doc_id)
+        .bind(recipient)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks a leg that will not be delivered; false if it was already delivered or failed.
     pub async fn fail_leg(
         &self,
@@ -781,10 +869,16 @@ async fn apply_status(
         .await?
         .ok_or_else(|| RuleError::NoSuchLeg(recipient.clone(), update.doc_id.clone()))?;
         let leg = leg_from_row(&row)?;
-        let next = leg
-            .copy_status()
-            .apply(update.code)
-            .map_err(|e| RuleError::IllegalTransition(format!("{recipient}: {e}")))?;
+        let next = if update.merge {
+            match leg.copy_status().merge(update.code) {
+                Some(next) => next,
+                None => continue,
+            }
+        } else {
+            leg.copy_status()
+                .apply(update.code)
+                .map_err(|e| RuleError::IllegalTransition(format!("{recipient}: {e}")))?
+        };
         // Conditional on the state we read, so a concurrent update cannot be overwritten.
         let done = sqlx::query(
             "UPDATE legs SET business = $1, recall = $2, business_desc = $3, updated_ms = $4

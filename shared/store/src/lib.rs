@@ -27,7 +27,8 @@ pub use ledger::*;
 pub use outbox::*;
 pub use registry::*;
 pub use registry_file::{
-    CSV_COLUMNS, RegistryFileError, registry_csv, registry_from_csv, registry_from_json,
+    CSV_COLUMNS, RegistryFileError, check_bus_name, registry_csv, registry_from_csv,
+    registry_from_json,
 };
 pub use spool::{Body, SpoolError, SpoolWriter, Spooled, SyncSpoolWriter};
 pub use verdicts::*;
@@ -127,6 +128,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_registry_history.sql"),
     ),
+    (6, include_str!("../migrations/sqlite/0006_federation.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -139,6 +141,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../migrations/postgres/0005_registry_history.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_federation.sql"),
     ),
 ];
 

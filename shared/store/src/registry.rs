@@ -147,9 +147,32 @@ pub struct Agency {
     /// the 2025 reorganisation merged provinces and removed districts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
+    /// The bus that serves the agency (its `federation.bus` name); absent: this bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
 }
 
 impl Agency {
+    /// An agency in service, served by this bus, receiving edXML, with nothing else known.
+    pub fn new(code: &str, name: &str, level: Level) -> Agency {
+        Agency {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            pcode: None,
+            level,
+            state: AgencyState::Active,
+            email: None,
+            phone: None,
+            address: None,
+            receive_format: Format::Edxml,
+            legacy_code: None,
+            valid_from: None,
+            valid_to: None,
+            successor: None,
+            bus: None,
+        }
+    }
+
     /// The state on `day` (`yyyy/MM/dd`): retired after `validTo`, locked before `validFrom`.
     pub fn state_on(&self, day: &str) -> AgencyState {
         if self.valid_to.as_deref().is_some_and(|to| day > to) {
@@ -259,10 +282,11 @@ fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
         valid_from: get_opt_string(row, "valid_from")?,
         valid_to: get_opt_string(row, "valid_to")?,
         successor: get_opt_string(row, "successor")?,
+        bus: get_opt_string(row, "bus")?,
     })
 }
 
-const AGENCY_COLUMNS: &str = "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code, valid_from, valid_to, successor";
+const AGENCY_COLUMNS: &str = "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code, valid_from, valid_to, successor, bus";
 
 impl Store {
     /// Adds or replaces agencies (the registry import).
@@ -271,13 +295,14 @@ impl Store {
         for a in agencies {
             sqlx::query(
                 "INSERT INTO agencies (code, name, pcode, level, state, email, phone, address, updated_ms, receive_format, legacy_code,
-                                       valid_from, valid_to, successor)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                       valid_from, valid_to, successor, bus)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, pcode = excluded.pcode,
                    level = excluded.level, state = excluded.state, email = excluded.email,
                    phone = excluded.phone, address = excluded.address, updated_ms = excluded.updated_ms,
                    receive_format = excluded.receive_format, legacy_code = excluded.legacy_code,
-                   valid_from = excluded.valid_from, valid_to = excluded.valid_to, successor = excluded.successor",
+                   valid_from = excluded.valid_from, valid_to = excluded.valid_to, successor = excluded.successor,
+                   bus = excluded.bus",
             )
             .bind(&a.code)
             .bind(&a.name)
@@ -293,6 +318,7 @@ impl Store {
             .bind(&a.valid_from)
             .bind(&a.valid_to)
             .bind(&a.successor)
+            .bind(&a.bus)
             .execute(&mut *tx)
             .await?;
         }
@@ -598,19 +624,8 @@ mod tests {
     #[test]
     fn a_broadcast_reaches_the_agencies_at_a_level_under_an_ancestor() {
         let a = |code: &str, level: Level, parent: Option<&str>| Agency {
-            code: code.into(),
-            name: code.into(),
             pcode: parent.map(str::to_owned),
-            level,
-            state: AgencyState::Active,
-            email: None,
-            phone: None,
-            address: None,
-            receive_format: Format::Edxml,
-            legacy_code: None,
-            valid_from: None,
-            valid_to: None,
-            successor: None,
+            ..Agency::new(code, code, level)
         };
         let mut registry = vec![
             a("000.00.00.H49", Level::Province, None),

@@ -32,10 +32,12 @@ struct AgencyRecord {
     valid_to: Option<String>,
     #[serde(default)]
     successor: Option<String>,
+    #[serde(default)]
+    bus: Option<String>,
 }
 
 /// The columns of a registry CSV file, in order (the `getAgenciesList` field names).
-pub const CSV_COLUMNS: [&str; 13] = [
+pub const CSV_COLUMNS: [&str; 14] = [
     "code",
     "name",
     "pcode",
@@ -44,6 +46,7 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "validFrom",
     "validTo",
     "successor",
+    "bus",
     "receiveFormat",
     "legacyCode",
     "email",
@@ -107,6 +110,11 @@ fn checked(records: Vec<AgencyRecord>) -> Result<Vec<Agency>, RegistryFileError>
                 lienthong_edxml::EdxmlDate::parse(d).map_err(|e| at(field, e.0))?;
             }
         }
+        if let Some(b) = &r.bus {
+            if let Err(e) = check_bus_name(b) {
+                return Err(at("bus", e));
+            }
+        }
         if r.name.trim().is_empty() {
             return Err(at("name", "is empty".into()));
         }
@@ -133,6 +141,7 @@ fn checked(records: Vec<AgencyRecord>) -> Result<Vec<Agency>, RegistryFileError>
             valid_from: r.valid_from,
             valid_to: r.valid_to,
             successor: r.successor,
+            bus: r.bus,
         });
     }
     Ok(out)
@@ -154,6 +163,7 @@ pub fn registry_csv(agencies: &[Agency]) -> String {
             o(&a.valid_from),
             o(&a.valid_to),
             o(&a.successor),
+            o(&a.bus),
             a.receive_format.as_str().to_owned(),
             o(&a.legacy_code),
             o(&a.email),
@@ -163,4 +173,21 @@ pub fn registry_csv(agencies: &[Agency]) -> String {
     }
     let bytes = w.into_inner().unwrap_or_default();
     String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// A bus name names queues (`{prefix}.link.{bus}`) and appears in traces: 1 to 64 characters
+/// from `a-z`, `0-9`, `-` and `_`.
+pub fn check_bus_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a bus name (1 to 64 characters from a-z, 0-9, - and _)"
+        ))
+    }
 }

@@ -94,21 +94,7 @@ impl Env {
 }
 
 fn agency(code: &str, level: Level) -> Agency {
-    Agency {
-        code: code.into(),
-        name: format!("Agency {code}"),
-        pcode: None,
-        level,
-        state: AgencyState::Active,
-        email: None,
-        phone: None,
-        address: None,
-        receive_format: Default::default(),
-        legacy_code: None,
-        valid_from: None,
-        valid_to: None,
-        successor: None,
-    }
+    Agency::new(code, &format!("Agency {code}"), level)
 }
 
 fn edoc(doc_id: &str, key: &str, recipients: &[&str]) -> NewDocument {
@@ -126,6 +112,7 @@ fn edoc(doc_id: &str, key: &str, recipients: &[&str]) -> NewDocument {
         format: Default::default(),
         body: Body::Bytes(format!("<edXML>{doc_id}</edXML>").into_bytes()),
         status_update: None,
+        arrival: None,
     }
 }
 
@@ -386,6 +373,7 @@ async fn business_status_follows_the_rules(env: &Env) {
             legs: vec!["000.00.00.G22".into()],
             code,
             description: Some(code.describe().into()),
+            merge: false,
         });
         d
     };
@@ -831,6 +819,112 @@ async fn mergers_hand_documents_to_successors(env: &Env) {
     assert_eq!(back.valid_to.as_deref(), Some("2026/01/01"));
 }
 
+/// Routing between buses: the bus serving an agency, a document's way from another bus, a leg
+/// forwarded to another bus, and statuses that overtook each other on the way back.
+async fn documents_from_other_buses(env: &Env) {
+    let s = &env.store;
+    let mut served = agency("000.31.07.H50", Level::Commune);
+    served.bus = Some("tinh-b".into());
+    s.upsert_agencies(&[served, agency("000.00.00.G22", Level::Central)])
+        .await
+        .expect("upsert");
+    let back = s.agency("000.31.07.H50").await.expect("a").expect("row");
+    assert_eq!(back.bus.as_deref(), Some("tinh-b"));
+    assert_eq!(
+        s.agency("000.00.00.G22")
+            .await
+            .expect("a")
+            .expect("row")
+            .bus,
+        None
+    );
+
+    let arrival = Arrival {
+        peer: "quoc-gia".into(),
+        peer_doc: "their-1".into(),
+        via: vec!["tinh-a".into(), "quoc-gia".into()],
+        trace: vec![Hop {
+            organ_id: "000.00.05.H49".into(),
+            timestamp: "2026/12/03 08:00:00".into(),
+        }],
+    };
+    let mut d = edoc(
+        "f1",
+        "peer|quoc-gia|their-1",
+        &["000.31.07.H50", "000.00.00.G22"],
+    );
+    d.arrival = Some(arrival.clone());
+    s.accept(&d, &[]).await.expect("accept");
+    let row = s.document("f1").await.expect("doc").expect("row");
+    assert_eq!(row.arrival, Some(arrival));
+    let local = edoc("f0", "local-f0", &["000.00.00.G22"]);
+    s.accept(&local, &[]).await.expect("accept");
+    assert_eq!(
+        s.document("f0").await.expect("doc").expect("row").arrival,
+        None
+    );
+
+    // A leg routed to another bus remembers it; only an accepted leg moves.
+    assert!(
+        s.forward_leg("f1", "000.31.07.H50", "tinh-b")
+            .await
+            .expect("fwd")
+    );
+    assert!(
+        !s.forward_leg("f1", "000.31.07.H50", "tinh-c")
+            .await
+            .expect("again")
+    );
+    let legs = s.legs("f1").await.expect("legs");
+    let leg = legs
+        .iter()
+        .find(|l| l.recipient == "000.31.07.H50")
+        .expect("leg");
+    assert_eq!(
+        (leg.delivery, leg.bus.as_deref()),
+        (DeliveryState::Routed, Some("tinh-b"))
+    );
+    assert!(
+        s.advance_leg(
+            "f1",
+            "000.31.07.H50",
+            DeliveryState::Routed,
+            DeliveryState::Delivered
+        )
+        .await
+        .expect("receipt")
+    );
+
+    // 06 overtook 01 on the way back: 01 then changes nothing, and is no error.
+    let status = |key: &str, code: StatusCode| {
+        let mut st = edoc(&format!("st-{key}"), key, &["000.00.00.H49"]);
+        st.message_type = MessageType::Status;
+        st.sender = "000.31.07.H50".into();
+        st.status_code = Some(code);
+        st.response_for = Some("f1".into());
+        st.status_update = Some(StatusUpdate {
+            doc_id: "f1".into(),
+            legs: vec!["000.31.07.H50".into()],
+            code,
+            description: None,
+            merge: true,
+        });
+        st
+    };
+    s.accept(&status("m6", StatusCode::Completed), &[])
+        .await
+        .expect("06");
+    s.accept(&status("m1", StatusCode::Arrived), &[])
+        .await
+        .expect("01 late");
+    let legs = s.legs("f1").await.expect("legs");
+    let leg = legs
+        .iter()
+        .find(|l| l.recipient == "000.31.07.H50")
+        .expect("leg");
+    assert_eq!(leg.business, Some(StatusCode::Completed));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -859,4 +953,5 @@ conformance!(
     formats_and_renditions,
     spooled_packages_are_stored_without_being_held_and_read_back_as_sources,
     mergers_hand_documents_to_successors,
+    documents_from_other_buses,
 );

@@ -5,6 +5,7 @@ mod agencies;
 mod get_edoc;
 mod health;
 mod json_api;
+mod links;
 mod received;
 mod registry;
 mod send;
@@ -63,6 +64,7 @@ pub fn router() -> Router<AppState> {
             get(registry::export).post(registry::import),
         )
         .route("/admin/registry/merge", post(registry::merge))
+        .route("/admin/links", get(links::list))
         .route("/admin/registry/{code}/state", post(registry::set_state))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

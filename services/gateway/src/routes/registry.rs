@@ -17,7 +17,7 @@ use super::verdicts::authorize_bearer;
 use crate::error::{ApiError, ErrorCode};
 use crate::{AppState, outbox_message};
 
-fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     authorize_bearer(
         &state.config.operator_tokens_sha256,
         "gateway.operator_tokens_sha256",
