@@ -28,6 +28,11 @@ fn agency(code: &str, level: Level, bus: Option<&str>) -> Agency {
     }
 }
 
+/// Adds agencies to a bus's registry.
+async fn knows(env: &Env, agencies: &[Agency]) {
+    env.store.upsert_agencies(agencies).await.expect("registry");
+}
+
 fn peer(bus: &str, env: &Env, url: String, parent: bool) -> PeerConfig {
     PeerConfig {
         bus: bus.into(),
@@ -111,30 +116,30 @@ async fn a_commune_reaches_a_ministry_and_another_province_and_hears_back() {
 
     // The registries. National knows everyone and who serves them; A knows its own and the
     // ministry; B knows its own commune and the ministry.
-    national
-        .store
-        .upsert_agencies(&[
+    knows(
+        &national,
+        &[
             agency(COMMUNE, Level::Commune, Some("tinh-a")),
             agency(PROVINCE, Level::Province, Some("tinh-a")),
             agency(ASTRAY, Level::Commune, Some("tinh-a")),
             agency(COMMUNE_B, Level::Commune, Some("tinh-b")),
-        ])
-        .await
-        .expect("national registry");
-    tinh_a
-        .store
-        .upsert_agencies(&[agency(MINISTRY, Level::Central, Some("quoc-gia"))])
-        .await
-        .expect("A registry");
-    tinh_b
-        .store
-        .upsert_agencies(&[
+        ],
+    )
+    .await;
+    knows(
+        &tinh_a,
+        &[agency(MINISTRY, Level::Central, Some("quoc-gia"))],
+    )
+    .await;
+    knows(
+        &tinh_b,
+        &[
             agency(COMMUNE_B, Level::Commune, None),
             agency(MINISTRY, Level::Central, Some("quoc-gia")),
             agency(COMMUNE, Level::Commune, Some("tinh-a")),
-        ])
-        .await
-        .expect("B registry");
+        ],
+    )
+    .await;
     tinh_b
         .store
         .put_system(
@@ -435,4 +440,136 @@ async fn a_commune_reaches_a_ministry_and_another_province_and_hears_back() {
     for v in [v_nat, v_a, v_b] {
         v.delete();
     }
+}
+
+/// The national bus as a `lienthong up` process configured from TOML (so the binary's wiring of
+/// `[federation]` is what runs), killed with SIGKILL twice while province A keeps sending to a
+/// ministry: every document reaches the ministry exactly once and every receipt comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
+    logs();
+    let (v_nat, v_a) = (Vhost::create("national"), Vhost::create("tinh-a"));
+    let national = env_on(&v_nat).await;
+    let mut tinh_a = env_on(&v_a).await;
+    knows(
+        &national,
+        &[agency(COMMUNE, Level::Commune, Some("tinh-a"))],
+    )
+    .await;
+    knows(
+        &tinh_a,
+        &[agency(MINISTRY, Level::Central, Some("quoc-gia"))],
+    )
+    .await;
+    tinh_a.federation = Some(federation(
+        "tinh-a",
+        DEPARTMENT,
+        vec![peer("quoc-gia", &national, v_nat.url(), true)],
+    ));
+    let config = national.dir.path().join("national.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{}\" }}\n\n\
+             [bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"quorum\"\n\n\
+             [gateway]\nlisten = \"127.0.0.1:0\"\ndocument_stages = [\"router\"]\n\n\
+             [federation]\nbus = \"quoc-gia\"\norgan_id = \"{MINISTRY}\"\n\n\
+             [[federation.peers]]\nbus = \"tinh-a\"\nurl = \"{}\"\nprefix = \"{}\"\n",
+            national.store_config.url,
+            national.blob_dir(),
+            v_nat.url(),
+            national.bus.prefix,
+            v_a.url(),
+            tinh_a.bus.prefix,
+        ),
+    )
+    .expect("config");
+    let log = national.dir.path().join("national.log");
+    let start = || {
+        std::process::Command::new(lienthong_bin())
+            .args(["up", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            )
+            .spawn()
+            .expect("spawn lienthong up")
+    };
+    let mut process = start();
+    let bus_a = InProcessBus::start(&tinh_a).await;
+    let commune = bus_a.client("commune");
+
+    let total = 30;
+    let mut sent = Vec::new();
+    for i in 0..total {
+        if i == 10 || i == 20 {
+            let _ = process.kill(); // SIGKILL, mid-stream
+            let _ = process.wait();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            process = start();
+        }
+        let d = edoc(COMMUNE, &[MINISTRY], unique_number());
+        let id = commune
+            .send(write_edoc(&d), "edoc")
+            .await
+            .expect("accepted in A");
+        sent.push((d.header.document_id.to_string(), id));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for (_, id) in &sent {
+        eventually("the receipt back in A", Duration::from_secs(90), || async {
+            let legs = tinh_a.store.legs(id).await.expect("legs");
+            (legs[0].delivery == DeliveryState::Delivered).then_some(())
+        })
+        .await;
+    }
+    // On the national bus: one document per DocumentId, delivered once, accepted once.
+    let inbox = national
+        .store
+        .inbox(
+            &[MINISTRY.to_owned()],
+            lienthong_edxml::MessageType::Edoc,
+            &Default::default(),
+        )
+        .await
+        .expect("inbox");
+    let mut per_document: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in &inbox {
+        *per_document
+            .entry(entry.document.document_id.clone())
+            .or_default() += 1;
+        let accepted = national
+            .store
+            .trace(&entry.document.doc_id)
+            .await
+            .expect("trace")
+            .iter()
+            .filter(|e| e.kind == "accepted")
+            .count();
+        assert_eq!(accepted, 1);
+    }
+    assert_eq!(per_document.len(), total, "{per_document:?}");
+    assert!(per_document.values().all(|n| *n == 1), "{per_document:?}");
+    for (document_id, _) in &sent {
+        assert!(
+            per_document.contains_key(document_id),
+            "{document_id} arrived"
+        );
+    }
+    assert_eq!(national.dead_letters().await, 0);
+    assert_eq!(tinh_a.dead_letters().await, 0);
+
+    let _ = process.kill();
+    let _ = process.wait();
+    bus_a.stop().await;
+    national.teardown().await;
+    tinh_a.teardown().await;
+    v_nat.delete();
+    v_a.delete();
 }
