@@ -7,7 +7,7 @@ use lienthong_bus::messages::EventMessage;
 use lienthong_bus::{Handler, Incoming, Outcome};
 use lienthong_federation::{FederationConfig, LinkOrder, Outcome as Copy, Receipt, Transfer};
 use lienthong_gateway::{AppState, ErrorCode};
-use lienthong_store::{Arrival, Body, DeliveryState, now_ms};
+use lienthong_store::{Arrival, Body, DeliveryState, RuleError, StoreError, now_ms};
 
 pub struct Arrivals {
     state: AppState,
@@ -152,6 +152,43 @@ impl Arrivals {
                     .await
                     .map_err(|e| retry(&e))?;
                 "failed"
+            }
+            Copy::Transport(status) => {
+                match leg.delivery {
+                    // Its `delivered` receipt is on the way (receipts may overtake each other).
+                    DeliveryState::Accepted | DeliveryState::Routed => {
+                        return Err(Outcome::Retry(format!(
+                            "{} / {} is not delivered here yet",
+                            r.doc_id, r.recipient
+                        )));
+                    }
+                    DeliveryState::Failed => return Ok(()),
+                    DeliveryState::Delivered => {}
+                }
+                match store
+                    .set_transport(&r.doc_id, &r.recipient, status, &[])
+                    .await
+                {
+                    Ok(_) => {}
+                    // A later status got here first (`done` is final): keep it.
+                    Err(StoreError::Rule(RuleError::IllegalTransition(_))) => return Ok(()),
+                    Err(e) => return Err(retry(&e)),
+                }
+                let t = self.state.publisher.topology();
+                let event = EventMessage {
+                    event_id: format!("{}:transport:{}:{status}", r.doc_id, r.recipient),
+                    doc_id: r.doc_id.clone(),
+                    kind: "transport".into(),
+                    organ: Some(r.recipient.clone()),
+                    detail: Some(format!("{status}; {detail}")),
+                    at_ms: r.at_ms,
+                };
+                return self
+                    .state
+                    .publisher
+                    .publish(event.to_outgoing(t))
+                    .await
+                    .map_err(|e| retry(&e));
             }
         };
         let t = self.state.publisher.topology();

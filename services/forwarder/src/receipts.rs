@@ -24,13 +24,25 @@ impl ReceiptRelay {
 
     async fn relay(&self, event: EventMessage) -> Result<(), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        let Some(recipient) = event.organ else {
+            return Ok(());
+        };
         let outcome = match event.kind.as_str() {
             "delivered" => Copy::Delivered,
             "failed" => Copy::Failed,
+            // The copy's transport status as it is now (events may come in any order).
+            "transport" => {
+                let legs = self
+                    .store
+                    .legs(&event.doc_id)
+                    .await
+                    .map_err(|e| retry(&e))?;
+                match legs.iter().find(|l| l.recipient == recipient) {
+                    Some(leg) => Copy::Transport(leg.transport),
+                    None => return Ok(()),
+                }
+            }
             _ => return Ok(()),
-        };
-        let Some(recipient) = event.organ else {
-            return Ok(());
         };
         let Some(doc) = self
             .store

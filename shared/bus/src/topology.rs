@@ -9,7 +9,7 @@
 //! with a [federation] section (links to other buses):
 //! router, receipts --(bus)-> {p}.links  (direct) --> {p}.link.<bus>    one queue per peer bus
 //! peer buses ---(package|receipt)-> {p}.federation (direct) --> {p}.arrivals
-//! {p}.events (delivered, failed) ---------------------------> {p}.receipts
+//! {p}.events (delivered, failed, transport) ----------------> {p}.receipts
 //! ```
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -210,7 +210,7 @@ async fn declare_federation(
     for kind in ["package", "receipt"] {
         bindings.push((t.arrivals_queue(), t.federation(), kind.into()));
     }
-    for kind in ["delivered", "failed"] {
+    for kind in ["delivered", "failed", "transport"] {
         bindings.push((t.receipts_queue(), t.events(), kind.into()));
     }
     for (queue, exchange, key) in bindings {

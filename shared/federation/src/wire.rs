@@ -4,7 +4,7 @@
 
 use lienthong_bus::{Outgoing, Route, Topology};
 use lienthong_edxml::Format;
-use lienthong_store::Hop;
+use lienthong_store::{Hop, TransportStatus};
 use serde::{Deserialize, Serialize};
 
 /// A job for the link forwarder, on `{prefix}.link.{bus}`.
@@ -40,19 +40,25 @@ impl LinkOrder {
     }
 }
 
-/// How one copy ended on the bus that sends the receipt (or on a bus beyond it).
+/// What became of one copy on the bus that sends the receipt (or on a bus beyond it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// In the recipient's inbox.
     Delivered,
+    /// Will not be delivered; the receipt's detail says why.
     Failed,
+    /// The recipient's system reported this transport status (`updateStatus`).
+    Transport(TransportStatus),
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    /// A name for message ids: `delivered`, `failed`, `transport-done`...
+    pub fn key(self) -> String {
         match self {
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
+            Self::Delivered => "delivered".into(),
+            Self::Failed => "failed".into(),
+            Self::Transport(t) => format!("transport-{t}"),
         }
     }
 }
@@ -77,7 +83,7 @@ impl Receipt {
             "{}:receipt:{}:{}",
             self.doc_id,
             self.recipient,
-            self.outcome.as_str()
+            self.outcome.key()
         )
     }
 
@@ -255,5 +261,18 @@ mod tests {
         );
         let back: LinkOrder = serde_json::from_slice(&out.payload).expect("json");
         assert_eq!(back, order);
+
+        let receipt = LinkOrder::Receipt(Receipt {
+            from_bus: "quoc-gia".into(),
+            doc_id: "d1".into(),
+            recipient: "000.00.00.G22".into(),
+            outcome: Outcome::Transport(TransportStatus::Done),
+            detail: None,
+            at_ms: 1,
+        });
+        let out = receipt.to_outgoing(&t, "tinh-a");
+        assert_eq!(out.message_id, "d1:receipt:000.00.00.G22:transport-done");
+        let back: LinkOrder = serde_json::from_slice(&out.payload).expect("json");
+        assert_eq!(back, receipt);
     }
 }
