@@ -82,13 +82,6 @@ impl Drop for Processes {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Sends until accepted, retrying through gateway kills and 503s with the same package.
 async fn send_until_accepted(client: &Client, package: Vec<u8>) -> String {
     let mut attempts = 0;

@@ -221,14 +221,7 @@ async fn oversized_packages_are_refused_with_413() {
 async fn a_system_sees_only_its_own_agencies_inbox() {
     let env = Env::new(Backend::Sqlite).await;
     let bus = InProcessBus::start(&env).await;
-    let doc_id = bus
-        .client("province")
-        .send(
-            write_edoc(&edoc(PROVINCE, &[MINISTRY], unique_number())),
-            "edoc",
-        )
-        .await
-        .expect("send");
+    let doc_id = bus.send_edoc("province", PROVINCE, &[MINISTRY]).await;
     let ministry = bus.client("ministry");
     eventually("delivery", std::time::Duration::from_secs(20), || async {
         (!ministry.inbox("edoc", &[]).await.expect("inbox").is_empty()).then_some(())

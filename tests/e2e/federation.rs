@@ -489,12 +489,14 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
         vec![peer("quoc-gia", &national, v_nat.url(), true)],
     ));
     let config = national.dir.path().join("national.toml");
+    let ops_port = free_port();
     std::fs::write(
         &config,
         format!(
             "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{}\" }}\n\n\
              [bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"quorum\"\n\n\
              [gateway]\nlisten = \"127.0.0.1:0\"\ndocument_stages = [\"router\"]\n\n\
+             [telemetry]\nlisten = \"127.0.0.1:{ops_port}\"\n\n\
              [federation]\nbus = \"quoc-gia\"\norgan_id = \"{MINISTRY}\"\n\n\
              [[federation.peers]]\nbus = \"tinh-a\"\nurl = \"{}\"\nprefix = \"{}\"\n",
             national.store_config.url,
@@ -586,6 +588,38 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
     }
     assert_eq!(national.dead_letters().await, 0);
     assert_eq!(tinh_a.dead_letters().await, 0);
+
+    // The national process (no gateway port needed) serves its metrics on [telemetry] listen.
+    let ops = format!("http://127.0.0.1:{ops_port}");
+    let text = eventually(
+        "the national bus's metrics",
+        Duration::from_secs(20),
+        || async {
+            reqwest::get(format!("{ops}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    for (metric, labels) in [
+        (
+            "lienthong_arrivals_total",
+            &["from=\"tinh-a\"", "result=\"accepted\""][..],
+        ),
+        (
+            "lienthong_link_transfers_total",
+            &["bus=\"tinh-a\"", "kind=\"receipt\""][..],
+        ),
+        ("lienthong_role_up", &["role=\"forwarder\""][..]),
+    ] {
+        let v = metric_sample(&text, metric, labels)
+            .unwrap_or_else(|| panic!("{metric} {labels:?} missing in:\n{text}"));
+        assert!(v >= 1.0, "{metric} {labels:?} = {v}");
+    }
+    assert_ready(&ops).await;
 
     let _ = process.kill();
     let _ = process.wait();

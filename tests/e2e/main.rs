@@ -7,6 +7,7 @@ mod errors;
 mod federation;
 mod flow;
 mod legacy;
+mod observability;
 mod registry;
 mod resilience;
 mod revocation;

@@ -33,14 +33,7 @@ async fn poison_messages_are_dead_lettered_without_stalling_the_stage() {
             .await
             .expect("published");
     }
-    let doc_id = bus
-        .client("province")
-        .send(
-            write_edoc(&edoc(PROVINCE, &[MINISTRY], unique_number())),
-            "edoc",
-        )
-        .await
-        .expect("send");
+    let doc_id = bus.send_edoc("province", PROVINCE, &[MINISTRY]).await;
     eventually(
         "the good document delivered",
         Duration::from_secs(20),

@@ -347,6 +347,17 @@ impl InProcessBus {
         InProcessBus { url, stop, tasks }
     }
 
+    /// `system` sends a fresh edoc from `from` to `to`; its docId.
+    pub async fn send_edoc(&self, system: &str, from: &str, to: &[&str]) -> String {
+        self.client(system)
+            .send(
+                lienthong_edxml::write_edoc(&edoc(from, to, unique_number())),
+                "edoc",
+            )
+            .await
+            .expect("send")
+    }
+
     pub fn client(&self, system: &str) -> Client {
         Client::new(&self.url, system, &format!("secret-{system}"))
     }
@@ -383,6 +394,43 @@ pub fn edoc(from: &str, to: &[&str], number: u64) -> NewEdoc {
         .map(|t| OrganId::parse(t).expect("organ"))
         .collect();
     lienthong_edxml::sample::edoc(&from, &to, number, 512)
+}
+
+/// Asserts that a process serving the operations endpoints at `base` is alive and ready.
+pub async fn assert_ready(base: &str) {
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success(), "{}", health.status());
+    let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The value of the first sample of `metric` in a Prometheus text page whose labels include
+/// every one of `labels` (`queue="x"`).
+pub fn metric_sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 pub fn unique_number() -> u64 {

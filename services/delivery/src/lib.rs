@@ -38,7 +38,8 @@ impl Delivery {
             })?;
         match leg.delivery {
             DeliveryState::Routed => {
-                self.store
+                let moved = self
+                    .store
                     .advance_leg(
                         &msg.doc_id,
                         &msg.recipient,
@@ -47,6 +48,16 @@ impl Delivery {
                     )
                     .await
                     .map_err(|e| retry(&e))?;
+                if moved {
+                    // From acceptance on this bus to the recipient's inbox.
+                    let from = if document.arrival.is_some() {
+                        "peer"
+                    } else {
+                        "system"
+                    };
+                    metrics::histogram!("lienthong_delivery_latency_seconds", "from" => from)
+                        .record((now_ms() - document.created_ms).max(0) as f64 / 1000.0);
+                }
             }
             DeliveryState::Delivered => {}
             DeliveryState::Failed => return Ok(()),

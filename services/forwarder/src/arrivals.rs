@@ -62,6 +62,10 @@ impl Arrivals {
         .await;
         match accepted {
             Ok(a) => {
+                if !a.duplicate {
+                    metrics::counter!("lienthong_arrivals_total", "from" => transfer.from_bus.clone(), "result" => "accepted")
+                        .increment(1);
+                }
                 tracing::info!(doc_id = %a.doc_id, from = %transfer.from_bus, their_doc = %transfer.doc_id, duplicate = a.duplicate, "accepted from a peer bus");
                 Ok(())
             }
@@ -78,6 +82,8 @@ impl Arrivals {
 
     /// Every copy of a package this bus will not take goes back failed, with the reason.
     async fn refuse(&self, transfer: &Transfer, reason: &str) -> Result<(), Outcome> {
+        metrics::counter!("lienthong_arrivals_total", "from" => transfer.from_bus.clone(), "result" => "refused")
+            .increment(1);
         tracing::warn!(from = %transfer.from_bus, their_doc = %transfer.doc_id, %reason, "refused a package from a peer bus");
         let t = self.state.publisher.topology();
         let out: Vec<_> = transfer

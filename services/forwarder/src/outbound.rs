@@ -105,6 +105,8 @@ impl LinkForwarder {
             .publish(transfer.to_peer(self.peer.topology()))
             .await
             .map_err(|e| Outcome::Retry(format!("bus {bus} did not confirm: {e}")))?;
+        metrics::counter!("lienthong_link_transfers_total", "bus" => bus.clone(), "kind" => "package")
+            .increment(1);
         let out: Vec<_> = recipients
             .iter()
             .map(|r| {
@@ -136,6 +138,10 @@ impl Handler for LinkForwarder {
                 .peer
                 .publish(receipt.to_peer(self.peer.topology()))
                 .await
+                .map(|()| {
+                    metrics::counter!("lienthong_link_transfers_total", "bus" => self.bus.clone(), "kind" => "receipt")
+                        .increment(1);
+                })
                 .map_err(|e| Outcome::Retry(format!("bus {} did not confirm: {e}", self.bus))),
         };
         match result {

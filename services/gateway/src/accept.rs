@@ -695,9 +695,18 @@ async fn commit(
         );
     }
     let outbox: Vec<_> = outgoing.iter().map(outbox_message).collect();
+    let (message_type, format) = (doc.message_type, doc.format);
     let acceptance = state.store.accept(&doc, &outbox).await?;
     let (doc_id, rows, duplicate) = match acceptance {
-        Acceptance::New { doc_id, outbox } => (doc_id, outbox, false),
+        Acceptance::New { doc_id, outbox } => {
+            metrics::counter!(
+                "lienthong_documents_accepted_total",
+                "message_type" => message_type.as_str(),
+                "format" => format.as_str()
+            )
+            .increment(1);
+            (doc_id, outbox, false)
+        }
         Acceptance::Existing { doc_id, outbox } => (doc_id, outbox, true),
     };
     if let Err(e) = state.publish_outbox(&rows).await {

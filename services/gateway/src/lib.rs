@@ -111,9 +111,63 @@ pub fn app(state: AppState) -> Router {
     // Multipart framing and the messageType field come on top of the package itself.
     let body_limit = state.config.max_package_bytes + 64 * 1024;
     routes::router()
+        .route(
+            "/metrics",
+            axum::routing::get(lienthong_telemetry::metrics_endpoint),
+        )
+        .layer(axum::middleware::from_fn(http_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Counts every request by route (the matched pattern, never the raw path) and status, and
+/// times it.
+async fn http_metrics(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!("lienthong_http_request_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        "lienthong_http_requests_total",
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
+}
+
+/// How often the gateway reads the depth of every queue for `lienthong_queue_messages`.
+const QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps `lienthong_queue_messages` and `lienthong_queue_consumers` current for every queue of
+/// the bus (the stages, the ledger, the dead letters, the links).
+async fn poll_queues(publisher: Publisher, mut shutdown: watch::Receiver<bool>) {
+    let queues = publisher.topology().queues(&publisher.config().links);
+    loop {
+        match publisher.queue_depths(&queues).await {
+            Ok(depths) => {
+                for (queue, (messages, consumers)) in depths {
+                    metrics::gauge!("lienthong_queue_messages", "queue" => queue.clone())
+                        .set(f64::from(messages));
+                    metrics::gauge!("lienthong_queue_consumers", "queue" => queue)
+                        .set(f64::from(consumers));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "queue depths not read"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(QUEUE_POLL) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Binds the listener (port 0 picks a free port, for tests) and returns it with its address.
@@ -140,6 +194,8 @@ pub async fn serve(
         publisher,
         config: Arc::new(config),
     };
+    lienthong_telemetry::install();
+    let poller = tokio::spawn(poll_queues(state.publisher.clone(), shutdown.clone()));
     let relay = tokio::spawn(lienthong_outbox::relay(
         state.store.clone(),
         state.publisher.clone(),
@@ -153,5 +209,6 @@ pub async fn serve(
         })
         .await;
     let _ = relay.await;
+    let _ = poller.await;
     result
 }

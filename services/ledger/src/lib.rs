@@ -35,7 +35,13 @@ impl Handler for Ledger {
             at_ms: e.at_ms,
         };
         match self.store.record_event(&event).await {
-            Ok(_) => Outcome::Done,
+            Ok(recorded) => {
+                if recorded {
+                    metrics::counter!("lienthong_events_total", "kind" => event.kind.clone())
+                        .increment(1);
+                }
+                Outcome::Done
+            }
             Err(err) => Outcome::Retry(err.to_string()),
         }
     }

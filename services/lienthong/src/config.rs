@@ -26,6 +26,17 @@ pub struct Config {
     /// Links to other buses; absent: this bus serves every agency in its registry.
     #[serde(default)]
     pub federation: Option<lienthong_federation::FederationConfig>,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: where this process serves `/metrics`, `/healthz` and `/readyz` besides the
+/// gateway's port (a process without a gateway has only this).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// e.g. `127.0.0.1:9464`; absent: only the gateway serves them.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -107,6 +118,12 @@ impl Config {
         }
         if let Some(v) = var("LIENTHONG_BUS_PREFIX") {
             self.bus.prefix = v;
+        }
+        if let Some(v) = var("LIENTHONG_METRICS_LISTEN") {
+            self.telemetry.listen = Some(
+                v.parse()
+                    .with_context(|| format!("LIENTHONG_METRICS_LISTEN `{v}` is not HOST:PORT"))?,
+            );
         }
         if let Some(v) = var("LIENTHONG_LISTEN") {
             self.gateway.listen = v

@@ -53,6 +53,40 @@ pub async fn run(
     }
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    lienthong_telemetry::install();
+    for role in roles {
+        metrics::gauge!("lienthong_role_up", "role" => format!("{role:?}").to_lowercase()).set(1.0);
+    }
+    if let Some(addr) = config.telemetry.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding telemetry.listen {addr}"))?;
+        let (store, bus, stop) = (store.clone(), config.bus.clone(), stop.clone());
+        let ready: lienthong_telemetry::ReadyCheck = std::sync::Arc::new(move || {
+            let (store, publisher) = (
+                store.clone(),
+                lienthong_bus::Publisher::new(&bus, "lienthong-readyz"),
+            );
+            Box::pin(async move {
+                vec![
+                    ("store", store.ping().await.map_err(|e| e.to_string())),
+                    (
+                        "broker",
+                        publisher
+                            .ensure_connected()
+                            .await
+                            .map_err(|e| e.to_string()),
+                    ),
+                ]
+            })
+        });
+        tasks.spawn(async move {
+            if let Err(e) = lienthong_telemetry::serve_ops(listener, ready, stop).await {
+                tracing::error!(error = %e, "telemetry endpoint stopped");
+            }
+            "telemetry"
+        });
+    }
     let mut gateway_addr = None;
     let federation = config.federation.clone().map(std::sync::Arc::new);
     for role in roles {

@@ -303,10 +303,15 @@ impl Verifier {
             verified_ms: verdict.verified_at * 1000,
             verdict: serde_json::to_string(&verdict).map_err(|e| Outcome::Poison(e.to_string()))?,
         };
-        self.store
+        let recorded = self
+            .store
             .record_verdict(&row)
             .await
             .map_err(|e| retry(&e))?;
+        if recorded {
+            metrics::counter!("lienthong_verdicts_total", "outcome" => row.outcome.clone())
+                .increment(1);
+        }
         Ok((verdict, true))
     }
 

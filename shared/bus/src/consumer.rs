@@ -164,11 +164,21 @@ async fn settle<H: Handler>(
     loop {
         let h = Arc::clone(&handler);
         let msg = incoming.clone();
+        let started = std::time::Instant::now();
         // A separate task contains a panic to this one message.
         let outcome = match tokio::spawn(async move { h.handle(msg).await }).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Poison(format!("handler panicked: {e}")),
         };
+        let label = match &outcome {
+            Outcome::Done => "done",
+            Outcome::Retry(_) => "retry",
+            Outcome::Poison(_) => "poison",
+        };
+        metrics::counter!("lienthong_messages_total", "queue" => queue.to_owned(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!("lienthong_message_handling_seconds", "queue" => queue.to_owned())
+            .record(started.elapsed().as_secs_f64());
         match outcome {
             Outcome::Done => {
                 if let Err(e) = acker.ack(BasicAckOptions::default()).await {

@@ -85,21 +85,48 @@ impl Publisher {
     /// The messages waiting in a queue and its consumers (a passive declare: nothing is
     /// created).
     pub async fn queue_depth(&self, queue: &str) -> Result<(u32, u32), BusError> {
+        let mut depths = self.queue_depths(&[queue.to_owned()]).await?;
+        depths
+            .pop()
+            .map(|(_, d)| d)
+            .ok_or_else(|| BusError::Unavailable(format!("no answer about queue {queue}")))
+    }
+
+    /// [`Publisher::queue_depth`] of several queues on one connection; a queue that does not
+    /// exist is left out.
+    pub async fn queue_depths(
+        &self,
+        queues: &[String],
+    ) -> Result<Vec<(String, (u32, u32))>, BusError> {
         let conn = crate::connect(&self.inner.config, &self.inner.name).await?;
-        let channel = conn.create_channel().await?;
-        let found = channel
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
+        let mut out = Vec::with_capacity(queues.len());
+        let mut missing = None;
+        for queue in queues {
+            // A failed passive declare closes the channel: one channel per queue.
+            let channel = conn.create_channel().await?;
+            match channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+            {
+                Ok(q) => {
+                    out.push((queue.clone(), (q.message_count(), q.consumer_count())));
+                    let _ = channel.close(200, "bye".into()).await;
+                }
+                Err(e) => missing = Some(e),
+            }
+        }
         let _ = conn.close(200, "bye".into()).await;
-        let q = found?;
-        Ok((q.message_count(), q.consumer_count()))
+        match (out.is_empty(), missing) {
+            (true, Some(e)) => Err(e.into()),
+            _ => Ok(out),
+        }
     }
 
     /// Connects now, so a misconfiguration shows at start rather than at the first message.
@@ -167,7 +194,22 @@ impl Publisher {
         if messages.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let result = self.try_publish_all(messages).await;
+        match &result {
+            Ok(()) => metrics::histogram!("lienthong_publish_seconds")
+                .record(started.elapsed().as_secs_f64()),
+            Err(e) => {
+                let reason = match e {
+                    BusError::Unavailable(_) => "unavailable",
+                    BusError::Refused(_) => "refused",
+                    BusError::Unroutable { .. } => "unroutable",
+                    BusError::Protocol(_) => "protocol",
+                };
+                metrics::counter!("lienthong_publish_failures_total", "reason" => reason)
+                    .increment(1);
+            }
+        }
         if matches!(
             result,
             Err(BusError::Unavailable(_) | BusError::Protocol(_))

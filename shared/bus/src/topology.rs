@@ -75,6 +75,16 @@ impl Topology {
     pub fn receipts_queue(&self) -> String {
         format!("{}.receipts", self.prefix)
     }
+    /// Every queue of a bus with these links, for monitoring.
+    pub fn queues(&self, links: &[String]) -> Vec<String> {
+        let mut queues: Vec<String> = STAGES.iter().map(|s| self.stage_queue(s)).collect();
+        queues.extend([self.ledger_queue(), self.dead_queue()]);
+        if !links.is_empty() {
+            queues.extend(links.iter().map(|b| self.link_queue(b)));
+            queues.extend([self.arrivals_queue(), self.receipts_queue()]);
+        }
+        queues
+    }
     /// The exchange behind a logical name used in the outbox (`pipeline`, `events`, `inbox`).
     pub fn exchange(&self, logical: &str) -> String {
         format!("{}.{logical}", self.prefix)
