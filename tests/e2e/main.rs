@@ -13,4 +13,5 @@ mod resilience;
 mod revocation;
 mod signatures;
 mod statuses;
+mod tracing;
 mod translation;

@@ -122,17 +122,28 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Counts every request by route (the matched pattern, never the raw path) and status, and
-/// times it.
+/// times it; runs it in a span that continues the caller's trace (`traceparent`) when it sends
+/// one, so everything the request causes, on this bus and beyond, is one trace.
 async fn http_metrics(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use tracing::Instrument;
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!("http", method = %request.method(), route = %route);
+    let caller: std::collections::HashMap<String, String> = ["traceparent", "tracestate"]
+        .iter()
+        .filter_map(|k| {
+            let v = request.headers().get(*k)?.to_str().ok()?;
+            Some(((*k).to_owned(), v.to_owned()))
+        })
+        .collect();
+    lienthong_telemetry::continue_trace(&span, &caller);
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span).await;
     metrics::histogram!("lienthong_http_request_seconds", "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(

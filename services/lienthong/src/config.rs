@@ -37,6 +37,10 @@ pub struct Config {
 pub struct TelemetryConfig {
     /// e.g. `127.0.0.1:9464`; absent: only the gateway serves them.
     pub listen: Option<std::net::SocketAddr>,
+    /// Where to export traces (OTLP over HTTP, JSON), e.g.
+    /// `http://otel-collector:4318/v1/traces`; absent: the standard `OTEL_EXPORTER_OTLP_*`
+    /// variables, else no export (trace context still travels with every message).
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -238,26 +238,28 @@ enum AdminCommand {
     SystemList,
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    if std::env::var("LIENTHONG_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    // The processes that run services name themselves in traces and may export them.
+    let (service, otlp) = match &cli.command {
+        Command::Up { config, .. } | Command::Serve { config, .. } => {
+            match config::Config::load(config) {
+                Ok(c) => (
+                    format!(
+                        "lienthong {}",
+                        c.federation
+                            .as_ref()
+                            .map_or(c.bus.prefix.as_str(), |f| f.bus.as_str())
+                    ),
+                    c.telemetry.otlp_endpoint,
+                ),
+                Err(_) => ("lienthong".to_owned(), None),
+            }
+        }
+        _ => ("lienthong".to_owned(), None),
+    };
+    let _traces = lienthong_telemetry::init(&service, lienthong_telemetry::otlp_endpoint(otlp));
     match cli.command {
         Command::Up { config, demo } => {
             let cfg = config::Config::load(&config)?;

@@ -15,6 +15,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::{BusConfig, BusError, declare};
 
@@ -25,6 +26,8 @@ pub struct Incoming {
     pub message_id: Option<String>,
     pub routing_key: String,
     pub redelivered: bool,
+    /// The trace the message belongs to (`traceparent`, `tracestate`).
+    pub trace: std::collections::HashMap<String, String>,
 }
 
 /// What became of a message.
@@ -127,6 +130,7 @@ async fn run<H: Handler>(
                         message_id: delivery.properties.message_id().as_ref().map(|m| m.to_string()),
                         routing_key: delivery.routing_key.to_string(),
                         redelivered: delivery.redelivered,
+                        trace: trace_headers(delivery.properties.headers().as_ref()),
                     };
                     let acker = delivery.acker.clone();
                     let handler = Arc::clone(handler);
@@ -152,6 +156,20 @@ async fn run<H: Handler>(
     result
 }
 
+/// The W3C trace-context headers of a delivery.
+fn trace_headers(headers: Option<&FieldTable>) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in headers.map(|h| h.inner().iter()).into_iter().flatten() {
+        let key = k.as_str();
+        if key == "traceparent" || key == "tracestate" {
+            if let lapin::types::AMQPValue::LongString(s) = v {
+                out.insert(key.to_owned(), s.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Runs the handler until the message is settled one way or the other.
 async fn settle<H: Handler>(
     handler: Arc<H>,
@@ -165,8 +183,16 @@ async fn settle<H: Handler>(
         let h = Arc::clone(&handler);
         let msg = incoming.clone();
         let started = std::time::Instant::now();
+        // One span per attempt, in the trace the message came with.
+        let span = tracing::info_span!(
+            "handle",
+            queue = %queue,
+            message_id = incoming.message_id.as_deref().unwrap_or(""),
+        );
+        lienthong_telemetry::continue_trace(&span, &incoming.trace);
         // A separate task contains a panic to this one message.
-        let outcome = match tokio::spawn(async move { h.handle(msg).await }).await {
+        let outcome = match tokio::spawn(async move { h.handle(msg).await }.instrument(span)).await
+        {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Poison(format!("handler panicked: {e}")),
         };

@@ -222,8 +222,13 @@ impl Publisher {
     async fn try_publish_all(&self, messages: &[Outgoing]) -> Result<(), BusError> {
         let channel = self.channel().await?;
         let mut confirms = Vec::with_capacity(messages.len());
+        // The trace this publish belongs to goes with every message (W3C trace context).
+        let trace = lienthong_telemetry::current_context_headers();
         for m in messages {
             let mut headers = FieldTable::default();
+            for (k, v) in &trace {
+                headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+            }
             if let Some(doc) = &m.doc_id {
                 headers.insert(
                     "lienthong-doc-id".into(),

@@ -6,6 +6,10 @@
 //! publisher, the gateway, delivery, the ledger, the verifier, the forwarder); `docs/observability.md`
 //! lists every name, and the Grafana dashboard and alert rules in `deploy/monitoring/` use them.
 
+mod traces;
+
+pub use traces::{TraceGuard, continue_trace, current_context_headers, init, otlp_endpoint};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
