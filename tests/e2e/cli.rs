@@ -440,6 +440,39 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
     assert_eq!(audit["result"], "intact", "{audit}");
     assert!(audit["events"].as_i64().is_some_and(|n| n > 5), "{audit}");
 
+    // Operators: any document's trace, the dead letters (none), failed copies, a retry refused
+    // for a copy that did not fail.
+    let trace: serde_json::Value =
+        serde_json::from_str(&ok(&["admin", "--config", cfg, "trace", &doc_id], &[]))
+            .expect("json");
+    let kinds: Vec<&str> = trace
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"accepted") && kinds.contains(&"delivered"),
+        "{kinds:?}"
+    );
+    let dead = ok(&["admin", "--config", cfg, "dead"], &[]);
+    assert_eq!(dead.trim(), "[]");
+    let bare = run(&["admin", "--config", cfg, "dead", "--discard"], &[]);
+    assert!(!bare.status.success());
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("--id ID (repeatable) or --all"),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    ok(&["admin", "--config", cfg, "failed"], &[]);
+    let not_failed = run(&["admin", "--config", cfg, "retry", &doc_id, MINISTRY], &[]);
+    assert!(!not_failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&not_failed.stderr).contains("has no failed copy"),
+        "{}",
+        String::from_utf8_lossy(&not_failed.stderr)
+    );
+
     bus.stop().await;
     env.teardown().await;
 }

@@ -14,10 +14,14 @@ async fn poison_messages_are_dead_lettered_without_stalling_the_stage() {
     let bus = InProcessBus::start(&env).await;
     let publisher = Publisher::new(&env.bus, "test-poison");
     let t = env.topology();
-    for (key, payload) in [
-        ("router", "not json"),
-        ("delivery", "{\"doc_id\":1}"),
-        ("router", "{\"doc_id\":\"ghost\",\"slip\":[\"router\"]}"),
+    for (id, key, payload) in [
+        ("poison-json", "router", "not json"),
+        ("poison-delivery", "delivery", "{\"doc_id\":1}"),
+        (
+            "poison-ghost",
+            "router",
+            "{\"doc_id\":\"ghost\",\"slip\":[\"router\"]}",
+        ),
     ] {
         publisher
             .publish(Outgoing {
@@ -27,7 +31,7 @@ async fn poison_messages_are_dead_lettered_without_stalling_the_stage() {
                     mandatory: true,
                 },
                 payload: payload.as_bytes().to_vec(),
-                message_id: format!("poison-{key}"),
+                message_id: id.into(),
                 doc_id: None,
             })
             .await
@@ -46,6 +50,90 @@ async fn poison_messages_are_dead_lettered_without_stalling_the_stage() {
     eventually("three dead letters", Duration::from_secs(20), || async {
         (env.dead_letters().await == 3).then_some(())
     })
+    .await;
+
+    // The operator looks: each says where it died and why, and looking removes nothing.
+    let admin = |path: &str| format!("{}/admin/{path}", bus.url);
+    let http = reqwest::Client::new();
+    let list = || async {
+        let v: serde_json::Value = http
+            .get(admin("dead"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("dead")
+            .json()
+            .await
+            .expect("json");
+        v["data"].as_array().cloned().unwrap_or_default()
+    };
+    let letters = list().await;
+    let ghost = letters
+        .iter()
+        .find(|l| l["messageId"] == "poison-ghost")
+        .cloned()
+        .unwrap_or_else(|| panic!("{letters:?}"));
+    assert_eq!(ghost["queue"], t.stage_queue("router"));
+    assert_eq!(ghost["routingKey"], "router");
+    assert_eq!(ghost["reason"], "rejected");
+    assert_eq!(ghost["count"], 1);
+    assert_eq!(env.dead_letters().await, 3);
+    // A security officer's token is not an operator's.
+    let refused = http
+        .get(admin("dead"))
+        .bearer_auth(OFFICER_TOKEN)
+        .send()
+        .await
+        .expect("dead");
+    assert_eq!(refused.status(), 401);
+
+    // Replay: it goes back to the router, which finds it poison again (the document still
+    // does not exist), and it is back, having died twice.
+    let post = |path: &'static str, body: serde_json::Value| {
+        let (http, url) = (http.clone(), admin(path));
+        async move {
+            http.post(url)
+                .bearer_auth(OPERATOR_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let replayed: serde_json::Value =
+        post("dead/replay", serde_json::json!({"ids": ["poison-ghost"]}))
+            .await
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(replayed["count"], 1, "{replayed}");
+    let again = eventually("the ghost dead again", Duration::from_secs(20), || async {
+        list()
+            .await
+            .into_iter()
+            .find(|l| l["messageId"] == "poison-ghost" && l["count"] == 2)
+    })
+    .await;
+    assert_eq!(again["queue"], t.stage_queue("router"));
+    // Acting on nothing named is refused; then everything is discarded.
+    let unnamed = post("dead/discard", serde_json::json!({})).await;
+    assert_eq!(unnamed.status(), 400);
+    let discarded: serde_json::Value = post("dead/discard", serde_json::json!({"all": true}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discarded["count"], 3, "{discarded}");
+    assert_eq!(env.dead_letters().await, 0);
+    // Each action is in the ledger.
+    eventually(
+        "the operations in the ledger",
+        Duration::from_secs(20),
+        || async {
+            let records = env.store.trace("operations").await.expect("trace");
+            (records.len() == 4).then_some(())
+        },
+    )
     .await;
     bus.stop().await;
     env.teardown().await;
@@ -105,6 +193,52 @@ async fn a_recipient_locked_after_acceptance_gets_a_failed_leg_with_the_reason()
         },
     )
     .await;
+
+    // The operator unlocks the commune, finds the failed copy and sends it again.
+    env.store
+        .set_agency_state(COMMUNE, AgencyState::Active)
+        .await
+        .expect("unlock");
+    let http = reqwest::Client::new();
+    let failed: serde_json::Value = http
+        .get(format!("{}/admin/failed", gateway.url))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("failed")
+        .json()
+        .await
+        .expect("json");
+    let copy = failed["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["docId"] == doc_id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{failed}"));
+    assert_eq!(copy["to"], COMMUNE);
+    assert_eq!(copy["reason"], "recipient is locked in the registry");
+    let retry = || {
+        http.post(format!("{}/admin/failed/retry", gateway.url))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&serde_json::json!({"docId": doc_id, "to": COMMUNE}))
+            .send()
+    };
+    let retried = retry().await.expect("retry");
+    assert!(retried.status().is_success(), "{}", retried.status());
+    eventually(
+        "the copy delivered after the retry",
+        Duration::from_secs(20),
+        || async {
+            let rows = province.sent(Some(&doc_id)).await.expect("sent");
+            rows.iter()
+                .all(|r| r["delivery"] == "delivered")
+                .then_some(())
+        },
+    )
+    .await;
+    // A copy that is not failed is not retried.
+    assert_eq!(retry().await.expect("retry").status(), 404);
     workers.stop().await;
     gateway.stop().await;
     env.teardown().await;

@@ -202,6 +202,36 @@ enum AdminCommand {
     },
     /// The links to other buses: what waits for each peer bus, and whether it is being sent.
     Links,
+    /// Any document's trace (every hop and status, with times), as the operator sees it.
+    Trace {
+        doc_id: String,
+    },
+    /// The dead-letter queue: list it, or replay or discard messages (by --id, or --all).
+    Dead {
+        #[arg(long, conflicts_with = "discard")]
+        replay: bool,
+        #[arg(long)]
+        discard: bool,
+        /// The messages (their messageId) to replay or discard.
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// Replay or discard every one.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Failed copies, newest first, with the reason.
+    Failed {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Send a failed copy to the router again, once its cause is mended.
+    Retry {
+        doc_id: String,
+        /// The recipient (OrganId) of the failed copy.
+        to: String,
+    },
     /// Set the format an agency's system receives (the translator produces it), and the
     /// 9-character code e-doc.vn systems know it by.
     RegistryFormat {
@@ -518,6 +548,51 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             } else {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             }
+        }
+        AdminCommand::Trace { doc_id } => {
+            let events = store.trace(&doc_id).await?;
+            if events.is_empty() {
+                anyhow::bail!("no document {doc_id} in the ledger");
+            }
+            println!("{}", serde_json::to_string_pretty(&events)?);
+        }
+        AdminCommand::Dead {
+            replay,
+            discard,
+            ids,
+            all,
+            limit,
+        } => {
+            let action = match (replay, discard) {
+                (true, _) => lienthong_bus::DeadAction::Replay,
+                (_, true) => lienthong_bus::DeadAction::Discard,
+                _ => lienthong_bus::DeadAction::Keep,
+            };
+            if action != lienthong_bus::DeadAction::Keep && ids.is_empty() && !all {
+                anyhow::bail!("--replay and --discard need --id ID (repeatable) or --all");
+            }
+            let ids = (!all && !ids.is_empty()).then_some(ids.as_slice());
+            let letters = lienthong_bus::Publisher::new(&cfg.bus, "lienthong-admin")
+                .dead_letters(action, ids, limit)
+                .await
+                .context("reading the dead-letter queue")?;
+            println!("{}", serde_json::to_string_pretty(&letters)?);
+        }
+        AdminCommand::Failed { limit } => {
+            for e in store.failed_legs(limit).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    e.document.doc_id,
+                    e.leg.recipient,
+                    e.document.document_id,
+                    e.leg.reason.unwrap_or_default()
+                );
+            }
+        }
+        AdminCommand::Retry { doc_id, to } => {
+            let publisher = lienthong_bus::Publisher::new(&cfg.bus, "lienthong-admin");
+            lienthong_router::retry_copy(&store, &publisher, &doc_id, &to).await?;
+            println!("{doc_id} / {to} sent to the router again");
         }
         AdminCommand::Links => {
             if cfg.bus.links.is_empty() {

@@ -263,6 +263,60 @@ impl DocumentStage for Router {
     }
 }
 
+/// Why a copy could not be sent to the router again.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("docId {doc_id} has no failed copy for {to}")]
+    NotFailed { doc_id: String, to: String },
+    #[error(transparent)]
+    Store(#[from] lienthong_store::StoreError),
+    #[error(
+        "the copy is accepted again but the router was not told ({0}); retry it again when the broker answers"
+    )]
+    Bus(#[from] lienthong_bus::BusError),
+}
+
+/// Gives a failed copy another chance once its cause is mended (an agency unlocked, a link
+/// configured): the copy goes back to `accepted` and the router routes it with the registry
+/// and links as they are now. A copy left `accepted` by a retry whose message the broker did
+/// not confirm is sent again.
+pub async fn retry_copy(
+    store: &Store,
+    publisher: &Publisher,
+    doc_id: &str,
+    to: &str,
+) -> Result<(), RetryError> {
+    let leg = store
+        .legs(doc_id)
+        .await?
+        .into_iter()
+        .find(|l| l.recipient == to);
+    match leg.map(|l| l.delivery) {
+        Some(DeliveryState::Failed) => {
+            store.retry_leg(doc_id, to).await?;
+        }
+        Some(DeliveryState::Accepted) => {}
+        _ => {
+            return Err(RetryError::NotFailed {
+                doc_id: doc_id.to_owned(),
+                to: to.to_owned(),
+            });
+        }
+    }
+    let message = StageMessage {
+        doc_id: doc_id.to_owned(),
+        slip: vec![STAGE.into()],
+    }
+    .to_outgoing(publisher.topology());
+    // A message of its own: the document's first routing message was consumed long ago.
+    let message = lienthong_bus::Outgoing {
+        message_id: format!("{}:retry:{}", message.message_id, now_ms()),
+        ..message
+    };
+    publisher.publish(message).await?;
+    Ok(())
+}
+
 /// Runs the router until `shutdown`.
 pub async fn run(
     store: Store,

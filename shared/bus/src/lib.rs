@@ -6,6 +6,7 @@
 
 mod config;
 mod consumer;
+mod dead;
 mod error;
 pub mod messages;
 mod publisher;
@@ -13,6 +14,7 @@ mod topology;
 
 pub use config::{BusConfig, QueueType, TlsConfig};
 pub use consumer::{DocumentStage, Handler, Incoming, Outcome, consume};
+pub use dead::{DeadAction, DeadLetter};
 pub use error::BusError;
 pub use publisher::{Outgoing, Publisher, Route};
 pub use topology::{STAGES, Topology, declare};

@@ -104,17 +104,7 @@ impl Publisher {
         for queue in queues {
             // A failed passive declare closes the channel: one channel per queue.
             let channel = conn.create_channel().await?;
-            match channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-            {
+            match crate::topology::inspect(&channel, queue).await {
                 Ok(q) => {
                     out.push((queue.clone(), (q.message_count(), q.consumer_count())));
                     let _ = channel.close(200, "bye".into()).await;

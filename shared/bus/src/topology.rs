@@ -130,6 +130,21 @@ fn queue_args(config: &BusConfig, dlx: Option<&str>) -> FieldTable {
     args
 }
 
+/// A queue's message and consumer counts, by a passive declare (which creates nothing, and
+/// closes the channel when the queue does not exist).
+pub(crate) async fn inspect(channel: &Channel, queue: &str) -> Result<lapin::Queue, lapin::Error> {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// Declares everything (idempotent; every service does it at start so start order never matters).
 pub async fn declare(channel: &Channel, config: &BusConfig) -> Result<(), BusError> {
     let t = Topology::new(&config.prefix);

@@ -301,6 +301,13 @@ fn arrival_from_row(row: &AnyRow) -> Result<Option<Arrival>, StoreError> {
     }))
 }
 
+fn entry_from_row(row: &AnyRow) -> Result<InboxEntry, StoreError> {
+    Ok(InboxEntry {
+        document: document_from_row(row)?,
+        leg: leg_from_row(row)?,
+    })
+}
+
 fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
     Ok(Leg {
         doc_id: row.try_get("leg_doc_id")?,
@@ -682,6 +689,37 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The copies that failed, newest first, with their documents (what operators look into).
+    pub async fn failed_legs(&self, limit: i64) -> Result<Vec<InboxEntry>, StoreError> {
+        sqlx::query(sql(format!(
+            "SELECT {DOC_COLUMNS}, {LEG_COLUMNS} FROM legs l JOIN documents d ON d.doc_id = l.doc_id
+             WHERE l.delivery = 'failed' ORDER BY l.updated_ms DESC LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect()
+    }
+
+    /// Gives a failed copy another chance once its cause is mended (an agency unlocked, a link
+    /// configured): `failed` back to `accepted`, its reason kept in the ledger only. False when
+    /// the copy is not failed.
+    pub async fn retry_leg(&self, doc_id: &str, recipient: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE legs SET delivery = 'accepted', transport = 'initial', reason = NULL, bus = NULL,
+                             updated_ms = $1
+             WHERE doc_id = $2 AND recipient = $3 AND delivery = 'failed'",
+        )
+        .bind(now_ms())
+        .bind(doc_id)
+        .bind(recipient)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks a leg that will not be delivered; false if it was already delivered or failed.
     pub async fn fail_leg(
         &self,
@@ -756,12 +794,7 @@ impl Store {
         q.fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(InboxEntry {
-                    document: document_from_row(r)?,
-                    leg: leg_from_row(r)?,
-                })
-            })
+            .map(entry_from_row)
             .collect()
     }
 

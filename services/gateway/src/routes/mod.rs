@@ -6,6 +6,7 @@ mod get_edoc;
 mod health;
 mod json_api;
 mod links;
+mod operations;
 mod received;
 mod registry;
 mod send;
@@ -65,6 +66,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/registry/merge", post(registry::merge))
         .route("/admin/links", get(links::list))
+        .route("/admin/dead", get(operations::dead))
+        .route("/admin/dead/replay", post(operations::replay))
+        .route("/admin/dead/discard", post(operations::discard))
+        .route("/admin/failed", get(operations::failed))
+        .route("/admin/failed/retry", post(operations::retry))
         .route("/admin/registry/{code}/state", post(registry::set_state))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

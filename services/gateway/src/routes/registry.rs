@@ -26,12 +26,18 @@ pub(super) fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, 
     )
 }
 
-/// Records an administrative action in the ledger. The change is made already: a ledger that
-/// cannot take the record now gets it from the relay.
+/// Records a change to the registry in the ledger.
 async fn audit(state: &AppState, token: &str, organ: &str, detail: String) {
+    record(state, token, "registry", organ, detail).await;
+}
+
+/// Records an administrative action in the ledger under the pseudo document `area` (kind
+/// `area`). The change is made already: a ledger that cannot take the record now gets it from
+/// the relay.
+pub(super) async fn record(state: &AppState, token: &str, area: &str, organ: &str, detail: String) {
     let event = EventMessage::about(
-        "registry",
-        &format!("registry:{}", uuid::Uuid::now_v7()),
+        area,
+        &format!("{area}:{}", uuid::Uuid::now_v7()),
         organ,
         Some(format!("{detail} (operator token {token}…)")),
         now_ms(),
