@@ -445,16 +445,16 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
     let trace: serde_json::Value =
         serde_json::from_str(&ok(&["admin", "--config", cfg, "trace", &doc_id], &[]))
             .expect("json");
-    let kinds: Vec<&str> = trace
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["kind"].as_str())
-        .collect();
+    let kinds = event_kinds(&trace);
     assert!(
-        kinds.contains(&"accepted") && kinds.contains(&"delivered"),
+        kinds.iter().any(|k| k == "accepted") && kinds.iter().any(|k| k == "delivered"),
         "{kinds:?}"
     );
+    let found = ok(
+        &["admin", "--config", cfg, "documents", "--agency", MINISTRY],
+        &[],
+    );
+    assert!(found.lines().any(|l| l.starts_with(&doc_id)), "{found}");
     let dead = ok(&["admin", "--config", cfg, "dead"], &[]);
     assert_eq!(dead.trim(), "[]");
     let bare = run(&["admin", "--config", cfg, "dead", "--discard"], &[]);

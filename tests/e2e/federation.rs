@@ -510,20 +510,22 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
     .expect("config");
     let log = national.dir.path().join("national.log");
     let start = || {
-        std::process::Command::new(lienthong_bin())
-            .args(["up", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .expect("log"),
-            )
-            .spawn()
-            .expect("spawn lienthong up")
+        Running(
+            std::process::Command::new(lienthong_bin())
+                .args(["up", "--config"])
+                .arg(&config)
+                .env("RUST_LOG", "info,sqlx=warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .expect("log"),
+                )
+                .spawn()
+                .expect("spawn lienthong up"),
+        )
     };
     let mut process = start();
     let bus_a = InProcessBus::start(&tinh_a).await;
@@ -533,8 +535,7 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
     let mut sent = Vec::new();
     for i in 0..total {
         if i == 10 || i == 20 {
-            let _ = process.kill(); // SIGKILL, mid-stream
-            let _ = process.wait();
+            process.kill(); // SIGKILL, mid-stream
             tokio::time::sleep(Duration::from_millis(300)).await;
             process = start();
         }
@@ -621,8 +622,7 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
     }
     assert_ready(&ops).await;
 
-    let _ = process.kill();
-    let _ = process.wait();
+    process.kill();
     bus_a.stop().await;
     national.teardown().await;
     tinh_a.teardown().await;

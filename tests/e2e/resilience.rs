@@ -239,6 +239,39 @@ async fn a_recipient_locked_after_acceptance_gets_a_failed_leg_with_the_reason()
     .await;
     // A copy that is not failed is not retried.
     assert_eq!(retry().await.expect("retry").status(), 404);
+    // The operator finds the document by the agency and reads its whole trace.
+    let found: serde_json::Value = http
+        .get(format!("{}/admin/documents", gateway.url))
+        .query(&[("agency", COMMUNE), ("limit", "10")])
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    let row = found["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["docId"] == doc_id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(row["copies"].as_array().map(Vec::len), Some(2), "{row}");
+    let trace: serde_json::Value = http
+        .get(format!("{}/admin/documents/{doc_id}/trace", gateway.url))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("trace")
+        .json()
+        .await
+        .expect("json");
+    let kinds = event_kinds(&trace["data"]);
+    assert!(
+        kinds.iter().any(|k| k == "failed") && kinds.iter().any(|k| k == "delivered"),
+        "{kinds:?}"
+    );
     workers.stop().await;
     gateway.stop().await;
     env.teardown().await;

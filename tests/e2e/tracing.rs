@@ -97,17 +97,19 @@ fn bus_config(env: &Env, vhost: &Vhost, listen: u16, extra: &str) -> String {
     )
 }
 
-fn start(config: &std::path::Path, otlp: &str, log: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(lienthong_bin())
-        .args(["up", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info,sqlx=warn")
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("spawn lienthong up")
+fn start(config: &std::path::Path, otlp: &str, log: &std::path::Path) -> Running {
+    Running(
+        std::process::Command::new(lienthong_bin())
+            .args(["up", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"))
+            .spawn()
+            .expect("spawn lienthong up"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,8 +236,7 @@ async fn a_document_is_one_trace_across_services_and_buses() {
     );
 
     for p in &mut processes {
-        let _ = p.kill();
-        let _ = p.wait();
+        p.kill();
     }
     national.teardown().await;
     tinh_a.teardown().await;

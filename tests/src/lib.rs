@@ -411,6 +411,35 @@ pub async fn assert_ready(base: &str) {
     assert_eq!(ready["status"], "ready", "{ready}");
 }
 
+/// A `lienthong` process a test started: killed when dropped, so a failing test leaves none
+/// behind.
+#[derive(Debug)]
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `kind` of every event in a JSON list of ledger events.
+pub fn event_kinds(events: &serde_json::Value) -> Vec<String> {
+    events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 pub use accept::{Accepted, accept_forwarded};
 pub use error::{ApiError, ErrorCode};
 pub use export::verdicts_csv;
+pub use time_fmt::date_range;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

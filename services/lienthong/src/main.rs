@@ -202,6 +202,25 @@ enum AdminCommand {
     },
     /// The links to other buses: what waits for each peer bus, and whether it is being sent.
     Links,
+    /// Find documents by DocumentId, agency (sent or received) and dates, newest first.
+    Documents {
+        #[arg(long)]
+        document_id: Option<String>,
+        /// Sender or recipient (OrganId).
+        #[arg(long)]
+        agency: Option<String>,
+        /// From this day (yyyy/MM/dd, Vietnam time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to and including this day.
+        #[arg(long)]
+        to: Option<String>,
+        /// The next page: the last docId printed.
+        #[arg(long)]
+        before: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Any document's trace (every hop and status, with times), as the operator sees it.
     Trace {
         doc_id: String,
@@ -547,6 +566,38 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                 print!("{}", lienthong_gateway::verdicts_csv(&rows));
             } else {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+        }
+        AdminCommand::Documents {
+            document_id,
+            agency,
+            from,
+            to,
+            before,
+            limit,
+        } => {
+            let (from_ms, to_ms) = lienthong_gateway::date_range(from.as_deref(), to.as_deref())
+                .map_err(|e| anyhow::anyhow!("{}", e.desc))?;
+            let docs = store
+                .search_documents(&lienthong_store::DocumentSearch {
+                    doc_id: None,
+                    document_id,
+                    agency,
+                    from_ms,
+                    to_ms,
+                    before,
+                    limit,
+                })
+                .await?;
+            for d in docs {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    d.doc_id,
+                    d.message_type.as_str(),
+                    d.sender,
+                    d.document_id,
+                    d.subject.unwrap_or_default()
+                );
             }
         }
         AdminCommand::Trace { doc_id } => {

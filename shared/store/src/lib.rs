@@ -129,6 +129,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0005_registry_history.sql"),
     ),
     (6, include_str!("../migrations/sqlite/0006_federation.sql")),
+    (7, include_str!("../migrations/sqlite/0007_search.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -146,6 +147,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_federation.sql"),
     ),
+    (7, include_str!("../migrations/postgres/0007_search.sql")),
 ];
 
 impl Store {

@@ -52,3 +52,19 @@ impl ScratchPostgres {
         }
     }
 }
+
+impl crate::Store {
+    /// Dates a document (and its copies) as accepted at `ms`: for tests of searches by time.
+    pub async fn set_created_for_tests(&self, doc_id: &str, ms: i64) {
+        for table in ["documents", "legs"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET created_ms = $1 WHERE doc_id = $2"
+            )))
+            .bind(ms)
+            .bind(doc_id)
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("dating {doc_id}: {e}"));
+        }
+    }
+}

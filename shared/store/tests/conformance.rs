@@ -925,6 +925,107 @@ async fn documents_from_other_buses(env: &Env) {
     assert_eq!(leg.business, Some(StatusCode::Completed));
 }
 
+/// The operator's search: by docId, DocumentId, agency (sent or received), time, a page at a
+/// time, newest first; and failed copies.
+async fn documents_are_found_by_id_agency_and_time(env: &Env) {
+    let s = &env.store;
+    // Ten documents a minute apart, ids shaped as the gateway makes them (UUIDv7: time first).
+    let t0: i64 = 1_790_000_000_000;
+    let id = |i: i64| {
+        let t = t0 + i * 60_000;
+        format!("{:08x}-{:04x}-7000-8000-{:012x}", t >> 16, t & 0xffff, i)
+    };
+    for i in 0..10 {
+        let (from, to) = if i % 2 == 0 {
+            ("000.00.00.H49", "000.00.00.G22")
+        } else {
+            ("000.00.00.G22", "000.00.00.H50")
+        };
+        let mut d = edoc(&id(i), &format!("search-{i}"), &[to]);
+        d.sender = from.into();
+        d.document_id = format!("{from},2026/12/03,{i}/UBND");
+        s.accept(&d, &[]).await.expect("accept");
+        // created_ms is the acceptance time; set the synthetic one.
+        s.set_created_for_tests(&id(i), t0 + i * 60_000).await;
+    }
+    let ids = |rows: Vec<DocumentRow>| rows.into_iter().map(|d| d.doc_id).collect::<Vec<_>>();
+    let search = |f: &dyn Fn(&mut DocumentSearch)| {
+        let mut q = DocumentSearch {
+            limit: 3,
+            ..DocumentSearch::default()
+        };
+        f(&mut q);
+        q
+    };
+    // The agency G22 received the even ones and sent the odd ones: all ten, newest first.
+    let page1 = ids(s
+        .search_documents(&search(&|q| q.agency = Some("000.00.00.G22".into())))
+        .await
+        .expect("p1"));
+    assert_eq!(page1, [id(9), id(8), id(7)]);
+    let page2 = ids(s
+        .search_documents(&search(&|q| {
+            q.agency = Some("000.00.00.G22".into());
+            q.before = Some(id(7));
+        }))
+        .await
+        .expect("p2"));
+    assert_eq!(page2, [id(6), id(5), id(4)]);
+    // H50 only received (the odd ones); H49 only sent (the even ones).
+    let h50 = ids(s
+        .search_documents(&search(&|q| q.agency = Some("000.00.00.H50".into())))
+        .await
+        .expect("h50"));
+    assert_eq!(h50, [id(9), id(7), id(5)]);
+    // A time range: minutes 2 to 4 inclusive.
+    let range = ids(s
+        .search_documents(&search(&|q| {
+            q.from_ms = Some(t0 + 2 * 60_000);
+            q.to_ms = Some(t0 + 4 * 60_000);
+            q.limit = 10;
+        }))
+        .await
+        .expect("range"));
+    assert_eq!(range, [id(4), id(3), id(2)]);
+    let exact = ids(s
+        .search_documents(&search(&|q| q.doc_id = Some(id(3))))
+        .await
+        .expect("id"));
+    assert_eq!(exact, [id(3)]);
+    let by_document = ids(s
+        .search_documents(&search(&|q| {
+            q.document_id = Some("000.00.00.H49,2026/12/03,4/UBND".into())
+        }))
+        .await
+        .expect("documentId"));
+    assert_eq!(by_document, [id(4)]);
+    assert!(
+        s.search_documents(&search(&|q| q.agency = Some("000.99.99.X00".into())))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    // Failed copies, newest first; a retry puts one back to accepted.
+    assert!(
+        s.fail_leg(&id(1), "000.00.00.H50", "locked")
+            .await
+            .expect("fail")
+    );
+    assert!(
+        s.fail_leg(&id(2), "000.00.00.G22", "locked")
+            .await
+            .expect("fail")
+    );
+    let failed = s.failed_legs(10).await.expect("failed");
+    assert_eq!(failed.len(), 2);
+    assert!(s.retry_leg(&id(1), "000.00.00.H50").await.expect("retry"));
+    assert!(!s.retry_leg(&id(1), "000.00.00.H50").await.expect("again"));
+    let failed = s.failed_legs(10).await.expect("failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].leg.reason.as_deref(), Some("locked"));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -954,4 +1055,5 @@ conformance!(
     spooled_packages_are_stored_without_being_held_and_read_back_as_sources,
     mergers_hand_documents_to_successors,
     documents_from_other_buses,
+    documents_are_found_by_id_agency_and_time,
 );

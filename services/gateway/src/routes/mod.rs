@@ -70,6 +70,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/dead/replay", post(operations::replay))
         .route("/admin/dead/discard", post(operations::discard))
         .route("/admin/failed", get(operations::failed))
+        .route("/admin/documents", get(operations::documents))
+        .route("/admin/documents/{doc_id}/trace", get(operations::trace))
         .route("/admin/failed/retry", post(operations::retry))
         .route("/admin/registry/{code}/state", post(registry::set_state))
         .route("/healthz", get(health::live))

@@ -184,3 +184,90 @@ pub async fn retry(
         json!({ "success": true, "docId": body.doc_id, "to": body.to }),
     ))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchParams {
+    doc_id: Option<String>,
+    document_id: Option<String>,
+    /// Sender or recipient (OrganId).
+    agency: Option<String>,
+    from_date: Option<String>,
+    to_date: Option<String>,
+    /// The last docId of the previous page.
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /admin/documents?docId=&documentId=&agency=&fromDate=&toDate=&before=&limit=`: any
+/// document on this bus, newest first, a page at a time (the next page: `before` = the last
+/// docId). Each row has its copies.
+pub async fn documents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let (from_ms, to_ms) =
+        crate::time_fmt::date_range(p.from_date.as_deref(), p.to_date.as_deref())?;
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let search = lienthong_store::DocumentSearch {
+        doc_id: nonempty(p.doc_id),
+        document_id: nonempty(p.document_id),
+        agency: nonempty(p.agency),
+        from_ms,
+        to_ms,
+        before: nonempty(p.before),
+        limit: p.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let docs = state.store.search_documents(&search).await?;
+    let mut rows = Vec::with_capacity(docs.len());
+    for d in &docs {
+        let legs = state.store.legs(&d.doc_id).await?;
+        rows.push(json!({
+            "docId": d.doc_id,
+            "documentId": d.document_id,
+            "messageType": d.message_type.as_str(),
+            "from": d.sender,
+            "subject": d.subject,
+            "statusCode": d.status_code,
+            "format": d.format.as_str(),
+            "createdMs": d.created_ms,
+            "cameFrom": d.arrival.as_ref().map(|a| a.peer.clone()),
+            "copies": legs.iter().map(|l| json!({
+                "to": l.recipient,
+                "delivery": l.delivery.as_str(),
+                "transport": l.transport.as_str(),
+                "businessStatus": l.business.map(|c| c.code()),
+                "bus": l.bus,
+                "reason": l.reason,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    let next = docs.last().map(|d| d.doc_id.clone());
+    Ok(Json(json!({
+        "success": true,
+        "count": rows.len(),
+        "data": rows,
+        "next": if docs.len() as i64 == search.limit { next } else { None },
+    })))
+}
+
+/// `GET /admin/documents/{docId}/trace`: every hop and status of any document, with times.
+pub async fn trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(doc_id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let events = state.store.trace(&doc_id).await?;
+    if events.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::NoSuchDocument,
+            format!("docId {doc_id}: no such document on this bus"),
+        ));
+    }
+    Ok(Json(
+        json!({ "success": true, "docId": doc_id, "data": events }),
+    ))
+}
