@@ -486,7 +486,7 @@ where
 }
 
 pub async fn queue_depth(bus: &BusConfig, queue: &str) -> u32 {
-    lienthong_bus::Publisher::new(bus, "lienthong-tests")
+    lienthong_bus::Publisher::observer(bus, "lienthong-tests")
         .queue_depth(queue)
         .await
         .expect("queue exists")

@@ -138,6 +138,9 @@ impl Arrivals {
             None => format!("bus {}", r.from_bus),
         };
         let event = match r.outcome {
+            // An outcome that contradicts the one this bus already has changes nothing.
+            Copy::Delivered if leg.delivery == DeliveryState::Failed => return Ok(()),
+            Copy::Failed if leg.delivery == DeliveryState::Delivered => return Ok(()),
             Copy::Delivered => {
                 if leg.delivery == DeliveryState::Routed {
                     store

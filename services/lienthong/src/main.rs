@@ -649,7 +649,7 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             if cfg.bus.links.is_empty() {
                 println!("this bus has no links to other buses (no [federation] section)");
             }
-            let publisher = lienthong_bus::Publisher::new(&cfg.bus, "lienthong-admin");
+            let publisher = lienthong_bus::Publisher::observer(&cfg.bus, "lienthong-admin");
             let t = publisher.topology();
             for bus in &cfg.bus.links {
                 let (waiting, forwarders) = publisher

@@ -70,6 +70,12 @@ impl Publisher {
         Self::build(config, name, false)
     }
 
+    /// A publisher that declares nothing: for looking at queues (their depth, the dead
+    /// letters) without touching the topology.
+    pub fn observer(config: &BusConfig, name: &str) -> Self {
+        Self::build(config, name, false)
+    }
+
     fn build(config: &BusConfig, name: &str, declares: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -98,12 +104,16 @@ impl Publisher {
         &self,
         queues: &[String],
     ) -> Result<Vec<(String, (u32, u32))>, BusError> {
-        let conn = crate::connect(&self.inner.config, &self.inner.name).await?;
+        // On this publisher's connection (opened if need be), so polling opens no connections.
+        self.channel().await?;
         let mut out = Vec::with_capacity(queues.len());
         let mut missing = None;
         for queue in queues {
-            // A failed passive declare closes the channel: one channel per queue.
-            let channel = conn.create_channel().await?;
+            // A failed passive declare closes its channel: one channel per queue.
+            let channel = match self.inner.link.lock().await.as_ref() {
+                Some((conn, _)) => conn.create_channel().await?,
+                None => return Err(BusError::Unavailable("the connection closed".into())),
+            };
             match crate::topology::inspect(&channel, queue).await {
                 Ok(q) => {
                     out.push((queue.clone(), (q.message_count(), q.consumer_count())));
@@ -112,7 +122,6 @@ impl Publisher {
                 Err(e) => missing = Some(e),
             }
         }
-        let _ = conn.close(200, "bye".into()).await;
         match (out.is_empty(), missing) {
             (true, Some(e)) => Err(e.into()),
             _ => Ok(out),
