@@ -29,7 +29,7 @@ async fn seed(url: &str, from: i64, to: i64) {
     let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
     let pg = url.starts_with("postgres");
     let series = if pg {
-        format!("SELECT generate_series({from}, {to} - 1) AS i")
+        format!("SELECT generate_series({from}::bigint, {to}::bigint - 1) AS i")
     } else {
         format!(
             "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to} - 1) SELECT i FROM n"
@@ -91,7 +91,8 @@ async fn seed(url: &str, from: i64, to: i64) {
              SELECT doc_id {cat} ':delivered:' {cat} recipient, doc_id, 'delivered', recipient, 'sha256 x', t + 40 FROM ({rows}) r"
         ),
     ];
-    for s in statements {
+    // The planner's statistics, as autovacuum (PostgreSQL) or `ANALYZE` would keep them.
+    for s in statements.into_iter().chain(["ANALYZE".to_owned()]) {
         sqlx::query(sqlx::AssertSqlSafe(s))
             .execute(&mut conn)
             .await

@@ -209,8 +209,12 @@ impl Store {
     /// in the order they happened.
     pub async fn trace(&self, doc_id: &str) -> Result<Vec<LedgerEvent>, StoreError> {
         sqlx::query(
-            "SELECT event_id, doc_id, kind, organ, detail, at_ms FROM events
-             WHERE doc_id = $1 OR doc_id IN (SELECT doc_id FROM documents WHERE response_for = $1)
+            // Two index lookups (the document's events, and those of the statuses answering it)
+            // rather than one `OR`, which PostgreSQL can only answer by reading every event.
+            "SELECT event_id, doc_id, kind, organ, detail, at_ms, seq FROM events WHERE doc_id = $1
+             UNION ALL
+             SELECT e.event_id, e.doc_id, e.kind, e.organ, e.detail, e.at_ms, e.seq
+               FROM events e JOIN documents d ON d.doc_id = e.doc_id WHERE d.response_for = $1
              ORDER BY at_ms, seq",
         )
         .bind(doc_id)
