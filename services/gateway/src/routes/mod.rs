@@ -118,3 +118,15 @@ pub(crate) fn no_such_document(doc_id: &str) -> ApiError {
         format!("docId {doc_id}: no such document for this system"),
     )
 }
+
+/// A JSON request body, or error 10 naming what is wrong with it.
+pub(crate) fn json_body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, crate::error::ApiError> {
+    body.map(|axum::Json(b)| b).map_err(|e| {
+        crate::error::ApiError::new(
+            crate::error::ErrorCode::InvalidFile,
+            format!("body: {}", e.body_text()),
+        )
+    })
+}

@@ -56,8 +56,7 @@ async fn settle(
     action: DeadAction,
 ) -> Result<Json<Value>, ApiError> {
     let token = operator(state, headers)?;
-    let Json(body) = body
-        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let body = super::json_body(body)?;
     if body.ids.is_empty() != body.all {
         return Err(ApiError::new(
             ErrorCode::InvalidFile,
@@ -159,8 +158,7 @@ pub async fn retry(
     body: Result<Json<RetryBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let token = operator(&state, &headers)?;
-    let Json(body) = body
-        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let body = super::json_body(body)?;
     lienthong_router::retry_copy(&state.store, &state.publisher, &body.doc_id, &body.to)
         .await
         .map_err(|e| match e {

@@ -130,8 +130,7 @@ pub async fn set_state(
     body: Result<Json<StateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let token = operator(&state, &headers)?;
-    let Json(body) = body
-        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let body = super::json_body(body)?;
     let new: AgencyState = body
         .state
         .parse()
@@ -161,8 +160,7 @@ pub async fn merge(
     body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let token = operator(&state, &headers)?;
-    let Json(body) = body
-        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let body = super::json_body(body)?;
     let day = match body.on {
         Some(d) => lienthong_edxml::EdxmlDate::parse(&d)
             .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("on: {e}")))?

@@ -25,8 +25,7 @@ pub async fn update_status(
     Caller(caller): Caller,
     body: Result<Json<Body>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body
-        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("body: {}", e.body_text())))?;
+    let body = super::json_body(body)?;
     let doc_id = require_doc_id(body.doc_id.as_deref())?;
     let status: TransportStatus = body
         .status
