@@ -2,6 +2,7 @@
 //! the REST interface exactly as agency systems drive it. One binary, many tests.
 
 mod cli;
+mod console;
 mod crash;
 mod errors;
 mod federation;

@@ -142,25 +142,8 @@ async fn poison_messages_are_dead_lettered_without_stalling_the_stage() {
 #[tokio::test]
 async fn a_recipient_locked_after_acceptance_gets_a_failed_leg_with_the_reason() {
     let env = Env::new(Backend::Sqlite).await;
-    let gateway = InProcessBus::start_roles(&env, &env.bus, &["gateway"]).await;
+    let (gateway, workers, doc_id) = copy_to_a_recipient_locked_after_acceptance(&env).await;
     let province = gateway.client("province");
-    let doc_id = province
-        .send(
-            write_edoc(&edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number())),
-            "edoc",
-        )
-        .await
-        .expect("send");
-    env.store
-        .set_agency_state(COMMUNE, AgencyState::Locked)
-        .await
-        .expect("lock");
-    let workers = InProcessBus::start_roles(
-        &env,
-        &env.bus,
-        &["verifier", "translator", "router", "delivery", "ledger"],
-    )
-    .await;
     let rows = eventually("routing", Duration::from_secs(20), || async {
         let rows = province.sent(Some(&doc_id)).await.expect("sent");
         rows.iter()

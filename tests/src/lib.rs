@@ -14,6 +14,7 @@ use lienthong_verifier::{SignaturePolicy, VerifierConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub mod browser;
 pub mod links;
 
 pub const PROVINCE: &str = "000.00.00.H49";
@@ -588,4 +589,32 @@ pub fn b64(v: &serde_json::Value) -> Vec<u8> {
 /// stays in the stored package).
 pub fn large_attachment(step: u32) -> Vec<u8> {
     (0..1_200_000u32).map(|i| (i * step % 251) as u8).collect()
+}
+
+/// A copy that fails at routing: `PROVINCE` sends to `MINISTRY` and `COMMUNE` through a gateway
+/// alone, `COMMUNE` is locked after acceptance, then the other stages start. The gateway, the
+/// other stages, and the docId.
+pub async fn copy_to_a_recipient_locked_after_acceptance(
+    env: &Env,
+) -> (InProcessBus, InProcessBus, String) {
+    let gateway = InProcessBus::start_roles(env, &env.bus, &["gateway"]).await;
+    let doc_id = gateway
+        .client("province")
+        .send(
+            lienthong_edxml::write_edoc(&edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number())),
+            "edoc",
+        )
+        .await
+        .expect("send");
+    env.store
+        .set_agency_state(COMMUNE, lienthong_store::AgencyState::Locked)
+        .await
+        .expect("lock");
+    let workers = InProcessBus::start_roles(
+        env,
+        &env.bus,
+        &["verifier", "translator", "router", "delivery", "ledger"],
+    )
+    .await;
+    (gateway, workers, doc_id)
 }

@@ -28,6 +28,9 @@ pub struct Config {
     pub federation: Option<lienthong_federation::FederationConfig>,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The web console; absent: not served.
+    #[serde(default)]
+    pub console: Option<lienthong_console::ConsoleConfig>,
 }
 
 /// `[telemetry]`: where this process serves `/metrics`, `/healthz` and `/readyz` besides the
@@ -66,6 +69,14 @@ impl Config {
     /// parent that takes unknown recipients, the agencies the translator renders for, and the
     /// OrganId of this bus's TraceHeader.
     fn link(&mut self) {
+        if let (Some(c), Some(v)) = (&mut self.console, &self.verifier) {
+            c.trust = Some(lienthong_console::TrustFiles {
+                trust_dir: v.trust_dir.clone(),
+                intermediates_dir: v.intermediates_dir.clone(),
+                crl_files: v.crl_files.clone(),
+                crl_cache_dir: v.revocation.as_ref().and_then(|r| r.cache_dir.clone()),
+            });
+        }
         let Some(f) = &mut self.federation else {
             return;
         };
@@ -105,6 +116,9 @@ impl Config {
                 );
             }
         }
+        if let Some(c) = &self.console {
+            c.check().map_err(|e| anyhow::anyhow!(e))?;
+        }
         if stages.iter().any(|s| s == "verifier") && self.verifier.is_none() {
             anyhow::bail!(
                 "gateway.document_stages names `verifier` but there is no [verifier] section"
@@ -128,6 +142,19 @@ impl Config {
                 v.parse()
                     .with_context(|| format!("LIENTHONG_METRICS_LISTEN `{v}` is not HOST:PORT"))?,
             );
+        }
+        if let Some(c) = &mut self.console {
+            if let Some(v) = var("LIENTHONG_CONSOLE_LISTEN") {
+                c.listen = v
+                    .parse()
+                    .with_context(|| format!("LIENTHONG_CONSOLE_LISTEN `{v}` is not HOST:PORT"))?;
+            }
+            if let Some(v) = var("LIENTHONG_CONSOLE_OPERATOR_TOKEN") {
+                c.operator_token = Some(v);
+            }
+            if let Some(v) = var("LIENTHONG_CONSOLE_SECURITY_TOKEN") {
+                c.security_token = Some(v);
+            }
         }
         if let Some(v) = var("LIENTHONG_LISTEN") {
             self.gateway.listen = v

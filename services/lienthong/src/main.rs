@@ -32,7 +32,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Run only the named services (gateway, verifier, translator, router, delivery, ledger).
+    /// Run only the named services (gateway, verifier, translator, router, delivery, ledger,
+    /// forwarder, console).
     Serve {
         #[arg(long, default_value = "config/lienthong.toml")]
         config: PathBuf,
@@ -275,6 +276,22 @@ enum AdminCommand {
     /// Make a security officer token: prints the token (give it to the officer) and the SHA-256
     /// to put in `gateway.security_tokens_sha256`.
     Token,
+    /// Make a console user: prints the `[[console.users]]` entry to add to the configuration,
+    /// with a salted hash of the password (generated and printed, or read from stdin).
+    ConsoleUser {
+        name: String,
+        #[arg(long, value_parser = ["operator", "security", "viewer"])]
+        role: String,
+        /// For a viewer: an agency whose documents it sees (repeat for several).
+        #[arg(long = "agency")]
+        agencies: Vec<String>,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// PBKDF2 iterations.
+        #[arg(long, default_value_t = lienthong_console::ITERATIONS)]
+        iterations: u32,
+    },
     SystemLock {
         system_id: String,
     },
@@ -311,7 +328,12 @@ async fn main() -> anyhow::Result<()> {
     let _traces = lienthong_telemetry::init(&service, lienthong_telemetry::otlp_endpoint(otlp));
     match cli.command {
         Command::Up { config, demo } => {
-            let cfg = config::Config::load(&config)?;
+            let mut cfg = config::Config::load(&config)?;
+            let demo_users = if demo {
+                demo_console_users(&mut cfg, &read_demo_systems(&config)?)?
+            } else {
+                Vec::new()
+            };
             let demo_systems = if demo {
                 read_demo_systems(&config)?
             } else {
@@ -325,6 +347,12 @@ async fn main() -> anyhow::Result<()> {
             run::run(cfg, &roles, |_, addr| {
                 let addr = addr.map(|a| format!("http://{a}")).unwrap_or_default();
                 println!("lienthong is up. Gateway: {addr}");
+                if !demo_users.is_empty() {
+                    println!("Console users (name / password -> role):");
+                    for (name, password, role) in &demo_users {
+                        println!("  {name} / {password} -> {role}");
+                    }
+                }
                 if !demo_systems.is_empty() {
                     println!("Demo systems (X-SystemId / X-SecretKey -> agencies):");
                     for s in &demo_systems {
@@ -521,7 +549,98 @@ async fn register_demo(cfg: &config::Config, systems: &[DemoSystem]) -> anyhow::
     Ok(())
 }
 
+/// For the demo, when the console has no users: an operator, a security officer, and a viewer
+/// for the first demo system's agencies, with passwords made now (kept in memory only).
+fn demo_console_users(
+    cfg: &mut config::Config,
+    systems: &[DemoSystem],
+) -> anyhow::Result<Vec<(String, String, &'static str)>> {
+    let Some(console) = cfg.console.as_mut().filter(|c| c.users.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let viewer_agencies = systems
+        .first()
+        .map(|s| s.organs.clone())
+        .unwrap_or_default();
+    let mut printed = Vec::new();
+    for (name, role) in [
+        ("vanhanh", lienthong_console::Role::Operator),
+        ("antoan", lienthong_console::Role::Security),
+        ("vanthu", lienthong_console::Role::Viewer),
+    ] {
+        if role == lienthong_console::Role::Viewer && viewer_agencies.is_empty() {
+            continue;
+        }
+        let password = admin::new_secret()?[..16].to_owned();
+        console.users.push(lienthong_console::User {
+            name: name.to_owned(),
+            role,
+            // Fewer iterations than for real users: the password is random and lives one run.
+            password: lienthong_console::hash_password(&password, 100_000)
+                .map_err(|e| anyhow::anyhow!(e))?,
+            agencies: if role == lienthong_console::Role::Viewer {
+                viewer_agencies.clone()
+            } else {
+                Vec::new()
+            },
+        });
+        printed.push((name.to_owned(), password, role.as_str()));
+    }
+    Ok(printed)
+}
+
+/// Prints a `[[console.users]]` entry; checks it as the configuration will be checked.
+fn console_user(
+    name: &str,
+    role: &str,
+    agencies: &[String],
+    password_stdin: bool,
+    iterations: u32,
+) -> anyhow::Result<()> {
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (admin::new_secret()?, true)
+    };
+    if password.chars().count() < 12 {
+        anyhow::bail!("password: 12 characters or more");
+    }
+    let user = lienthong_console::User {
+        name: name.to_owned(),
+        role: role.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        password: lienthong_console::hash_password(&password, iterations)
+            .map_err(|e| anyhow::anyhow!(e))?,
+        agencies: agencies.to_vec(),
+    };
+    lienthong_console::users::check_users(std::slice::from_ref(&user))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if generated {
+        println!("# password for {name} (give it to them; only its hash is kept): {password}");
+    }
+    println!("[[console.users]]");
+    println!("name = {:?}", user.name);
+    println!("role = {:?}", role);
+    println!("password = {:?}", user.password);
+    if !agencies.is_empty() {
+        println!("agencies = {:?}", agencies);
+    }
+    Ok(())
+}
+
 async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
+    // Needs no configuration: it prints an entry for it.
+    if let AdminCommand::ConsoleUser {
+        name,
+        role,
+        agencies,
+        password_stdin,
+        iterations,
+    } = &command
+    {
+        return console_user(name, role, agencies, *password_stdin, *iterations);
+    }
     let cfg = config::Config::load(config)?;
     let store = lienthong_store::Store::connect(&cfg.store)
         .await
@@ -793,6 +912,7 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             println!("X-SecretKey: {secret}");
             println!("(the bus keeps only a hash of it: store it now)");
         }
+        AdminCommand::ConsoleUser { .. } => {}
         AdminCommand::Token => {
             let token = admin::new_secret()?;
             println!("token:  {token}");

@@ -17,6 +17,8 @@ pub enum Role {
     Ledger,
     /// The links to other buses (`[federation]`).
     Forwarder,
+    /// The web console (`[console]`).
+    Console,
 }
 
 /// Every role the configuration calls for: the verifier and the translator only when they have
@@ -33,15 +35,57 @@ pub fn all_roles(config: &Config) -> Vec<Role> {
     if config.federation.is_some() {
         roles.push(Role::Forwarder);
     }
+    if config.console.is_some() {
+        roles.push(Role::Console);
+    }
     roles
+}
+
+/// The console's tokens: when the gateway runs in this process and none is configured, a token
+/// made now, whose digest the gateway accepts; when it runs elsewhere, the configured one is
+/// required (the other process could not know a token made here).
+fn console_tokens(config: &mut Config, roles: &[Role]) -> anyhow::Result<()> {
+    let here = roles.contains(&Role::Gateway);
+    let Some(console) = config
+        .console
+        .as_mut()
+        .filter(|_| roles.contains(&Role::Console))
+    else {
+        return Ok(());
+    };
+    for (token, digests, name) in [
+        (
+            &mut console.operator_token,
+            &mut config.gateway.operator_tokens_sha256,
+            "operator",
+        ),
+        (
+            &mut console.security_token,
+            &mut config.gateway.security_tokens_sha256,
+            "security",
+        ),
+    ] {
+        if token.is_none() {
+            if !here {
+                anyhow::bail!(
+                    "console.{name}_token: required when the gateway runs in another process (its SHA-256 in that gateway's gateway.{name}_tokens_sha256)"
+                );
+            }
+            let made = crate::admin::new_secret()?;
+            digests.push(lienthong_store::sha256_hex(made.as_bytes()));
+            *token = Some(made);
+        }
+    }
+    Ok(())
 }
 
 /// Connects the store, seeds the registry if it is empty, and runs the roles until SIGINT/SIGTERM.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     roles: &[Role],
     on_ready: impl FnOnce(&Store, Option<std::net::SocketAddr>),
 ) -> anyhow::Result<()> {
+    console_tokens(&mut config, roles)?;
     let store = Store::connect(&config.store)
         .await
         .context("opening the store")?;
@@ -152,6 +196,26 @@ pub async fn run(
                         tracing::error!(error = %e, "forwarder stopped");
                     }
                     "forwarder"
+                });
+            }
+            Role::Console => {
+                let Some(cc) = config.console.clone() else {
+                    anyhow::bail!("the console needs a [console] section in the configuration");
+                };
+                let gateway_url = cc.gateway_url.clone().unwrap_or_else(|| {
+                    format!("http://{}", gateway_addr.unwrap_or(config.gateway.listen))
+                });
+                let (listener, addr) = lienthong_console::bind(&cc)
+                    .await
+                    .with_context(|| format!("binding the console to {}", cc.listen))?;
+                tracing::info!(%addr, gateway = %gateway_url, "console listening");
+                println!("console listening on http://{addr}");
+                tasks.spawn(async move {
+                    if let Err(e) = lienthong_console::serve(listener, cc, gateway_url, stop).await
+                    {
+                        tracing::error!(error = %e, "console stopped");
+                    }
+                    "console"
                 });
             }
             Role::Delivery => {

@@ -205,6 +205,26 @@ impl Store {
         })
     }
 
+    /// Administrative actions, newest first: registry changes (`registry`) and what operators
+    /// did to dead letters and failed copies (`operations`). They are the events of the pseudo
+    /// documents `registry` and `operations`: two lookups in the events' (doc_id, at_ms) index.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<LedgerEvent>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM (SELECT event_id, doc_id, kind, organ, detail, at_ms, seq FROM events
+                              WHERE doc_id = 'operations' ORDER BY at_ms DESC, seq DESC LIMIT $1) o
+             UNION ALL
+             SELECT * FROM (SELECT event_id, doc_id, kind, organ, detail, at_ms, seq FROM events
+                              WHERE doc_id = 'registry' ORDER BY at_ms DESC, seq DESC LIMIT $1) r
+             ORDER BY at_ms DESC, seq DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect()
+    }
+
     /// The trace of a document: its own events and those of the status packages answering it,
     /// in the order they happened.
     pub async fn trace(&self, doc_id: &str) -> Result<Vec<LedgerEvent>, StoreError> {
@@ -221,16 +241,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(LedgerEvent {
-                event_id: r.try_get("event_id")?,
-                doc_id: r.try_get("doc_id")?,
-                kind: r.try_get("kind")?,
-                organ: get_opt_string(r, "organ")?,
-                detail: get_opt_string(r, "detail")?,
-                at_ms: r.try_get("at_ms")?,
-            })
-        })
+        .map(event_from_row)
         .collect()
     }
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<LedgerEvent, StoreError> {
+    Ok(LedgerEvent {
+        event_id: r.try_get("event_id")?,
+        doc_id: r.try_get("doc_id")?,
+        kind: r.try_get("kind")?,
+        organ: get_opt_string(r, "organ")?,
+        detail: get_opt_string(r, "detail")?,
+        at_ms: r.try_get("at_ms")?,
+    })
 }

@@ -1026,6 +1026,33 @@ async fn documents_are_found_by_id_agency_and_time(env: &Env) {
     assert_eq!(failed[0].leg.reason.as_deref(), Some("locked"));
 }
 
+/// The audit log: administrative actions of both areas, newest first, and nothing else.
+async fn the_audit_log_lists_administrative_actions_newest_first(env: &Env) {
+    let s = &env.store;
+    let ev = |id: &str, doc: &str, at: i64| LedgerEvent {
+        event_id: id.into(),
+        doc_id: doc.into(),
+        kind: doc.split(':').next().unwrap_or(doc).into(),
+        organ: Some("000.00.00.G22".into()),
+        detail: Some(format!("{id} (an via the console, operator token abc…)")),
+        at_ms: at,
+    };
+    for e in [
+        ev("registry:1", "registry", 10),
+        ev("operations:2", "operations", 20),
+        ev("registry:3", "registry", 30),
+        ev("d1:accepted", "d1", 40),
+    ] {
+        assert!(s.record_event(&e).await.expect("record"));
+    }
+    let log = s.audit_log(10).await.expect("audit log");
+    let ids: Vec<&str> = log.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["registry:3", "operations:2", "registry:1"]);
+    let two = s.audit_log(2).await.expect("audit log");
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[1].event_id, "operations:2");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -1056,4 +1083,5 @@ conformance!(
     mergers_hand_documents_to_successors,
     documents_from_other_buses,
     documents_are_found_by_id_agency_and_time,
+    the_audit_log_lists_administrative_actions_newest_first,
 );

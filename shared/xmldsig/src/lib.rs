@@ -12,6 +12,6 @@ pub mod verify;
 
 pub use c14n::{Algorithm, Sink, canonicalize, canonicalize_into};
 pub use sign::{SignError, sign};
-pub use trust::{ChainFailure, ChainReport, Policy, TrustStore};
+pub use trust::{ChainFailure, ChainReport, Expiry, ExpiryKind, Policy, TrustStore};
 pub use verdict::{Outcome, Verdict, check_package, check_package_source};
 pub use verify::{DigestMethod, Failure, SignatureMethod, Verified, verify};

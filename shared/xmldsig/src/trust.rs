@@ -401,6 +401,61 @@ impl TrustStore {
     pub fn anchors(&self) -> usize {
         self.anchors.len()
     }
+
+    /// When each trusted certificate expires and each CRL is due for renewal, soonest first:
+    /// what operators and security officers must renew before signatures start failing.
+    pub fn expiries(&self) -> Vec<Expiry> {
+        let certs = |ders: &[Vec<u8>], kind: ExpiryKind| -> Vec<Expiry> {
+            ders.iter()
+                .filter_map(|der| parse(der).ok())
+                .map(|c| Expiry {
+                    kind,
+                    name: name(c.subject()),
+                    issuer: name(c.issuer()),
+                    at: Some(c.validity().not_after.timestamp()),
+                })
+                .collect()
+        };
+        let mut out = certs(&self.anchors, ExpiryKind::Anchor);
+        out.extend(certs(&self.intermediates, ExpiryKind::Intermediate));
+        out.extend(self.crls.iter().map(|crl| {
+            let issuer = X509Name::from_der(&crl.issuer)
+                .map(|(_, n)| name(&n))
+                .unwrap_or_else(|_| "?".to_owned());
+            Expiry {
+                kind: ExpiryKind::Crl,
+                name: issuer.clone(),
+                issuer,
+                at: crl.next_update,
+            }
+        }));
+        // A CRL without nextUpdate never falls due: last.
+        out.sort_by_key(|e| e.at.unwrap_or(i64::MAX));
+        out
+    }
+}
+
+/// What [`TrustStore::expiries`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpiryKind {
+    /// A trust anchor (the Government CA, a licensed CA): its notAfter.
+    Anchor,
+    /// A configured intermediate CA: its notAfter.
+    Intermediate,
+    /// A CRL: its nextUpdate.
+    Crl,
+}
+
+/// One certificate's or CRL's date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expiry {
+    pub kind: ExpiryKind,
+    /// The certificate's subject, or the CRL's issuer.
+    pub name: String,
+    pub issuer: String,
+    /// Unix seconds: notAfter, or nextUpdate (none: the CRL names no next update).
+    pub at: Option<i64>,
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, ChainFailure> {

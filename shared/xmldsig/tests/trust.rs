@@ -152,3 +152,28 @@ fn a_stale_crl_fails_closed_and_missing_data_follows_the_policy() {
     .expect_err("no CRL");
     assert!(matches!(err, ChainFailure::NoRevocationData(_)), "{err}");
 }
+
+#[test]
+fn expiries_list_anchors_intermediates_and_crls_soonest_first() {
+    let mut s = store(true);
+    s.add_intermediate(cert("signer.pem"));
+    let list = s.expiries();
+    let kinds: Vec<_> = list.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 3, "{list:?}");
+    // The CRL falls due long before either certificate expires.
+    assert_eq!(list[0].kind, lienthong_xmldsig::ExpiryKind::Crl);
+    assert_eq!(list[0].at, Some(crl_times().1));
+    assert!(list[0].name.contains("CN=Test Root CA"), "{}", list[0].name);
+    let root = list
+        .iter()
+        .find(|e| e.kind == lienthong_xmldsig::ExpiryKind::Anchor)
+        .expect("anchor");
+    let root_der = cert("root.pem");
+    let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(&root_der).expect("root");
+    assert_eq!(root.at, Some(parsed.validity().not_after.timestamp()));
+    assert!(list.windows(2).all(|w| w[0].at <= w[1].at), "soonest first");
+    assert!(
+        list.iter()
+            .any(|e| e.kind == lienthong_xmldsig::ExpiryKind::Intermediate)
+    );
+}

@@ -74,6 +74,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/documents/{doc_id}/trace", get(operations::trace))
         .route("/admin/failed/retry", post(operations::retry))
         .route("/admin/registry/{code}/state", post(registry::set_state))
+        .route("/admin/systems", get(registry::systems))
+        .route("/admin/audit", get(operations::audit))
+        .route(
+            "/admin/systems/{system_id}/lock",
+            post(registry::lock_system),
+        )
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
 }

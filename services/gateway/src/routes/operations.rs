@@ -55,7 +55,7 @@ async fn settle(
     body: Result<Json<DeadBody>, axum::extract::rejection::JsonRejection>,
     action: DeadAction,
 ) -> Result<Json<Value>, ApiError> {
-    let token = operator(state, headers)?;
+    let who = operator(state, headers)?;
     let body = super::json_body(body)?;
     if body.ids.is_empty() != body.all {
         return Err(ApiError::new(
@@ -77,7 +77,7 @@ async fn settle(
     for letter in &done {
         record(
             state,
-            &token,
+            &who,
             "operations",
             letter.doc_id.as_deref().unwrap_or("-"),
             format!(
@@ -157,7 +157,7 @@ pub async fn retry(
     headers: HeaderMap,
     body: Result<Json<RetryBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = operator(&state, &headers)?;
+    let who = operator(&state, &headers)?;
     let body = super::json_body(body)?;
     lienthong_router::retry_copy(&state.store, &state.publisher, &body.doc_id, &body.to)
         .await
@@ -169,7 +169,7 @@ pub async fn retry(
         })?;
     record(
         &state,
-        &token,
+        &who,
         "operations",
         &body.to,
         format!(
@@ -267,5 +267,27 @@ pub async fn trace(
     }
     Ok(Json(
         json!({ "success": true, "docId": doc_id, "data": events }),
+    ))
+}
+
+/// `GET /admin/audit[?limit=]` (operator or security officer token): administrative actions,
+/// newest first, each naming who acted.
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    if operator(&state, &headers).is_err() {
+        super::verdicts::authorize_bearer(
+            &state.config.security_tokens_sha256,
+            "gateway.security_tokens_sha256",
+            "operator or security officer",
+            &headers,
+        )?;
+    }
+    let limit = i64::try_from(p.limit.unwrap_or(100).clamp(1, 1000)).unwrap_or(100);
+    let events = state.store.audit_log(limit).await?;
+    Ok(Json(
+        json!({ "success": true, "count": events.len(), "data": events }),
     ))
 }

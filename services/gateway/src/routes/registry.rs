@@ -17,29 +17,53 @@ use super::verdicts::authorize_bearer;
 use crate::error::{ApiError, ErrorCode};
 use crate::{AppState, outbox_message};
 
+/// Checks the operator token; returns who acts, as the audit log names them: the token by its
+/// digest's first characters, and the person when a console acts for one (`X-Lienthong-Actor`,
+/// believed only from a holder of an operator token).
 pub(super) fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    authorize_bearer(
+    let token = authorize_bearer(
         &state.config.operator_tokens_sha256,
         "gateway.operator_tokens_sha256",
         "operator",
         headers,
-    )
+    )?;
+    match headers.get(ACTOR_HEADER) {
+        None => Ok(format!("operator token {token}…")),
+        Some(v) => {
+            let actor = v.to_str().ok().filter(|a| valid_actor(a)).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidFile,
+                    "X-Lienthong-Actor: 1 to 64 letters, digits or . _ @ -",
+                )
+            })?;
+            Ok(format!("{actor} via the console, operator token {token}…"))
+        }
+    }
+}
+
+/// The person a console acts for.
+pub const ACTOR_HEADER: &str = "x-lienthong-actor";
+
+fn valid_actor(a: &str) -> bool {
+    (1..=64).contains(&a.len())
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
 }
 
 /// Records a change to the registry in the ledger.
-async fn audit(state: &AppState, token: &str, organ: &str, detail: String) {
-    record(state, token, "registry", organ, detail).await;
+async fn audit(state: &AppState, who: &str, organ: &str, detail: String) {
+    record(state, who, "registry", organ, detail).await;
 }
 
 /// Records an administrative action in the ledger under the pseudo document `area` (kind
 /// `area`). The change is made already: a ledger that cannot take the record now gets it from
 /// the relay.
-pub(super) async fn record(state: &AppState, token: &str, area: &str, organ: &str, detail: String) {
+pub(super) async fn record(state: &AppState, who: &str, area: &str, organ: &str, detail: String) {
     let event = EventMessage::about(
         area,
         &format!("{area}:{}", uuid::Uuid::now_v7()),
         organ,
-        Some(format!("{detail} (operator token {token}…)")),
+        Some(format!("{detail} ({who})")),
         now_ms(),
     );
     let row = outbox_message(&event.to_outgoing(state.publisher.topology()));
@@ -91,7 +115,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let token = operator(&state, &headers)?;
+    let who = operator(&state, &headers)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::InvalidFile, "body: not UTF-8 text"))?;
     let csv = headers
@@ -108,7 +132,7 @@ pub async fn import(
     for a in &agencies {
         audit(
             &state,
-            &token,
+            &who,
             &a.code,
             format!("{} added or replaced", a.code),
         )
@@ -129,7 +153,7 @@ pub async fn set_state(
     Path(code): Path<String>,
     body: Result<Json<StateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = operator(&state, &headers)?;
+    let who = operator(&state, &headers)?;
     let body = super::json_body(body)?;
     let new: AgencyState = body
         .state
@@ -141,7 +165,7 @@ pub async fn set_state(
             format!("{code}: no such agency in the registry"),
         ));
     }
-    audit(&state, &token, &code, format!("{code} set {new}")).await;
+    audit(&state, &who, &code, format!("{code} set {new}")).await;
     Ok(Json(json!({ "success": true, "code": code, "state": new })))
 }
 
@@ -159,7 +183,7 @@ pub async fn merge(
     headers: HeaderMap,
     body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = operator(&state, &headers)?;
+    let who = operator(&state, &headers)?;
     let body = super::json_body(body)?;
     let day = match body.on {
         Some(d) => lienthong_edxml::EdxmlDate::parse(&d)
@@ -177,7 +201,7 @@ pub async fn merge(
     for code in &codes {
         audit(
             &state,
-            &token,
+            &who,
             code,
             format!("{code} merged into {} (last day {day})", body.into),
         )
@@ -186,4 +210,68 @@ pub async fn merge(
     Ok(Json(
         json!({ "success": true, "merged": codes, "into": body.into, "lastDay": day }),
     ))
+}
+
+/// `GET /admin/systems`: the connected systems, the agencies each acts for, and whether it is
+/// locked (never their secrets, which the bus does not keep).
+pub async fn systems(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let systems = state.store.systems().await?;
+    Ok(Json(
+        json!({ "success": true, "count": systems.len(), "data": systems }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LockBody {
+    locked: bool,
+}
+
+/// `POST /admin/systems/{systemId}/lock` `{"locked": true | false}`: a locked system is refused
+/// at once (error 11), its inbox kept for when it is unlocked.
+pub async fn lock_system(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(system_id): Path<String>,
+    body: Result<Json<LockBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let who = operator(&state, &headers)?;
+    let body = super::json_body(body)?;
+    if !state
+        .store
+        .set_system_locked(&system_id, body.locked)
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadCredentials,
+            format!("{system_id}: no such connected system"),
+        )
+        .with_http(axum::http::StatusCode::NOT_FOUND));
+    }
+    let verb = if body.locked { "locked" } else { "unlocked" };
+    record(
+        &state,
+        &who,
+        "registry",
+        &system_id,
+        format!("system {system_id} {verb}"),
+    )
+    .await;
+    Ok(Json(
+        json!({ "success": true, "systemId": system_id, "locked": body.locked }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_actor_is_a_plain_name_that_cannot_forge_an_audit_line() {
+        assert!(super::valid_actor("an.nguyen@stttt-hue"));
+        assert!(!super::valid_actor(""));
+        assert!(!super::valid_actor("an) (operator token fake"));
+        assert!(!super::valid_actor(&"a".repeat(65)));
+    }
 }

@@ -1,0 +1,229 @@
+//! The registry (operators): agencies and their state (lock, unlock), connected systems (lock,
+//! unlock), import of agencies as CSV, export. Changes apply to the next package.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use serde_json::json;
+
+use super::{Form, Notice, back, form_token, layout, notice};
+use crate::gateway::{As, Body};
+use crate::users::Role;
+use crate::{AppState, PageError, Session};
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RegistryParams {
+    #[serde(flatten)]
+    notice: Notice,
+    /// `csv`: the registry as a file.
+    format: Option<String>,
+    /// Agencies whose code or name contains this.
+    q: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    s: Session,
+    Query(p): Query<RegistryParams>,
+) -> Result<Response, PageError> {
+    s.require(&[Role::Operator])?;
+    let l = s.lang;
+    if p.format.as_deref() == Some("csv") {
+        let csv = state
+            .gateway
+            .get_bytes(
+                As::Operator,
+                &s.user.name,
+                "/admin/registry",
+                &[("format", "csv".into())],
+            )
+            .await
+            .map_err(|e| PageError::gateway(l, &e))?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"registry.csv\"",
+                ),
+            ],
+            csv,
+        )
+            .into_response());
+    }
+    let agencies = state
+        .gateway
+        .get(As::Operator, &s.user.name, "/admin/registry", &[])
+        .await
+        .map_err(|e| PageError::gateway(l, &e))?;
+    let systems = state
+        .gateway
+        .get(As::Operator, &s.user.name, "/admin/systems", &[])
+        .await
+        .map_err(|e| PageError::gateway(l, &e))?;
+    let q = p.q.clone().unwrap_or_default().trim().to_lowercase();
+    let agencies: Vec<_> = agencies["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| {
+            q.is_empty()
+                || a["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase()
+                    .contains(&q)
+                || a["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase()
+                    .contains(&q)
+        })
+        .cloned()
+        .collect();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let body = html! {
+        (notice(l, &p.notice))
+        h2 { (l.t("systems")) }
+        table #systems {
+            thead { tr { th { (l.t("system_id")) } th { (l.t("name")) } th { (l.t("acts_for")) } th { (l.t("state")) } th {} } }
+            tbody {
+                @for sys in systems["data"].as_array().into_iter().flatten() {
+                    @let id = text(&sys["system_id"]);
+                    @let locked = sys["locked"].as_bool().unwrap_or(false);
+                    tr id={ "system-" (id) } {
+                        td { (id) }
+                        td { (text(&sys["name"])) }
+                        td { @for o in sys["organs"].as_array().into_iter().flatten() { (text(o)) " " } }
+                        td class=[locked.then_some("locked")] { (if locked { l.t("locked") } else { l.t("active") }) }
+                        td {
+                            form method="post" action="/registry/system-lock" {
+                                (form_token(&s))
+                                input type="hidden" name="systemId" value=(id);
+                                input type="hidden" name="locked" value=(if locked { "false" } else { "true" });
+                                button.lock type="submit" { (if locked { l.t("unlock") } else { l.t("lock") }) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (l.t("agencies")) " (" (agencies.len()) ")" }
+        form.search method="get" action="/registry" {
+            input #filter name="q" value=(p.q.clone().unwrap_or_default()) placeholder={ (l.t("code")) " / " (l.t("name")) };
+            button type="submit" { (l.t("filter")) }
+            a.button href="/registry?format=csv" { (l.t("export_csv")) }
+        }
+        table #agencies {
+            thead { tr { th { (l.t("code")) } th { (l.t("name")) } th { (l.t("level")) } th { (l.t("bus")) } th { (l.t("state")) } th {} } }
+            tbody {
+                @for a in agencies.iter().take(500) {
+                    @let code = text(&a["code"]);
+                    @let state_now = text(&a["state"]);
+                    tr id={ "agency-" (code) } {
+                        td { (code) }
+                        td { (text(&a["name"])) }
+                        td { (text(&a["level"])) }
+                        td { (text(&a["bus"])) }
+                        td class=(state_now) { (state_now) }
+                        td {
+                            form method="post" action="/registry/agency-state" {
+                                (form_token(&s))
+                                input type="hidden" name="code" value=(code);
+                                @if state_now == "locked" {
+                                    input type="hidden" name="state" value="active";
+                                    button.lock type="submit" { (l.t("unlock")) }
+                                } @else if state_now == "active" {
+                                    input type="hidden" name="state" value="locked";
+                                    button.lock type="submit" { (l.t("lock")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (l.t("import")) }
+        form #import method="post" action="/registry/import" {
+            (form_token(&s))
+            textarea name="csv" rows="6" cols="100" placeholder=(l.t("import_hint")) {}
+            button type="submit" { (l.t("import")) }
+        }
+    };
+    Ok(layout(&s, "registry", l.t("registry"), body).into_response())
+}
+
+async fn act(
+    state: &AppState,
+    s: &Session,
+    body: &Bytes,
+    call: impl AsyncFnOnce(&Form) -> Result<String, String>,
+) -> Response {
+    let run = async {
+        s.require(&[Role::Operator])?;
+        let form = Form::checked(s, state, body)?;
+        Ok::<_, PageError>(back("/registry", call(&form).await))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn agency_state(State(state): State<AppState>, s: Session, body: Bytes) -> Response {
+    act(&state, &s, &body, async |form| {
+        let code = form.get("code").ok_or("code: required")?;
+        let new = form.get("state").ok_or("state: required")?;
+        state
+            .gateway
+            .post(
+                As::Operator,
+                &s.user.name,
+                &format!("/admin/registry/{code}/state"),
+                Body::Json(json!({ "state": new })),
+            )
+            .await
+            .map(|_| format!("{code}: {new}"))
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+pub async fn system_lock(State(state): State<AppState>, s: Session, body: Bytes) -> Response {
+    act(&state, &s, &body, async |form| {
+        let id = form.get("systemId").ok_or("systemId: required")?;
+        let locked = form.get("locked") == Some("true");
+        state
+            .gateway
+            .post(
+                As::Operator,
+                &s.user.name,
+                &format!("/admin/systems/{id}/lock"),
+                Body::Json(json!({ "locked": locked })),
+            )
+            .await
+            .map(|_| format!("{id}: {}", if locked { "locked" } else { "unlocked" }))
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+pub async fn import(State(state): State<AppState>, s: Session, body: Bytes) -> Response {
+    act(&state, &s, &body, async |form| {
+        let csv = form.get("csv").ok_or("csv: paste the agencies as CSV")?;
+        state
+            .gateway
+            .post(
+                As::Operator,
+                &s.user.name,
+                "/admin/registry",
+                Body::Raw {
+                    content_type: "text/csv",
+                    bytes: csv.as_bytes().to_vec(),
+                },
+            )
+            .await
+            .map(|v| format!("{} agencies", v["imported"]))
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
