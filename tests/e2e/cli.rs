@@ -179,7 +179,19 @@ async fn an_integrator_drives_the_bus_from_the_command_line() {
     // Admin: lock the ministry in the registry; the CLI shows error 23 naming the field.
     ok(
         &["admin", "--config", cfg, "registry-set", MINISTRY, "locked"],
+        &[("SUDO_USER", "can.bo.tinh")],
+    );
+    // The change is in the audit log, naming who ran the tool.
+    let audit: serde_json::Value = serde_json::from_str(&ok(
+        &["admin", "--config", cfg, "audit-log", "--limit", "5"],
         &[],
+    ))
+    .expect("json");
+    assert_eq!(audit[0]["kind"], "registry", "{audit}");
+    assert_eq!(
+        audit[0]["detail"],
+        format!("{MINISTRY} set locked (can.bo.tinh with the admin tool)"),
+        "{audit}"
     );
     ok(
         &[

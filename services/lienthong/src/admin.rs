@@ -60,3 +60,31 @@ mod tests {
         assert!(err.contains("row 2"), "{err}");
     }
 }
+
+/// Records what the admin tool changed in the ledger's audit log, as the gateway records what
+/// operators change through the API: under the pseudo document `area` (`registry` or
+/// `operations`), naming the person who ran it (`$SUDO_USER`, else `$USER`).
+pub async fn record_audit(
+    store: &Store,
+    area: &str,
+    organ: &str,
+    detail: &str,
+) -> anyhow::Result<()> {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let at_ms = lienthong_store::now_ms();
+    let event = lienthong_store::LedgerEvent {
+        event_id: format!("{area}:{area}:{}:{organ}", new_secret()?),
+        doc_id: area.to_owned(),
+        kind: area.to_owned(),
+        organ: Some(organ.to_owned()),
+        detail: Some(format!("{detail} ({who} with the admin tool)")),
+        at_ms,
+    };
+    store
+        .record_event(&event)
+        .await
+        .context("recording the change in the audit log")?;
+    Ok(())
+}

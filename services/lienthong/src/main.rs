@@ -226,6 +226,11 @@ enum AdminCommand {
     Trace {
         doc_id: String,
     },
+    /// Administrative actions, newest first, each naming who acted (the console's audit log).
+    AuditLog {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// The dead-letter queue: list it, or replay or discard messages (by --id, or --all).
     Dead {
         #[arg(long, conflicts_with = "discard")]
@@ -645,6 +650,7 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
     let store = lienthong_store::Store::connect(&cfg.store)
         .await
         .context("opening the store")?;
+    let audit = audit_line(&command);
     match command {
         AdminCommand::RegistryImport { file } => {
             let n = admin::import_registry(&store, &file).await?;
@@ -724,6 +730,10 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             if events.is_empty() {
                 anyhow::bail!("no document {doc_id} in the ledger");
             }
+            println!("{}", serde_json::to_string_pretty(&events)?);
+        }
+        AdminCommand::AuditLog { limit } => {
+            let events = store.audit_log(limit.clamp(1, 100_000)).await?;
             println!("{}", serde_json::to_string_pretty(&events)?);
         }
         AdminCommand::Dead {
@@ -930,8 +940,72 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             println!("{}", serde_json::to_string_pretty(&store.systems().await?)?);
         }
     }
+    if let Some((area, organ, detail)) = audit {
+        admin::record_audit(&store, area, &organ, &detail).await?;
+    }
     store.close().await;
     Ok(())
+}
+
+/// What a command changes, for the audit log: (area, agency or system, what was done); `None`
+/// for a command that only reads.
+fn audit_line(c: &AdminCommand) -> Option<(&'static str, String, String)> {
+    let registry = |organ: &str, what: String| Some(("registry", organ.to_owned(), what));
+    match c {
+        AdminCommand::RegistryImport { file } => {
+            registry("-", format!("agencies imported from {}", file.display()))
+        }
+        AdminCommand::RegistrySet { code, state } => registry(code, format!("{code} set {state}")),
+        AdminCommand::RegistryMerge { codes, into, .. } => {
+            registry(into, format!("{} merged into {into}", codes.join(", ")))
+        }
+        AdminCommand::RegistryAdd { code, .. } => {
+            registry(code, format!("{code} added or replaced"))
+        }
+        AdminCommand::RegistryFormat { code, format, .. } => {
+            registry(code, format!("{code} receives {format}"))
+        }
+        AdminCommand::SystemAdd {
+            system_id, organs, ..
+        } => registry(
+            system_id,
+            format!("system {system_id} added, acting for {}", organs.join(", ")),
+        ),
+        AdminCommand::SystemLock { system_id } => {
+            registry(system_id, format!("system {system_id} locked"))
+        }
+        AdminCommand::SystemUnlock { system_id } => {
+            registry(system_id, format!("system {system_id} unlocked"))
+        }
+        AdminCommand::SystemRemove { system_id } => {
+            registry(system_id, format!("system {system_id} removed"))
+        }
+        AdminCommand::Retry { doc_id, to } => Some((
+            "operations",
+            to.clone(),
+            format!("failed copy {doc_id} / {to} sent to the router again"),
+        )),
+        AdminCommand::Dead {
+            replay,
+            discard,
+            ids,
+            all,
+            ..
+        } if *replay || *discard => Some((
+            "operations",
+            "-".to_owned(),
+            format!(
+                "dead letters {} ({})",
+                if *replay { "replayed" } else { "discarded" },
+                if *all {
+                    "all".to_owned()
+                } else {
+                    ids.join(", ")
+                }
+            ),
+        )),
+        _ => None,
+    }
 }
 
 async fn set_locked(
