@@ -35,32 +35,6 @@ pub fn new_secret() -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_registry_goes_through_csv_and_back_and_a_bad_row_is_named() {
-        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo/agencies.json");
-        let mut agencies = read_registry(&demo).expect("demo registry");
-        agencies[0].valid_to = Some("2025/06/30".into());
-        agencies[0].successor = Some(agencies[1].code.clone());
-        agencies[0].address = Some("Số 1, đường \"Lê Lợi\", Huế".into());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("agencies.csv");
-        std::fs::write(&path, lienthong_store::registry_csv(&agencies)).expect("write");
-        assert_eq!(read_registry(&path).expect("csv registry"), agencies);
-
-        // Columns may be left out; a bad code is reported with its row.
-        std::fs::write(&path, "code,name\n000.00.00.H49,UBND tỉnh\nH49,Sai mã\n").expect("write");
-        let err = format!("{:#}", read_registry(&path).expect_err("bad code"));
-        assert!(err.contains("record 2") && err.contains("code"), "{err}");
-        std::fs::write(&path, "code,name,level\n000.00.00.H49,UBND tỉnh,galaxy\n").expect("write");
-        let err = format!("{:#}", read_registry(&path).expect_err("bad level"));
-        assert!(err.contains("row 2"), "{err}");
-    }
-}
-
 /// Records what the admin tool changed in the ledger's audit log, as the gateway records what
 /// operators change through the API: under the pseudo document `area` (`registry` or
 /// `operations`), naming the person who ran it (`$SUDO_USER`, else `$USER`).
@@ -87,4 +61,30 @@ pub async fn record_audit(
         .await
         .context("recording the change in the audit log")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_goes_through_csv_and_back_and_a_bad_row_is_named() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo/agencies.json");
+        let mut agencies = read_registry(&demo).expect("demo registry");
+        agencies[0].valid_to = Some("2025/06/30".into());
+        agencies[0].successor = Some(agencies[1].code.clone());
+        agencies[0].address = Some("Số 1, đường \"Lê Lợi\", Huế".into());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agencies.csv");
+        std::fs::write(&path, lienthong_store::registry_csv(&agencies)).expect("write");
+        assert_eq!(read_registry(&path).expect("csv registry"), agencies);
+
+        // Columns may be left out; a bad code is reported with its row.
+        std::fs::write(&path, "code,name\n000.00.00.H49,UBND tỉnh\nH49,Sai mã\n").expect("write");
+        let err = format!("{:#}", read_registry(&path).expect_err("bad code"));
+        assert!(err.contains("record 2") && err.contains("code"), "{err}");
+        std::fs::write(&path, "code,name,level\n000.00.00.H49,UBND tỉnh,galaxy\n").expect("write");
+        let err = format!("{:#}", read_registry(&path).expect_err("bad level"));
+        assert!(err.contains("row 2"), "{err}");
+    }
 }
