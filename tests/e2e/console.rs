@@ -110,7 +110,7 @@ async fn roles_forms_and_the_audit_log() {
         .expect_err("unknown user");
     let r = http().get(format!("{c}/failed")).send().await.expect("get");
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/login?next=/failed");
+    assert_eq!(r.headers()["location"], "/login?next=%2Ffailed");
     let forged = "lt_console=b3A|OTk5OTk5OTk5OTk5OQ.AAAA";
     assert_eq!(
         get(c, forged, "/overview").await.0,

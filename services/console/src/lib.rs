@@ -221,7 +221,7 @@ impl FromRequestParts<AppState> for Session {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned();
-            let query = serde_urlencoded_next(&next);
+            let query: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
             Redirect::to(&format!("/login?next={query}")).into_response()
         };
         let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
@@ -241,18 +241,6 @@ impl FromRequestParts<AppState> for Session {
             cookie: value.to_owned(),
         })
     }
-}
-
-/// Percent-encodes a path for the `next` parameter.
-fn serde_urlencoded_next(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// A page that could not be shown, with why, in the page's language.
