@@ -178,22 +178,9 @@ pub(crate) fn form_token(s: &Session) -> Markup {
     html! { input type="hidden" name="form" value=(s.form_token); }
 }
 
-/// Epoch milliseconds as Vietnam time, `yyyy/MM/dd HH:mm:ss`.
+/// Epoch milliseconds as Vietnam time, `yyyy/MM/dd HH:mm:ss`, as the REST interface writes times.
 pub(crate) fn when(ms: i64) -> String {
-    let offset = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
-        return ms.to_string();
-    };
-    let t = t.to_offset(offset);
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    lienthong_edxml::Timestamp::from_unix_ms(ms).to_string()
 }
 
 /// A notice after an action (`?done=...`), or an error (`?error=...`).
