@@ -241,20 +241,28 @@ async fn a_recipient_locked_after_acceptance_gets_a_failed_leg_with_the_reason()
         .cloned()
         .unwrap_or_else(|| panic!("{found}"));
     assert_eq!(row["copies"].as_array().map(Vec::len), Some(2), "{row}");
-    let trace: serde_json::Value = http
-        .get(format!("{}/admin/documents/{doc_id}/trace", gateway.url))
-        .bearer_auth(OPERATOR_TOKEN)
-        .send()
-        .await
-        .expect("trace")
-        .json()
-        .await
-        .expect("json");
-    let kinds = event_kinds(&trace["data"]);
-    assert!(
-        kinds.iter().any(|k| k == "failed") && kinds.iter().any(|k| k == "delivered"),
-        "{kinds:?}"
-    );
+    // The leg's state moves before the ledger records the `delivered` event,
+    // so the trace is read until the ledger has caught up.
+    eventually(
+        "the trace shows the failure and the delivery",
+        Duration::from_secs(20),
+        || async {
+            let trace: serde_json::Value = http
+                .get(format!("{}/admin/documents/{doc_id}/trace", gateway.url))
+                .bearer_auth(OPERATOR_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let kinds = event_kinds(&trace["data"]);
+            (kinds.iter().any(|k| k == "failed")
+                && kinds.iter().filter(|k| *k == "delivered").count() == 2)
+                .then_some(())
+        },
+    )
+    .await;
     workers.stop().await;
     gateway.stop().await;
     env.teardown().await;

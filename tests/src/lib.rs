@@ -181,9 +181,20 @@ impl Env {
     pub async fn all_delivered(&self, doc_id: &str) {
         eventually("delivery", Duration::from_secs(30), || async {
             let legs = self.store.legs(doc_id).await.expect("legs");
-            legs.iter()
+            if !legs
+                .iter()
                 .all(|l| l.delivery == lienthong_store::DeliveryState::Delivered)
-                .then_some(())
+            {
+                return None;
+            }
+            // The ledger records the `delivered` events after the legs move.
+            let trace = self.store.trace(doc_id).await.expect("trace");
+            let recorded = |to: &str| {
+                trace
+                    .iter()
+                    .any(|e| e.kind == "delivered" && e.organ.as_deref() == Some(to))
+            };
+            legs.iter().all(|l| recorded(&l.recipient)).then_some(())
         })
         .await;
     }
