@@ -165,6 +165,22 @@ fn of_kind(read: Read, expected: Option<MessageType>, path: &str) -> Result<Read
     }
 }
 
+/// While the broker holds this bus's publishes back (a memory or disk alarm), nothing is
+/// accepted: the caller is told at once to come back (HTTP 503, error 20, `Retry-After`) rather
+/// than kept waiting for a confirm that comes only when the alarm clears.
+pub(crate) fn refuse_while_blocked(state: &AppState) -> Result<(), ApiError> {
+    if state.publisher.blocked() {
+        metrics::counter!("lienthong_broker_blocked_refusals_total").increment(1);
+        return Err(ApiError::new(
+            ErrorCode::Platform,
+            "the message broker is refusing new messages for now (a memory or disk alarm); \
+             nothing was accepted: send it again later"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Accepts a package in any format the bus speaks; the bytes are stored as sent.
 pub async fn accept_in(
     state: &AppState,
@@ -193,6 +209,7 @@ pub async fn accept_to(
     body: Body,
     broadcast: Option<Broadcast>,
 ) -> Result<Accepted, ApiError> {
+    refuse_while_blocked(state)?;
     let package = read_body(state, format, expected, &body).await?;
     let mut doc = match package {
         Read::Edoc(header) => edoc_document(state, caller, &header, body).await?,

@@ -43,6 +43,9 @@ struct Inner {
     topology: Topology,
     name: String,
     link: Mutex<Option<(Connection, Channel)>>,
+    /// The current connection's state as the broker last told it (read without waiting for
+    /// `link`).
+    status: std::sync::Mutex<Option<lapin::ConnectionStatus>>,
     /// Declares this bus's topology on connecting; off for another bus's broker, whose
     /// topology is its own to declare.
     declares: bool,
@@ -83,6 +86,7 @@ impl Publisher {
                 config: config.clone(),
                 name: name.to_owned(),
                 link: Mutex::new(None),
+                status: std::sync::Mutex::new(None),
                 declares,
             }),
         }
@@ -157,8 +161,23 @@ impl Publisher {
         if self.inner.declares {
             declare(&channel, &self.inner.config).await?;
         }
+        if let Ok(mut status) = self.inner.status.lock() {
+            *status = Some(conn.status().clone());
+        }
         *link = Some((conn, channel.clone()));
         Ok(channel)
+    }
+
+    /// The broker has blocked this publisher's connection (`connection.blocked`: a memory or
+    /// disk alarm). A publish would wait until the alarm clears, so callers that answer people
+    /// refuse at once instead; the connection is kept, and unblocks by itself.
+    pub fn blocked(&self) -> bool {
+        self.inner
+            .status
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(lapin::ConnectionStatus::blocked))
+            .unwrap_or(false)
     }
 
     /// Forgets the connection so the next publish opens a fresh one.
@@ -194,10 +213,24 @@ impl Publisher {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = self.try_publish_all(messages).await;
+        let result = if self.blocked() {
+            Err(BusError::Unavailable(
+                "the broker is refusing messages for now (a memory or disk alarm)".into(),
+            ))
+        } else {
+            self.try_publish_all(messages).await
+        };
         match &result {
-            Ok(()) => metrics::histogram!("lienthong_publish_seconds")
-                .record(started.elapsed().as_secs_f64()),
+            Ok(()) => {
+                metrics::histogram!("lienthong_publish_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                // Broker messages by exchange, without the bus prefix: what each document costs.
+                for m in messages {
+                    let exchange = m.route.exchange.rsplit('.').next().unwrap_or_default();
+                    metrics::counter!("lienthong_published_messages_total", "exchange" => exchange.to_owned())
+                        .increment(1);
+                }
+            }
             Err(e) => {
                 let reason = match e {
                     BusError::Unavailable(_) => "unavailable",
@@ -209,10 +242,13 @@ impl Publisher {
                     .increment(1);
             }
         }
+        // A blocked connection is healthy, only held back: a new one would be blocked as well
+        // and would not hear the broker's `connection.unblocked`.
         if matches!(
             result,
             Err(BusError::Unavailable(_) | BusError::Protocol(_))
-        ) {
+        ) && !self.blocked()
+        {
             self.reset().await;
         }
         result

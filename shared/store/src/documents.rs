@@ -725,7 +725,7 @@ impl Store {
         .bind(doc_id)
         .bind(recipient)
         .bind(from.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -746,7 +746,7 @@ impl Store {
         .bind(now_ms())
         .bind(doc_id)
         .bind(recipient)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -829,7 +829,7 @@ impl Store {
         .bind(now_ms())
         .bind(doc_id)
         .bind(recipient)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -849,7 +849,7 @@ impl Store {
         .bind(now_ms())
         .bind(doc_id)
         .bind(recipient)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

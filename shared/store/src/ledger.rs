@@ -118,7 +118,7 @@ impl Store {
             .bind(seq)
             .bind(&hash)
             .bind(crate::now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok((seq, hash))
     }

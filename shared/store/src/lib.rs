@@ -105,7 +105,12 @@ pub enum Backend {
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, writes).
     pool: AnyPool,
+    /// Writes. On SQLite one connection, so that writers of this process wait their turn in the
+    /// pool's queue, woken the moment the last one commits, instead of sleeping in SQLite's busy
+    /// handler (1, 2, 5 ... 100 ms) while the database sits idle. On PostgreSQL, `pool`.
+    writer: AnyPool,
     backend: Backend,
     blobs: blobs::Blobs,
     large_attachment_bytes: u64,
@@ -182,27 +187,37 @@ impl Store {
             Backend::Sqlite => 4,
             Backend::Postgres => 10,
         });
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes
-                        // writers from other processes (`lienthong serve`) wait instead of fail.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 15000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
+        let options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the one writer; the busy timeout makes
+                            // writers from other processes (`lienthong serve`) wait instead of fail.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 15000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
+        };
+        // An in-memory SQLite database exists once per connection: one connection for all.
+        let in_memory = backend == Backend::Sqlite && sqlite_path(&url).is_none();
+        let pool = options(if in_memory { 1 } else { max })
             .connect(&url)
             .await?;
+        let writer = match backend {
+            Backend::Sqlite if !in_memory => options(1).connect(&url).await?,
+            _ => pool.clone(),
+        };
         let blobs = blobs::Blobs::new(&config.blobs).await?;
         let store = Self {
             pool,
+            writer,
             backend,
             blobs,
             large_attachment_bytes: config.large_attachment_bytes,
@@ -226,7 +241,7 @@ impl Store {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
@@ -263,8 +278,8 @@ impl Store {
     /// writers wait on the busy timeout instead of deadlocking when a read turns into a write.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -276,6 +291,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -119,7 +119,7 @@ impl Store {
         for id in ids {
             q = q.bind(*id);
         }
-        q.execute(&self.pool).await?;
+        q.execute(&self.writer).await?;
         Ok(())
     }
 
@@ -128,7 +128,7 @@ impl Store {
         Ok(
             sqlx::query("DELETE FROM outbox WHERE published_ms IS NOT NULL AND published_ms < $1")
                 .bind(before_ms)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected(),
         )

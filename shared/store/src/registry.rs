@@ -333,7 +333,7 @@ impl Store {
                 .bind(format.as_str())
                 .bind(now_ms())
                 .bind(code)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -405,7 +405,7 @@ impl Store {
                 .bind(legacy)
                 .bind(now_ms())
                 .bind(code)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -480,7 +480,7 @@ impl Store {
             .bind(state.as_str())
             .bind(now_ms())
             .bind(code)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -527,7 +527,7 @@ impl Store {
         let done = sqlx::query("UPDATE systems SET locked = $1 WHERE system_id = $2")
             .bind(i64::from(locked))
             .bind(system_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -62,7 +62,7 @@ impl crate::Store {
             )))
             .bind(ms)
             .bind(doc_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .unwrap_or_else(|e| panic!("dating {doc_id}: {e}"));
         }

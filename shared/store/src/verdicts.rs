@@ -78,7 +78,7 @@ impl Store {
         .bind(&v.signature_method)
         .bind(v.verified_ms)
         .bind(&v.verdict)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

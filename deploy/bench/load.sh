@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The bus under load, end to end, against the raw broker ceiling measured in the same run.
+#
+#   ./deploy/bench/load.sh                 # the three figures of docs/performance.md
+#   DOCUMENTS=5000 SIZE=20000 RECIPIENTS=1 WORKERS="1 2 3" ./deploy/bench/load.sh
+#
+# Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
+# the local RabbitMQ): one gateway process and worker processes that each run every stage
+# (verifier, translator, router, delivery, ledger) as competing consumers. Then, with
+# lienthong-load sending signed packages of SIZE bytes over /v1:
+#   1. with one worker process, as fast as the bus takes them: documents/s and the fraction of the
+#      broker ceiling (persistent messages of the same size, confirms and acks);
+#   2. the same bus scheduled at half that rate: latency percentiles from submission to inbox;
+#   3. for each count in WORKERS, as fast as the bus takes them: how throughput grows with
+#      consumer processes.
+# Every run also checks the recipient's inbox over /v1 (every document exactly once) and fails
+# if anything is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+./deploy/local/ensure-services
+
+DOCUMENTS=${DOCUMENTS:-3000}
+SIZE=${SIZE:-20000}
+RECIPIENTS=${RECIPIENTS:-1}
+WORKERS=${WORKERS:-"1 2 3"}
+AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}
+CONCURRENCY=${CONCURRENCY:-32}
+
+cargo build --release --bin lienthong --bin lienthong-load
+bin=$repo/target/release
+
+tmp=$(mktemp -d)
+prefix="bench-$$"
+pids=()
+stop_all() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+}
+trap 'stop_all; rm -rf "$tmp"' EXIT
+
+gateway_port=18480
+cat >"$tmp/bench.toml" <<EOF
+[store]
+url = "sqlite://$tmp/bench.db"
+blobs = { kind = "files", dir = "$tmp/blobs" }
+
+[bus]
+url = "$AMQP"
+prefix = "$prefix"
+queue_type = "quorum"
+prefetch = 32
+
+[gateway]
+listen = "127.0.0.1:$gateway_port"
+document_stages = ["verifier", "translator", "router"]
+max_package_bytes = 67108864
+
+[registry]
+seed = "$repo/config/demo/agencies.json"
+
+[verifier]
+trust_dir = "$repo/config/demo/trust"
+crl_files = []
+signature = "optional"
+bus_organ_id = "000.00.05.H49"
+
+[translator]
+bus_organ_id = "000.00.05.H49"
+EOF
+
+# The sender (the province's system) and the recipients' systems.
+recipients=("000.00.21.H49" "000.00.22.H49" "000.00.23.H49" "000.00.24.H49")
+to_args=()
+check_args=()
+"$bin/lienthong" admin --config "$tmp/bench.toml" registry-import "$repo/config/demo/agencies.json" >/dev/null
+"$bin/lienthong" admin --config "$tmp/bench.toml" system-add bench-sender --name "Bench sender" \
+    --organ 000.00.00.H49 --secret bench-sender-secret >/dev/null
+for ((i = 0; i < RECIPIENTS; i++)); do
+    code=${recipients[$i]}
+    "$bin/lienthong" admin --config "$tmp/bench.toml" registry-add "$code" --name "Bench recipient $i" \
+        --parent 000.00.00.H49 >/dev/null
+    "$bin/lienthong" admin --config "$tmp/bench.toml" system-add "bench-r$i" --name "Bench recipient $i" \
+        --organ "$code" --secret "bench-r$i-secret" >/dev/null
+    to_args+=(--to "$code")
+    check_args+=(--check-inbox "bench-r$i:bench-r$i-secret")
+done
+
+metrics_urls=()
+start_gateway() {
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$bin/lienthong" serve --config "$tmp/bench.toml" gateway \
+        >"$tmp/gateway.log" 2>&1 &
+    pids+=($!)
+    metrics_urls+=(--metrics "http://127.0.0.1:18490/metrics")
+}
+add_worker() {
+    local n=$1
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$bin/lienthong" serve --config "$tmp/bench.toml" \
+        verifier translator router delivery ledger >"$tmp/worker-$n.log" 2>&1 &
+    pids+=($!)
+    metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
+}
+wait_ready() {
+    for port in "$@"; do
+        for _ in $(seq 1 100); do
+            if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then continue 2; fi
+            sleep 0.2
+        done
+        echo "the process on port $port did not become ready; logs in $tmp" >&2
+        cat "$tmp"/*.log >&2
+        exit 1
+    done
+}
+
+load() {
+    "$bin/lienthong-load" --url "http://127.0.0.1:$gateway_port" --system bench-sender \
+        --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
+        --amqp "$AMQP" --prefix "$prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
+        --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "$@"
+}
+
+echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
+start_gateway
+started=0
+summary=()
+for workers in $WORKERS; do
+    while ((started < workers)); do
+        started=$((started + 1))
+        add_worker "$started"
+    done
+    ports=(18490)
+    for ((n = 1; n <= started; n++)); do ports+=($((18490 + n))); done
+    wait_ready "${ports[@]}"
+    echo
+    echo "== $workers worker process(es), as fast as the bus takes them"
+    load --summary "$tmp/max-$workers.json"
+    rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
+    summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")
+    if [[ $workers == "$(echo "$WORKERS" | awk '{print $1}')" ]]; then
+        half=$(python3 -c "print(round($rate / 2, 1))")
+        echo
+        echo "== $workers worker process(es), scheduled at half that rate ($half/s)"
+        load --rate "$half" --ceiling-messages 0 --summary "$tmp/half.json"
+    fi
+done
+
+echo
+echo "== throughput by worker processes (1 gateway process besides)"
+printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
+for row in "${summary[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%-8s %14s %12s %18s\n' $row
+done

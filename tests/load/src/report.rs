@@ -1,0 +1,380 @@
+//! The figures of a run, as a table for people and as JSON for scripts.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::ceiling::Ceiling;
+use crate::prom::{Scrape, increase};
+
+/// Mean time of one kind of work over the run, from the bus's own histograms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    pub count: f64,
+    pub mean_ms: f64,
+}
+
+impl Stage {
+    /// Every consumer queue, the `/v1/sendEdoc` handler and the confirmed publishes.
+    pub fn from_scrapes(before: &Scrape, after: &Scrape) -> Vec<Stage> {
+        let mut rows = Vec::new();
+        let mut row = |name: String, metric: &str, filter: &[(&str, &str)]| {
+            let count = increase(before, after, &format!("{metric}_count"), filter);
+            let sum = increase(before, after, &format!("{metric}_sum"), filter);
+            if count > 0.0 {
+                rows.push(Stage {
+                    name,
+                    count,
+                    mean_ms: sum / count * 1000.0,
+                });
+            }
+        };
+        row(
+            "POST /v1/sendEdoc".into(),
+            "lienthong_http_request_seconds",
+            &[("route", "/v1/sendEdoc")],
+        );
+        for queue in after.label_values("lienthong_message_handling_seconds_count", "queue") {
+            row(
+                format!("queue {queue}"),
+                "lienthong_message_handling_seconds",
+                &[("queue", &queue)],
+            );
+        }
+        row(
+            "publish + confirm (a batch)".into(),
+            "lienthong_publish_seconds",
+            &[],
+        );
+        rows
+    }
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub documents: usize,
+    pub size: usize,
+    pub signed: bool,
+    pub recipients: usize,
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    pub ceiling: Option<Ceiling>,
+    /// Documents the gateway accepted (a docId came back).
+    pub accepted: usize,
+    /// Documents in every recipient's inbox.
+    pub delivered: usize,
+    pub failed: usize,
+    pub first_failure: Option<String>,
+    /// Submissions asked again after a 503.
+    pub retried: usize,
+    pub repeated_notices: usize,
+    pub all_in: bool,
+    pub ledger_caught_up: bool,
+    pub submitted_for: Duration,
+    /// From the first submission to the last copy in an inbox (or the ledger caught up, if
+    /// later).
+    pub elapsed: Duration,
+    /// Submission (or its scheduled moment) to the last recipient's inbox.
+    pub latencies: Vec<Duration>,
+    /// Submission (or its scheduled moment) to the gateway's answer.
+    pub accept: Vec<Duration>,
+    pub published: f64,
+    pub published_by_exchange: Vec<(String, f64)>,
+    pub stages: Vec<Stage>,
+    /// Per recipient system checked over /v1: documents of the run in its inbox exactly once.
+    pub inbox_check: Vec<(String, usize)>,
+}
+
+/// p50, p90, p99 and max, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub fn percentiles(samples: &[Duration]) -> Option<Percentiles> {
+    if samples.is_empty() {
+        return None;
+    }
+    // Microseconds, 1 µs to an hour, three significant figures.
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+    for s in samples {
+        h.saturating_record(u64::try_from(s.as_micros()).unwrap_or(u64::MAX).max(1));
+    }
+    let ms = |v: u64| v as f64 / 1000.0;
+    Some(Percentiles {
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    })
+}
+
+impl Report {
+    pub fn documents_per_second(&self) -> f64 {
+        self.delivered as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The pipeline's documents/s over the broker's messages/s.
+    pub fn fraction_of_ceiling(&self) -> Option<f64> {
+        self.ceiling
+            .map(|c| self.documents_per_second() / c.per_second())
+    }
+
+    pub fn messages_per_document(&self) -> f64 {
+        self.published / self.documents.max(1) as f64
+    }
+
+    /// Every document accepted, in every inbox exactly once, nothing left behind.
+    pub fn complete(&self) -> bool {
+        self.failed == 0
+            && self.accepted == self.documents
+            && self.delivered == self.documents
+            && self.all_in
+            && self.inbox_check.iter().all(|(_, n)| *n == self.documents)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let w = &mut out;
+        let _ = writeln!(
+            w,
+            "\nlienthong load: {} documents of {} bytes{}, {} recipient{}, {}",
+            self.documents,
+            self.size,
+            if self.signed {
+                ", signed"
+            } else {
+                ", unsigned"
+            },
+            self.recipients,
+            if self.recipients == 1 { "" } else { "s" },
+            match self.rate {
+                Some(r) => format!("scheduled at {r:.1}/s"),
+                None => format!("{} submissions in flight", self.concurrency),
+            }
+        );
+        if let Some(c) = self.ceiling {
+            let _ = writeln!(
+                w,
+                "  broker ceiling        {:>9.1} messages/s  ({} persistent messages of {} bytes, published with confirms, consumed with acks)",
+                c.per_second(),
+                c.messages,
+                self.size
+            );
+        }
+        let _ = write!(
+            w,
+            "  pipeline              {:>9.1} documents/s",
+            self.documents_per_second()
+        );
+        match self.fraction_of_ceiling() {
+            Some(f) => {
+                let _ = writeln!(w, "  = {f:.3} x the broker ceiling");
+            }
+            None => {
+                let _ = writeln!(w);
+            }
+        }
+        let _ = writeln!(
+            w,
+            "  submitted in          {:>9.2} s, every copy in its inbox after {:.2} s{}",
+            self.submitted_for.as_secs_f64(),
+            self.elapsed.as_secs_f64(),
+            if self.ledger_caught_up {
+                ", ledger caught up"
+            } else {
+                ", ledger NOT caught up"
+            }
+        );
+        let line = |w: &mut String, what: &str, p: Option<Percentiles>| {
+            if let Some(p) = p {
+                let _ = writeln!(
+                    w,
+                    "  {what:<21} p50 {:>7.1} ms   p90 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
+                    p.p50, p.p90, p.p99, p.max
+                );
+            }
+        };
+        line(w, "accepted (HTTP)", percentiles(&self.accept));
+        line(w, "submit -> every inbox", percentiles(&self.latencies));
+        let by: Vec<String> = self
+            .published_by_exchange
+            .iter()
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(x, n)| format!("{x} {:.2}", n / self.documents.max(1) as f64))
+            .collect();
+        let _ = writeln!(
+            w,
+            "  broker messages       {:>9.2} per document ({})",
+            self.messages_per_document(),
+            by.join(", ")
+        );
+        if !self.stages.is_empty() {
+            let _ = writeln!(
+                w,
+                "  where the time goes (mean per message, the bus's metrics):"
+            );
+            for s in &self.stages {
+                let _ = writeln!(
+                    w,
+                    "    {:<40} {:>8.0} x {:>7.2} ms",
+                    s.name, s.count, s.mean_ms
+                );
+            }
+        }
+        let _ = writeln!(
+            w,
+            "  accepted {} of {}, in every inbox {}, refused {}, asked again after 503 {}, notices repeated {}",
+            self.accepted,
+            self.documents,
+            self.delivered,
+            self.failed,
+            self.retried,
+            self.repeated_notices
+        );
+        if let Some(f) = &self.first_failure {
+            let _ = writeln!(w, "  first refusal: {f}");
+        }
+        for (system, n) in &self.inbox_check {
+            let _ = writeln!(
+                w,
+                "  inbox of {system} over /v1: {n} of {} documents exactly once",
+                self.documents
+            );
+        }
+        let _ = writeln!(
+            w,
+            "  {}",
+            if self.complete() {
+                "COMPLETE: every document in every inbox exactly once"
+            } else {
+                "INCOMPLETE: see the counts above"
+            }
+        );
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let p = |v: &[Duration]| {
+            percentiles(v).map(
+                |p| serde_json::json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "max": p.max}),
+            )
+        };
+        serde_json::json!({
+            "documents": self.documents,
+            "size": self.size,
+            "signed": self.signed,
+            "recipients": self.recipients,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "ceilingPerSecond": self.ceiling.map(|c| c.per_second()),
+            "documentsPerSecond": self.documents_per_second(),
+            "fractionOfCeiling": self.fraction_of_ceiling(),
+            "latencyMs": p(&self.latencies),
+            "acceptMs": p(&self.accept),
+            "messagesPerDocument": self.messages_per_document(),
+            "complete": self.complete(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(latencies: Vec<Duration>) -> Report {
+        Report {
+            documents: latencies.len(),
+            size: 20_000,
+            signed: true,
+            recipients: 1,
+            rate: None,
+            concurrency: 8,
+            ceiling: Some(Ceiling {
+                messages: 1000,
+                seconds: 1.0,
+            }),
+            accepted: latencies.len(),
+            delivered: latencies.len(),
+            failed: 0,
+            first_failure: None,
+            retried: 0,
+            repeated_notices: 0,
+            all_in: true,
+            ledger_caught_up: true,
+            submitted_for: Duration::from_secs(1),
+            elapsed: Duration::from_secs(2),
+            accept: latencies.clone(),
+            latencies,
+            published: 900.0,
+            published_by_exchange: vec![("pipeline".into(), 400.0), ("events".into(), 500.0)],
+            stages: vec![],
+            inbox_check: vec![("vpcp".into(), 100)],
+        }
+    }
+
+    #[test]
+    fn percentiles_of_a_known_spread() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = percentiles(&samples).expect("some");
+        assert!((p.p50 - 50.0).abs() < 0.1, "{p:?}");
+        assert!((p.p99 - 99.0).abs() < 0.1, "{p:?}");
+        assert!((p.max - 100.0).abs() < 0.1, "{p:?}");
+        assert_eq!(percentiles(&[]), None);
+    }
+
+    #[test]
+    fn rates_fractions_and_completeness() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let r = report(samples);
+        assert!((r.documents_per_second() - 50.0).abs() < 1e-9);
+        assert_eq!(r.fraction_of_ceiling(), Some(0.05));
+        assert!((r.messages_per_document() - 9.0).abs() < 1e-9);
+        assert!(r.complete());
+        let text = r.render();
+        assert!(text.contains("0.050 x the broker ceiling"), "{text}");
+        assert!(text.contains("pipeline 4.00, events 5.00"), "{text}");
+        assert!(text.contains("COMPLETE"), "{text}");
+
+        let mut missing = report((1..=100).map(Duration::from_millis).collect());
+        missing.inbox_check = vec![("vpcp".into(), 99)];
+        assert!(!missing.complete());
+        assert!(missing.render().contains("INCOMPLETE"));
+        assert_eq!(missing.json()["complete"], false);
+    }
+
+    #[test]
+    fn where_the_time_goes_from_two_scrapes() {
+        let before = Scrape::parse(
+            "lienthong_message_handling_seconds_sum{queue=\"b.stage.router\"} 1\n\
+             lienthong_message_handling_seconds_count{queue=\"b.stage.router\"} 10\n",
+        );
+        let after = Scrape::parse(
+            "lienthong_message_handling_seconds_sum{queue=\"b.stage.router\"} 3\n\
+             lienthong_message_handling_seconds_count{queue=\"b.stage.router\"} 110\n\
+             lienthong_http_request_seconds_sum{route=\"/v1/sendEdoc\"} 0.5\n\
+             lienthong_http_request_seconds_count{route=\"/v1/sendEdoc\"} 100\n",
+        );
+        let stages = Stage::from_scrapes(&before, &after);
+        assert_eq!(
+            stages,
+            [
+                Stage {
+                    name: "POST /v1/sendEdoc".into(),
+                    count: 100.0,
+                    mean_ms: 5.0
+                },
+                Stage {
+                    name: "queue b.stage.router".into(),
+                    count: 100.0,
+                    mean_ms: 20.0
+                },
+            ]
+        );
+    }
+}
