@@ -4,6 +4,7 @@
 mod cli;
 mod console;
 mod crash;
+mod deploy;
 mod errors;
 mod federation;
 mod flow;

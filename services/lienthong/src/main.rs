@@ -69,6 +69,15 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Read a configuration as the services would (environment overrides included) and report
+    /// the first error, naming the key; connects to nothing. Exit 0 when it is usable.
+    CheckConfig {
+        #[arg(long, default_value = "config/lienthong.toml")]
+        config: PathBuf,
+        /// The roles a process would serve with it (checked as `serve` checks them).
+        #[arg(value_enum)]
+        roles: Vec<run::Role>,
+    },
     /// Write a sample edoc package (for trying the bus).
     Sample {
         #[arg(long)]
@@ -403,6 +412,28 @@ async fn main() -> anyhow::Result<()> {
             if !result {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::CheckConfig { config, roles } => {
+            let mut cfg = config::Config::load(&config)?;
+            run::check_roles(&mut cfg, &roles).with_context(|| format!("{}", config.display()))?;
+            println!(
+                "{}: ok (store {}, bus prefix {} on {}, gateway {}{}{})",
+                config.display(),
+                cfg.store.url.split('@').next_back().unwrap_or_default(),
+                cfg.bus.prefix,
+                cfg.bus.url.split('@').next_back().unwrap_or_default(),
+                cfg.gateway.listen,
+                if cfg.console.is_some() {
+                    ", console"
+                } else {
+                    ""
+                },
+                match &cfg.federation {
+                    Some(f) => format!(", federation bus {}", f.bus),
+                    None => String::new(),
+                }
+            );
             Ok(())
         }
         Command::Translate {

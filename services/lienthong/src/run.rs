@@ -41,6 +41,27 @@ pub fn all_roles(config: &Config) -> Vec<Role> {
     roles
 }
 
+/// What `roles` need of the configuration, checked before anything starts (and by
+/// `lienthong check-config`): each role's section, and the console's tokens.
+pub fn check_roles(config: &mut Config, roles: &[Role]) -> anyhow::Result<()> {
+    for role in roles {
+        let (present, section) = match role {
+            Role::Verifier => (config.verifier.is_some(), "[verifier]"),
+            Role::Translator => (config.translator.is_some(), "[translator]"),
+            Role::Forwarder => (config.federation.is_some(), "[federation]"),
+            Role::Console => (config.console.is_some(), "[console]"),
+            Role::Gateway | Role::Router | Role::Delivery | Role::Ledger => (true, ""),
+        };
+        if !present {
+            anyhow::bail!(
+                "the {} needs a {section} section in the configuration",
+                format!("{role:?}").to_lowercase()
+            );
+        }
+    }
+    console_tokens(config, roles)
+}
+
 /// The console's tokens: when the gateway runs in this process and none is configured, a token
 /// made now, whose digest the gateway accepts; when it runs elsewhere, the configured one is
 /// required (the other process could not know a token made here).
@@ -85,7 +106,7 @@ pub async fn run(
     roles: &[Role],
     on_ready: impl FnOnce(&Store, Option<std::net::SocketAddr>),
 ) -> anyhow::Result<()> {
-    console_tokens(&mut config, roles)?;
+    check_roles(&mut config, roles)?;
     let store = Store::connect(&config.store)
         .await
         .context("opening the store")?;

@@ -277,11 +277,11 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                     return Err(ParseError::TooDeep { limit: MAX_DEPTH });
                 }
                 let namespace = namespaces.resolve(ns, position)?;
-                let name = utf8(start.local_name().as_ref(), position)?;
+                let name = nc_name(utf8(start.local_name().as_ref(), position)?, position)?;
                 let prefix = start
                     .name()
                     .prefix()
-                    .map(|p| utf8(p.as_ref(), position))
+                    .map(|p| nc_name(utf8(p.as_ref(), position)?, position))
                     .transpose()?;
                 let mut namespace_declarations = Vec::new();
                 let mut attributes = Vec::new();
@@ -291,7 +291,9 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                     if let Some(binding) = attr.key.as_namespace_binding() {
                         let prefix = match binding {
                             PrefixDeclaration::Default => None,
-                            PrefixDeclaration::Named(p) => Some(utf8(p, position)?),
+                            PrefixDeclaration::Named(p) => {
+                                Some(nc_name(utf8(p, position)?, position)?)
+                            }
                         };
                         namespace_declarations.push((prefix, value));
                         continue;
@@ -302,9 +304,9 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                         prefix: attr
                             .key
                             .prefix()
-                            .map(|p| utf8(p.as_ref(), position))
+                            .map(|p| nc_name(utf8(p.as_ref(), position)?, position))
                             .transpose()?,
-                        name: utf8(local.as_ref(), position)?,
+                        name: nc_name(utf8(local.as_ref(), position)?, position)?,
                         value,
                     });
                 }
@@ -508,6 +510,33 @@ fn utf8_str(bytes: &[u8], position: u64) -> Result<&str, ParseError> {
     })
 }
 
+/// A name of the Namespaces in XML recommendation (`NCName`: an XML `Name` without `:`). The
+/// tokenizer takes whatever stands between `<` and `>` or `=`; a name it took that XML does not
+/// allow (`<0?/>`) would make this tree differ from what any other parser reads, so it is refused.
+fn nc_name(name: String, position: u64) -> Result<String, ParseError> {
+    fn start(c: char) -> bool {
+        matches!(c,
+            'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn rest(c: char) -> bool {
+        start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    let mut chars = name.chars();
+    if chars.next().is_some_and(start) && chars.all(rest) {
+        Ok(name)
+    } else {
+        Err(ParseError::Malformed {
+            position,
+            reason: format!("`{name}` is not an XML name"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +545,32 @@ mod tests {
     fn refuses_document_type_declarations() {
         let xml = br#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "boom">]><a>&x;</a>"#;
         assert!(matches!(read(xml), Err(ParseError::DocTypeRefused)));
+    }
+
+    #[test]
+    fn refuses_names_xml_does_not_allow() {
+        // Found by the c14n fuzz target: the tokenizer took `0?/` for an element name.
+        for xml in [
+            &b"<0?//>"[..],
+            b"<a><0b/></a>",
+            b"<a -x=\"1\"/>",
+            b"<a xmlns:1p=\"urn:x\"/>",
+            b"<a><b?c></b?c></a>",
+        ] {
+            let err = read(xml).expect_err(&String::from_utf8_lossy(xml));
+            assert!(
+                err.to_string().contains("is not an XML name"),
+                "{}: {err}",
+                String::from_utf8_lossy(xml)
+            );
+        }
+        for xml in [
+            "<Văn_bản/>",
+            "<a b.c-d=\"1\" _e=\"2\"/>",
+            "<p:a xmlns:p=\"urn:x\" p:x·y=\"1\"/>",
+        ] {
+            read(xml.as_bytes()).unwrap_or_else(|e| panic!("{xml}: {e}"));
+        }
     }
 
     #[test]
