@@ -15,5 +15,6 @@ mod resilience;
 mod revocation;
 mod signatures;
 mod statuses;
+mod tls;
 mod tracing;
 mod translation;

@@ -61,6 +61,8 @@ pub struct Env {
     pub store: Store,
     /// Links to other buses, for a test with several buses (set before `InProcessBus::start`).
     pub federation: Option<lienthong_federation::FederationConfig>,
+    /// HTTPS on the in-process gateway (set before `InProcessBus::start`).
+    pub gateway_tls: Option<lienthong_gateway::GatewayTls>,
     pg: Option<ScratchPostgres>,
 }
 
@@ -128,6 +130,7 @@ impl Env {
             bus,
             store,
             federation: None,
+            gateway_tls: None,
             pg,
         }
     }
@@ -295,9 +298,11 @@ impl InProcessBus {
                             .federation
                             .as_ref()
                             .and_then(|f| f.parent().map(|p| p.bus.clone())),
+                        tls: env.gateway_tls.clone(),
                     };
                     let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");
-                    url = format!("http://{addr}");
+                    let scheme = if gw.tls.is_some() { "https" } else { "http" };
+                    url = format!("{scheme}://{addr}");
                     tasks.spawn(async move {
                         lienthong_gateway::serve(listener, s, b, gw, r)
                             .await

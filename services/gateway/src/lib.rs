@@ -13,6 +13,7 @@ mod error;
 mod export;
 mod routes;
 mod time_fmt;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use accept::{Accepted, accept_forwarded};
 pub use error::{ApiError, ErrorCode};
 pub use export::verdicts_csv;
 pub use time_fmt::date_range;
+pub use tls::{ClientCertificates, GatewayTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +60,10 @@ pub struct GatewayConfig {
     /// `[federation]`.
     #[serde(skip)]
     pub parent_bus: Option<String>,
+    /// HTTPS on `listen`, with client certificates when `client_ca_file` is set; absent: plain
+    /// HTTP (for TLS ended in front of the gateway).
+    #[serde(default)]
+    pub tls: Option<GatewayTls>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -83,6 +89,7 @@ impl Default for GatewayConfig {
             security_tokens_sha256: Vec::new(),
             operator_tokens_sha256: Vec::new(),
             parent_bus: None,
+            tls: None,
         }
     }
 }
@@ -197,6 +204,13 @@ pub async fn serve(
     config: GatewayConfig,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    // Unreadable certificates stop the gateway at start, naming the key.
+    let acceptor = config
+        .tls
+        .as_ref()
+        .map(GatewayTls::acceptor)
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let publisher = Publisher::new(&bus, "lienthong-gateway");
     if let Err(e) = publisher.ensure_connected().await {
         tracing::warn!(error = %e, "broker not reachable yet; packages will be refused with error 20 until it is");
@@ -215,11 +229,16 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let mut stop = shutdown.clone();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
+    let result = match acceptor {
+        Some(acceptor) => tls::serve(listener, acceptor, app(state), shutdown.clone()).await,
+        None => {
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    };
     let _ = relay.await;
     let _ = poller.await;
     result

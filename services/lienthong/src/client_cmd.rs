@@ -19,6 +19,15 @@ pub struct Connection {
     /// X-SecretKey.
     #[arg(long, env = "LIENTHONG_SECRET", hide_env_values = true)]
     secret: String,
+    /// For an https URL: the CA that issued the gateway's certificate (besides the system's).
+    #[arg(long, env = "LIENTHONG_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// This system's client certificate (PEM, with its chain), for gateways that ask for one.
+    #[arg(long, env = "LIENTHONG_CERT_FILE", requires = "key_file")]
+    cert_file: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "LIENTHONG_KEY_FILE", requires = "cert_file")]
+    key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,8 +120,17 @@ fn code_map(agencies: &[serde_json::Value]) -> anyhow::Result<lienthong_edxml::C
     )?)
 }
 
-fn client(c: &Connection) -> Client {
-    Client::new(&c.url, &c.system_id, &c.secret)
+fn client(c: &Connection) -> anyhow::Result<Client> {
+    let tls = lienthong_client::Tls {
+        ca_file: c.ca_file.clone(),
+        identity: c.cert_file.clone().zip(c.key_file.clone()),
+    };
+    Ok(Client::with_http(
+        &c.url,
+        &c.system_id,
+        &c.secret,
+        tls.http_client()?,
+    ))
 }
 
 fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -129,7 +147,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             format,
         } => {
             // Streamed from the file: a large package is never held.
-            let doc_id = client(&conn)
+            let doc_id = client(&conn)?
                 .send_file(&file, &message_type, &format)
                 .await?;
             println!("{doc_id}");
@@ -143,7 +161,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|s| vec![("status", s)])
                 .unwrap_or_default();
-            print(&client(&conn).inbox(&message_type, &extra).await?)?;
+            print(&client(&conn)?.inbox(&message_type, &extra).await?)?;
         }
         ClientCommand::Fetch {
             conn,
@@ -155,14 +173,14 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
                 Some(path) => {
                     // Streamed to the file: a large package is never held.
                     let (format, sha256, size) =
-                        client(&conn).fetch_file(&doc_id, rendition, &path).await?;
+                        client(&conn)?.fetch_file(&doc_id, rendition, &path).await?;
                     println!(
                         "{size} bytes written to {} ({format}, sha256 {sha256})",
                         path.display()
                     );
                 }
                 None => {
-                    let fetched = client(&conn).fetch(&doc_id).await?;
+                    let fetched = client(&conn)?.fetch(&doc_id).await?;
                     let mut summary = fetched.summary;
                     if let Some(obj) = summary.as_object_mut() {
                         obj.remove("edxml");
@@ -176,7 +194,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             doc_id,
             status,
         } => {
-            client(&conn).update_status(&doc_id, &status).await?;
+            client(&conn)?.update_status(&doc_id, &status).await?;
             println!("{doc_id}: {status}");
         }
         ClientCommand::Status {
@@ -187,7 +205,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             description,
         } => {
             let code = StatusCode::parse(&code).map_err(|e| anyhow::anyhow!("--code: {e}"))?;
-            let c = client(&conn);
+            let c = client(&conn)?;
             let fetched = c.fetch(&doc_id).await?;
             // The original, in whatever format it was sent (e-doc.vn names agencies by the
             // registry's 9-character codes).
@@ -233,10 +251,10 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             println!("{status_doc}");
         }
         ClientCommand::Sent { conn, doc_id } => {
-            print(&client(&conn).sent(doc_id.as_deref()).await?)?
+            print(&client(&conn)?.sent(doc_id.as_deref()).await?)?
         }
-        ClientCommand::Trace { conn, doc_id } => print(&client(&conn).trace(&doc_id).await?)?,
-        ClientCommand::Agencies { conn } => print(&client(&conn).agencies().await?)?,
+        ClientCommand::Trace { conn, doc_id } => print(&client(&conn)?.trace(&doc_id).await?)?,
+        ClientCommand::Agencies { conn } => print(&client(&conn)?.agencies().await?)?,
     }
     Ok(())
 }

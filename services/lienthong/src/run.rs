@@ -59,6 +59,14 @@ pub fn check_roles(config: &mut Config, roles: &[Role]) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(tls) = config
+        .gateway
+        .tls
+        .as_ref()
+        .filter(|_| roles.contains(&Role::Gateway))
+    {
+        tls.acceptor().map_err(|e| anyhow::anyhow!(e))?;
+    }
     console_tokens(config, roles)
 }
 

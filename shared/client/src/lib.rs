@@ -40,10 +40,48 @@ pub struct Client {
     secret: String,
 }
 
+/// HTTPS settings for a gateway that serves TLS itself: the CA that issued its certificate
+/// (added to the system's roots) and this system's client certificate, for gateways that ask
+/// for one. Files are PEM.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Certificate (with its chain) and private key.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Tls {
+    /// An HTTP client with these settings; an unreadable file is named.
+    pub fn http_client(&self) -> Result<reqwest::Client, ClientError> {
+        let read = |what: &str, p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| ClientError::Unexpected(format!("{what} {}: {e}", p.display())))
+        };
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        if let Some(ca) = &self.ca_file {
+            for cert in reqwest::Certificate::from_pem_bundle(&read("CA file", ca)?)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &self.identity {
+            let mut pem = read("certificate file", cert)?;
+            pem.push(b'\n');
+            pem.extend(read("key file", key)?);
+            builder = builder.identity(reqwest::Identity::from_pem(&pem)?);
+        }
+        Ok(builder.build()?)
+    }
+}
+
 impl Client {
     pub fn new(base_url: &str, system_id: &str, secret: &str) -> Self {
+        Self::with_http(base_url, system_id, secret, reqwest::Client::new())
+    }
+
+    /// A client over `http` (see [`Tls::http_client`]).
+    pub fn with_http(base_url: &str, system_id: &str, secret: &str, http: reqwest::Client) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http,
             base: base_url.trim_end_matches('/').to_owned(),
             system_id: system_id.to_owned(),
             secret: secret.to_owned(),

@@ -1,0 +1,162 @@
+//! HTTPS on the gateway's own port (rustls), for data centres that end TLS at the bus rather than
+//! in a reverse proxy, with client certificates for the systems that use them: with
+//! `client_ca_file`, only a client holding a certificate from those CAs completes the handshake
+//! (`required`), or one without any certificate too (`optional`). Systems still sign in with
+//! `X-SystemId` and `X-SecretKey`; the certificate proves the connection comes from a machine the
+//! data centre issued one to.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// `[gateway.tls]`. Files are PEM.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTls {
+    /// The gateway's certificate, then its chain.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA certificates that issue the agency systems' client certificates.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: whether a client must present a certificate.
+    #[serde(default)]
+    pub client_certificates: ClientCertificates,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertificates {
+    /// A connection without a certificate from `client_ca_file` is refused in the handshake.
+    #[default]
+    Required,
+    /// A certificate, when presented, must be from `client_ca_file`; none is accepted too.
+    Optional,
+}
+
+/// How long a client may take over its handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+impl GatewayTls {
+    /// Reads the files; an error names the key and the file.
+    pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
+        let certs = |key: &str, path: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|e| format!("gateway.tls.{key} {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "gateway.tls.{key} {}: no certificate in it",
+                    path.display()
+                ));
+            }
+            Ok(certs)
+        };
+        let chain = certs("cert_file", &self.cert_file)?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| format!("gateway.tls.key_file {}: {e}", self.key_file.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("gateway.tls: {e}"))?;
+        let builder = match &self.client_ca_file {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in certs("client_ca_file", path)? {
+                    roots.add(c).map_err(|e| {
+                        format!("gateway.tls.client_ca_file {}: {e}", path.display())
+                    })?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                );
+                let verifier = match self.client_certificates {
+                    ClientCertificates::Required => verifier,
+                    ClientCertificates::Optional => verifier.allow_unauthenticated(),
+                }
+                .build()
+                .map_err(|e| format!("gateway.tls.client_ca_file {}: {e}", path.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+            format!(
+                "gateway.tls: the key in {} does not go with the certificate in {}: {e}",
+                self.key_file.display(),
+                self.cert_file.display()
+            )
+        })?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// Serves `app` over TLS until `shutdown`, then lets the requests in flight finish (for as long
+/// as a stop may take).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = async {
+                let _ = shutdown.wait_for(|s| *s).await;
+            } => break,
+        };
+        let (acceptor, app, builder, watcher) = (
+            acceptor.clone(),
+            app.clone(),
+            builder.clone(),
+            graceful.watcher(),
+        );
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    metrics::counter!("lienthong_tls_handshakes_refused_total").increment(1);
+                    return;
+                }
+                Err(_) => {
+                    metrics::counter!("lienthong_tls_handshakes_refused_total").increment(1);
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+    Ok(())
+}
