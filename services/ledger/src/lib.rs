@@ -1,5 +1,6 @@
 //! The ledger: records every lifecycle event published on `{prefix}.events` in the store, where
-//! traces are read. Event ids are deterministic, so redeliveries record nothing twice. The store
+//! traces are read, the events handled together in one transaction (group commit), each message
+//! acked after its commit. Event ids are deterministic, so redeliveries record nothing twice. The store
 //! chains events by hash; the ledger anchors the chain's head every hour and logs it, so the
 //! head also lives outside the database (in the log system) for `lienthong audit verify`.
 
@@ -8,15 +9,51 @@ use std::sync::Arc;
 use lienthong_bus::messages::EventMessage;
 use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Topology};
 use lienthong_store::{LedgerEvent, Store};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Events waiting for the writer, each with where to say whether it was recorded.
+type Pending = (LedgerEvent, oneshot::Sender<Result<bool, String>>);
+
+/// Most events recorded in one transaction.
+const MAX_GROUP: usize = 256;
 
 pub struct Ledger {
-    store: Store,
+    queue: mpsc::Sender<Pending>,
 }
 
 impl Ledger {
+    /// Starts the writer (on the current runtime): it records whatever events are waiting in
+    /// one transaction, so the events handled together (up to the prefetch) cost one commit;
+    /// each message is acked only after its event's commit.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        let (queue, waiting) = mpsc::channel(MAX_GROUP);
+        tokio::spawn(write(store, waiting));
+        Self { queue }
+    }
+}
+
+/// Records the events that arrive, in groups, until every handler is gone.
+async fn write(store: Store, mut waiting: mpsc::Receiver<Pending>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let (events, replies): (Vec<LedgerEvent>, Vec<_>) = group.drain(..).unzip();
+        metrics::histogram!("lienthong_ledger_group_events").record(events.len() as f64);
+        match store.record_events(&events).await {
+            Ok(recorded) => {
+                for ((event, reply), new) in events.iter().zip(replies).zip(recorded) {
+                    if new {
+                        metrics::counter!("lienthong_events_total", "kind" => event.kind.clone())
+                            .increment(1);
+                    }
+                    let _ = reply.send(Ok(new));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
     }
 }
 
@@ -34,15 +71,14 @@ impl Handler for Ledger {
             detail: e.detail,
             at_ms: e.at_ms,
         };
-        match self.store.record_event(&event).await {
-            Ok(recorded) => {
-                if recorded {
-                    metrics::counter!("lienthong_events_total", "kind" => event.kind.clone())
-                        .increment(1);
-                }
-                Outcome::Done
-            }
-            Err(err) => Outcome::Retry(err.to_string()),
+        let (reply, recorded) = oneshot::channel();
+        if self.queue.send((event, reply)).await.is_err() {
+            return Outcome::Retry("the ledger's writer stopped".into());
+        }
+        match recorded.await {
+            Ok(Ok(_)) => Outcome::Done,
+            Ok(Err(err)) => Outcome::Retry(err),
+            Err(_) => Outcome::Retry("the ledger's writer stopped".into()),
         }
     }
 }

@@ -64,6 +64,17 @@ pub enum ChainCheck {
 impl Store {
     /// Records an event at the end of the chain; false if it was already recorded.
     pub async fn record_event(&self, e: &LedgerEvent) -> Result<bool, StoreError> {
+        let recorded = self.record_events(std::slice::from_ref(e)).await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
+
+    /// Records events at the end of the chain, in order, in one transaction (the ledger groups
+    /// the events that arrive together: one commit instead of one each); for each, false if it
+    /// was already recorded, before or earlier in `events`.
+    pub async fn record_events(&self, events: &[LedgerEvent]) -> Result<Vec<bool>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
         // Take the head's row lock before anything else: chain order is record order.
         sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
@@ -72,35 +83,44 @@ impl Store {
         let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;
-        let (seq, prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
-        let hash = chain_hash(&prev, e);
-        let done = sqlx::query(
-            "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&e.event_id)
-        .bind(&e.doc_id)
-        .bind(&e.kind)
-        .bind(&e.organ)
-        .bind(&e.detail)
-        .bind(e.at_ms)
-        .bind(seq + 1)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        let (mut seq, mut prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+        let mut recorded = Vec::with_capacity(events.len());
+        for e in events {
+            let hash = chain_hash(&prev, e);
+            let done = sqlx::query(
+                "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&e.event_id)
+            .bind(&e.doc_id)
+            .bind(&e.kind)
+            .bind(&e.organ)
+            .bind(&e.detail)
+            .bind(e.at_ms)
             .bind(seq + 1)
+            .bind(&prev)
             .bind(&hash)
             .execute(&mut *tx)
             .await?;
+            let new = done.rows_affected() == 1;
+            if new {
+                seq += 1;
+                prev = hash;
+            }
+            recorded.push(new);
+        }
+        if !recorded.contains(&true) {
+            tx.rollback().await?;
+            return Ok(recorded);
+        }
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(seq)
+            .bind(&prev)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(recorded)
     }
 
     /// The chain head now: (events chained, hash of the last).

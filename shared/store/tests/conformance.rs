@@ -578,10 +578,19 @@ async fn the_ledger_is_a_verifiable_hash_chain(env: &Env) {
     for i in 6..=7 {
         s.record_event(&ev(i)).await.expect("record");
     }
+    // A group in one transaction, as the ledger records what arrives together: one already
+    // recorded, and one repeated inside the group, are chained once.
+    assert_eq!(
+        s.record_events(&[ev(8), ev(2), ev(9), ev(8)])
+            .await
+            .expect("group"),
+        [true, false, true, false]
+    );
+    assert_eq!(s.record_events(&[ev(9)]).await.expect("all known"), [false]);
     match s.verify_chain().await.expect("verify") {
         ChainCheck::Intact {
             events, anchors, ..
-        } => assert_eq!((events, anchors), (7, 1)),
+        } => assert_eq!((events, anchors), (9, 1)),
         broken => panic!("{broken:?}"),
     }
     assert_ne!(s.chain_head().await.expect("head").1, head);
