@@ -208,7 +208,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let warm = submit_all(&client, warmup_packages, None, args.concurrency, &counters).await;
     let warm_ids: Vec<String> = warm.into_iter().filter_map(|s| s.doc_id).collect();
     wait_for_copies(&arrivals, &warm_ids, recipients, args.drain_secs).await;
-    let before = prom::Scrape::fetch(&http, &args.metrics).await?;
+    let before = prom::fetch(&http, &args.metrics).await?;
     let failed_in_warmup = counters.failed.load(Ordering::Relaxed);
 
     bar.set_message(match args.rate {
@@ -239,7 +239,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     bar.finish();
     // Counters settle once the last acks are in.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = prom::Scrape::fetch(&http, &args.metrics).await?;
+    let after = prom::fetch(&http, &args.metrics).await?;
 
     let mut inbox_check = Vec::new();
     for (system, c) in &inboxes {
@@ -306,19 +306,22 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         latencies,
         accept,
         published: prom::increase(&before, &after, "lienthong_published_messages_total", &[]),
-        published_by_exchange: after
-            .label_values("lienthong_published_messages_total", "exchange")
-            .into_iter()
-            .map(|x| {
-                let n = prom::increase(
-                    &before,
-                    &after,
-                    "lienthong_published_messages_total",
-                    &[("exchange", &x)],
-                );
-                (x, n)
-            })
-            .collect(),
+        published_by_exchange: prom::label_values(
+            &after,
+            "lienthong_published_messages_total",
+            "exchange",
+        )
+        .into_iter()
+        .map(|x| {
+            let n = prom::increase(
+                &before,
+                &after,
+                "lienthong_published_messages_total",
+                &[("exchange", &x)],
+            );
+            (x, n)
+        })
+        .collect(),
         stages,
         inbox_check,
     })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::ceiling::Ceiling;
-use crate::prom::{Scrape, increase};
+use crate::prom::{Snapshot, increase, label_values};
 
 /// Mean time of one kind of work over the run, from the bus's own histograms.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +18,7 @@ pub struct Stage {
 
 impl Stage {
     /// Every consumer queue, the `/v1/sendEdoc` handler and the confirmed publishes.
-    pub fn from_scrapes(before: &Scrape, after: &Scrape) -> Vec<Stage> {
+    pub fn from_scrapes(before: &Snapshot, after: &Snapshot) -> Vec<Stage> {
         let mut rows = Vec::new();
         let mut row = |name: String, metric: &str, filter: &[(&str, &str)]| {
             let count = increase(before, after, &format!("{metric}_count"), filter);
@@ -36,7 +36,7 @@ impl Stage {
             "lienthong_http_request_seconds",
             &[("route", "/v1/sendEdoc")],
         );
-        for queue in after.label_values("lienthong_message_handling_seconds_count", "queue") {
+        for queue in label_values(after, "lienthong_message_handling_seconds_count", "queue") {
             row(
                 format!("queue {queue}"),
                 "lienthong_message_handling_seconds",
@@ -350,16 +350,18 @@ mod tests {
 
     #[test]
     fn where_the_time_goes_from_two_scrapes() {
-        let before = Scrape::parse(
+        let before = Snapshot::parse(
             "lienthong_message_handling_seconds_sum{queue=\"b.stage.router\"} 1\n\
              lienthong_message_handling_seconds_count{queue=\"b.stage.router\"} 10\n",
-        );
-        let after = Scrape::parse(
+        )
+        .expect("parse");
+        let after = Snapshot::parse(
             "lienthong_message_handling_seconds_sum{queue=\"b.stage.router\"} 3\n\
              lienthong_message_handling_seconds_count{queue=\"b.stage.router\"} 110\n\
              lienthong_http_request_seconds_sum{route=\"/v1/sendEdoc\"} 0.5\n\
              lienthong_http_request_seconds_count{route=\"/v1/sendEdoc\"} 100\n",
-        );
+        )
+        .expect("parse");
         let stages = Stage::from_scrapes(&before, &after);
         assert_eq!(
             stages,
