@@ -176,7 +176,9 @@ impl Publisher {
             .status
             .lock()
             .ok()
-            .and_then(|s| s.as_ref().map(lapin::ConnectionStatus::blocked))
+            // A connection that died while blocked is not blocked any more: the next publish
+            // opens a new one.
+            .and_then(|s| s.as_ref().map(|s| s.connected() && s.blocked()))
             .unwrap_or(false)
     }
 
