@@ -183,16 +183,7 @@ async fn broker_alarms_get_a_prompt_503_and_the_gateway_recovers_by_itself() {
     for doc_id in &sent {
         env.all_delivered(doc_id).await;
     }
-    let inbox = bus
-        .client("ministry")
-        .inbox("edoc", &[])
-        .await
-        .expect("inbox");
-    let mut ids: Vec<String> = inbox
-        .iter()
-        .filter_map(|r| r["docId"].as_str().map(str::to_owned))
-        .collect();
-    ids.sort();
+    let ids = inbox_doc_ids(&bus.client("ministry"), "edoc").await;
     assert_eq!(ids, sent, "every document in the inbox exactly once");
     drop(limits);
     bus.stop().await;

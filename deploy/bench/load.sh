@@ -13,6 +13,9 @@
 #   2. the same bus scheduled at half that rate: latency percentiles from submission to inbox;
 #   3. for each count in WORKERS, as fast as the bus takes them: how throughput grows with
 #      consumer processes.
+# With BASELINE=1 (the default) a first run, on a bus of its own, stores every package and
+# rendition as a file (`store.inline_blob_bytes = 0`, the design before small blobs moved into the
+# database), so the change is measured against the same broker in the same run.
 # Every run also checks the recipient's inbox over /v1 (every document exactly once) and fails
 # if anything is missing.
 set -euo pipefail
@@ -26,6 +29,7 @@ RECIPIENTS=${RECIPIENTS:-1}
 WORKERS=${WORKERS:-"1 2 3"}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}
 CONCURRENCY=${CONCURRENCY:-32}
+BASELINE=${BASELINE:-1}
 
 cargo build --release --bin lienthong --bin lienthong-load
 bin=$repo/target/release
@@ -38,17 +42,26 @@ stop_all() {
     wait 2>/dev/null || true
     pids=()
 }
-trap 'stop_all; rm -rf "$tmp"' EXIT
+# The run's queues go with it, so runs do not pile up on the shared broker.
+drop_queues() {
+    rabbitmqctl list_queues name --quiet 2>/dev/null | grep "^$prefix[.-]" |
+        while read -r q; do rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true; done
+}
+trap 'stop_all; drop_queues; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
-cat >"$tmp/bench.toml" <<EOF
+# write_config NAME PREFIX INLINE: a bus of its own (store, blobs, queue prefix), its systems set up.
+write_config() {
+    local name=$1 bus_prefix=$2 inline=$3
+    cat >"$tmp/$name.toml" <<EOF
 [store]
-url = "sqlite://$tmp/bench.db"
-blobs = { kind = "files", dir = "$tmp/blobs" }
+url = "sqlite://$tmp/$name.db"
+blobs = { kind = "files", dir = "$tmp/$name-blobs" }
+inline_blob_bytes = $inline
 
 [bus]
 url = "$AMQP"
-prefix = "$prefix"
+prefix = "$bus_prefix"
 queue_type = "quorum"
 prefetch = 32
 
@@ -69,34 +82,40 @@ bus_organ_id = "000.00.05.H49"
 [translator]
 bus_organ_id = "000.00.05.H49"
 EOF
+    # The sender (the province's system) and the recipients' systems.
+    "$bin/lienthong" admin --config "$tmp/$name.toml" registry-import "$repo/config/demo/agencies.json" >/dev/null
+    "$bin/lienthong" admin --config "$tmp/$name.toml" system-add bench-sender --name "Bench sender" \
+        --organ 000.00.00.H49 --secret bench-sender-secret >/dev/null
+    for ((i = 0; i < RECIPIENTS; i++)); do
+        code=${recipients[$i]}
+        "$bin/lienthong" admin --config "$tmp/$name.toml" registry-add "$code" --name "Bench recipient $i" \
+            --parent 000.00.00.H49 >/dev/null
+        "$bin/lienthong" admin --config "$tmp/$name.toml" system-add "bench-r$i" --name "Bench recipient $i" \
+            --organ "$code" --secret "bench-r$i-secret" >/dev/null
+    done
+}
 
-# The sender (the province's system) and the recipients' systems.
 recipients=("000.00.21.H49" "000.00.22.H49" "000.00.23.H49" "000.00.24.H49")
 to_args=()
 check_args=()
-"$bin/lienthong" admin --config "$tmp/bench.toml" registry-import "$repo/config/demo/agencies.json" >/dev/null
-"$bin/lienthong" admin --config "$tmp/bench.toml" system-add bench-sender --name "Bench sender" \
-    --organ 000.00.00.H49 --secret bench-sender-secret >/dev/null
 for ((i = 0; i < RECIPIENTS; i++)); do
-    code=${recipients[$i]}
-    "$bin/lienthong" admin --config "$tmp/bench.toml" registry-add "$code" --name "Bench recipient $i" \
-        --parent 000.00.00.H49 >/dev/null
-    "$bin/lienthong" admin --config "$tmp/bench.toml" system-add "bench-r$i" --name "Bench recipient $i" \
-        --organ "$code" --secret "bench-r$i-secret" >/dev/null
-    to_args+=(--to "$code")
+    to_args+=(--to "${recipients[$i]}")
     check_args+=(--check-inbox "bench-r$i:bench-r$i-secret")
 done
+write_config bench "$prefix" 262144
+config=bench
+bus_prefix=$prefix
 
 metrics_urls=()
 start_gateway() {
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$bin/lienthong" serve --config "$tmp/bench.toml" gateway \
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$bin/lienthong" serve --config "$tmp/$config.toml" gateway \
         >"$tmp/gateway.log" 2>&1 &
     pids+=($!)
     metrics_urls+=(--metrics "http://127.0.0.1:18490/metrics")
 }
 add_worker() {
     local n=$1
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$bin/lienthong" serve --config "$tmp/bench.toml" \
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$bin/lienthong" serve --config "$tmp/$config.toml" \
         verifier translator router delivery ledger >"$tmp/worker-$n.log" 2>&1 &
     pids+=($!)
     metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
@@ -116,11 +135,28 @@ wait_ready() {
 load() {
     "$bin/lienthong-load" --url "http://127.0.0.1:$gateway_port" --system bench-sender \
         --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
-        --amqp "$AMQP" --prefix "$prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
+        --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
         --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "$@"
 }
 
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
+baseline=""
+if [[ $BASELINE == 1 ]]; then
+    write_config baseline "$prefix-base" 0
+    config=baseline
+    bus_prefix=$prefix-base
+    start_gateway
+    add_worker 1
+    wait_ready 18490 18491
+    echo
+    echo "== baseline: every package and rendition in a file (inline_blob_bytes = 0), 1 worker process"
+    load --summary "$tmp/baseline.json"
+    baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
+    stop_all
+    metrics_urls=()
+    config=bench
+    bus_prefix=$prefix
+fi
 start_gateway
 started=0
 summary=()
@@ -148,6 +184,10 @@ done
 echo
 echo "== throughput by worker processes (1 gateway process besides)"
 printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
+if [[ -n $baseline ]]; then
+    # shellcheck disable=SC2086
+    printf '%-8s %14s %12s %18s   (baseline: blobs in files)\n' 1 $baseline
+fi
 for row in "${summary[@]}"; do
     # shellcheck disable=SC2086
     printf '%-8s %14s %12s %18s\n' $row

@@ -67,6 +67,19 @@ pub struct Env {
 }
 
 impl Env {
+    /// An environment whose store is the PostgreSQL database at `url` (a server the test runs
+    /// itself), blobs in the database.
+    pub async fn on_postgres(url: &str) -> Env {
+        let store_config = StoreConfig {
+            url: url.to_owned(),
+            max_connections: None,
+            large_attachment_bytes: 256,
+            inline_blob_bytes: 256 * 1024,
+            blobs: BlobConfig::Db,
+        };
+        Self::with_store(tempfile::tempdir().expect("tempdir"), store_config, None).await
+    }
+
     pub async fn new(backend: Backend) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store_config, pg) = match backend {
@@ -75,6 +88,7 @@ impl Env {
                     url: format!("sqlite://{}", dir.path().join("lienthong.db").display()),
                     max_connections: None,
                     large_attachment_bytes: 256,
+                    inline_blob_bytes: 256 * 1024,
                     blobs: BlobConfig::Files {
                         dir: dir.path().join("blobs"),
                     },
@@ -90,12 +104,21 @@ impl Env {
                         url: pg.url.clone(),
                         max_connections: None,
                         large_attachment_bytes: 256,
+                        inline_blob_bytes: 256 * 1024,
                         blobs: BlobConfig::Db,
                     },
                     Some(pg),
                 )
             }
         };
+        Self::with_store(dir, store_config, pg).await
+    }
+
+    async fn with_store(
+        dir: tempfile::TempDir,
+        store_config: StoreConfig,
+        pg: Option<ScratchPostgres>,
+    ) -> Env {
         let store = Store::connect(&store_config).await.expect("store");
         seed(&store).await;
         let mut bus = BusConfig::new(&amqp_url());
@@ -500,6 +523,17 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The docIds in a system's inbox (`getReceivedEdocList`), sorted.
+pub async fn inbox_doc_ids(client: &Client, message_type: &str) -> Vec<String> {
+    let rows = client.inbox(message_type, &[]).await.expect("inbox");
+    let mut ids: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["docId"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
 }
 
 pub async fn queue_depth(bus: &BusConfig, queue: &str) -> u32 {

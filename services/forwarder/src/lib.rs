@@ -72,11 +72,11 @@ pub async fn run(
     let mut arrivals_bus = bus.clone();
     arrivals_bus.prefetch = federation.link_prefetch;
     let arrivals = Arc::new(Arrivals::new(
-        lienthong_gateway::AppState {
-            store: store.clone(),
-            publisher: Publisher::new(&bus, "lienthong-arrivals"),
-            config: Arc::new(gateway),
-        },
+        lienthong_gateway::AppState::new(
+            store.clone(),
+            Publisher::new(&bus, "lienthong-arrivals"),
+            gateway,
+        ),
         Arc::clone(&federation),
     ));
     tasks.spawn(lienthong_bus::consume(

@@ -84,8 +84,9 @@ impl From<Package> for Read {
     }
 }
 
-/// Reads a package from its body: an edXML or go.vn package spooled to a file is read from the
-/// file, its large attachments checked a piece at a time and never held; anything else in memory.
+/// Reads a package from its body: a package spooled to a file (a large one) is read from the
+/// file, its large attachments checked a piece at a time and never held; one held in memory (a
+/// small one) is read there.
 async fn read_body(
     state: &AppState,
     format: Format,

@@ -100,15 +100,28 @@ pub struct AppState {
     pub store: Store,
     pub publisher: Publisher,
     pub config: Arc<GatewayConfig>,
+    marks: lienthong_outbox::Marks,
 }
 
 impl AppState {
-    /// Publishes stored outbox messages with confirms and marks them published.
+    /// The state of a gateway (or of the forwarder's arrivals, which accept as a gateway does);
+    /// starts the task that marks outbox rows published, on the current runtime.
+    pub fn new(store: Store, publisher: Publisher, config: GatewayConfig) -> Self {
+        Self {
+            marks: lienthong_outbox::Marks::start(store.clone()),
+            store,
+            publisher,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Publishes stored outbox messages with confirms; they are marked published just after,
+    /// in a group, off the request's path.
     pub(crate) async fn publish_outbox(
         &self,
         rows: &[OutboxRow],
     ) -> Result<(), lienthong_bus::BusError> {
-        lienthong_outbox::publish(&self.store, &self.publisher, rows).await
+        lienthong_outbox::publish_then_mark(&self.publisher, &self.marks, rows).await
     }
 }
 
@@ -215,11 +228,7 @@ pub async fn serve(
     if let Err(e) = publisher.ensure_connected().await {
         tracing::warn!(error = %e, "broker not reachable yet; packages will be refused with error 20 until it is");
     }
-    let state = AppState {
-        store,
-        publisher,
-        config: Arc::new(config),
-    };
+    let state = AppState::new(store, publisher, config);
     lienthong_telemetry::install();
     let poller = tokio::spawn(poll_queues(state.publisher.clone(), shutdown.clone()));
     let relay = tokio::spawn(lienthong_outbox::relay(

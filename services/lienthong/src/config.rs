@@ -134,6 +134,15 @@ impl Config {
         if let Some(v) = var("LIENTHONG_BUS_URL") {
             self.bus.url = v;
         }
+        if let Some(v) = var("LIENTHONG_BUS_FAILOVER_URLS") {
+            // Comma-separated: the other nodes of the broker's cluster.
+            self.bus.failover_urls = v
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Some(v) = var("LIENTHONG_BUS_PREFIX") {
             self.bus.prefix = v;
         }

@@ -181,7 +181,7 @@ impl Translator {
         match rendered {
             Ok(list) => {
                 for (format, encoded) in list {
-                    let spooled = match encoded {
+                    let body = match encoded {
                         Ok(s) => s,
                         Err(Render::Untranslatable(why)) => {
                             done.insert(format, Rendered::Failed(why));
@@ -191,7 +191,7 @@ impl Translator {
                     };
                     let row = self
                         .store
-                        .put_rendition(&doc.doc_id, format, &Body::Spooled(spooled))
+                        .put_rendition(&doc.doc_id, format, &body)
                         .await
                         .map_err(|e| retry(&e))?;
                     done.insert(
@@ -270,13 +270,14 @@ enum Render {
     Io(std::io::Error),
 }
 
-/// Writes one rendition to a spool file, attachment contents streamed from the original.
+/// Writes one rendition (held while small, then to a spool file), attachment contents streamed
+/// from the original.
 fn render(
     store: &Store,
     format: Format,
     message: &lienthong_translate::Message,
     codes: &CodeMap,
-) -> Result<lienthong_store::Spooled, Render> {
+) -> Result<Body, Render> {
     let written = lienthong_translate::encode(format, message, codes)
         .map_err(|e| Render::Untranslatable(e.to_string()))?;
     let mut out = store

@@ -17,6 +17,12 @@ pub enum QueueType {
 pub struct BusConfig {
     /// `amqp://user:pass@host:5672/vhost` (vhost URL-encoded; `%2f` is `/`).
     pub url: String,
+    /// The other nodes of the same RabbitMQ cluster (same credentials and vhost). A connection
+    /// that cannot be opened to `url` tries these in turn, and the node that answered last is
+    /// tried first next time: losing the node a service was connected to costs a reconnect.
+    /// Leave empty behind a load balancer (or a Kubernetes Service) that does the same.
+    #[serde(default)]
+    pub failover_urls: Vec<String>,
     /// Prefix of every exchange and queue name, so several buses can share a vhost.
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -103,10 +109,16 @@ fn default_confirm_timeout() -> u64 {
 }
 
 impl BusConfig {
+    /// `url` first, then `failover_urls`.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.failover_urls.iter().map(String::as_str))
+    }
+
     /// Defaults for a broker URL.
     pub fn new(url: &str) -> Self {
         Self {
             url: url.to_owned(),
+            failover_urls: Vec::new(),
             prefix: default_prefix(),
             queue_type: QueueType::default(),
             delivery_limit: default_delivery_limit(),

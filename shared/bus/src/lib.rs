@@ -19,12 +19,61 @@ pub use error::BusError;
 pub use publisher::{Outgoing, Publisher, Route};
 pub use topology::{STAGES, Topology, declare};
 
-/// Opens a connection with a bounded wait, so a broker that is down is reported quickly.
+/// The node of each cluster (by its list of URLs) that answered last, tried first next time.
+static LAST_GOOD: std::sync::Mutex<Vec<(Vec<String>, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Opens a connection to the broker: to `url`, or when it does not answer to each of
+/// `failover_urls` in turn (starting with the node that answered last), each with a bounded wait
+/// so a node that is down is passed over quickly.
 pub(crate) async fn connect(config: &BusConfig, name: &str) -> Result<lapin::Connection, BusError> {
+    let urls: Vec<String> = config.urls().map(str::to_owned).collect();
+    let first = LAST_GOOD
+        .lock()
+        .ok()
+        .and_then(|l| l.iter().find(|(u, _)| *u == urls).map(|(_, i)| *i))
+        .unwrap_or(0);
+    let mut failures = Vec::new();
+    for k in 0..urls.len() {
+        let i = (first + k) % urls.len();
+        match connect_to(config, &urls[i], name).await {
+            Ok(conn) => {
+                if k > 0 || first > 0 {
+                    tracing::info!(node = %host_of(&urls[i]), "connected to the broker");
+                }
+                if let Ok(mut last) = LAST_GOOD.lock() {
+                    match last.iter_mut().find(|(u, _)| *u == urls) {
+                        Some(entry) => entry.1 = i,
+                        None => last.push((urls.clone(), i)),
+                    }
+                }
+                return Ok(conn);
+            }
+            Err(e) => failures.push(if urls.len() > 1 {
+                format!("{}: {e}", host_of(&urls[i]))
+            } else {
+                e.to_string()
+            }),
+        }
+    }
+    Err(BusError::Unavailable(failures.join("; ")))
+}
+
+/// `host:port` of an AMQP URL, for messages (never the credentials).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+async fn connect_to(
+    config: &BusConfig,
+    url: &str,
+    name: &str,
+) -> Result<lapin::Connection, BusError> {
     let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
     let connecting = async {
         match &config.tls {
-            None => lapin::Connection::connect(&config.url, props).await,
+            None => lapin::Connection::connect(url, props).await,
             Some(tls) => {
                 let tls = tls.load().map_err(|e| {
                     lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
@@ -32,7 +81,7 @@ pub(crate) async fn connect(config: &BusConfig, name: &str) -> Result<lapin::Con
                     )))
                 })?;
                 let runtime = lapin::runtime::default_runtime()?;
-                lapin::Connection::connect_with_config(&config.url, props, tls, runtime).await
+                lapin::Connection::connect_with_config(url, props, tls, runtime).await
             }
         }
     };
@@ -48,5 +97,17 @@ pub(crate) async fn connect(config: &BusConfig, name: &str) -> Result<lapin::Con
             "no connection to the broker within {} ms",
             config.connect_timeout_ms
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn node_names_in_messages_leave_the_credentials_out() {
+        assert_eq!(
+            super::host_of("amqp://guest:s3cret@rabbit-2.example:5672/%2f"),
+            "rabbit-2.example:5672"
+        );
+        assert_eq!(super::host_of("amqps://node:5671"), "node:5671");
     }
 }

@@ -245,10 +245,13 @@ impl Publisher {
             }
         }
         // A blocked connection is healthy, only held back: a new one would be blocked as well
-        // and would not hear the broker's `connection.unblocked`.
+        // and would not hear the broker's `connection.unblocked`. A nack means a fresh channel:
+        // a channel opened on a cluster node while its quorum queues were electing new leaders
+        // (the node it was connected to lost) goes on nacking every publish (RabbitMQ 3.10,
+        // `tests/cluster.rs`), where a new one is accepted.
         if matches!(
             result,
-            Err(BusError::Unavailable(_) | BusError::Protocol(_))
+            Err(BusError::Unavailable(_) | BusError::Protocol(_) | BusError::Refused(_))
         ) && !self.blocked()
         {
             self.reset().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lienthong_bus::{BusError, Outgoing, Publisher, Route};
 use lienthong_store::{OutboxMessage, OutboxRow, Store, now_ms};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// The stored form of a message (every outbox message is an internal hop: routing is mandatory).
 pub fn to_outbox(o: &Outgoing) -> OutboxMessage {
@@ -40,17 +40,73 @@ pub async fn publish(
     publisher: &Publisher,
     rows: &[OutboxRow],
 ) -> Result<(), BusError> {
-    if rows.is_empty() {
+    let ids = publish_rows(publisher, rows).await?;
+    if ids.is_empty() {
         return Ok(());
     }
-    let messages: Vec<Outgoing> = rows.iter().map(|r| to_outgoing(&r.message)).collect();
-    publisher.publish_all(&messages).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     if let Err(e) = store.mark_published(&ids).await {
         // Published but not marked: the relay publishes again, consumers deduplicate.
         tracing::warn!(error = %e, "could not mark outbox messages published");
     }
     Ok(())
+}
+
+/// Publishes stored messages with confirms, then hands their rows to `marks`, which marks them
+/// published a moment later together with the rows other requests published meanwhile: one
+/// store write for many acceptances, none on the request's path. Rows not marked yet (a crash in
+/// between) are published again by the relay, and consumers deduplicate.
+pub async fn publish_then_mark(
+    publisher: &Publisher,
+    marks: &Marks,
+    rows: &[OutboxRow],
+) -> Result<(), BusError> {
+    let ids = publish_rows(publisher, rows).await?;
+    if !ids.is_empty() {
+        marks.mark(ids);
+    }
+    Ok(())
+}
+
+/// Publishes the rows' messages with confirms; the ids of the rows published.
+async fn publish_rows(publisher: &Publisher, rows: &[OutboxRow]) -> Result<Vec<i64>, BusError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let messages: Vec<Outgoing> = rows.iter().map(|r| to_outgoing(&r.message)).collect();
+    publisher.publish_all(&messages).await?;
+    Ok(rows.iter().map(|r| r.id).collect())
+}
+
+/// Most rows marked published in one statement.
+const MAX_MARKS: usize = 512;
+
+/// Marks outbox rows published in groups, in a task of its own (see [`publish_then_mark`]).
+#[derive(Debug, Clone)]
+pub struct Marks {
+    queue: mpsc::UnboundedSender<Vec<i64>>,
+}
+
+impl Marks {
+    /// Starts the marking task on the current runtime; it ends when every `Marks` is gone.
+    pub fn start(store: Store) -> Self {
+        let (queue, mut waiting) = mpsc::unbounded_channel::<Vec<i64>>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while waiting.recv_many(&mut batch, MAX_MARKS).await > 0 {
+                let ids: Vec<i64> = batch.drain(..).flatten().collect();
+                if let Err(e) = store.mark_published(&ids).await {
+                    // Published but not marked: the relay publishes again, consumers deduplicate.
+                    tracing::warn!(error = %e, count = ids.len(), "could not mark outbox messages published");
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    fn mark(&self, ids: Vec<i64>) {
+        // The task is gone only at shutdown; the relay then publishes these again.
+        let _ = self.queue.send(ids);
+    }
 }
 
 /// Publishes messages older than `relay_after_ms` that are still unpublished, every half second,

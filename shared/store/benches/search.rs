@@ -240,6 +240,7 @@ async fn main() {
         url: url.clone(),
         max_connections: None,
         large_attachment_bytes: 1 << 20,
+        inline_blob_bytes: 256 * 1024,
         blobs: lienthong_store::BlobConfig::Files {
             dir: dir.join("blobs"),
         },

@@ -403,10 +403,10 @@ impl Store {
             });
         }
         let digest = doc.body.sha256();
-        // Durable before the row that points at it commits.
-        match &doc.body {
-            Body::Bytes(bytes) => self.blobs.put_file(&digest, bytes).await?,
-            Body::Spooled(spooled) => self.blobs.adopt(&digest, spooled.path()).await?,
+        let inline = self.stores_inline(&doc.body);
+        if !inline {
+            // Durable before the row that points at it commits.
+            self.put_outside(&digest, &doc.body).await?;
         }
 
         let mut tx = self.begin().await?;
@@ -453,13 +453,9 @@ impl Store {
                 outbox,
             });
         }
-        if self.blobs.is_db() {
+        if inline {
             // In the database, the bytes go in with the row (and so through memory).
-            sqlx::query("INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING")
-                .bind(&digest)
-                .bind(doc.body.read().await?)
-                .execute(&mut *tx)
-                .await?;
+            Self::insert_blob(&mut tx, &digest, &doc.body).await?;
         }
         for recipient in &doc.recipients {
             sqlx::query(
@@ -559,16 +555,61 @@ impl Store {
         Ok(Some((row, source)))
     }
 
-    /// Blob bytes as a source, checked against their SHA-256 a chunk at a time.
+    /// Whether a body's bytes go in the database with its row: always for the `db` blob store,
+    /// and when held in memory within `store.inline_blob_bytes` for the others.
+    fn stores_inline(&self, body: &Body) -> bool {
+        self.blobs.is_db()
+            || matches!(body, Body::Bytes(b) if b.len() as u64 <= self.inline_blob_bytes)
+    }
+
+    /// Writes a body to the blob store outside the database, durably.
+    async fn put_outside(&self, digest: &str, body: &Body) -> Result<(), StoreError> {
+        match body {
+            Body::Bytes(bytes) => self.blobs.put_file(digest, bytes).await,
+            Body::Spooled(spooled) => self.blobs.adopt(digest, spooled.path()).await,
+        }
+    }
+
+    async fn insert_blob(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        digest: &str,
+        body: &Body,
+    ) -> Result<(), StoreError> {
+        let bytes = match body {
+            Body::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
+            Body::Spooled(_) => std::borrow::Cow::Owned(body.read().await?),
+        };
+        sqlx::query(
+            "INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(bytes.as_ref())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Blob bytes kept in the database, if these are.
+    async fn blob_in_db(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query("SELECT data FROM blobs WHERE blob_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<Vec<u8>, _>("data"))
+            .transpose()?)
+    }
+
+    /// Blob bytes as a source, checked against their SHA-256 a chunk at a time. Small blobs are
+    /// in the database (read whole); the others in the blob store, read in place.
     async fn blob_source(
         &self,
         key: &str,
         what: impl Fn() -> String,
     ) -> Result<Arc<dyn lienthong_edxml::source::Source>, StoreError> {
+        if let Some(bytes) = self.blob_in_db(key).await? {
+            return Ok(Arc::new(checked(bytes, key, what)?));
+        }
         let Some(source) = self.blobs.source(key).await? else {
-            if self.blobs.is_db() {
-                return Ok(Arc::new(self.blob(key, what).await?));
-            }
             return Err(StoreError::Corrupt(format!("{} is missing", what())));
         };
         let check = Arc::clone(&source);
@@ -595,24 +636,12 @@ impl Store {
 
     /// Blob bytes by their SHA-256, checked against it.
     async fn blob(&self, key: &str, what: impl Fn() -> String) -> Result<Vec<u8>, StoreError> {
-        let bytes = if self.blobs.is_db() {
-            sqlx::query("SELECT data FROM blobs WHERE blob_key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.try_get::<Vec<u8>, _>("data"))
-                .transpose()?
-        } else {
-            self.blobs.read_file(key).await?
+        let bytes = match self.blob_in_db(key).await? {
+            Some(bytes) => Some(bytes),
+            None => self.blobs.read_file(key).await?,
         };
         let bytes = bytes.ok_or_else(|| StoreError::Corrupt(format!("{} is missing", what())))?;
-        if sha256_hex(&bytes) != key {
-            return Err(StoreError::Corrupt(format!(
-                "{} does not match its SHA-256",
-                what()
-            )));
-        }
-        Ok(bytes)
+        checked(bytes, key, what)
     }
 
     /// Stores a document's rendition in a format; storing the same format again keeps the first
@@ -627,17 +656,13 @@ impl Store {
             return Ok(existing);
         }
         let digest = body.sha256();
-        match body {
-            Body::Bytes(bytes) => self.blobs.put_file(&digest, bytes).await?,
-            Body::Spooled(spooled) => self.blobs.adopt(&digest, spooled.path()).await?,
+        let inline = self.stores_inline(body);
+        if !inline {
+            self.put_outside(&digest, body).await?;
         }
         let mut tx = self.begin().await?;
-        if self.blobs.is_db() {
-            sqlx::query("INSERT INTO blobs (blob_key, data) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING")
-                .bind(&digest)
-                .bind(body.read().await?)
-                .execute(&mut *tx)
-                .await?;
+        if inline {
+            Self::insert_blob(&mut tx, &digest, body).await?;
         }
         sqlx::query(
             "INSERT INTO renditions (doc_id, format, size, sha256, created_ms) VALUES ($1, $2, $3, $4, $5)
@@ -1049,4 +1074,15 @@ async fn apply_status(
         }
     }
     Ok(())
+}
+
+/// The bytes, if they match the SHA-256 they are stored under.
+fn checked(bytes: Vec<u8>, key: &str, what: impl Fn() -> String) -> Result<Vec<u8>, StoreError> {
+    if sha256_hex(&bytes) != key {
+        return Err(StoreError::Corrupt(format!(
+            "{} does not match its SHA-256",
+            what()
+        )));
+    }
+    Ok(bytes)
 }

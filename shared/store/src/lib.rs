@@ -49,6 +49,15 @@ pub struct StoreConfig {
     /// a piece at a time, never held in memory whole.
     #[serde(default = "default_large_attachment")]
     pub large_attachment_bytes: u64,
+    /// Packages and renditions of at most this many bytes are kept in the database, written in
+    /// the transaction that names them, whatever `blobs` says: no file to create, sync and
+    /// rename per document. Larger ones go to `blobs`. 0 sends everything to `blobs`.
+    #[serde(default = "default_inline_blob")]
+    pub inline_blob_bytes: u64,
+}
+
+fn default_inline_blob() -> u64 {
+    256 * 1024
 }
 
 fn default_large_attachment() -> u64 {
@@ -114,6 +123,7 @@ pub struct Store {
     backend: Backend,
     blobs: blobs::Blobs,
     large_attachment_bytes: u64,
+    inline_blob_bytes: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -221,6 +231,7 @@ impl Store {
             backend,
             blobs,
             large_attachment_bytes: config.large_attachment_bytes,
+            inline_blob_bytes: config.inline_blob_bytes,
         };
         store.migrate().await?;
         Ok(store)

@@ -1,6 +1,7 @@
-//! Package bytes on their way in, written to a file as they arrive (with their SHA-256 and size
-//! counted on the way), so a large package is never held in memory; and package bytes on their
-//! way out, read from the blob store as a [`Source`].
+//! Package bytes on their way in: held in memory while they are small, written to a file as
+//! they arrive once they pass `store.inline_blob_bytes` (with their SHA-256 and size counted on
+//! the way), so a large package is never held in memory and a small one costs no file; and
+//! package bytes on their way out, read from the blob store as a [`Source`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::{Store, StoreError};
 /// The bytes of a document being accepted.
 #[derive(Debug)]
 pub enum Body {
+    /// Small enough to hold: stored in the database with the row that names them.
     Bytes(Vec<u8>),
     /// Written to a file by [`SpoolWriter`]; moved into the blob store at acceptance.
     Spooled(Spooled),
@@ -52,6 +54,15 @@ impl Body {
             Self::Spooled(s) => Arc::new(FileSource::open(&s.path)?),
         })
     }
+
+    /// The bytes as a source, without copying them. A spool file stays readable through the
+    /// source after the body (and with it the file's name) is gone.
+    pub fn into_source(self) -> std::io::Result<Arc<dyn Source>> {
+        Ok(match self {
+            Self::Bytes(b) => Arc::new(b),
+            Self::Spooled(s) => Arc::new(FileSource::open(&s.path)?),
+        })
+    }
 }
 
 /// A spooled file: removed when dropped unless the blob store took it.
@@ -70,17 +81,22 @@ impl Spooled {
 
 impl Drop for Spooled {
     fn drop(&mut self) {
-        // Gone already when the blob store renamed it into place.
-        let _ = std::fs::remove_file(&self.path);
+        // Gone already when the blob store renamed it into place, or never written when the
+        // bytes stayed in memory.
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
-/// Writes a package to a spool file as it arrives.
+/// Takes a package as it arrives: in memory up to the store's inline limit, then in a spool file.
 pub struct SpoolWriter {
-    file: tokio::fs::File,
-    spooled: Option<Spooled>,
+    held: Vec<u8>,
+    file: Option<tokio::fs::File>,
+    spooled: Spooled,
     digest: ring::digest::Context,
     limit: u64,
+    inline: u64,
 }
 
 /// The package grew past the limit while it was being written.
@@ -94,37 +110,47 @@ pub enum SpoolError {
 
 impl SpoolWriter {
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), SpoolError> {
-        let spooled = self
-            .spooled
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("spool already finished"))?;
-        spooled.size += chunk.len() as u64;
-        if spooled.size > self.limit {
+        self.spooled.size += chunk.len() as u64;
+        if self.spooled.size > self.limit {
             return Err(SpoolError::TooLarge(self.limit));
         }
         self.digest.update(chunk);
-        self.file.write_all(chunk).await?;
+        if self.file.is_none() && self.spooled.size <= self.inline {
+            self.held.extend_from_slice(chunk);
+            return Ok(());
+        }
+        if self.file.is_none() {
+            // Past the inline limit: what was held goes to a file, and the rest after it.
+            let mut file = tokio::fs::File::create(&self.spooled.path).await?;
+            file.write_all(&std::mem::take(&mut self.held)).await?;
+            self.file = Some(file);
+        }
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(chunk).await?;
+        }
         Ok(())
     }
 
-    /// Flushes and syncs the file: its bytes are durable before any row names them.
-    pub async fn finish(mut self) -> Result<Spooled, SpoolError> {
-        self.file.flush().await?;
-        self.file.sync_all().await?;
-        Ok(sealed(&mut self.spooled, &self.digest)?)
+    /// The package: the bytes themselves when they stayed small, otherwise the spool file,
+    /// flushed and synced so its bytes are durable before any row names them.
+    pub async fn finish(mut self) -> Result<Body, SpoolError> {
+        let Some(mut file) = self.file.take() else {
+            return Ok(Body::Bytes(std::mem::take(&mut self.held)));
+        };
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok(Body::Spooled(sealed(&mut self.spooled, &self.digest)))
     }
 }
 
-/// The spooled file, its digest set: once.
-fn sealed(
-    spooled: &mut Option<Spooled>,
-    digest: &ring::digest::Context,
-) -> std::io::Result<Spooled> {
-    let mut spooled = spooled
-        .take()
-        .ok_or_else(|| std::io::Error::other("spool already finished"))?;
-    spooled.sha256 = hex::encode(digest.clone().finish());
-    Ok(spooled)
+/// The spooled file with its digest set, taken from the writer (which then owns no file).
+fn sealed(spooled: &mut Spooled, digest: &ring::digest::Context) -> Spooled {
+    Spooled {
+        // The writer's record keeps an empty name, so dropping it removes nothing.
+        path: std::mem::take(&mut spooled.path),
+        sha256: hex::encode(digest.clone().finish()),
+        size: spooled.size,
+    }
 }
 
 /// A fresh spool file's name, and its record (removed when dropped unless stored).
@@ -138,63 +164,81 @@ fn fresh(dir: &std::path::Path) -> Spooled {
 
 /// [`SpoolWriter`] for synchronous writers (a translation written on a blocking thread).
 pub struct SyncSpoolWriter {
-    file: std::io::BufWriter<std::fs::File>,
-    spooled: Option<Spooled>,
+    held: Vec<u8>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    spooled: Spooled,
     digest: ring::digest::Context,
+    inline: u64,
 }
 
 impl std::io::Write for SyncSpoolWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.digest.update(&buf[..n]);
-        if let Some(s) = self.spooled.as_mut() {
-            s.size += n as u64;
+        self.digest.update(buf);
+        self.spooled.size += buf.len() as u64;
+        if self.file.is_none() && self.spooled.size <= self.inline {
+            self.held.extend_from_slice(buf);
+            return Ok(buf.len());
         }
-        Ok(n)
+        if self.file.is_none() {
+            let file = std::fs::File::create(&self.spooled.path)?;
+            let mut file = std::io::BufWriter::with_capacity(256 * 1024, file);
+            file.write_all(&std::mem::take(&mut self.held))?;
+            self.file = Some(file);
+        }
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(buf)?;
+        }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
     }
 }
 
 impl SyncSpoolWriter {
-    /// Flushes and syncs the file.
-    pub fn finish(mut self) -> std::io::Result<Spooled> {
+    /// The bytes when they stayed small, otherwise the spool file, flushed and synced.
+    pub fn finish(mut self) -> std::io::Result<Body> {
         use std::io::Write as _;
-        self.file.flush()?;
-        self.file.get_ref().sync_all()?;
-        sealed(&mut self.spooled, &self.digest)
+        let Some(mut file) = self.file.take() else {
+            return Ok(Body::Bytes(std::mem::take(&mut self.held)));
+        };
+        file.flush()?;
+        file.get_ref().sync_all()?;
+        Ok(Body::Spooled(sealed(&mut self.spooled, &self.digest)))
     }
 }
 
 impl Store {
-    /// A spool file written synchronously (see [`Store::spool`]).
+    /// A spool written synchronously (see [`Store::spool`]).
     pub fn spool_sync(&self) -> Result<SyncSpoolWriter, StoreError> {
         let dir = self.blobs.spool_dir();
         std::fs::create_dir_all(&dir)?;
-        let spooled = fresh(&dir);
-        let file = std::fs::File::create(&spooled.path)?;
         Ok(SyncSpoolWriter {
-            file: std::io::BufWriter::with_capacity(256 * 1024, file),
-            spooled: Some(spooled),
+            held: Vec::new(),
+            file: None,
+            spooled: fresh(&dir),
             digest: ring::digest::Context::new(&ring::digest::SHA256),
+            inline: self.inline_blob_bytes,
         })
     }
 
-    /// A spool file for an incoming package of at most `limit` bytes, next to the blob files when
-    /// they are files (so accepting it is a rename), in the system's temporary directory
-    /// otherwise.
+    /// A spool for an incoming package of at most `limit` bytes: held in memory up to
+    /// `store.inline_blob_bytes`, then in a file next to the blob files when they are files (so
+    /// accepting it is a rename), in the system's temporary directory otherwise.
     pub async fn spool(&self, limit: u64) -> Result<SpoolWriter, StoreError> {
         let dir = self.blobs.spool_dir();
         tokio::fs::create_dir_all(&dir).await?;
-        let spooled = fresh(&dir);
-        let file = tokio::fs::File::create(&spooled.path).await?;
         Ok(SpoolWriter {
-            file,
-            spooled: Some(spooled),
+            held: Vec::new(),
+            file: None,
+            spooled: fresh(&dir),
             digest: ring::digest::Context::new(&ring::digest::SHA256),
             limit,
+            inline: self.inline_blob_bytes,
         })
     }
 }

@@ -19,6 +19,7 @@ async fn sqlite() -> Env {
         url: url.clone(),
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
+        inline_blob_bytes: 64 * 1024,
         blobs: BlobConfig::Files {
             dir: dir.path().join("blobs"),
         },
@@ -44,6 +45,7 @@ async fn s3() -> Env {
         url: url.clone(),
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
+        inline_blob_bytes: 64 * 1024,
         blobs: BlobConfig::S3 {
             endpoint,
             bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
@@ -71,6 +73,7 @@ async fn postgres() -> Env {
         url: pg.url.clone(),
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
+        inline_blob_bytes: 64 * 1024,
         blobs: BlobConfig::Db,
     })
     .await
@@ -712,13 +715,17 @@ async fn spooled_packages_are_stored_without_being_held_and_read_back_as_sources
     for _ in 0..20 {
         spool.write(&chunk).await.expect("write");
     }
-    let spooled = spool.finish().await.expect("finish");
+    let body = spool.finish().await.expect("finish");
     let whole = chunk.repeat(20);
+    let Body::Spooled(spooled) = &body else {
+        panic!("1.3 MB is past the 64 KiB inline limit, so it is in a file");
+    };
     assert_eq!(spooled.size, whole.len() as u64);
     assert_eq!(spooled.sha256, sha256_hex(&whole));
     let spool_file = spooled.path().to_owned();
+    assert!(spool_file.exists());
     let mut doc = edoc("d-spooled", "k-spooled", &["000.00.00.G22"]);
-    doc.body = Body::Spooled(spooled);
+    doc.body = body;
     s.accept(&doc, &[]).await.expect("accept");
     drop(doc);
     assert!(!spool_file.exists(), "the spool file is gone once stored");
@@ -740,6 +747,75 @@ async fn spooled_packages_are_stored_without_being_held_and_read_back_as_sources
         refused.to_string().contains("larger than the 100 bytes"),
         "{refused}"
     );
+}
+
+async fn small_packages_stay_in_memory_and_in_the_database(env: &Env) {
+    let s = &env.store;
+    // Within the inline limit (64 KiB here), the spool holds the bytes: no file.
+    let mut spool = s.spool(10 * 1024 * 1024).await.expect("spool");
+    let small = vec![b's'; 40 * 1024];
+    spool.write(&small[..1000]).await.expect("write");
+    spool.write(&small[1000..]).await.expect("write");
+    let body = spool.finish().await.expect("finish");
+    assert!(
+        matches!(&body, Body::Bytes(b) if *b == small),
+        "a 40 KiB package is held, not spooled"
+    );
+    // Exactly at the limit it is still held; one byte more and it goes to a file.
+    let mut spool = s.spool(10 * 1024 * 1024).await.expect("spool");
+    spool.write(&vec![b'a'; 64 * 1024]).await.expect("write");
+    assert!(matches!(
+        spool.finish().await.expect("finish"),
+        Body::Bytes(_)
+    ));
+    let mut spool = s.spool(10 * 1024 * 1024).await.expect("spool");
+    spool.write(&vec![b'b'; 64 * 1024]).await.expect("write");
+    spool.write(b"!").await.expect("write");
+    assert!(matches!(
+        spool.finish().await.expect("finish"),
+        Body::Spooled(_)
+    ));
+    // The synchronous spool (translations) does the same.
+    let mut sync = s.spool_sync().expect("spool");
+    std::io::Write::write_all(&mut sync, b"<rendition/>").expect("write");
+    assert!(matches!(sync.finish().expect("finish"), Body::Bytes(_)));
+
+    // Stored in the acceptance transaction and read back, whole and as a source.
+    let mut doc = edoc("d-inline", "k-inline", &["000.00.00.G22"]);
+    doc.body = body;
+    s.accept(&doc, &[]).await.expect("accept");
+    let row = s.document("d-inline").await.expect("doc").expect("row");
+    assert_eq!(row.sha256, sha256_hex(&small));
+    assert_eq!(s.package(&row).await.expect("bytes"), small);
+    let source = s.package_source(&row).await.expect("source");
+    let mut back = vec![0u8; small.len()];
+    assert_eq!(source.read_at(0, &mut back).expect("read"), small.len());
+    assert_eq!(back, small);
+    // So are renditions; one held past the limit goes to the blob store and reads back too.
+    let json = b"{\"rendition\":true}".to_vec();
+    s.put_rendition("d-inline", Format::Json, &Body::Bytes(json.clone()))
+        .await
+        .expect("rendition");
+    let big = vec![b'r'; 100 * 1024];
+    s.put_rendition("d-inline", Format::Edocvn, &Body::Bytes(big.clone()))
+        .await
+        .expect("rendition");
+    assert_eq!(
+        s.rendition("d-inline", Format::Json)
+            .await
+            .expect("read")
+            .expect("stored")
+            .1,
+        json
+    );
+    let (_, source) = s
+        .rendition_source("d-inline", Format::Edocvn)
+        .await
+        .expect("read")
+        .expect("stored");
+    let mut back = vec![0u8; big.len()];
+    assert_eq!(source.read_at(0, &mut back).expect("read"), big.len());
+    assert_eq!(back, big);
 }
 
 async fn mergers_hand_documents_to_successors(env: &Env) {
@@ -1089,6 +1165,7 @@ conformance!(
     the_ledger_is_a_verifiable_hash_chain,
     formats_and_renditions,
     spooled_packages_are_stored_without_being_held_and_read_back_as_sources,
+    small_packages_stay_in_memory_and_in_the_database,
     mergers_hand_documents_to_successors,
     documents_from_other_buses,
     documents_are_found_by_id_agency_and_time,

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_bus::messages::EventMessage;
-use lienthong_edxml::source::{FileSource, Range, Source};
+use lienthong_edxml::source::{Range, Source};
 use lienthong_edxml::{Format, Package};
 use lienthong_store::{DocumentRow, Leg, now_ms};
 use serde::Deserialize;
@@ -252,7 +252,7 @@ pub(crate) async fn rendition_in(
         state.store.clone(),
     );
     let doc_id = doc.doc_id.clone();
-    let spooled = tokio::task::spawn_blocking(move || {
+    let written = tokio::task::spawn_blocking(move || {
         let message =
             lienthong_translate::decode_source(from, source, threshold, &codes).map_err(|e| {
                 tracing::error!(%doc_id, error = %e, "an accepted package no longer reads");
@@ -275,17 +275,17 @@ pub(crate) async fn rendition_in(
     })
     .await
     .map_err(|e| ApiError::platform("translating the package failed", e))??;
-    // The spool file goes when `spooled` does; the open file stays readable until the answer
-    // is sent.
-    let source: Arc<dyn Source> = Arc::new(
-        FileSource::open(spooled.path())
-            .map_err(|e| ApiError::platform("the translation could not be read", e))?,
-    );
+    let (sha256, size) = (written.sha256(), written.len());
+    // A spool file's name goes with `written`; the open file stays readable until the answer is
+    // sent.
+    let source: Arc<dyn Source> = written
+        .into_source()
+        .map_err(|e| ApiError::platform("the translation could not be read", e))?;
     Ok(Rendition {
         format,
         source,
-        sha256: spooled.sha256.clone(),
-        size: spooled.size,
+        sha256,
+        size,
     })
 }
 

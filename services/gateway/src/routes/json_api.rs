@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_edxml::Format;
-use lienthong_store::Body;
 use serde_json::{Value, json};
 
 use super::get_edoc::{record_fetch, rendition_for, rendition_in, signature, summary};
@@ -30,13 +29,13 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Spooled as it arrives: a package may be large.
     let body = spool_body(&state, body, None).await?;
-    if body.size == 0 {
+    if body.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidFile,
             "body: a JSON package is required",
         ));
     }
-    let accepted = accept_in(&state, &caller, Format::Json, None, Body::Spooled(body)).await?;
+    let accepted = accept_in(&state, &caller, Format::Json, None, body).await?;
     let status = if accepted.duplicate {
         StatusCode::OK
     } else {

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::{Multipart, State};
 use lienthong_edxml::{Format, MessageType};
-use lienthong_store::{Body, SpoolError, Spooled};
+use lienthong_store::{Body, SpoolError};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -16,7 +16,7 @@ pub async fn send_edoc(
     mut form: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     let limit = state.config.max_package_bytes;
-    let mut file: Option<Spooled> = None;
+    let mut file: Option<Body> = None;
     let mut message_type: Option<String> = None;
     let mut format: Option<String> = None;
     let mut broadcast: Option<String> = None;
@@ -28,7 +28,8 @@ pub async fn send_edoc(
         };
         match field.name() {
             Some("edocFile") => {
-                // Written to a spool file as it arrives: a large package is never held whole.
+                // Held while small, written to a spool file as it arrives once it is large: a
+                // large package is never held whole.
                 let mut spool = state.store.spool(limit as u64).await?;
                 while let Some(chunk) =
                     field.chunk().await.map_err(|e| multipart_error(e, limit))?
@@ -58,7 +59,7 @@ pub async fn send_edoc(
             .parse::<MessageType>()
             .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("messageType: {}", e.0)))?,
     };
-    let bytes = file.filter(|f| f.size > 0).ok_or_else(|| {
+    let body = file.filter(|f| !f.is_empty()).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidFile,
             "edocFile: the multipart field is required and must not be empty",
@@ -76,15 +77,7 @@ pub async fn send_edoc(
         None | Some("") => None,
         Some(b) => Some(parse_broadcast(b)?),
     };
-    let accepted = accept_to(
-        &state,
-        &caller,
-        format,
-        Some(message_type),
-        Body::Spooled(bytes),
-        broadcast,
-    )
-    .await?;
+    let accepted = accept_to(&state, &caller, format, Some(message_type), body, broadcast).await?;
     let message = if accepted.duplicate {
         "already accepted: this package was sent before, nothing is delivered twice"
     } else {
@@ -116,13 +109,13 @@ fn too_large(limit: usize) -> ApiError {
     .with_http(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
 }
 
-/// Writes a request body to a spool file as it arrives (after `head`, when given), within the
-/// size limit: a package is never held whole.
+/// Takes a request body as it arrives (after `head`, when given), within the size limit: held
+/// while small, spooled to a file once large, so a large package is never held whole.
 pub(crate) async fn spool_body(
     state: &AppState,
     body: axum::body::Body,
     head: Option<&[u8]>,
-) -> Result<Spooled, ApiError> {
+) -> Result<Body, ApiError> {
     let limit = state.config.max_package_bytes;
     let extra = head.map_or(0, |h| h.len() as u64);
     let mut spool = state.store.spool(limit as u64 + extra).await?;

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use lienthong_edxml::legacy::{EDOCVN_NS, SOAP_NS};
 use lienthong_edxml::source::{Range, Source};
 use lienthong_edxml::{CodeMap, Format, MessageType, OrganId};
-use lienthong_store::{AuthError, Body, InboxFilter, Spooled, System, TransportStatus};
+use lienthong_store::{AuthError, Body, InboxFilter, System, TransportStatus};
 use lienthong_translate::edocvn;
 use quick_xml::escape::escape;
 
@@ -66,10 +66,11 @@ async fn handle(
     // stored as a whole MIME entity, its Content-Type first.
     let head = format!("MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n");
     let spooled = spool_body(state, body, multipart.then_some(head.as_bytes())).await?;
-    if multipart || spooled.size > MAX_OPERATION {
+    if multipart || spooled.len() > MAX_OPERATION {
         return send_document(state, &caller, spooled).await;
     }
-    let body = tokio::fs::read(spooled.path())
+    let body = spooled
+        .read()
         .await
         .map_err(|e| ApiError::platform("the message could not be read back", e))?;
     let root = lienthong_edxml::dom::read(&body).map_err(|e| {
@@ -188,9 +189,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<System, A
 async fn send_document(
     state: &AppState,
     caller: &System,
-    package: Spooled,
+    package: Body,
 ) -> Result<Response, ApiError> {
-    let accepted = accept_in(state, caller, Format::Edocvn, None, Body::Spooled(package)).await?;
+    let accepted = accept_in(state, caller, Format::Edocvn, None, package).await?;
     Ok(answer(&format!(
         "<SendDocumentResponse xmlns=\"{EDOCVN_NS}\"><DocId>{}</DocId><Duplicate>{}</Duplicate></SendDocumentResponse>",
         escape(&accepted.doc_id),

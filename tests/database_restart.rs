@@ -1,0 +1,305 @@
+//! The database goes down under load and comes back: a PostgreSQL server of the test's own
+//! (its own data directory and port, on loopback), restarted with `pg_ctl restart -m immediate`
+//! (no shutdown checkpoint: what a crash does, with recovery at start) while documents are sent,
+//! and once more while their recipient sends statuses back. The gateway refuses what it cannot
+//! store (the client sends the same package again), the stages and the ledger retry, and in the
+//! end every document is in its recipient's inbox exactly once, every status has reached its
+//! sender exactly once, and every trace is whole; the count per document is printed as a table.
+//! A server of its own, so the shared one never restarts: a binary of its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lienthong_edxml::{StatusCode, write_edoc};
+use lienthong_tests::*;
+
+/// The newest PostgreSQL server binaries Debian installed.
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (deploy/local/ensure-services --postgres)")
+        .flatten()
+        .filter_map(|d| {
+            let version = d.file_name().to_str()?.parse().ok()?;
+            let bin = d.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().expect("a PostgreSQL server with initdb").1
+}
+
+/// A PostgreSQL server of the test's own, stopped when dropped.
+struct Postgres {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // PostgreSQL refuses to run as root: as root, the server runs as `postgres`.
+        let home = dir.path().join("pg");
+        std::fs::create_dir_all(&home).expect("pg dir");
+        if is_root() {
+            run(Command::new("chmod").args(["755"]).arg(dir.path()));
+            run(Command::new("chown").args(["postgres:postgres"]).arg(&home));
+        }
+        let pg = Postgres {
+            _dir: dir,
+            home,
+            port: free_port(),
+            bin: pg_bin(),
+        };
+        run(pg
+            .as_server("initdb")
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(pg.data()));
+        pg.start_server();
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.home.join("data")
+    }
+
+    fn as_server(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server without a checkpoint, as a crash would, leaves it down for two
+    /// seconds (requests meet it away), and starts it again: crash recovery replays the WAL.
+    fn crash_and_restart(&self) {
+        run(self.as_server("pg_ctl").arg("-D").arg(self.data()).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]));
+        std::thread::sleep(Duration::from_secs(2));
+        self.start_server();
+    }
+
+    fn start_server(&self) {
+        // The log file takes the server's output: otherwise it would hold this command's
+        // output pipes open.
+        run(self
+            .as_server("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-o")
+            .arg(format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {}",
+                self.port,
+                self.home.display()
+            ))
+            .arg("-l")
+            .arg(self.home.join("log"))
+            .args(["-w", "start"]));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .as_server("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends until the bus answers with a docId, counting refusals: during the outage the gateway
+/// refuses, and the client sends the same package again (an acceptance whose answer was lost is
+/// found again by its idempotency key).
+async fn until_accepted<F, Fut>(refusals: &AtomicUsize, mut send: F) -> String
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, lienthong_client::ClientError>>,
+{
+    eventually("the bus to accept", Duration::from_secs(120), || {
+        let attempt = send();
+        async move {
+            let answer = attempt.await.ok();
+            if answer.is_none() {
+                refusals.fetch_add(1, Ordering::SeqCst);
+            }
+            answer
+        }
+    })
+    .await
+}
+
+/// Crashes the database once `accepted` reaches `at`, while the sender goes on sending; returns
+/// how many had been accepted when it was back.
+async fn crash_when(pg: &Arc<Postgres>, accepted: &AtomicUsize, at: usize) -> usize {
+    while accepted.load(Ordering::SeqCst) < at {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pg = Arc::clone(pg);
+    tokio::task::spawn_blocking(move || pg.crash_and_restart())
+        .await
+        .expect("restart");
+    accepted.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_crash_under_load_loses_and_repeats_nothing() {
+    logs();
+    let pg = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .expect("postgres");
+    let env = Env::on_postgres(&pg.url()).await;
+    let bus = InProcessBus::start(&env).await;
+    let province = bus.client("province");
+    let ministry = bus.client("ministry");
+    let total = 60;
+    let crash_at = total / 3;
+
+    let pg = Arc::new(pg);
+    let refusals = AtomicUsize::new(0);
+    let accepted = AtomicUsize::new(0);
+    let sending = async {
+        let mut sent = Vec::new();
+        for _ in 0..total {
+            let letter = edoc(PROVINCE, &[MINISTRY], unique_number());
+            let package = write_edoc(&letter);
+            let doc_id = until_accepted(&refusals, || province.send(package.clone(), "edoc")).await;
+            accepted.fetch_add(1, Ordering::SeqCst);
+            sent.push((doc_id, letter));
+        }
+        sent
+    };
+    let (sent, back_at) = tokio::join!(sending, crash_when(&pg, &accepted, crash_at));
+    let refused_documents = refusals.swap(0, Ordering::SeqCst);
+    for (doc_id, _) in &sent {
+        env.all_delivered(doc_id).await;
+    }
+
+    // The recipient answers each document; the database crashes again a third of the way.
+    accepted.store(0, Ordering::SeqCst);
+    let answering = async {
+        for (_, letter) in &sent {
+            until_accepted(&refusals, || {
+                send_status(&ministry, letter, MINISTRY, StatusCode::Accepted)
+            })
+            .await;
+            accepted.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let ((), answers_back_at) = tokio::join!(answering, crash_when(&pg, &accepted, crash_at));
+    let refused_statuses = refusals.load(Ordering::SeqCst);
+    eprintln!(
+        "refused while the database was down: {refused_documents} documents, {refused_statuses} statuses (each sent again until accepted)"
+    );
+
+    // Per document: copies in the recipient's inbox, the status as the sender sees it, and
+    // status packages in the sender's inbox.
+    let statuses = eventually(
+        "every status back at the sender",
+        Duration::from_secs(120),
+        || async {
+            let rows = province.inbox("status", &[]).await.ok()?;
+            (rows.len() >= total).then_some(rows)
+        },
+    )
+    .await;
+    let copies = ministry.inbox("edoc", &[]).await.expect("inbox");
+    let count = |rows: &[serde_json::Value], field: &str, doc_id: &str| {
+        rows.iter().filter(|r| r[field] == doc_id).count()
+    };
+    eprintln!(
+        "{:<38} {:>6} {:>8} {:>14}",
+        "document", "copies", "status", "status notes"
+    );
+    let mut wrong = Vec::new();
+    for (doc_id, _) in &sent {
+        let in_inbox = count(&copies, "docId", doc_id);
+        let business = eventually("the sender's view", Duration::from_secs(60), || async {
+            let rows = province.sent(Some(doc_id)).await.ok()?;
+            rows.iter()
+                .find(|r| r["to"] == MINISTRY)
+                .and_then(|r| r["businessStatus"].as_str().map(str::to_owned))
+                .filter(|s| s == "03")
+        })
+        .await;
+        // A status package names the document it answers by the edXML DocumentId.
+        let document_id = env
+            .store
+            .document(doc_id)
+            .await
+            .expect("document")
+            .expect("stored")
+            .document_id;
+        let notes = count(&statuses, "documentId", &document_id);
+        if notes != 1 {
+            wrong.push(format!("{doc_id}: {notes} status packages at the sender"));
+        }
+        eprintln!("{doc_id:<38} {in_inbox:>6} {business:>8} {notes:>14}");
+        if in_inbox != 1 {
+            wrong.push(format!("{doc_id}: {in_inbox} copies"));
+        }
+        // The trace also holds the events of the status answering the document: its own.
+        let trace = env.store.trace(doc_id).await.expect("trace");
+        for kind in ["accepted", "verified", "routed", "delivered"] {
+            let n = trace
+                .iter()
+                .filter(|e| e.kind == kind && e.doc_id == *doc_id)
+                .count();
+            if n != 1 {
+                wrong.push(format!("{doc_id}: {n} `{kind}` events"));
+            }
+        }
+    }
+    assert_eq!(copies.len(), total, "no copy beyond the documents sent");
+    assert_eq!(statuses.len(), total, "each status reached the sender once");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Both crashes happened under load: sending had begun, and went on once the database was
+    // back.
+    assert!(
+        back_at < total && answers_back_at < total,
+        "the database was back after {back_at} documents and {answers_back_at} statuses of {total}"
+    );
+    assert_eq!(env.dead_letters().await, 0, "nothing was dead-lettered");
+    bus.stop().await;
+    env.teardown().await;
+    let pg = Arc::try_unwrap(pg)
+        .ok()
+        .expect("nobody else holds the server");
+    tokio::task::spawn_blocking(move || drop(pg))
+        .await
+        .expect("postgres stopped");
+}
