@@ -211,8 +211,17 @@ impl Drop for Cluster {
             if self.ctl_quietly(node, &["stop"]).status.success() {
                 continue;
             }
-            // Killed already (the lost node), or not answering: make sure.
-            if let Some(pid) = self.pid(i) {
+            // Killed already (the lost node), or not answering: still starting when the test
+            // failed early, so its pid file may come a moment later.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let pid = loop {
+                match self.pid(i) {
+                    Some(pid) => break Some(pid),
+                    None if std::time::Instant::now() > deadline => break None,
+                    None => std::thread::sleep(Duration::from_millis(200)),
+                }
+            };
+            if let Some(pid) = pid {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .stderr(std::process::Stdio::null())
