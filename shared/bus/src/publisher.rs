@@ -184,8 +184,13 @@ impl Publisher {
 
     /// Forgets the connection so the next publish opens a fresh one.
     async fn reset(&self) {
-        if let Some((conn, _)) = self.inner.link.lock().await.take() {
-            let _ = conn.close(200, "reset".into()).await;
+        // Taken out first, so nobody waits on the lock while the old connection closes; and the
+        // close is bounded: a broker that stopped reading this connection (an alarm) never
+        // answers it, and dropping the connection ends it anyway.
+        let old = self.inner.link.lock().await.take();
+        if let Some((conn, _)) = old {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), conn.close(200, "reset".into())).await;
         }
     }
 
