@@ -2,8 +2,7 @@
 //! nothing is lost and nothing is delivered, verified or recorded twice. The services run as separate `lienthong serve` processes on one
 //! SQLite file and one RabbitMQ, as they would on one host.
 
-use std::collections::{BTreeMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,6 +11,7 @@ use lienthong_bus::QueueType;
 use lienthong_client::{Client, ClientError};
 use lienthong_edxml::write_edoc;
 use lienthong_store::DeliveryState;
+use lienthong_tests::servers::Processes;
 use lienthong_tests::*;
 use tokio::sync::Mutex;
 
@@ -23,64 +23,6 @@ const ROLES: [&str; 6] = [
     "ledger",
     "gateway",
 ];
-
-struct Processes {
-    config: std::path::PathBuf,
-    logs: std::path::PathBuf,
-    children: BTreeMap<&'static str, Child>,
-}
-
-impl Processes {
-    fn start(&mut self, role: &'static str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.logs.join(format!("{role}.log")))
-            .expect("log file");
-        let child = Command::new(lienthong_bin())
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .arg(role)
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn lienthong");
-        self.children.insert(role, child);
-    }
-
-    fn kill(&mut self, role: &str) {
-        if let Some(mut child) = self.children.remove(role) {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-
-    fn tail_logs(&self) -> String {
-        ROLES
-            .iter()
-            .map(|r| {
-                let text =
-                    std::fs::read_to_string(self.logs.join(format!("{r}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {r}\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for (_, mut c) in std::mem::take(&mut self.children) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// Sends until accepted, retrying through gateway kills and 503s with the same package.
 async fn send_until_accepted(client: &Client, package: Vec<u8>) -> String {
@@ -123,13 +65,9 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
         ),
     )
     .expect("config");
-    let mut procs = Processes {
-        config,
-        logs: env.dir.path().to_owned(),
-        children: BTreeMap::new(),
-    };
+    let mut procs = Processes::new(env.dir.path());
     for role in ROLES {
-        procs.start(role);
+        procs.start(role, &config, &["serve", role]);
     }
     let url = format!("http://127.0.0.1:{port}");
     eventually(
@@ -172,7 +110,7 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
             kills += 1;
             drop(p);
             tokio::time::sleep(Duration::from_millis(400)).await;
-            procs.lock().await.start(role);
+            procs.lock().await.start(role, &config, &["serve", role]);
         }
     }
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -2,6 +2,7 @@
 //! the REST interface exactly as agency systems drive it. One binary, many tests.
 
 mod authorization;
+mod chain;
 mod cli;
 mod console;
 mod crash;

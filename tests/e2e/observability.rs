@@ -14,6 +14,7 @@ async fn metrics_show_documents_queues_stages_and_latency() {
     env.all_delivered(&doc_id).await;
     let t = env.topology();
     let router = format!("queue=\"{}\"", t.stage_queue("router"));
+    let verifier = format!("queue=\"{}\"", t.stage_queue("verifier"));
     let dead = format!("queue=\"{}\"", t.dead_queue());
     let http = reqwest::Client::new();
     let text = eventually(
@@ -48,8 +49,11 @@ async fn metrics_show_documents_queues_stages_and_latency() {
         "lienthong_http_requests_total",
         &["route=\"/v1/sendEdoc\"", "status=\"200\""],
     );
-    at_least_one("lienthong_messages_total", &[&router, "outcome=\"done\""]);
-    at_least_one("lienthong_message_handling_seconds_count", &[&router]);
+    // The stages run back to back: the verifier's queue is the hop, the router a stage in it.
+    at_least_one("lienthong_messages_total", &[&verifier, "outcome=\"done\""]);
+    at_least_one("lienthong_message_handling_seconds_count", &[&verifier]);
+    at_least_one("lienthong_stage_seconds_count", &["stage=\"router\""]);
+    at_least_one("lienthong_stage_seconds_count", &["stage=\"delivery\""]);
     at_least_one(
         "lienthong_delivery_latency_seconds_count",
         &["from=\"system\""],

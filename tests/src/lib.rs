@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 pub mod browser;
 pub mod links;
+pub mod servers;
 
 pub const PROVINCE: &str = "000.00.00.H49";
 pub const DEPARTMENT: &str = "000.00.05.H49";
@@ -298,7 +299,9 @@ impl InProcessBus {
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut url = String::new();
+        let pipeline = lienthong_bus::Pipeline::new(bus);
         for role in roles {
+            let stages = pipeline.clone();
             let (s, b, r) = (env.store.clone(), bus.clone(), rx.clone());
             match *role {
                 "gateway" => {
@@ -335,7 +338,7 @@ impl InProcessBus {
                 "verifier" => {
                     let config = env.verifier.clone();
                     tasks.spawn(async move {
-                        lienthong_verifier::run(s, b, config, r)
+                        lienthong_verifier::run(s, stages, config, r)
                             .await
                             .expect("verifier");
                     });
@@ -350,14 +353,14 @@ impl InProcessBus {
                         bus: env.federation.as_ref().map(|f| f.bus.clone()),
                     };
                     tasks.spawn(async move {
-                        lienthong_translator::run(s, b, config, r)
+                        lienthong_translator::run(s, stages, config, r)
                             .await
                             .expect("translator");
                     });
                 }
                 "router" => {
                     let f = env.federation.clone().map(std::sync::Arc::new);
-                    tasks.spawn(lienthong_router::run(s, b, f, r));
+                    tasks.spawn(lienthong_router::run(s, stages, f, r));
                 }
                 "forwarder" => {
                     let f = std::sync::Arc::new(env.federation.clone().expect("[federation]"));
@@ -376,7 +379,7 @@ impl InProcessBus {
                     });
                 }
                 "delivery" => {
-                    tasks.spawn(lienthong_delivery::run(s, b, r));
+                    tasks.spawn(lienthong_delivery::run(s, stages, r));
                 }
                 "ledger" => {
                     tasks.spawn(lienthong_ledger::run(s, b, r));

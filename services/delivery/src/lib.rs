@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use lienthong_bus::messages::{DeliverLeg, EventMessage, InboxNotice};
-use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Publisher};
+use lienthong_bus::{Onward, Outcome, Pipeline, Publisher, Stage, StageFuture};
 use lienthong_store::{DeliveryState, Store, now_ms};
 use tokio::sync::watch;
 
@@ -21,7 +21,7 @@ impl Delivery {
         Self { store, publisher }
     }
 
-    async fn deliver(&self, msg: DeliverLeg) -> Result<(), Outcome> {
+    async fn deliver(&self, msg: DeliverLeg) -> Result<Onward, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let document = self
             .store
@@ -60,7 +60,7 @@ impl Delivery {
                 }
             }
             DeliveryState::Delivered => {}
-            DeliveryState::Failed => return Ok(()),
+            DeliveryState::Failed => return Ok(Onward::default()),
             DeliveryState::Accepted => {
                 return Err(Outcome::Retry(format!(
                     "{}/{} is not routed yet",
@@ -82,30 +82,28 @@ impl Delivery {
             sender: document.sender.clone(),
             message_type: document.message_type.as_str().to_owned(),
         };
-        self.publisher
-            .publish_all(&[event.to_outgoing(t), notice.to_outgoing(t)])
-            .await
-            .map_err(|e| retry(&e))
+        Ok(Onward {
+            messages: vec![notice.to_outgoing(t)],
+            events: vec![event],
+        })
     }
 }
 
-impl Handler for Delivery {
-    async fn handle(&self, message: Incoming) -> Outcome {
-        let msg: DeliverLeg = match serde_json::from_slice(&message.payload) {
-            Ok(m) => m,
-            Err(e) => return Outcome::Poison(format!("not a delivery message: {e}")),
-        };
-        match self.deliver(msg).await {
-            Ok(()) => Outcome::Done,
-            Err(outcome) => outcome,
-        }
+impl Stage for Delivery {
+    fn name(&self) -> &'static str {
+        STAGE
+    }
+    fn run<'a>(&'a self, payload: &'a [u8]) -> StageFuture<'a> {
+        Box::pin(async move {
+            let msg: DeliverLeg = serde_json::from_slice(payload)
+                .map_err(|e| Outcome::Poison(format!("not a delivery message: {e}")))?;
+            self.deliver(msg).await
+        })
     }
 }
 
-/// Runs delivery until `shutdown`.
-pub async fn run(store: Store, bus: BusConfig, shutdown: watch::Receiver<bool>) {
-    let publisher = Publisher::new(&bus, "lienthong-delivery");
-    let queue = publisher.topology().stage_queue(STAGE);
-    let handler = Arc::new(Delivery::new(store, publisher));
-    lienthong_bus::consume(bus, queue, "delivery".into(), handler, shutdown).await;
+/// Runs delivery in `pipeline` until `shutdown`.
+pub async fn run(store: Store, pipeline: Pipeline, shutdown: watch::Receiver<bool>) {
+    let delivery = Delivery::new(store, pipeline.publisher().clone());
+    pipeline.serve(Arc::new(delivery), shutdown).await;
 }

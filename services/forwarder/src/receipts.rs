@@ -81,13 +81,16 @@ impl ReceiptRelay {
 
 impl Handler for ReceiptRelay {
     async fn handle(&self, message: Incoming) -> Outcome {
-        let event: EventMessage = match serde_json::from_slice(&message.payload) {
-            Ok(e) => e,
+        // One event, or several published together (the other kinds among them are ignored).
+        let events = match EventMessage::read_all(&message.payload) {
+            Ok(events) => events,
             Err(e) => return Outcome::Poison(format!("not an event: {e}")),
         };
-        match self.relay(event).await {
-            Ok(()) => Outcome::Done,
-            Err(outcome) => outcome,
+        for event in events {
+            if let Err(outcome) = self.relay(event).await {
+                return outcome;
+            }
         }
+        Outcome::Done
     }
 }

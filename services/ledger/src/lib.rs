@@ -59,27 +59,36 @@ async fn write(store: Store, mut waiting: mpsc::Receiver<Pending>) {
 
 impl Handler for Ledger {
     async fn handle(&self, message: Incoming) -> Outcome {
-        let e: EventMessage = match serde_json::from_slice(&message.payload) {
-            Ok(e) => e,
+        // One event, or the events of a chain of stages published together.
+        let events = match EventMessage::read_all(&message.payload) {
+            Ok(events) => events,
             Err(err) => return Outcome::Poison(format!("not an event: {err}")),
         };
-        let event = LedgerEvent {
-            event_id: e.event_id,
-            doc_id: e.doc_id,
-            kind: e.kind,
-            organ: e.organ,
-            detail: e.detail,
-            at_ms: e.at_ms,
-        };
-        let (reply, recorded) = oneshot::channel();
-        if self.queue.send((event, reply)).await.is_err() {
-            return Outcome::Retry("the ledger's writer stopped".into());
+        let mut waiting = Vec::with_capacity(events.len());
+        for e in events {
+            let event = LedgerEvent {
+                event_id: e.event_id,
+                doc_id: e.doc_id,
+                kind: e.kind,
+                organ: e.organ,
+                detail: e.detail,
+                at_ms: e.at_ms,
+            };
+            let (reply, recorded) = oneshot::channel();
+            if self.queue.send((event, reply)).await.is_err() {
+                return Outcome::Retry("the ledger's writer stopped".into());
+            }
+            waiting.push(recorded);
         }
-        match recorded.await {
-            Ok(Ok(_)) => Outcome::Done,
-            Ok(Err(err)) => Outcome::Retry(err),
-            Err(_) => Outcome::Retry("the ledger's writer stopped".into()),
+        // Acked once every event of the message is committed.
+        for recorded in waiting {
+            match recorded.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Outcome::Retry(err),
+                Err(_) => return Outcome::Retry("the ledger's writer stopped".into()),
+            }
         }
+        Outcome::Done
     }
 }
 

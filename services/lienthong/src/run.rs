@@ -162,7 +162,10 @@ pub async fn run(
     }
     let mut gateway_addr = None;
     let federation = config.federation.clone().map(std::sync::Arc::new);
+    // The document stages of this process, run back to back on a message.
+    let pipeline = lienthong_bus::Pipeline::new(&config.bus);
     for role in roles {
+        let stages = pipeline.clone();
         let (store, bus) = (store.clone(), config.bus.clone());
         let stop = stop.clone();
         match role {
@@ -187,7 +190,7 @@ pub async fn run(
                 vc.load_trust()
                     .with_context(|| format!("verifier.trust_dir {}", vc.trust_dir.display()))?;
                 tasks.spawn(async move {
-                    if let Err(e) = lienthong_verifier::run(store, bus, vc, stop).await {
+                    if let Err(e) = lienthong_verifier::run(store, stages, vc, stop).await {
                         tracing::error!(error = %e, "verifier stopped");
                     }
                     "verifier"
@@ -200,7 +203,7 @@ pub async fn run(
                     );
                 };
                 tasks.spawn(async move {
-                    if let Err(e) = lienthong_translator::run(store, bus, tc, stop).await {
+                    if let Err(e) = lienthong_translator::run(store, stages, tc, stop).await {
                         tracing::error!(error = %e, "translator stopped");
                     }
                     "translator"
@@ -209,7 +212,7 @@ pub async fn run(
             Role::Router => {
                 let f = federation.clone();
                 tasks.spawn(async move {
-                    lienthong_router::run(store, bus, f, stop).await;
+                    lienthong_router::run(store, stages, f, stop).await;
                     "router"
                 });
             }
@@ -249,7 +252,7 @@ pub async fn run(
             }
             Role::Delivery => {
                 tasks.spawn(async move {
-                    lienthong_delivery::run(store, bus, stop).await;
+                    lienthong_delivery::run(store, stages, stop).await;
                     "delivery"
                 });
             }

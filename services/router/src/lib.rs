@@ -4,8 +4,8 @@
 //! gets a failed leg with the reason), moves each leg to `routed`, and publishes one
 //! `DeliverLeg` per routed leg plus the ledger events, all confirmed before the input is acked.
 //! A redelivered message publishes again what an earlier attempt may have left unpublished (the
-//! deliveries of legs already routed, and every leg's event), so a crash between the store update
-//! and the confirms loses nothing; delivery and the ledger deduplicate.
+//! deliveries of legs already routed or delivered, and every leg's event), so a crash between the
+//! store update and the confirms loses nothing; delivery and the ledger deduplicate.
 //!
 //! With a `[federation]` section, a copy for an agency another bus serves is routed to that bus
 //! instead: the leg remembers the bus, and one `LinkOrder` per bus goes to its link queue, where
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lienthong_bus::messages::{DeliverLeg, EventMessage, StageMessage};
-use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
+use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Publisher};
 use lienthong_federation::{FederationConfig, LinkOrder, Route};
 use lienthong_store::{AgencyState, DeliveryState, Store, now_ms};
 use tokio::sync::watch;
@@ -50,7 +50,7 @@ impl Router {
         }
     }
 
-    async fn route(&self, msg: StageMessage) -> Result<(), Outcome> {
+    async fn route(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let Some(document) = self
             .store
@@ -72,7 +72,7 @@ impl Router {
             .map_err(|e| retry(&e))?;
         let t = self.publisher.topology();
         let day = lienthong_store::today();
-        let mut out = Vec::new();
+        let mut out = Onward::default();
         for leg in &legs {
             match leg.delivery {
                 DeliveryState::Accepted => {
@@ -89,10 +89,13 @@ impl Router {
                             if !moved {
                                 return Err(changed_meanwhile(leg));
                             }
-                            out.push(
-                                routed_to(&msg.doc_id, &leg.recipient, &bus, Some(&why), now_ms())
-                                    .to_outgoing(t),
-                            );
+                            out.events.push(routed_to(
+                                &msg.doc_id,
+                                &leg.recipient,
+                                &bus,
+                                Some(&why),
+                                now_ms(),
+                            ));
                             links.entry(bus).or_default().push(leg.recipient.clone());
                             continue;
                         }
@@ -112,17 +115,7 @@ impl Router {
                             if !moved {
                                 return Err(changed_meanwhile(leg));
                             }
-                            out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
-                            out.push(
-                                EventMessage::about(
-                                    &msg.doc_id,
-                                    "routed",
-                                    &leg.recipient,
-                                    None,
-                                    now_ms(),
-                                )
-                                .to_outgoing(t),
-                            );
+                            here(&mut out, &msg.doc_id, &leg.recipient, now_ms(), t);
                         }
                         Some(reason) => {
                             let failed = self
@@ -134,16 +127,13 @@ impl Router {
                                 return Err(changed_meanwhile(leg));
                             }
                             let detail = Some(reason);
-                            out.push(
-                                EventMessage::about(
-                                    &msg.doc_id,
-                                    "failed",
-                                    &leg.recipient,
-                                    detail,
-                                    now_ms(),
-                                )
-                                .to_outgoing(t),
-                            );
+                            out.events.push(EventMessage::about(
+                                &msg.doc_id,
+                                "failed",
+                                &leg.recipient,
+                                detail,
+                                now_ms(),
+                            ));
                         }
                     }
                 }
@@ -158,43 +148,34 @@ impl Router {
                             .or_default()
                             .push(leg.recipient.clone());
                     }
-                    out.push(
-                        routed_to(&msg.doc_id, &leg.recipient, &bus, None, leg.updated_ms)
-                            .to_outgoing(t),
-                    );
+                    out.events.push(routed_to(
+                        &msg.doc_id,
+                        &leg.recipient,
+                        &bus,
+                        None,
+                        leg.updated_ms,
+                    ));
                 }
                 DeliveryState::Routed | DeliveryState::Delivered => {
-                    if leg.delivery == DeliveryState::Routed {
-                        out.push(deliver(&msg.doc_id, &leg.recipient).to_outgoing(t));
-                    }
-                    out.push(
-                        EventMessage::about(
-                            &msg.doc_id,
-                            "routed",
-                            &leg.recipient,
-                            None,
-                            leg.updated_ms,
-                        )
-                        .to_outgoing(t),
-                    );
+                    // A delivered copy too: the attempt that delivered it may have died before
+                    // delivery's own event and notice were confirmed (stages chained in one
+                    // process publish together, at the end), and delivery publishes them again.
+                    here(&mut out, &msg.doc_id, &leg.recipient, leg.updated_ms, t);
                 }
                 DeliveryState::Failed => {
                     let detail = leg.reason.clone();
-                    out.push(
-                        EventMessage::about(
-                            &msg.doc_id,
-                            "failed",
-                            &leg.recipient,
-                            detail,
-                            leg.updated_ms,
-                        )
-                        .to_outgoing(t),
-                    );
+                    out.events.push(EventMessage::about(
+                        &msg.doc_id,
+                        "failed",
+                        &leg.recipient,
+                        detail,
+                        leg.updated_ms,
+                    ));
                 }
             }
         }
         for (bus, recipients) in links {
-            out.push(
+            out.messages.push(
                 LinkOrder::Package {
                     doc_id: msg.doc_id.clone(),
                     recipients,
@@ -202,10 +183,10 @@ impl Router {
                 .to_outgoing(t, &bus),
             );
         }
-        self.publisher
-            .publish_and_forward(&msg, out)
-            .await
-            .map_err(|e| retry(&e))
+        if let Some(next) = msg.forward() {
+            out.messages.push(next.to_outgoing(t));
+        }
+        Ok(out)
     }
 }
 
@@ -249,6 +230,14 @@ fn refusal(agency: Option<&lienthong_store::Agency>, day: &str) -> Option<String
     }
 }
 
+/// A copy routed to its recipient on this bus: its delivery, and its `routed` event dated `at_ms`.
+fn here(out: &mut Onward, doc_id: &str, recipient: &str, at_ms: i64, t: &lienthong_bus::Topology) {
+    out.messages.push(deliver(doc_id, recipient).to_outgoing(t));
+    out.events.push(EventMessage::about(
+        doc_id, "routed", recipient, None, at_ms,
+    ));
+}
+
 fn deliver(doc_id: &str, recipient: &str) -> DeliverLeg {
     DeliverLeg {
         doc_id: doc_id.to_owned(),
@@ -258,7 +247,7 @@ fn deliver(doc_id: &str, recipient: &str) -> DeliverLeg {
 
 impl DocumentStage for Router {
     const STAGE: &'static str = STAGE;
-    async fn process(&self, msg: StageMessage) -> Result<(), Outcome> {
+    async fn process(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         self.route(msg).await
     }
 }
@@ -317,15 +306,15 @@ pub async fn retry_copy(
     Ok(())
 }
 
-/// Runs the router until `shutdown`.
+/// Runs the router in `pipeline` until `shutdown`.
 pub async fn run(
     store: Store,
-    bus: BusConfig,
+    pipeline: Pipeline,
     federation: Option<Arc<FederationConfig>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let publisher = Publisher::new(&bus, "lienthong-router");
-    let queue = publisher.topology().stage_queue(STAGE);
-    let handler = Arc::new(Router::new(store, publisher, federation));
-    lienthong_bus::consume(bus, queue, "router".into(), handler, shutdown).await;
+    let router = Router::new(store, pipeline.publisher().clone(), federation);
+    pipeline
+        .serve(Arc::new(Document(Arc::new(router))), shutdown)
+        .await;
 }

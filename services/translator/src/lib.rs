@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
-use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
+use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Publisher};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
 use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, Store, now_ms};
 use serde::Deserialize;
@@ -213,7 +213,7 @@ impl Translator {
         Ok(done)
     }
 
-    async fn translate(&self, msg: StageMessage) -> Result<(), Outcome> {
+    async fn translate(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let doc = self
             .store
@@ -223,24 +223,20 @@ impl Translator {
             .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
         let needed = self.formats_needed(&doc.doc_id).await?;
         let rendered = self.render(&doc, needed.keys().copied().collect()).await?;
-        let t = self.publisher.topology();
-        let mut out = Vec::new();
+        let mut events = Vec::new();
         for (format, recipients) in &needed {
             let reason = match rendered.get(format) {
                 Some(Rendered::Stored { sha256, size }) => {
-                    out.push(
-                        event(
-                            &doc.doc_id,
-                            &format!("translated:{format}"),
-                            self.bus_organ.as_str(),
-                            format!(
-                                "{} -> {format} for {}; {size} bytes, sha256 {sha256}",
-                                doc.format,
-                                recipients.join(", ")
-                            ),
-                        )
-                        .to_outgoing(t),
-                    );
+                    events.push(event(
+                        &doc.doc_id,
+                        &format!("translated:{format}"),
+                        self.bus_organ.as_str(),
+                        format!(
+                            "{} -> {format} for {}; {size} bytes, sha256 {sha256}",
+                            doc.format,
+                            recipients.join(", ")
+                        ),
+                    ));
                     continue;
                 }
                 Some(Rendered::Failed(r)) => format!("not translatable to {format}: {r}"),
@@ -251,13 +247,10 @@ impl Translator {
                     .fail_leg(&doc.doc_id, recipient, &reason)
                     .await
                     .map_err(|e| retry(&e))?;
-                out.push(event(&doc.doc_id, "failed", recipient, reason.clone()).to_outgoing(t));
+                events.push(event(&doc.doc_id, "failed", recipient, reason.clone()));
             }
         }
-        self.publisher
-            .publish_and_forward(&msg, out)
-            .await
-            .map_err(|e| retry(&e))
+        Ok(Onward::forward(&msg, events, self.publisher.topology()))
     }
 }
 
@@ -293,21 +286,21 @@ fn event(doc_id: &str, key: &str, organ: &str, detail: String) -> EventMessage {
 
 impl DocumentStage for Translator {
     const STAGE: &'static str = STAGE;
-    async fn process(&self, msg: StageMessage) -> Result<(), Outcome> {
+    async fn process(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         self.translate(msg).await
     }
 }
 
-/// Runs the translator until `shutdown`.
+/// Runs the translator in `pipeline` until `shutdown`.
 pub async fn run(
     store: Store,
-    bus: BusConfig,
+    pipeline: Pipeline,
     config: TranslatorConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let publisher = Publisher::new(&bus, "lienthong-translator");
-    let queue = publisher.topology().stage_queue(STAGE);
-    let handler = Arc::new(Translator::new(store, publisher, &config)?);
-    lienthong_bus::consume(bus, queue, STAGE.into(), handler, shutdown).await;
+    let translator = Translator::new(store, pipeline.publisher().clone(), &config)?;
+    pipeline
+        .serve(Arc::new(Document(Arc::new(translator))), shutdown)
+        .await;
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
-use lienthong_bus::{BusConfig, DocumentStage, Outcome, Publisher};
+use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Publisher};
 use lienthong_edxml::{Format, MessageType, OrganId, Organization, StatusCode, write};
 use lienthong_outbox::to_outbox;
 use lienthong_store::{DeliveryState, DocumentRow, NewDocument, Store, VerdictRow, now_ms};
@@ -315,7 +315,7 @@ impl Verifier {
         Ok((verdict, true))
     }
 
-    async fn verify(&self, msg: StageMessage) -> Result<(), Outcome> {
+    async fn verify(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let doc = self
             .store
@@ -331,14 +331,14 @@ impl Verifier {
             SignatureOutcome::Invalid => false,
         };
         let t = self.publisher.topology();
-        let mut out =
-            vec![event(&doc.doc_id, "verified", &doc.sender, describe(&verdict)).to_outgoing(t)];
+        let mut events = vec![event(
+            &doc.doc_id,
+            "verified",
+            &doc.sender,
+            describe(&verdict),
+        )];
         if passes {
-            return self
-                .publisher
-                .publish_and_forward(&msg, out)
-                .await
-                .map_err(|e| retry(&e));
+            return Ok(Onward::forward(&msg, events, t));
         }
 
         let reason = match (verdict.outcome, &verdict.reason) {
@@ -356,10 +356,12 @@ impl Verifier {
                         .await
                         .map_err(|e| retry(&e))?;
                 }
-                out.push(
-                    event(&doc.doc_id, "failed", &leg.recipient, Some(reason.clone()))
-                        .to_outgoing(t),
-                );
+                events.push(event(
+                    &doc.doc_id,
+                    "failed",
+                    &leg.recipient,
+                    Some(reason.clone()),
+                ));
             }
         }
         if doc.message_type == MessageType::Edoc {
@@ -368,10 +370,10 @@ impl Verifier {
             let rest = msg.forward().map(|m| m.slip).unwrap_or_default();
             self.refuse_to_sender(&doc, &reason, rest).await?;
         }
-        self.publisher
-            .publish_all(&out)
-            .await
-            .map_err(|e| retry(&e))
+        Ok(Onward {
+            messages: Vec::new(),
+            events,
+        })
     }
 
     /// A stored package to read a piece at a time, and the size over which its attachments are
@@ -511,24 +513,22 @@ fn describe(v: &Verdict) -> Option<String> {
 
 impl DocumentStage for Verifier {
     const STAGE: &'static str = STAGE;
-    async fn process(&self, msg: StageMessage) -> Result<(), Outcome> {
+    async fn process(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         self.verify(msg).await
     }
 }
 
-/// Runs the verifier until `shutdown`.
+/// Runs the verifier in `pipeline` until `shutdown`.
 pub async fn run(
     store: Store,
-    bus: BusConfig,
+    pipeline: Pipeline,
     config: VerifierConfig,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let publisher = Publisher::new(&bus, "lienthong-verifier");
-    let queue = publisher.topology().stage_queue(STAGE);
-    let verifier = Arc::new(Verifier::new(store, publisher, config)?);
+    let verifier = Arc::new(Verifier::new(store, pipeline.publisher().clone(), config)?);
     let reload = tokio::spawn(Arc::clone(&verifier).reload(shutdown.clone()));
     let fetch = tokio::spawn(Arc::clone(&verifier).fetch_revocation(shutdown.clone()));
-    lienthong_bus::consume(bus, queue, "verifier".into(), verifier, shutdown).await;
+    pipeline.serve(Arc::new(Document(verifier)), shutdown).await;
     let _ = reload.await;
     let _ = fetch.await;
     Ok(())

@@ -34,6 +34,11 @@ pub struct BusConfig {
     /// Unacknowledged messages each consumer may hold (and so handle concurrently).
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
+    /// Runs the stages of one process back to back on a message (verifier, translator, router,
+    /// delivery), with one publish of what they leave, instead of a broker hop between each; the
+    /// chain's ledger events go as one message. Off: every stage hands on through the broker.
+    #[serde(default = "yes")]
+    pub chain_stages: bool,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
     /// How long a publish may wait for the broker's confirm before it counts as failed.
@@ -101,6 +106,9 @@ fn default_delivery_limit() -> u32 {
 fn default_prefetch() -> u16 {
     32
 }
+fn yes() -> bool {
+    true
+}
 fn default_connect_timeout() -> u64 {
     5_000
 }
@@ -123,6 +131,7 @@ impl BusConfig {
             queue_type: QueueType::default(),
             delivery_limit: default_delivery_limit(),
             prefetch: default_prefetch(),
+            chain_stages: true,
             connect_timeout_ms: default_connect_timeout(),
             confirm_timeout_ms: default_confirm_timeout(),
             tls: None,

@@ -46,29 +46,6 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: Incoming) -> impl Future<Output = Outcome> + Send;
 }
 
-/// A stage of the document pipeline: it takes the `StageMessage`s whose routing slip starts with
-/// its name. Anything else on its queue is poison.
-pub trait DocumentStage: Send + Sync + 'static {
-    const STAGE: &'static str;
-    fn process(
-        &self,
-        msg: crate::messages::StageMessage,
-    ) -> impl Future<Output = Result<(), Outcome>> + Send;
-}
-
-impl<S: DocumentStage> Handler for S {
-    async fn handle(&self, message: Incoming) -> Outcome {
-        let msg = match crate::messages::StageMessage::for_stage(&message.payload, S::STAGE) {
-            Ok(m) => m,
-            Err(poison) => return poison,
-        };
-        match self.process(msg).await {
-            Ok(()) => Outcome::Done,
-            Err(outcome) => outcome,
-        }
-    }
-}
-
 /// Consumes `queue` until `shutdown` turns true, then lets in-flight messages finish.
 pub async fn consume<H: Handler>(
     config: BusConfig,
@@ -105,20 +82,37 @@ async fn run<H: Handler>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), BusError> {
     let conn = crate::connect(config, name).await?;
-    let channel = conn.create_channel().await?;
-    declare(&channel, config).await?;
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await?;
     let tag = format!("{name}-{}", uuid::Uuid::new_v4().simple());
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    // Bounded: a node that accepted the connection may not answer yet (its quorum queues
+    // electing leaders after another node was lost); then try again, maybe another node.
+    let setup = async {
+        let channel = conn.create_channel().await?;
+        declare(&channel, config).await?;
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, BusError>((channel, consumer))
+    };
+    let limit = Duration::from_millis(config.confirm_timeout_ms);
+    let (channel, mut consumer) = match tokio::time::timeout(limit, setup).await {
+        Ok(ready) => ready?,
+        Err(_) => {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), conn.close(200, "slow".into())).await;
+            return Err(BusError::Unavailable(format!(
+                "the broker did not start the consumer within {} ms",
+                limit.as_millis()
+            )));
+        }
+    };
     tracing::info!(%queue, consumer = %tag, "consuming");
     let mut in_flight = JoinSet::new();
     let result = loop {

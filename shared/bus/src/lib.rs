@@ -9,13 +9,15 @@ mod consumer;
 mod dead;
 mod error;
 pub mod messages;
+mod pipeline;
 mod publisher;
 mod topology;
 
 pub use config::{BusConfig, QueueType, TlsConfig};
-pub use consumer::{DocumentStage, Handler, Incoming, Outcome, consume};
+pub use consumer::{Handler, Incoming, Outcome, consume};
 pub use dead::{DeadAction, DeadLetter};
 pub use error::BusError;
+pub use pipeline::{Document, DocumentStage, Onward, Pipeline, Stage, StageFuture};
 pub use publisher::{Outgoing, Publisher, Route};
 pub use topology::{STAGES, Topology, declare};
 

@@ -115,6 +115,51 @@ impl EventMessage {
     }
 }
 
+/// Most events in one message on the events exchange.
+const EVENTS_PER_MESSAGE: usize = 64;
+
+impl EventMessage {
+    /// The events of one message on the events exchange: one event (an object) or several
+    /// published together (an array).
+    pub fn read_all(payload: &[u8]) -> Result<Vec<EventMessage>, serde_json::Error> {
+        match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => serde_json::from_slice(payload),
+            _ => serde_json::from_slice(payload).map(|e| vec![e]),
+        }
+    }
+}
+
+/// Events published together: one message per event when there is one, otherwise arrays of up
+/// to 64. A batch's routing key lists its kinds (`verified.translated.routed.delivered`), so
+/// consumers bind to a kind with `#.kind.#` whatever else travels with it.
+pub fn events_outgoing(events: &[EventMessage], t: &Topology) -> Vec<Outgoing> {
+    if let [one] = events {
+        return vec![one.to_outgoing(t)];
+    }
+    events
+        .chunks(EVENTS_PER_MESSAGE)
+        .map(|batch| {
+            let mut kinds: Vec<&str> = Vec::new();
+            for e in batch {
+                if !kinds.contains(&e.kind.as_str()) {
+                    kinds.push(&e.kind);
+                }
+            }
+            let first = &batch[0];
+            Outgoing {
+                route: Route {
+                    exchange: t.events(),
+                    routing_key: kinds.join("."),
+                    mandatory: true,
+                },
+                payload: json(&batch),
+                message_id: format!("{}+{}", first.event_id, batch.len() - 1),
+                doc_id: Some(first.doc_id.clone()),
+            }
+        })
+        .collect()
+}
+
 /// Tells an AMQP adapter that something arrived in its agency's inbox (routing key: the OrganId).
 /// Adapters read it, so its fields are named as in the REST interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +194,45 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(doc: &str, kind: &str, organ: &str) -> EventMessage {
+        EventMessage::about(doc, kind, organ, None, 1)
+    }
+
+    #[test]
+    fn events_published_together_read_back_as_they_were_and_name_their_kinds() {
+        let t = Topology::new("lt");
+        let one = vec![event("d", "verified", "A")];
+        let out = events_outgoing(&one, &t);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].route.routing_key, "verified");
+        assert_eq!(out[0].message_id, "d:verified:A");
+        assert_eq!(EventMessage::read_all(&out[0].payload).expect("one"), one);
+
+        let many: Vec<EventMessage> = (0..70)
+            .map(|i| {
+                event(
+                    "d",
+                    if i % 2 == 0 { "routed" } else { "delivered" },
+                    &i.to_string(),
+                )
+            })
+            .collect();
+        let out = events_outgoing(&many, &t);
+        assert_eq!(out.len(), 2, "64 events at most per message");
+        assert_eq!(out[0].route.routing_key, "routed.delivered");
+        assert_eq!(out[0].route.exchange, "lt.events");
+        assert_eq!(out[0].message_id, "d:routed:0+63");
+        assert_eq!(out[1].message_id, "d:routed:64+5");
+        let back: Vec<EventMessage> = out
+            .iter()
+            .flat_map(|o| EventMessage::read_all(&o.payload).expect("a batch"))
+            .collect();
+        assert_eq!(back, many);
+        assert!(events_outgoing(&[], &t).is_empty());
+        assert!(EventMessage::read_all(b"{\"kind\": 3}").is_err());
+        assert!(EventMessage::read_all(b" [1]").is_err());
+    }
 
     #[test]
     fn routing_slip_forwards_to_the_next_stage_only() {

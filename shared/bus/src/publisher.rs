@@ -154,13 +154,32 @@ impl Publisher {
         }
         *link = None;
         let conn = crate::connect(&self.inner.config, &self.inner.name).await?;
-        let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        if self.inner.declares {
-            declare(&channel, &self.inner.config).await?;
-        }
+        // Bounded: a node that accepted the connection may still not answer (its quorum queues
+        // electing leaders after another node was lost), and every publish of this publisher
+        // waits behind this lock meanwhile.
+        let limit = Duration::from_millis(self.inner.config.confirm_timeout_ms);
+        let setup = async {
+            let channel = conn.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            if self.inner.declares {
+                declare(&channel, &self.inner.config).await?;
+            }
+            Ok::<_, BusError>(channel)
+        };
+        let channel = match tokio::time::timeout(limit, setup).await {
+            Ok(channel) => channel?,
+            Err(_) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), conn.close(200, "slow".into()))
+                        .await;
+                return Err(BusError::Unavailable(format!(
+                    "the broker opened no channel within {} ms",
+                    limit.as_millis()
+                )));
+            }
+        };
         if let Ok(mut status) = self.inner.status.lock() {
             *status = Some(conn.status().clone());
         }
@@ -197,19 +216,6 @@ impl Publisher {
     /// Publishes one message and waits for its confirm.
     pub async fn publish(&self, message: Outgoing) -> Result<(), BusError> {
         self.publish_all(std::slice::from_ref(&message)).await
-    }
-
-    /// A stage's last step: publishes `out` and the message for the next stage on `msg`'s slip,
-    /// all confirmed (a stage acks its input only after this).
-    pub async fn publish_and_forward(
-        &self,
-        msg: &crate::messages::StageMessage,
-        mut out: Vec<Outgoing>,
-    ) -> Result<(), BusError> {
-        if let Some(next) = msg.forward() {
-            out.push(next.to_outgoing(self.topology()));
-        }
-        self.publish_all(&out).await
     }
 
     /// Publishes several messages, then waits for every confirm (pipelined, so a batch costs about
@@ -266,6 +272,48 @@ impl Publisher {
 
     async fn try_publish_all(&self, messages: &[Outgoing]) -> Result<(), BusError> {
         let channel = self.channel().await?;
+        let limit = Duration::from_millis(self.inner.config.confirm_timeout_ms);
+        let confirms = tokio::time::timeout(limit, self.send_all(&channel, messages))
+            .await
+            .map_err(|_| {
+                BusError::Unavailable(format!(
+                    "the broker took no message within {} ms",
+                    limit.as_millis()
+                ))
+            })??;
+        for (confirm, m) in confirms {
+            let confirmation = match tokio::time::timeout(limit, confirm).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(BusError::Unavailable(e.to_string())),
+                Err(_) => {
+                    return Err(BusError::Unavailable(format!(
+                        "no publisher confirm within {} ms",
+                        limit.as_millis()
+                    )));
+                }
+            };
+            if confirmation.is_nack() {
+                return Err(BusError::Refused(format!(
+                    "nack for {} on {}",
+                    m.message_id, m.route.exchange
+                )));
+            }
+            if confirmation.take_message().is_some() {
+                return Err(BusError::Unroutable {
+                    exchange: m.route.exchange.clone(),
+                    routing_key: m.route.routing_key.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every message on `channel` (pipelined); their confirms, to wait for.
+    async fn send_all<'m>(
+        &self,
+        channel: &Channel,
+        messages: &'m [Outgoing],
+    ) -> Result<Vec<(lapin::PublisherConfirm, &'m Outgoing)>, BusError> {
         let mut confirms = Vec::with_capacity(messages.len());
         // The trace this publish belongs to goes with every message (W3C trace context).
         let trace = lienthong_telemetry::current_context_headers();
@@ -300,31 +348,6 @@ impl Publisher {
                 .map_err(|e| BusError::Unavailable(e.to_string()))?;
             confirms.push((confirm, m));
         }
-        let limit = Duration::from_millis(self.inner.config.confirm_timeout_ms);
-        for (confirm, m) in confirms {
-            let confirmation = match tokio::time::timeout(limit, confirm).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(BusError::Unavailable(e.to_string())),
-                Err(_) => {
-                    return Err(BusError::Unavailable(format!(
-                        "no publisher confirm within {} ms",
-                        limit.as_millis()
-                    )));
-                }
-            };
-            if confirmation.is_nack() {
-                return Err(BusError::Refused(format!(
-                    "nack for {} on {}",
-                    m.message_id, m.route.exchange
-                )));
-            }
-            if confirmation.take_message().is_some() {
-                return Err(BusError::Unroutable {
-                    exchange: m.route.exchange.clone(),
-                    routing_key: m.route.routing_key.clone(),
-                });
-            }
-        }
-        Ok(())
+        Ok(confirms)
     }
 }

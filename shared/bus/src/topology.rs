@@ -235,8 +235,9 @@ async fn declare_federation(
     for kind in ["package", "receipt"] {
         bindings.push((t.arrivals_queue(), t.federation(), kind.into()));
     }
+    // Events published together carry every kind in their routing key.
     for kind in ["delivered", "failed", "transport"] {
-        bindings.push((t.receipts_queue(), t.events(), kind.into()));
+        bindings.push((t.receipts_queue(), t.events(), format!("#.{kind}.#")));
     }
     for (queue, exchange, key) in bindings {
         channel

@@ -43,6 +43,15 @@ impl Stage {
                 &[("queue", &queue)],
             );
         }
+        // Each stage's own work, chained or not (its queue's time includes the stages after it
+        // in the chain).
+        for stage in label_values(after, "lienthong_stage_seconds_count", "stage") {
+            row(
+                format!("  stage {stage}"),
+                "lienthong_stage_seconds",
+                &[("stage", &stage)],
+            );
+        }
         row(
             "publish + confirm (a batch)".into(),
             "lienthong_publish_seconds",
@@ -359,7 +368,9 @@ mod tests {
             "lienthong_message_handling_seconds_sum{queue=\"b.stage.router\"} 3\n\
              lienthong_message_handling_seconds_count{queue=\"b.stage.router\"} 110\n\
              lienthong_http_request_seconds_sum{route=\"/v1/sendEdoc\"} 0.5\n\
-             lienthong_http_request_seconds_count{route=\"/v1/sendEdoc\"} 100\n",
+             lienthong_http_request_seconds_count{route=\"/v1/sendEdoc\"} 100\n\
+             lienthong_stage_seconds_sum{stage=\"delivery\"} 0.2\n\
+             lienthong_stage_seconds_count{stage=\"delivery\"} 100\n",
         )
         .expect("parse");
         let stages = Stage::from_scrapes(&before, &after);
@@ -375,6 +386,11 @@ mod tests {
                     name: "queue b.stage.router".into(),
                     count: 100.0,
                     mean_ms: 20.0
+                },
+                Stage {
+                    name: "  stage delivery".into(),
+                    count: 100.0,
+                    mean_ms: 2.0
                 },
             ]
         );

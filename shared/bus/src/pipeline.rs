@@ -1,0 +1,223 @@
+//! The document stages a process runs, run back to back on one message.
+//!
+//! Each stage (verifier, translator, router, delivery) does its store work and returns what it
+//! leaves to publish: the message for the next stage, deliveries, inbox notices, events. When the
+//! next stage runs in the same process, the pipeline hands it the message in place instead of
+//! through the broker (`bus.chain_stages`, on by default), and everything the stages left is
+//! published once, all confirmed, before the message that started the chain is acked. The
+//! chain's lifecycle events travel as one message to the ledger.
+//!
+//! Nothing about delivery changes: the message is acked only after the last stage's output is
+//! confirmed, so a crash anywhere in the chain hands the message to another consumer, which runs
+//! the stages again (each is idempotent, as with separate hops). A stage in the chain that cannot
+//! handle its message (poison) gets it on its own queue instead, where its consumer dead-letters
+//! it as it would without the chain. A stage in another process gets its message through the
+//! broker, as before: processes can run any set of stages.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::messages::{EventMessage, StageMessage, events_outgoing};
+use crate::{BusConfig, Handler, Incoming, Outcome, Outgoing, Publisher, Topology};
+
+/// What a stage leaves to publish once its work on a message is done.
+#[derive(Debug, Default)]
+pub struct Onward {
+    /// For other stages and other consumers: the next stage on the slip, deliveries, inbox
+    /// notices, link orders.
+    pub messages: Vec<Outgoing>,
+    /// Lifecycle events for the ledger.
+    pub events: Vec<EventMessage>,
+}
+
+impl Onward {
+    /// `events`, then the message for the stage after `msg`'s on its slip, if any.
+    pub fn forward(msg: &StageMessage, events: Vec<EventMessage>, t: &Topology) -> Self {
+        Self {
+            messages: msg
+                .forward()
+                .map(|m| m.to_outgoing(t))
+                .into_iter()
+                .collect(),
+            events,
+        }
+    }
+}
+
+/// The future a stage returns.
+pub type StageFuture<'a> = Pin<Box<dyn Future<Output = Result<Onward, Outcome>> + Send + 'a>>;
+
+/// A stage's work on one message from its queue (bound to the pipeline exchange with the stage's
+/// name as routing key). Stages must be idempotent: a message may arrive twice, and a chain that
+/// failed part-way runs again from its first stage.
+pub trait Stage: Send + Sync + 'static {
+    /// The stage's name: its routing key and queue.
+    fn name(&self) -> &'static str;
+    fn run<'a>(&'a self, payload: &'a [u8]) -> StageFuture<'a>;
+}
+
+/// A stage of the document pipeline: it takes the `StageMessage`s whose routing slip starts with
+/// its name. Anything else on its queue is poison.
+pub trait DocumentStage: Send + Sync + 'static {
+    const STAGE: &'static str;
+    fn process(&self, msg: StageMessage) -> impl Future<Output = Result<Onward, Outcome>> + Send;
+}
+
+/// A [`DocumentStage`] as a [`Stage`].
+pub struct Document<S>(pub Arc<S>);
+
+impl<S: DocumentStage> Stage for Document<S> {
+    fn name(&self) -> &'static str {
+        S::STAGE
+    }
+    fn run<'a>(&'a self, payload: &'a [u8]) -> StageFuture<'a> {
+        Box::pin(async move {
+            let msg = StageMessage::for_stage(payload, S::STAGE)?;
+            self.0.process(msg).await
+        })
+    }
+}
+
+/// The stages of one process on one bus, and the publisher they share. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: BusConfig,
+    publisher: Publisher,
+    local: RwLock<BTreeMap<&'static str, Arc<dyn Stage>>>,
+}
+
+impl Pipeline {
+    pub fn new(config: &BusConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                publisher: Publisher::new(config, "lienthong-stages"),
+                local: RwLock::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.inner.publisher
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.inner.config
+    }
+
+    /// Consumes `stage`'s queue until `shutdown`; while it runs, the other stages of this
+    /// pipeline hand it their messages in place.
+    pub async fn serve(&self, stage: Arc<dyn Stage>, shutdown: watch::Receiver<bool>) {
+        let name = stage.name();
+        if let Ok(mut local) = self.inner.local.write() {
+            local.insert(name, Arc::clone(&stage));
+        }
+        let queue = self.inner.publisher.topology().stage_queue(name);
+        let entry = Arc::new(Entry {
+            pipeline: self.clone(),
+            stage,
+        });
+        crate::consume(
+            self.inner.config.clone(),
+            queue,
+            name.into(),
+            entry,
+            shutdown,
+        )
+        .await;
+        if let Ok(mut local) = self.inner.local.write() {
+            local.remove(name);
+        }
+    }
+
+    /// The stage of this process that takes `message`, when chaining is on.
+    fn local_for(&self, message: &Outgoing) -> Option<Arc<dyn Stage>> {
+        if !self.inner.config.chain_stages
+            || message.route.exchange != self.inner.publisher.topology().pipeline()
+        {
+            return None;
+        }
+        self.inner
+            .local
+            .read()
+            .ok()?
+            .get(message.route.routing_key.as_str())
+            .cloned()
+    }
+
+    /// Runs `first` on `payload`, then every stage of this process its output is for, and
+    /// publishes what is left.
+    async fn chain(&self, first: &Arc<dyn Stage>, payload: &[u8]) -> Outcome {
+        let t = self.inner.publisher.topology();
+        let mut work: VecDeque<(Arc<dyn Stage>, Outgoing)> = VecDeque::new();
+        let mut publish = Vec::new();
+        let mut events = Vec::new();
+        let mut onward = match run_stage(first, payload).await {
+            Ok(onward) => onward,
+            Err(outcome) => return outcome,
+        };
+        loop {
+            events.append(&mut onward.events);
+            for message in onward.messages {
+                match self.local_for(&message) {
+                    Some(stage) => work.push_back((stage, message)),
+                    None => publish.push(message),
+                }
+            }
+            let Some((stage, message)) = work.pop_front() else {
+                break;
+            };
+            onward = match run_stage(&stage, &message.payload).await {
+                Ok(onward) => onward,
+                Err(Outcome::Poison(reason)) => {
+                    // Its own consumer dead-letters it, with the reason, on its own queue.
+                    tracing::warn!(stage = stage.name(), %reason, "a chained stage cannot handle its message; sending it to the stage's queue");
+                    publish.push(message);
+                    Onward::default()
+                }
+                // The whole chain again, later: every stage is idempotent.
+                Err(other) => return other,
+            };
+        }
+        publish.extend(if self.inner.config.chain_stages {
+            events_outgoing(&events, t)
+        } else {
+            events.iter().map(|e| e.to_outgoing(t)).collect()
+        });
+        match self.inner.publisher.publish_all(&publish).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}
+
+/// One stage's work, timed and in a span of its own.
+async fn run_stage(stage: &Arc<dyn Stage>, payload: &[u8]) -> Result<Onward, Outcome> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("stage", stage = stage.name());
+    let result = stage.run(payload).instrument(span).await;
+    metrics::histogram!("lienthong_stage_seconds", "stage" => stage.name())
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// A stage's queue, read by the pipeline.
+struct Entry {
+    pipeline: Pipeline,
+    stage: Arc<dyn Stage>,
+}
+
+impl Handler for Entry {
+    async fn handle(&self, message: Incoming) -> Outcome {
+        self.pipeline.chain(&self.stage, &message.payload).await
+    }
+}

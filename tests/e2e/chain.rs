@@ -1,0 +1,427 @@
+//! The stages of one process run back to back on a message (`bus.chain_stages`): what goes
+//! through the broker, what the ledger records, and what happens when a stage in the chain
+//! cannot handle its message or fails for now.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lienthong_bus::messages::EventMessage;
+use lienthong_bus::{
+    DeadAction, Onward, Outcome, Outgoing, Pipeline, Publisher, Route, Stage, StageFuture,
+};
+use lienthong_tests::*;
+use tokio::sync::watch;
+
+/// Copies of what is published on the bus's exchanges, in queues of the test's own.
+struct Taps {
+    conn: lapin::Connection,
+    channel: lapin::Channel,
+    pipeline: String,
+    events: String,
+}
+
+impl Taps {
+    async fn new(env: &Env) -> Taps {
+        let conn = lapin::Connection::connect(&env.bus.url, lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp");
+        let channel = conn.create_channel().await.expect("channel");
+        lienthong_bus::declare(&channel, &env.bus)
+            .await
+            .expect("topology");
+        let t = env.topology();
+        let mut names = Vec::new();
+        for (exchange, keys) in [
+            (
+                t.pipeline(),
+                &["verifier", "translator", "router", "delivery"][..],
+            ),
+            (t.events(), &["#"][..]),
+        ] {
+            let q = channel
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await
+                .expect("queue");
+            for key in keys {
+                channel
+                    .queue_bind(
+                        q.name().clone(),
+                        exchange.as_str().into(),
+                        (*key).into(),
+                        QueueBindOptions::default(),
+                        Default::default(),
+                    )
+                    .await
+                    .expect("bind");
+            }
+            names.push(q.name().to_string());
+        }
+        let events = names.pop().expect("events");
+        let pipeline = names.pop().expect("pipeline");
+        Taps {
+            conn,
+            channel,
+            pipeline,
+            events,
+        }
+    }
+
+    /// Every message in `queue` now: routing key and payload.
+    async fn drain(&self, queue: &str) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+        {
+            out.push((m.delivery.routing_key.to_string(), m.delivery.data.clone()));
+        }
+        out
+    }
+
+    async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// One document to two agencies, with the stages chained or not: what the broker carried, and
+/// what the ledger recorded (the same either way).
+async fn one_document(chain: bool) -> (Vec<String>, Vec<(String, usize)>, Vec<String>) {
+    let mut env = Env::new(Backend::Sqlite).await;
+    env.bus.chain_stages = chain;
+    let taps = Taps::new(&env).await;
+    let bus = InProcessBus::start(&env).await;
+    let doc_id = bus
+        .send_edoc("province", PROVINCE, &[MINISTRY, COMMUNE])
+        .await;
+    env.all_delivered(&doc_id).await;
+    let recorded = eventually(
+        "both deliveries in the ledger",
+        Duration::from_secs(20),
+        || async {
+            let trace = env.store.trace(&doc_id).await.expect("trace");
+            let kinds: Vec<String> = trace.iter().map(|e| e.kind.clone()).collect();
+            (kinds.iter().filter(|k| *k == "delivered").count() == 2).then_some(kinds)
+        },
+    )
+    .await;
+    // Whatever was still to come has come once the ledger has everything.
+    let mut pipeline: Vec<String> = taps
+        .drain(&taps.pipeline)
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    pipeline.sort();
+    let events: Vec<(String, usize)> = taps
+        .drain(&taps.events)
+        .await
+        .into_iter()
+        .map(|(key, payload)| {
+            let n = EventMessage::read_all(&payload).expect("events").len();
+            (key, n)
+        })
+        .collect();
+    taps.close().await;
+    bus.stop().await;
+    env.teardown().await;
+    let mut recorded = recorded;
+    recorded.sort();
+    (pipeline, events, recorded)
+}
+
+#[tokio::test]
+async fn a_process_runs_its_stages_back_to_back_and_tells_the_ledger_once() {
+    let (pipeline, events, recorded) = one_document(true).await;
+    // One hop through the broker: the gateway's to the verifier. The translator, the router
+    // and both deliveries ran in place.
+    assert_eq!(pipeline, ["verifier"]);
+    // The gateway's `accepted`, then everything the chain recorded in one message whose routing
+    // key names each kind.
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0], ("accepted".to_owned(), 1));
+    let (key, n) = &events[1];
+    for kind in ["verified", "translated", "routed", "delivered"] {
+        assert!(key.split('.').any(|k| k == kind), "{key}");
+    }
+    assert_eq!(*n + 1, recorded.len(), "{recorded:?}");
+
+    // Without the chain every stage hands on through the broker, each event a message; the
+    // ledger records the same events.
+    let (pipeline_off, events_off, recorded_off) = one_document(false).await;
+    assert_eq!(
+        pipeline_off,
+        ["delivery", "delivery", "router", "translator", "verifier"]
+    );
+    assert_eq!(events_off.len(), recorded_off.len(), "{events_off:?}");
+    assert!(events_off.iter().all(|(_, n)| *n == 1));
+    assert_eq!(recorded, recorded_off);
+}
+
+#[tokio::test]
+async fn a_chain_run_again_after_delivery_tells_the_ledger_again_and_delivers_nothing_twice() {
+    let env = Env::new(Backend::Sqlite).await;
+    let bus = InProcessBus::start(&env).await;
+    let doc_id = bus
+        .send_edoc("province", PROVINCE, &[MINISTRY, COMMUNE])
+        .await;
+    env.all_delivered(&doc_id).await;
+    // As if the attempt that delivered both copies had died before its publish was confirmed:
+    // the broker hands the verifier's message out again.
+    let taps = Taps::new(&env).await;
+    let t = env.topology();
+    Publisher::new(&env.bus, "test-redelivery")
+        .publish(
+            lienthong_bus::messages::StageMessage {
+                doc_id: doc_id.clone(),
+                slip: vec!["verifier".into(), "translator".into(), "router".into()],
+            }
+            .to_outgoing(&t),
+        )
+        .await
+        .expect("published");
+    let events = eventually(
+        "the chain's events again",
+        Duration::from_secs(20),
+        || async {
+            let got: Vec<EventMessage> = taps
+                .drain(&taps.events)
+                .await
+                .into_iter()
+                .flat_map(|(_, p)| EventMessage::read_all(&p).expect("events"))
+                .collect();
+            (!got.is_empty()).then_some(got)
+        },
+    )
+    .await;
+    // Delivery ran again on the delivered copies, so its events went out again: had the first
+    // attempt's publish been lost, the ledger would still get them.
+    let delivered: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "delivered")
+        .filter_map(|e| e.organ.as_deref())
+        .collect();
+    assert!(
+        delivered.contains(&MINISTRY) && delivered.contains(&COMMUNE),
+        "{events:?}"
+    );
+    // Still one copy each, and each event recorded once.
+    for (system, organ) in [("ministry", MINISTRY), ("commune", COMMUNE)] {
+        assert_eq!(
+            inbox_doc_ids(&bus.client(system), "edoc").await,
+            std::slice::from_ref(&doc_id),
+            "{organ}"
+        );
+    }
+    let trace = env.store.trace(&doc_id).await.expect("trace");
+    for kind in ["accepted", "verified"] {
+        assert_eq!(trace.iter().filter(|e| e.kind == kind).count(), 1, "{kind}");
+    }
+    assert_eq!(trace.iter().filter(|e| e.kind == "delivered").count(), 2);
+    taps.close().await;
+    bus.stop().await;
+    env.teardown().await;
+}
+
+/// A stage of the test's own: counts its runs by payload, and does what the payload says.
+struct Scripted {
+    name: &'static str,
+    next: Option<&'static str>,
+    runs: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    /// How many `flaky` messages it still fails, for now.
+    flaky: AtomicUsize,
+    prefix: String,
+}
+
+impl Stage for Scripted {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn run<'a>(&'a self, payload: &'a [u8]) -> StageFuture<'a> {
+        Box::pin(async move {
+            let text = String::from_utf8_lossy(payload).into_owned();
+            *self
+                .runs
+                .lock()
+                .expect("runs")
+                .entry(format!("{}:{text}", self.name))
+                .or_default() += 1;
+            if text == "poison" && self.next.is_none() {
+                return Err(Outcome::Poison(
+                    "the test's last stage cannot read it".into(),
+                ));
+            }
+            if text == "flaky"
+                && self.next.is_none()
+                && self
+                    .flaky
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                return Err(Outcome::Retry("the test's database is away".into()));
+            }
+            let mut onward = Onward::default();
+            onward.events.push(EventMessage::about(
+                &text,
+                self.name,
+                "000.00.00.H49",
+                None,
+                1,
+            ));
+            if let Some(next) = self.next {
+                onward.messages.push(Outgoing {
+                    route: Route {
+                        exchange: format!("{}.pipeline", self.prefix),
+                        routing_key: next.into(),
+                        mandatory: true,
+                    },
+                    payload: payload.to_vec(),
+                    message_id: format!("{text}:{next}"),
+                    doc_id: Some(text.clone()),
+                });
+            }
+            Ok(onward)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_own_queue() {
+    let env = Env::new(Backend::Sqlite).await;
+    let taps = Taps::new(&env).await;
+    let runs = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let stage = |name, next| Scripted {
+        name,
+        next,
+        runs: Arc::clone(&runs),
+        flaky: AtomicUsize::new(2),
+        prefix: env.bus.prefix.clone(),
+    };
+    let pipeline = Pipeline::new(&env.bus);
+    let (stop, shutdown) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in [
+        stage("verifier", Some("translator")),
+        stage("translator", None),
+    ] {
+        let (p, shutdown) = (pipeline.clone(), shutdown.clone());
+        tasks.spawn(async move { p.serve(Arc::new(s), shutdown).await });
+    }
+    // Both stages consume before anything is sent, so the chain is in place.
+    let publisher = Publisher::new(&env.bus, "test-chain");
+    let t = env.topology();
+    eventually("both stages consuming", Duration::from_secs(20), || async {
+        let depths = publisher
+            .queue_depths(&[t.stage_queue("verifier"), t.stage_queue("translator")])
+            .await
+            .ok()?;
+        (depths.len() == 2 && depths.iter().all(|(_, (_, consumers))| *consumers == 1))
+            .then_some(())
+    })
+    .await;
+    for text in ["poison", "flaky", "good"] {
+        publisher
+            .publish(Outgoing {
+                route: Route {
+                    exchange: t.pipeline(),
+                    routing_key: "verifier".into(),
+                    mandatory: true,
+                },
+                payload: text.as_bytes().to_vec(),
+                message_id: format!("{text}:verifier"),
+                doc_id: Some(text.into()),
+            })
+            .await
+            .expect("published");
+    }
+    eventually("one dead letter", Duration::from_secs(30), || async {
+        (env.dead_letters().await == 1).then_some(())
+    })
+    .await;
+    // Every chain's events, gathered as they come.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gather = || {
+        let (seen, taps) = (Arc::clone(&seen), &taps);
+        async move {
+            let got: Vec<String> = taps
+                .drain(&taps.events)
+                .await
+                .into_iter()
+                .flat_map(|(_, p)| EventMessage::read_all(&p).expect("events"))
+                .map(|e| e.event_id)
+                .collect();
+            let mut seen = seen.lock().expect("seen");
+            seen.extend(got);
+            (seen.len() >= 5).then_some(())
+        }
+    };
+    eventually("every chain's events", Duration::from_secs(30), &gather).await;
+    // Anything more (a duplicate) would come now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gather().await;
+    let mut events = seen.lock().expect("seen").clone();
+    events.sort();
+
+    // The poison message died on the translator's queue, where its stage is, with its own id;
+    // the verifier's message was handled (it is not among the dead).
+    let dead = publisher
+        .dead_letters(DeadAction::Keep, None, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].queue, t.stage_queue("translator"));
+    assert_eq!(dead[0].message_id.as_deref(), Some("poison:translator"));
+    assert_eq!(dead[0].payload, "poison");
+    // The poison message's verifier events went out with it; then the translator's own consumer
+    // ran it once more before dead-lettering it.
+    let runs = runs.lock().expect("runs").clone();
+    assert_eq!(runs["verifier:poison"], 1);
+    assert_eq!(runs["translator:poison"], 2);
+    // A stage that fails for now runs the whole chain again: each stage is idempotent, and
+    // what the chain leaves is published once, after its last stage.
+    assert_eq!(runs["verifier:flaky"], 3, "{runs:?}");
+    assert_eq!(runs["translator:flaky"], 3, "{runs:?}");
+    assert_eq!(runs["verifier:good"], 1);
+    assert_eq!(runs["translator:good"], 1);
+    let expected = [
+        "flaky:translator:000.00.00.H49",
+        "flaky:verifier:000.00.00.H49",
+        "good:translator:000.00.00.H49",
+        "good:verifier:000.00.00.H49",
+        "poison:verifier:000.00.00.H49",
+    ];
+    assert_eq!(events, expected);
+    // Nothing passed through the broker between the stages but the poison message.
+    let hops: Vec<String> = taps
+        .drain(&taps.pipeline)
+        .await
+        .into_iter()
+        .map(|(key, p)| format!("{key}:{}", String::from_utf8_lossy(&p)))
+        .collect();
+    let mut hops = hops;
+    hops.sort();
+    assert_eq!(
+        hops,
+        [
+            "translator:poison",
+            "verifier:flaky",
+            "verifier:good",
+            "verifier:poison"
+        ]
+    );
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    taps.close().await;
+    env.teardown().await;
+}
