@@ -186,7 +186,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
         );
         std::fs::write(dir.path().join(unit), text).expect("write");
     }
-    for role in ["gateway", "ledger", "console"] {
+    for role in ["gateway", "ledger", "console", "workers"] {
         let instance = dir.path().join(format!("lienthong@{role}.service"));
         std::fs::copy(dir.path().join("lienthong@.service"), &instance).expect("copy");
         let out = Command::new("systemd-analyze")
