@@ -2,13 +2,15 @@
 //! certificate from the configured CA sends and fetches over TLS, with the Rust client and with
 //! the CLI; a certificate from another CA, no certificate, and plain HTTP are refused before any
 //! request is read. With `client_certificates = "optional"`, a system without a certificate gets
-//! in (it still signs in with its secret), and a stranger's certificate is still refused.
+//! in (it still signs in with its secret), and a stranger's certificate is still refused. The web
+//! console serves HTTPS the same way, and reaches an HTTPS gateway with its own certificate.
 
 use std::path::Path;
 
 use lienthong_client::{Client, Tls};
 use lienthong_edxml::write_edoc;
 use lienthong_gateway::{ClientCertificates, GatewayTls};
+use lienthong_tests::browser::{Console, PASSWORD};
 use lienthong_tests::links::Pki;
 use lienthong_tests::*;
 
@@ -154,7 +156,7 @@ fn unreadable_certificates_are_named_at_start() {
         cert_file: dir.path().join("nope.pem"),
         ..tls(&pki, ClientCertificates::Required)
     };
-    let Err(err) = missing.acceptor() else {
+    let Err(err) = missing.acceptor("gateway.tls") else {
         panic!("a missing file is an error");
     };
     assert!(
@@ -165,8 +167,85 @@ fn unreadable_certificates_are_named_at_start() {
         key_file: pki.client_key(),
         ..tls(&pki, ClientCertificates::Required)
     };
-    let Err(err) = mismatched.acceptor() else {
+    let Err(err) = mismatched.acceptor("gateway.tls") else {
         panic!("the key of another certificate is an error");
     };
     assert!(err.contains("does not go with"), "{err}");
+}
+
+#[tokio::test]
+async fn the_console_serves_https_to_machines_with_a_certificate_and_reaches_an_https_gateway() {
+    let dir = tempfile::tempdir().expect("temp");
+    let pki = Pki::make(dir.path());
+    let mut env = Env::new(Backend::Sqlite).await;
+    env.gateway_tls = Some(tls(&pki, ClientCertificates::Required));
+    let bus = InProcessBus::start(&env).await;
+    let mut config = Console::config(&env, &[MINISTRY]);
+    config.tls = Some(tls(&pki, ClientCertificates::Required));
+    // The gateway asks for a client certificate too: the console presents its own.
+    config.gateway_ca_file = Some(pki.ca());
+    config.gateway_cert_file = Some(pki.client_cert());
+    config.gateway_key_file = Some(pki.client_key());
+    let console = Console::serve(config, &bus.url).await;
+    assert!(console.url.starts_with("https://"), "{}", console.url);
+
+    let browser = |identity: Option<(std::path::PathBuf, std::path::PathBuf)>| {
+        Tls {
+            ca_file: Some(pki.ca()),
+            identity,
+        }
+        .http_client()
+        .expect("https client")
+    };
+    // A machine holding a certificate from the CA signs in; the session cookie is sent over
+    // HTTPS only.
+    let read = |p: std::path::PathBuf| std::fs::read(p).expect("pem");
+    let identity = [
+        read(pki.client_cert()),
+        b"\n".to_vec(),
+        read(pki.client_key()),
+    ]
+    .concat();
+    let machine = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&read(pki.ca())).expect("ca"))
+        .identity(reqwest::Identity::from_pem(&identity).expect("identity"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let session = machine
+        .post(format!("{}/login", console.url))
+        .form(&[("name", "op"), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .expect("sign-in over HTTPS");
+    assert_eq!(session.status(), 303);
+    let set_cookie = session.headers()["set-cookie"].to_str().expect("cookie");
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    // The failed deliveries page, which the console reads from the gateway's /admin API over
+    // HTTPS, presenting its own certificate (a 502 if it could not).
+    let page = machine
+        .get(format!("{}/failed", console.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("a page over HTTPS");
+    assert_eq!(page.status(), 200);
+
+    // A machine without a certificate from the CA gets no page: the handshake is refused.
+    let stranger = browser(Some((pki.stranger_cert(), pki.stranger_key())));
+    for (who, client) in [("no certificate", browser(None)), ("a stranger", stranger)] {
+        let refused = client.get(format!("{}/login", console.url)).send().await;
+        assert!(refused.is_err(), "{who}: {refused:?}");
+    }
+    // Nor does plain HTTP.
+    let plain = reqwest::get(console.url.replace("https://", "http://")).await;
+    assert!(
+        plain.is_err() || !plain.as_ref().is_ok_and(|r| r.status().is_success()),
+        "{plain:?}"
+    );
+    console.stop().await;
+    bus.stop().await;
+    env.teardown().await;
 }

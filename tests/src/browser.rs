@@ -24,6 +24,11 @@ impl Console {
     /// A console for the gateway at `gateway_url`, with users `op` (operator), `sec` (security
     /// officer) and `clerk` (viewer of `viewer_agencies`).
     pub async fn start(env: &Env, gateway_url: &str, viewer_agencies: &[&str]) -> Console {
+        Self::serve(Self::config(env, viewer_agencies), gateway_url).await
+    }
+
+    /// The configuration [`Console::start`] serves, to change before [`Console::serve`].
+    pub fn config(env: &Env, viewer_agencies: &[&str]) -> lienthong_console::ConsoleConfig {
         let hash = lienthong_console::hash_password(PASSWORD, 1_000).expect("hash");
         let user = |name: &str, role, agencies: &[&str]| lienthong_console::User {
             name: name.into(),
@@ -31,7 +36,7 @@ impl Console {
             password: hash.clone(),
             agencies: agencies.iter().map(|a| (*a).to_owned()).collect(),
         };
-        let config = lienthong_console::ConsoleConfig {
+        lienthong_console::ConsoleConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             operator_token: Some(OPERATOR_TOKEN.into()),
             security_token: Some(OFFICER_TOKEN.into()),
@@ -55,6 +60,15 @@ impl Console {
                 crl_cache_dir: None,
             }),
             ..lienthong_console::ConsoleConfig::default()
+        }
+    }
+
+    /// Serves `config` in this process (over HTTPS with `config.tls`).
+    pub async fn serve(config: lienthong_console::ConsoleConfig, gateway_url: &str) -> Console {
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
         };
         let (listener, addr) = lienthong_console::bind(&config).await.expect("bind");
         let (stop, rx) = watch::channel(false);
@@ -65,7 +79,7 @@ impl Console {
                 .expect("console");
         });
         Console {
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             stop,
             task,
         }

@@ -43,22 +43,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The gateway at `base`, over `http` (with the CA and client certificate for a gateway
+    /// serving HTTPS itself).
     pub fn new(
         base: &str,
+        http: reqwest::Client,
         operator_token: Option<String>,
         security_token: Option<String>,
-    ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent("lienthong-console")
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
             operator_token,
             security_token,
-        })
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -86,6 +84,8 @@ impl Gateway {
         let mut r = self
             .http
             .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(30))
+            .header(reqwest::header::USER_AGENT, "lienthong-console")
             .bearer_auth(token)
             .header("x-lienthong-actor", actor);
         for (k, v) in headers {

@@ -62,9 +62,25 @@ pub struct ConsoleConfig {
     /// How long a sign-in lasts.
     #[serde(default = "default_session_minutes")]
     pub session_minutes: u64,
-    /// Cookies only over HTTPS (set it when the console is served behind TLS).
+    /// Cookies only over HTTPS (set it when the console is served behind TLS; always so with
+    /// `[console.tls]`).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// HTTPS on the console's own port (`[console.tls]`: `cert_file`, `key_file`, and
+    /// `client_ca_file` with `client_certificates` to admit only machines holding a
+    /// certificate from that CA). Absent: plain HTTP, for a console behind a TLS proxy or on
+    /// loopback.
+    #[serde(default)]
+    pub tls: Option<lienthong_https::HttpsConfig>,
+    /// The CA that issued the gateway's certificate, when the gateway serves HTTPS itself
+    /// (`gateway.tls`); added to the system's roots.
+    #[serde(default)]
+    pub gateway_ca_file: Option<PathBuf>,
+    /// The console's client certificate and key (PEM) for a gateway that asks for one.
+    #[serde(default)]
+    pub gateway_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub gateway_key_file: Option<PathBuf>,
     /// Warn this many days before a certificate expires or a CRL falls due.
     #[serde(default = "default_warn_days")]
     pub warn_days: i64,
@@ -110,6 +126,10 @@ impl Default for ConsoleConfig {
             session_key_file: None,
             session_minutes: default_session_minutes(),
             secure_cookies: false,
+            tls: None,
+            gateway_ca_file: None,
+            gateway_cert_file: None,
+            gateway_key_file: None,
             warn_days: default_warn_days(),
             users: Vec::new(),
             trust: None,
@@ -129,7 +149,32 @@ impl ConsoleConfig {
                 return Err(format!("console.metrics_urls: `{u}` is not an http(s) URL"));
             }
         }
+        if self.gateway_cert_file.is_some() != self.gateway_key_file.is_some() {
+            return Err(
+                "console.gateway_cert_file and console.gateway_key_file go together".into(),
+            );
+        }
+        if let Some(tls) = &self.tls {
+            tls.acceptor("console.tls")?;
+        }
         Ok(())
+    }
+
+    /// How the console reaches the gateway's `/admin` API: over HTTPS with the configured CA
+    /// and client certificate, when there are any.
+    fn gateway_http(&self) -> Result<lienthong_client::Tls, String> {
+        Ok(lienthong_client::Tls {
+            ca_file: self.gateway_ca_file.clone(),
+            identity: self
+                .gateway_cert_file
+                .clone()
+                .zip(self.gateway_key_file.clone()),
+        })
+    }
+
+    /// Cookies only over HTTPS: when asked, and whenever the console serves HTTPS itself.
+    pub(crate) fn secure(&self) -> bool {
+        self.secure_cookies || self.tls.is_some()
     }
 }
 
@@ -359,12 +404,26 @@ pub async fn serve(
             "console: no [[console.users]]; nobody can sign in (lienthong admin console-user makes one)"
         );
     }
+    let http = config
+        .gateway_http()
+        .and_then(|tls| {
+            tls.http_client()
+                .map_err(|e| format!("console.gateway_*_file: {e}"))
+        })
+        .map_err(std::io::Error::other)?;
     let gateway = Gateway::new(
         &gateway_url,
+        http,
         config.operator_token.clone(),
         config.security_token.clone(),
-    )
-    .map_err(std::io::Error::other)?;
+    );
+    // Unreadable certificates stop the console at start, naming the key.
+    let acceptor = config
+        .tls
+        .as_ref()
+        .map(|tls| tls.acceptor("console.tls"))
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let sources = if config.metrics_urls.is_empty() {
         vec![format!("{}/metrics", gateway.base())]
     } else {
@@ -383,12 +442,17 @@ pub async fn serve(
         state.readings.clone(),
         shutdown.clone(),
     ));
-    let mut stop = shutdown.clone();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
+    let result = match acceptor {
+        Some(acceptor) => lienthong_https::serve(listener, acceptor, app(state), shutdown).await,
+        None => {
+            let mut stop = shutdown.clone();
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    };
     let _ = sampler.await;
     result
 }

@@ -13,7 +13,6 @@ mod error;
 mod export;
 mod routes;
 mod time_fmt;
-mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +28,10 @@ use tokio::sync::watch;
 pub use accept::{Accepted, accept_forwarded};
 pub use error::{ApiError, ErrorCode};
 pub use export::verdicts_csv;
+pub use lienthong_https::ClientCertificates;
 pub use time_fmt::date_range;
-pub use tls::{ClientCertificates, GatewayTls};
+/// `[gateway.tls]`: HTTPS on the gateway's port.
+pub type GatewayTls = lienthong_https::HttpsConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,7 +222,7 @@ pub async fn serve(
     let acceptor = config
         .tls
         .as_ref()
-        .map(GatewayTls::acceptor)
+        .map(|tls| tls.acceptor("gateway.tls"))
         .transpose()
         .map_err(std::io::Error::other)?;
     let publisher = Publisher::new(&bus, "lienthong-gateway");
@@ -239,7 +240,9 @@ pub async fn serve(
     ));
     let mut stop = shutdown.clone();
     let result = match acceptor {
-        Some(acceptor) => tls::serve(listener, acceptor, app(state), shutdown.clone()).await,
+        Some(acceptor) => {
+            lienthong_https::serve(listener, acceptor, app(state), shutdown.clone()).await
+        }
         None => {
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(async move {

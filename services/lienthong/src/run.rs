@@ -65,7 +65,8 @@ pub fn check_roles(config: &mut Config, roles: &[Role]) -> anyhow::Result<()> {
         .as_ref()
         .filter(|_| roles.contains(&Role::Gateway))
     {
-        tls.acceptor().map_err(|e| anyhow::anyhow!(e))?;
+        tls.acceptor("gateway.tls")
+            .map_err(|e| anyhow::anyhow!(e))?;
     }
     console_tokens(config, roles)
 }
@@ -235,13 +236,24 @@ pub async fn run(
                     anyhow::bail!("the console needs a [console] section in the configuration");
                 };
                 let gateway_url = cc.gateway_url.clone().unwrap_or_else(|| {
-                    format!("http://{}", gateway_addr.unwrap_or(config.gateway.listen))
+                    // With gateway.tls, console.gateway_url should name the host in the
+                    // gateway's certificate.
+                    let scheme = if config.gateway.tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    format!(
+                        "{scheme}://{}",
+                        gateway_addr.unwrap_or(config.gateway.listen)
+                    )
                 });
                 let (listener, addr) = lienthong_console::bind(&cc)
                     .await
                     .with_context(|| format!("binding the console to {}", cc.listen))?;
                 tracing::info!(%addr, gateway = %gateway_url, "console listening");
-                println!("console listening on http://{addr}");
+                let scheme = if cc.tls.is_some() { "https" } else { "http" };
+                println!("console listening on {scheme}://{addr}");
                 tasks.spawn(async move {
                     if let Err(e) = lienthong_console::serve(listener, cc, gateway_url, stop).await
                     {

@@ -285,7 +285,7 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Response {
     let value = state
         .sessions
         .issue(&user.name, now_ms() + minutes * 60_000);
-    let secure = if state.config.secure_cookies {
+    let secure = if state.config.secure() {
         "; Secure"
     } else {
         ""

@@ -1,9 +1,10 @@
-//! HTTPS on the gateway's own port (rustls), for data centres that end TLS at the bus rather than
-//! in a reverse proxy, with client certificates for the systems that use them: with
-//! `client_ca_file`, only a client holding a certificate from those CAs completes the handshake
-//! (`required`), or one without any certificate too (`optional`). Systems still sign in with
-//! `X-SystemId` and `X-SecretKey`; the certificate proves the connection comes from a machine the
-//! data centre issued one to.
+//! HTTPS on a service's own port (rustls), for the gateway and the web console, in data centres
+//! that end TLS at the bus rather than in a reverse proxy. Client certificates for the clients
+//! that use them: with `client_ca_file`, only a client holding a certificate from those CAs
+//! completes the handshake (`required`), or one without any certificate too (`optional`). Callers
+//! still sign in as before (a system's `X-SystemId` and `X-SecretKey`, a console user's
+//! password); the certificate proves the connection comes from a machine the data centre issued
+//! one to.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,15 +18,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// `[gateway.tls]`. Files are PEM.
+/// `[gateway.tls]`, `[console.tls]`. Files are PEM.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayTls {
-    /// The gateway's certificate, then its chain.
+pub struct HttpsConfig {
+    /// The service's certificate, then its chain.
     pub cert_file: PathBuf,
     /// Its private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
-    /// CA certificates that issue the agency systems' client certificates.
+    /// CA certificates that issue the clients' certificates (the agency systems', the
+    /// operators' machines').
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
     /// With `client_ca_file`: whether a client must present a certificate.
@@ -46,16 +48,17 @@ pub enum ClientCertificates {
 /// How long a client may take over its handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
-impl GatewayTls {
-    /// Reads the files; an error names the key and the file.
-    pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
+impl HttpsConfig {
+    /// Reads the files; an error names the key (under `section`, such as `gateway.tls`) and the
+    /// file.
+    pub fn acceptor(&self, section: &str) -> Result<TlsAcceptor, String> {
         let certs = |key: &str, path: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .map_err(|e| format!("gateway.tls.{key} {}: {e}", path.display()))?;
+                .map_err(|e| format!("{section}.{key} {}: {e}", path.display()))?;
             if certs.is_empty() {
                 return Err(format!(
-                    "gateway.tls.{key} {}: no certificate in it",
+                    "{section}.{key} {}: no certificate in it",
                     path.display()
                 ));
             }
@@ -63,19 +66,19 @@ impl GatewayTls {
         };
         let chain = certs("cert_file", &self.cert_file)?;
         let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| format!("gateway.tls.key_file {}: {e}", self.key_file.display()))?;
+            .map_err(|e| format!("{section}.key_file {}: {e}", self.key_file.display()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("gateway.tls: {e}"))?;
+            .map_err(|e| format!("{section}: {e}"))?;
         let builder = match &self.client_ca_file {
             None => builder.with_no_client_auth(),
             Some(path) => {
                 let mut roots = rustls::RootCertStore::empty();
                 for c in certs("client_ca_file", path)? {
-                    roots.add(c).map_err(|e| {
-                        format!("gateway.tls.client_ca_file {}: {e}", path.display())
-                    })?;
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("{section}.client_ca_file {}: {e}", path.display()))?;
                 }
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -86,13 +89,13 @@ impl GatewayTls {
                     ClientCertificates::Optional => verifier.allow_unauthenticated(),
                 }
                 .build()
-                .map_err(|e| format!("gateway.tls.client_ca_file {}: {e}", path.display()))?;
+                .map_err(|e| format!("{section}.client_ca_file {}: {e}", path.display()))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
         let mut config = builder.with_single_cert(chain, key).map_err(|e| {
             format!(
-                "gateway.tls: the key in {} does not go with the certificate in {}: {e}",
+                "{section}: the key in {} does not go with the certificate in {}: {e}",
                 self.key_file.display(),
                 self.cert_file.display()
             )
@@ -104,7 +107,7 @@ impl GatewayTls {
 
 /// Serves `app` over TLS until `shutdown`, then lets the requests in flight finish (for as long
 /// as a stop may take).
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
