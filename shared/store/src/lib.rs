@@ -206,9 +206,11 @@ impl Store {
                         if backend == Backend::Sqlite {
                             // WAL lets readers run beside the one writer; the busy timeout makes
                             // writers from other processes (`lienthong serve`) wait instead of fail.
+                            // It comes first, so that a connection opened while another process
+                            // holds a lock (recovering the WAL after a crash) waits its turn too.
+                            conn.execute("PRAGMA busy_timeout = 15000").await?;
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
-                            conn.execute("PRAGMA busy_timeout = 15000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                         }
                         Ok(())
