@@ -30,8 +30,10 @@ async fn metrics_show_documents_queues_stages_and_latency() {
                 .await
                 .ok()?;
             // The ledger records `delivered` after delivery; the queue poller runs every 5 s.
+            // A poll taken before the router's consumer started shows none: wait for the
+            // next one.
             (metric_sample(&text, "lienthong_events_total", &["kind=\"delivered\""]).is_some()
-                && metric_sample(&text, "lienthong_queue_messages", &[&router]).is_some())
+                && metric_sample(&text, "lienthong_queue_consumers", &[&router]) == Some(1.0))
             .then_some(text)
         },
     )

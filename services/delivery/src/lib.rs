@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use lienthong_bus::messages::{DeliverLeg, EventMessage, InboxNotice};
-use lienthong_bus::{Onward, Outcome, Pipeline, Publisher, Stage, StageFuture};
+use lienthong_bus::{Onward, Outcome, Pipeline, Stage, StageFuture, Topology};
 use lienthong_store::{DeliveryState, Store, now_ms};
 use tokio::sync::watch;
 
@@ -13,12 +13,13 @@ pub const STAGE: &str = "delivery";
 
 pub struct Delivery {
     store: Store,
-    publisher: Publisher,
+    /// Where its notices and events go (the pipeline publishes them).
+    topology: Topology,
 }
 
 impl Delivery {
-    pub fn new(store: Store, publisher: Publisher) -> Self {
-        Self { store, publisher }
+    pub fn new(store: Store, topology: Topology) -> Self {
+        Self { store, topology }
     }
 
     async fn deliver(&self, msg: DeliverLeg) -> Result<Onward, Outcome> {
@@ -68,7 +69,7 @@ impl Delivery {
                 )));
             }
         }
-        let t = self.publisher.topology();
+        let t = &self.topology;
         let event = EventMessage::about(
             &msg.doc_id,
             "delivered",
@@ -104,6 +105,6 @@ impl Stage for Delivery {
 
 /// Runs delivery in `pipeline` until `shutdown`.
 pub async fn run(store: Store, pipeline: Pipeline, shutdown: watch::Receiver<bool>) {
-    let delivery = Delivery::new(store, pipeline.publisher().clone());
+    let delivery = Delivery::new(store, pipeline.publisher().topology().clone());
     pipeline.serve(Arc::new(delivery), shutdown).await;
 }

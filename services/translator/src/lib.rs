@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
-use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Publisher};
+use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Topology};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
 use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, Store, now_ms};
 use serde::Deserialize;
@@ -41,7 +41,8 @@ pub struct TranslatorConfig {
 
 pub struct Translator {
     store: Store,
-    publisher: Publisher,
+    /// Where the next stage's message goes (the pipeline publishes it).
+    topology: Topology,
     bus_organ: OrganId,
     bus: Option<String>,
 }
@@ -56,14 +57,14 @@ enum Rendered {
 impl Translator {
     pub fn new(
         store: Store,
-        publisher: Publisher,
+        topology: Topology,
         config: &TranslatorConfig,
     ) -> Result<Self, String> {
         let bus_organ = OrganId::parse(&config.bus_organ_id)
             .map_err(|e| format!("translator.bus_organ_id: {e}"))?;
         Ok(Self {
             store,
-            publisher,
+            topology,
             bus_organ,
             bus: config.bus.clone(),
         })
@@ -250,7 +251,7 @@ impl Translator {
                 events.push(event(&doc.doc_id, "failed", recipient, reason.clone()));
             }
         }
-        Ok(Onward::forward(&msg, events, self.publisher.topology()))
+        Ok(Onward::forward(&msg, events, &self.topology))
     }
 }
 
@@ -298,7 +299,7 @@ pub async fn run(
     config: TranslatorConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let translator = Translator::new(store, pipeline.publisher().clone(), &config)?;
+    let translator = Translator::new(store, pipeline.publisher().topology().clone(), &config)?;
     pipeline
         .serve(Arc::new(Document(Arc::new(translator))), shutdown)
         .await;
