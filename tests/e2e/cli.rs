@@ -1,7 +1,6 @@
 //! The `lienthong` command line as an integrator uses it: admin commands on the store, and the
 //! client commands against a running bus.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -26,23 +25,11 @@ fn ok(args: &[&str], envs: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn write_config(env: &Env, path: &Path) {
-    let blobs = env.blob_dir();
-    std::fs::write(
-        path,
-        format!(
-            "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{blobs}\" }}\n\n[bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"classic\"\n",
-            env.store_config.url, env.bus.url, env.bus.prefix
-        ),
-    )
-    .expect("config");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integrator_drives_the_bus_from_the_command_line() {
     let env = Env::new(Backend::Sqlite).await;
     let config = env.dir.path().join("lienthong.toml");
-    write_config(&env, &config);
+    env.write_admin_config(&config);
     let cfg = config.to_str().expect("utf8 path");
     let bus = InProcessBus::start(&env).await;
 

@@ -268,15 +268,7 @@ async fn operators_change_the_registry_over_http_and_every_change_is_audited() {
     );
 
     // Every change is in the ledger (the audit log), naming the operator's token by its digest.
-    let audit = eventually(
-        "the audit records",
-        std::time::Duration::from_secs(20),
-        || async {
-            let events = env.store.trace("registry").await.expect("events");
-            (events.len() >= 3).then_some(events)
-        },
-    )
-    .await;
+    let audit = env.registry_audit(3).await;
     let digest = lienthong_store::sha256_hex(OPERATOR_TOKEN.as_bytes());
     for e in &audit {
         assert_eq!(e.kind, "registry");

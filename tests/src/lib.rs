@@ -191,6 +191,35 @@ impl Env {
         }
     }
 
+    /// The registry's audit records, once there are at least `n` (20 s at most).
+    pub async fn registry_audit(&self, n: usize) -> Vec<lienthong_store::LedgerEvent> {
+        eventually(
+            "the audit records",
+            std::time::Duration::from_secs(20),
+            || async {
+                let events = self.store.trace("registry").await.expect("events");
+                (events.len() >= n).then_some(events)
+            },
+        )
+        .await
+    }
+
+    /// Writes a configuration file for `lienthong admin` commands on this environment's store
+    /// and bus.
+    pub fn write_admin_config(&self, path: &std::path::Path) {
+        std::fs::write(
+            path,
+            format!(
+                "[store]\nurl = \"{}\"\nblobs = {{ kind = \"files\", dir = \"{}\" }}\n\n[bus]\nurl = \"{}\"\nprefix = \"{}\"\nqueue_type = \"classic\"\n",
+                self.store_config.url,
+                self.blob_dir(),
+                self.bus.url,
+                self.bus.prefix
+            ),
+        )
+        .expect("config");
+    }
+
     /// Sets the format each agency receives.
     pub async fn receives(&self, formats: &[(&str, lienthong_edxml::Format)]) {
         for (code, format) in formats {

@@ -84,6 +84,13 @@ impl Pki {
     pub fn client_key(&self) -> PathBuf {
         self.dir.join("client.key")
     }
+    /// A second client certificate from the same CA (another machine).
+    pub fn second_client_cert(&self) -> PathBuf {
+        self.dir.join("client2.pem")
+    }
+    pub fn second_client_key(&self) -> PathBuf {
+        self.dir.join("client2.key")
+    }
     /// A client certificate from another CA, which the terminator must refuse.
     pub fn stranger_cert(&self) -> PathBuf {
         self.dir.join("stranger.pem")
@@ -128,6 +135,7 @@ impl Pki {
         for (name, ca, ext) in [
             ("server", "ca", "server.ext"),
             ("client", "ca", "client.ext"),
+            ("client2", "ca", "client.ext"),
             ("stranger", "other-ca", "client.ext"),
         ] {
             let (csr, cert) = (format!("{name}.csr"), format!("{name}.pem"));

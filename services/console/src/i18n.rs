@@ -124,6 +124,11 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("systems", "Hệ thống kết nối", "Connected systems"),
     ("system_id", "Mã hệ thống", "System id"),
     ("acts_for", "Gửi nhận cho", "Acts for"),
+    (
+        "client_certificates",
+        "Chứng thư số máy trạm (SHA-256)",
+        "Client certificates (SHA-256)",
+    ),
     ("locked", "Đã khóa", "Locked"),
     ("active", "Hoạt động", "Active"),
     ("import", "Nhập danh bạ (CSV)", "Import agencies (CSV)"),

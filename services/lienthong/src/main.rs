@@ -306,6 +306,27 @@ enum AdminCommand {
         #[arg(long, default_value_t = lienthong_console::ITERATIONS)]
         iterations: u32,
     },
+    /// Bind a client certificate to a system: from then on the system is admitted only over
+    /// HTTPS presenting one of its bound certificates (bind a renewed one before unbinding the
+    /// old one), and that certificate admits no other system.
+    SystemBindCertificate {
+        system_id: String,
+        /// The certificate (PEM; the first certificate in the file).
+        #[arg(long, required_unless_present = "sha256", conflicts_with = "sha256")]
+        cert_file: Option<std::path::PathBuf>,
+        /// Or its SHA-256 fingerprint (64 hex digits, colons allowed).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// Unbind a client certificate from a system; with none left, the system is admitted on
+    /// its secret alone again.
+    SystemUnbindCertificate {
+        system_id: String,
+        #[arg(long, required_unless_present = "sha256", conflicts_with = "sha256")]
+        cert_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        sha256: Option<String>,
+    },
     SystemLock {
         system_id: String,
     },
@@ -959,6 +980,43 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             println!("token:  {token}");
             println!("sha256: {}", lienthong_store::sha256_hex(token.as_bytes()));
         }
+        AdminCommand::SystemBindCertificate {
+            system_id,
+            cert_file,
+            sha256,
+        } => {
+            let certificate = certificate_arg(cert_file.as_deref(), sha256.as_deref())?;
+            match store
+                .bind_certificate(&system_id, &certificate.sha256)
+                .await?
+            {
+                Ok(()) => println!(
+                    "system {system_id} is bound to the client certificate with SHA-256 {}",
+                    certificate.sha256
+                ),
+                Err(e) => anyhow::bail!("{e}"),
+            }
+        }
+        AdminCommand::SystemUnbindCertificate {
+            system_id,
+            cert_file,
+            sha256,
+        } => {
+            let certificate = certificate_arg(cert_file.as_deref(), sha256.as_deref())?;
+            if !store
+                .unbind_certificate(&system_id, &certificate.sha256)
+                .await?
+            {
+                anyhow::bail!(
+                    "the certificate with SHA-256 {} is not bound to system {system_id}",
+                    certificate.sha256
+                );
+            }
+            println!(
+                "system {system_id} is no longer bound to the certificate with SHA-256 {}",
+                certificate.sha256
+            );
+        }
         AdminCommand::SystemLock { system_id } => set_locked(&store, &system_id, true).await?,
         AdminCommand::SystemUnlock { system_id } => set_locked(&store, &system_id, false).await?,
         AdminCommand::SystemRemove { system_id } => {
@@ -1002,6 +1060,29 @@ fn audit_line(c: &AdminCommand) -> Option<(&'static str, String, String)> {
             system_id,
             format!("system {system_id} added, acting for {}", organs.join(", ")),
         ),
+        AdminCommand::SystemBindCertificate {
+            system_id,
+            cert_file,
+            sha256,
+        }
+        | AdminCommand::SystemUnbindCertificate {
+            system_id,
+            cert_file,
+            sha256,
+        } => registry(
+            system_id,
+            format!(
+                "system {system_id} {} the client certificate {}",
+                if matches!(c, AdminCommand::SystemBindCertificate { .. }) {
+                    "bound to"
+                } else {
+                    "unbound from"
+                },
+                certificate_arg(cert_file.as_deref(), sha256.as_deref())
+                    .map(|c| c.sha256)
+                    .unwrap_or_default()
+            ),
+        ),
         AdminCommand::SystemLock { system_id } => {
             registry(system_id, format!("system {system_id} locked"))
         }
@@ -1036,6 +1117,24 @@ fn audit_line(c: &AdminCommand) -> Option<(&'static str, String, String)> {
             ),
         )),
         _ => None,
+    }
+}
+
+/// A client certificate named by `--cert-file` or `--sha256`.
+fn certificate_arg(
+    cert_file: Option<&std::path::Path>,
+    sha256: Option<&str>,
+) -> anyhow::Result<lienthong_https::PeerCertificate> {
+    match (cert_file, sha256) {
+        (Some(path), _) => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("--cert-file {}", path.display()))?;
+            lienthong_https::PeerCertificate::from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("--cert-file {}: {e}", path.display()))
+        }
+        (None, Some(h)) => lienthong_https::PeerCertificate::from_sha256(h)
+            .map_err(|e| anyhow::anyhow!("--sha256: {e}")),
+        (None, None) => anyhow::bail!("give the certificate with --cert-file or --sha256"),
     }
 }
 

@@ -4,7 +4,9 @@
 //! completes the handshake (`required`), or one without any certificate too (`optional`). Callers
 //! still sign in as before (a system's `X-SystemId` and `X-SecretKey`, a console user's
 //! password); the certificate proves the connection comes from a machine the data centre issued
-//! one to.
+//! one to. Every request carries the certificate its connection presented
+//! ([`PeerCertificate`], in the request's extensions), so a service can bind certificates to the
+//! callers that hold them (the gateway binds them to connected systems).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +45,50 @@ pub enum ClientCertificates {
     Required,
     /// A certificate, when presented, must be from `client_ca_file`; none is accepted too.
     Optional,
+}
+
+/// The client certificate a request's TLS connection presented (its leaf), in the request's
+/// extensions. Absent on a connection without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// SHA-256 of the certificate's DER, lowercase hex (what `openssl x509 -noout -fingerprint
+    /// -sha256` prints, without the colons).
+    pub sha256: String,
+}
+
+impl PeerCertificate {
+    pub fn of(der: &[u8]) -> Self {
+        Self {
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, der)),
+        }
+    }
+
+    /// The first certificate of a PEM text (a system's certificate file, its chain after it).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        match CertificateDer::pem_slice_iter(pem).next() {
+            Some(Ok(der)) => Ok(Self::of(&der)),
+            Some(Err(e)) => Err(format!("not a PEM certificate: {e}")),
+            None => Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into()),
+        }
+    }
+
+    /// A SHA-256 given by hand: 64 hex digits, with or without the colons `openssl` puts
+    /// between bytes.
+    pub fn from_sha256(text: &str) -> Result<Self, String> {
+        let hex: String = text
+            .trim()
+            .chars()
+            .filter(|c| *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "`{}` is not a SHA-256 fingerprint (64 hexadecimal digits)",
+                text.trim()
+            ));
+        }
+        Ok(Self { sha256: hex })
+    }
 }
 
 /// How long a client may take over its handshake.
@@ -150,6 +196,21 @@ pub async fn serve(
                     return;
                 }
             };
+            let peer_certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(<[_]>::first)
+                .map(|c| PeerCertificate::of(c));
+            let app = tower::ServiceExt::map_request(
+                app,
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    if let Some(c) = &peer_certificate {
+                        request.extensions_mut().insert(c.clone());
+                    }
+                    request
+                },
+            );
             let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = builder
                 .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
@@ -162,4 +223,31 @@ pub async fn serve(
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_is_read_with_or_without_colons_and_checked() {
+        let plain = "AB".repeat(32);
+        let colons = vec!["ab"; 32].join(":");
+        assert_eq!(
+            PeerCertificate::from_sha256(&plain).expect("plain").sha256,
+            "ab".repeat(32)
+        );
+        assert_eq!(
+            PeerCertificate::from_sha256(&colons)
+                .expect("colons")
+                .sha256,
+            "ab".repeat(32)
+        );
+        let short = PeerCertificate::from_sha256("abcd").expect_err("short");
+        assert!(short.contains("64 hexadecimal digits"), "{short}");
+        let not_hex = PeerCertificate::from_sha256(&"zz".repeat(32)).expect_err("not hex");
+        assert!(not_hex.contains("is not a SHA-256"), "{not_hex}");
+        let none = PeerCertificate::from_pem(b"hello").expect_err("no pem");
+        assert!(none.contains("no PEM certificate"), "{none}");
+    }
 }

@@ -145,6 +145,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("../migrations/sqlite/0006_federation.sql")),
     (7, include_str!("../migrations/sqlite/0007_search.sql")),
+    (
+        8,
+        include_str!("../migrations/sqlite/0008_system_certificates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -163,6 +167,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0006_federation.sql"),
     ),
     (7, include_str!("../migrations/postgres/0007_search.sql")),
+    (
+        8,
+        include_str!("../migrations/postgres/0008_system_certificates.sql"),
+    ),
 ];
 
 impl Store {

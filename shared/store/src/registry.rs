@@ -242,21 +242,61 @@ pub struct System {
     pub name: String,
     pub organs: Vec<String>,
     pub locked: bool,
+    /// SHA-256 (lowercase hex) of the DER of each client certificate bound to the system. When
+    /// there is any, the system is admitted only over a TLS connection presenting one of them.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 impl System {
     pub fn acts_for(&self, organ: &str) -> bool {
         self.organs.iter().any(|o| o == organ)
     }
+
+    /// Whether a connection that presented `certificate` (its SHA-256, `None` for none) may act
+    /// as this system, `owner` being the system that certificate is bound to, if any.
+    pub fn admits(&self, certificate: Option<&str>, owner: Option<&str>) -> Result<(), AuthError> {
+        if let Some(owner) = owner.filter(|o| *o != self.system_id) {
+            return Err(AuthError::CertificateOfAnotherSystem {
+                owner: owner.to_owned(),
+            });
+        }
+        if self.certificates.is_empty() {
+            return Ok(());
+        }
+        match certificate {
+            Some(c) if self.certificates.iter().any(|b| b == c) => Ok(()),
+            Some(_) => Err(AuthError::CertificateNotBound),
+            None => Err(AuthError::CertificateRequired),
+        }
+    }
 }
 
 /// Why a caller was not authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("unknown system id or wrong secret key")]
     BadCredentials,
     #[error("this system is locked")]
     Locked,
+    /// The system has client certificates bound and the connection presented none.
+    #[error("this system is bound to client certificates and the connection presented none")]
+    CertificateRequired,
+    /// The system has client certificates bound and the connection presented another one.
+    #[error("the connection's client certificate is not one bound to this system")]
+    CertificateNotBound,
+    /// The connection's certificate is bound to another system.
+    #[error("the connection's client certificate is bound to system {owner}")]
+    CertificateOfAnotherSystem { owner: String },
+}
+
+/// Why a certificate could not be bound to a system.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    #[error("no system {0}")]
+    UnknownSystem(String),
+    #[error("this certificate is already bound to system {0}")]
+    BoundToAnother(String),
 }
 
 /// Secrets are stored as SHA-256 of `system_id:secret`; secrets are long random tokens
@@ -538,6 +578,10 @@ impl Store {
             .bind(system_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM system_certificates WHERE system_id = $1")
+            .bind(system_id)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM systems WHERE system_id = $1")
             .bind(system_id)
             .execute(&mut *tx)
@@ -564,13 +608,89 @@ impl Store {
         .iter()
         .map(|r| r.try_get::<String, _>("organ_id"))
         .collect::<Result<Vec<_>, _>>()?;
+        let certificates = sqlx::query(
+            "SELECT sha256 FROM system_certificates WHERE system_id = $1 ORDER BY sha256",
+        )
+        .bind(system_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("sha256"))
+        .collect::<Result<Vec<_>, _>>()?;
         let locked: i64 = row.try_get("locked")?;
         Ok(Some(System {
             system_id: row.try_get("system_id")?,
             name: row.try_get("name")?,
             organs,
             locked: locked != 0,
+            certificates,
         }))
+    }
+
+    /// Binds a client certificate (the SHA-256 of its DER, hex) to a system. Binding it again to
+    /// the same system changes nothing.
+    pub async fn bind_certificate(
+        &self,
+        system_id: &str,
+        sha256: &str,
+    ) -> Result<Result<(), BindError>, StoreError> {
+        let sha256 = sha256.to_ascii_lowercase();
+        let mut tx = self.begin().await?;
+        let known = sqlx::query("SELECT system_id FROM systems WHERE system_id = $1")
+            .bind(system_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !known {
+            return Ok(Err(BindError::UnknownSystem(system_id.to_owned())));
+        }
+        sqlx::query(
+            "INSERT INTO system_certificates (sha256, system_id, added_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&sha256)
+        .bind(system_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let owner: String =
+            sqlx::query("SELECT system_id FROM system_certificates WHERE sha256 = $1")
+                .bind(&sha256)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("system_id")?;
+        if owner != system_id {
+            return Ok(Err(BindError::BoundToAnother(owner)));
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Unbinds a client certificate from a system; false when it was not bound to it.
+    pub async fn unbind_certificate(
+        &self,
+        system_id: &str,
+        sha256: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM system_certificates WHERE system_id = $1 AND sha256 = $2")
+                .bind(system_id)
+                .bind(sha256.to_ascii_lowercase())
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The system a client certificate is bound to.
+    pub async fn certificate_owner(&self, sha256: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query("SELECT system_id FROM system_certificates WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("system_id"))
+                .transpose()?,
+        )
     }
 
     pub async fn systems(&self) -> Result<Vec<System>, StoreError> {
@@ -589,11 +709,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Checks `X-SystemId`/`X-SecretKey`.
+    /// Checks `X-SystemId`/`X-SecretKey`, and the connection's client certificate (the SHA-256
+    /// of its DER; `None` when it presented none or is not TLS) against the certificates bound to
+    /// systems.
     pub async fn authenticate(
         &self,
         system_id: &str,
         secret: &str,
+        certificate: Option<&str>,
     ) -> Result<Result<System, AuthError>, StoreError> {
         let row = sqlx::query("SELECT secret_hash FROM systems WHERE system_id = $1")
             .bind(system_id)
@@ -609,11 +732,20 @@ impl Store {
         if stored != given {
             return Ok(Err(AuthError::BadCredentials));
         }
-        match self.system(system_id).await? {
-            Some(s) if s.locked => Ok(Err(AuthError::Locked)),
-            Some(s) => Ok(Ok(s)),
-            None => Ok(Err(AuthError::BadCredentials)),
+        let Some(system) = self.system(system_id).await? else {
+            return Ok(Err(AuthError::BadCredentials));
+        };
+        let owner = match certificate {
+            Some(c) => self.certificate_owner(c).await?,
+            None => None,
+        };
+        if let Err(e) = system.admits(certificate, owner.as_deref()) {
+            return Ok(Err(e));
         }
+        if system.locked {
+            return Ok(Err(AuthError::Locked));
+        }
+        Ok(Ok(system))
     }
 }
 

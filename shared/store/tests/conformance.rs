@@ -168,26 +168,138 @@ async fn registry_and_systems(env: &Env) {
         .await
         .expect("add");
     let sys = s
-        .authenticate("sys-a", "s3cret")
+        .authenticate("sys-a", "s3cret", None)
         .await
         .expect("db")
         .expect("valid");
     assert!(sys.acts_for("000.00.00.H49") && !sys.acts_for("000.00.00.G22"));
     assert_eq!(
-        s.authenticate("sys-a", "wrong").await.expect("db"),
+        s.authenticate("sys-a", "wrong", None).await.expect("db"),
         Err(AuthError::BadCredentials)
     );
     assert_eq!(
-        s.authenticate("nobody", "s3cret").await.expect("db"),
+        s.authenticate("nobody", "s3cret", None).await.expect("db"),
         Err(AuthError::BadCredentials)
     );
     assert!(s.set_system_locked("sys-a", true).await.expect("lock"));
     assert_eq!(
-        s.authenticate("sys-a", "s3cret").await.expect("db"),
+        s.authenticate("sys-a", "s3cret", None).await.expect("db"),
         Err(AuthError::Locked)
     );
     assert!(s.remove_system("sys-a").await.expect("remove"));
     assert!(s.system("sys-a").await.expect("read").is_none());
+}
+
+async fn client_certificates_bind_systems(env: &Env) {
+    let s = &env.store;
+    let organs = ["000.00.00.H49".to_owned()];
+    s.put_system("sys-a", "System A", "secret-a", &organs)
+        .await
+        .expect("add a");
+    s.put_system("sys-b", "System B", "secret-b", &organs)
+        .await
+        .expect("add b");
+    let (cert_a, renewed_a, cert_b) = ("aa".repeat(32), "a2".repeat(32), "bb".repeat(32));
+    let other = "cc".repeat(32);
+    // Nothing bound: any certificate (or none) with the right secret.
+    assert!(auth(s, "sys-a", "secret-a", None).await.is_ok());
+    assert!(auth(s, "sys-a", "secret-a", Some(&other)).await.is_ok());
+
+    // Bound (upper case is the same fingerprint); binding again changes nothing.
+    assert_eq!(
+        s.bind_certificate("sys-a", &cert_a.to_uppercase())
+            .await
+            .expect("db"),
+        Ok(())
+    );
+    assert_eq!(
+        s.bind_certificate("sys-a", &cert_a).await.expect("db"),
+        Ok(())
+    );
+    assert_eq!(
+        s.system("sys-a")
+            .await
+            .expect("read")
+            .expect("a")
+            .certificates,
+        vec![cert_a.clone()]
+    );
+    let a = cert_a.as_str();
+    assert!(auth(s, "sys-a", "secret-a", Some(a)).await.is_ok());
+    assert_eq!(
+        auth(s, "sys-a", "secret-a", None).await,
+        Err(AuthError::CertificateRequired)
+    );
+    assert_eq!(
+        auth(s, "sys-a", "secret-a", Some(&other)).await,
+        Err(AuthError::CertificateNotBound)
+    );
+    // The secret still counts, and is checked first.
+    assert_eq!(
+        auth(s, "sys-a", "wrong", Some(a)).await,
+        Err(AuthError::BadCredentials)
+    );
+    // A's certificate admits nobody else, even with B's secret, while B has none bound.
+    assert_eq!(
+        auth(s, "sys-b", "secret-b", Some(a)).await,
+        Err(AuthError::CertificateOfAnotherSystem {
+            owner: "sys-a".into()
+        })
+    );
+    assert!(auth(s, "sys-b", "secret-b", None).await.is_ok());
+    // A certificate belongs to one system; unknown systems are named.
+    assert_eq!(
+        s.bind_certificate("sys-b", &cert_a).await.expect("db"),
+        Err(BindError::BoundToAnother("sys-a".into()))
+    );
+    assert_eq!(
+        s.bind_certificate("nobody", &cert_b).await.expect("db"),
+        Err(BindError::UnknownSystem("nobody".into()))
+    );
+    assert_eq!(s.certificate_owner(&cert_b).await.expect("db"), None);
+
+    // A renewal is bound next to the old certificate, then the old one is unbound.
+    assert_eq!(
+        s.bind_certificate("sys-a", &renewed_a).await.expect("db"),
+        Ok(())
+    );
+    let renewed = renewed_a.as_str();
+    assert!(auth(s, "sys-a", "secret-a", Some(a)).await.is_ok());
+    assert!(auth(s, "sys-a", "secret-a", Some(renewed)).await.is_ok());
+    assert!(s.unbind_certificate("sys-a", &cert_a).await.expect("db"));
+    assert!(!s.unbind_certificate("sys-a", &cert_a).await.expect("db"));
+    assert!(!s.unbind_certificate("sys-b", &renewed_a).await.expect("db"));
+    assert_eq!(
+        auth(s, "sys-a", "secret-a", Some(a)).await,
+        Err(AuthError::CertificateNotBound)
+    );
+    assert!(auth(s, "sys-a", "secret-a", Some(renewed)).await.is_ok());
+    // Re-keying a system keeps its certificates; a lock is reported after the certificate check.
+    s.put_system("sys-a", "System A", "rekeyed", &organs)
+        .await
+        .expect("rekey");
+    assert!(auth(s, "sys-a", "rekeyed", Some(renewed)).await.is_ok());
+    assert!(s.set_system_locked("sys-a", true).await.expect("lock"));
+    assert_eq!(
+        auth(s, "sys-a", "rekeyed", Some(renewed)).await,
+        Err(AuthError::Locked)
+    );
+    // Removing a system frees its certificates.
+    assert!(s.remove_system("sys-a").await.expect("remove"));
+    assert_eq!(s.certificate_owner(&renewed_a).await.expect("db"), None);
+    assert_eq!(
+        s.bind_certificate("sys-b", &renewed_a).await.expect("db"),
+        Ok(())
+    );
+}
+
+async fn auth(
+    s: &Store,
+    id: &str,
+    secret: &str,
+    certificate: Option<&str>,
+) -> Result<System, AuthError> {
+    s.authenticate(id, secret, certificate).await.expect("db")
 }
 
 async fn acceptance_is_idempotent_and_atomic(env: &Env) {
@@ -1157,6 +1269,7 @@ macro_rules! conformance {
 
 conformance!(
     registry_and_systems,
+    client_certificates_bind_systems,
     acceptance_is_idempotent_and_atomic,
     legs_advance_once,
     business_status_follows_the_rules,

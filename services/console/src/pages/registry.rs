@@ -88,7 +88,7 @@ pub async fn page(
         (notice(l, &p.notice))
         h2 { (l.t("systems")) }
         table #systems {
-            thead { tr { th { (l.t("system_id")) } th { (l.t("name")) } th { (l.t("acts_for")) } th { (l.t("state")) } th {} } }
+            thead { tr { th { (l.t("system_id")) } th { (l.t("name")) } th { (l.t("acts_for")) } th { (l.t("client_certificates")) } th { (l.t("state")) } th {} } }
             tbody {
                 @for sys in systems["data"].as_array().into_iter().flatten() {
                     @let id = text(&sys["system_id"]);
@@ -97,6 +97,12 @@ pub async fn page(
                         td { (id) }
                         td { (text(&sys["name"])) }
                         td { @for o in sys["organs"].as_array().into_iter().flatten() { (text(o)) " " } }
+                        td.certificates {
+                            @for c in sys["certificates"].as_array().into_iter().flatten() {
+                                @let c = text(c);
+                                code title=(c) { (c.get(..16).unwrap_or(&c)) "…" } " "
+                            }
+                        }
                         td class=[locked.then_some("locked")] { (if locked { l.t("locked") } else { l.t("active") }) }
                         td {
                             form method="post" action="/registry/system-lock" {

@@ -80,6 +80,14 @@ pub fn router() -> Router<AppState> {
             "/admin/systems/{system_id}/lock",
             post(registry::lock_system),
         )
+        .route(
+            "/admin/systems/{system_id}/certificates",
+            post(registry::bind_certificate),
+        )
+        .route(
+            "/admin/systems/{system_id}/certificates/{sha256}",
+            axum::routing::delete(registry::unbind_certificate),
+        )
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
 }

@@ -1,5 +1,6 @@
 //! The registry API for operators (`/admin/registry`): read it (JSON or CSV), import agencies,
-//! set an agency's state, merge agencies. Changes apply to the next package, with no restart,
+//! set an agency's state, merge agencies; connected systems (lock, bind client certificates).
+//! Changes apply to the next package, with no restart,
 //! and each is recorded in the ledger (the audit log) under `registry`, naming the operator's
 //! token by its digest.
 
@@ -9,7 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_bus::messages::EventMessage;
-use lienthong_store::{AgencyState, now_ms};
+use lienthong_https::PeerCertificate;
+use lienthong_store::{AgencyState, BindError, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -263,6 +265,100 @@ pub async fn lock_system(
     Ok(Json(
         json!({ "success": true, "systemId": system_id, "locked": body.locked }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateBody {
+    /// The certificate's SHA-256 fingerprint (64 hex digits, colons allowed).
+    #[serde(default)]
+    sha256: Option<String>,
+    /// Or the certificate itself, PEM.
+    #[serde(default)]
+    certificate_pem: Option<String>,
+}
+
+/// `POST /admin/systems/{systemId}/certificates` `{"certificatePem": "..."}` or
+/// `{"sha256": "..."}`: binds a client certificate to the system. From then on the system is
+/// admitted only over HTTPS presenting one of its bound certificates, and the certificate admits
+/// no other system.
+pub async fn bind_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(system_id): Path<String>,
+    body: Result<Json<CertificateBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let who = operator(&state, &headers)?;
+    let body = super::json_body(body)?;
+    let invalid =
+        |field: &str, e: String| ApiError::new(ErrorCode::InvalidFile, format!("{field}: {e}"));
+    let certificate = match (&body.certificate_pem, &body.sha256) {
+        (Some(pem), None) => {
+            PeerCertificate::from_pem(pem.as_bytes()).map_err(|e| invalid("certificatePem", e))?
+        }
+        (None, Some(h)) => PeerCertificate::from_sha256(h).map_err(|e| invalid("sha256", e))?,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidFile,
+                "body: give exactly one of certificatePem and sha256",
+            ));
+        }
+    };
+    match state
+        .store
+        .bind_certificate(&system_id, &certificate.sha256)
+        .await?
+    {
+        Ok(()) => {}
+        Err(e @ BindError::UnknownSystem(_)) => {
+            return Err(ApiError::new(ErrorCode::BadCredentials, e.to_string())
+                .with_http(axum::http::StatusCode::NOT_FOUND));
+        }
+        Err(e @ BindError::BoundToAnother(_)) => {
+            return Err(ApiError::new(ErrorCode::IllegalTransition, e.to_string()));
+        }
+    }
+    Ok(certificate_changed(&state, &who, &system_id, "bound to", &certificate).await)
+}
+
+/// `DELETE /admin/systems/{systemId}/certificates/{sha256}`: unbinds it; with none left the
+/// system is admitted on its secret alone again.
+pub async fn unbind_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((system_id, sha256)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let who = operator(&state, &headers)?;
+    let certificate = PeerCertificate::from_sha256(&sha256)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidFile, format!("path sha256: {e}")))?;
+    if !state
+        .store
+        .unbind_certificate(&system_id, &certificate.sha256)
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NoSuchDocument,
+            format!(
+                "the certificate {} is not bound to system {system_id}",
+                certificate.sha256
+            ),
+        ));
+    }
+    Ok(certificate_changed(&state, &who, &system_id, "unbound from", &certificate).await)
+}
+
+/// Records a binding's change in the audit log and answers it.
+async fn certificate_changed(
+    state: &AppState,
+    who: &str,
+    system_id: &str,
+    verb: &str,
+    certificate: &PeerCertificate,
+) -> Json<Value> {
+    let sha256 = &certificate.sha256;
+    let detail = format!("system {system_id} {verb} the client certificate {sha256}");
+    record(state, who, "registry", system_id, detail).await;
+    Json(json!({ "success": true, "systemId": system_id, "sha256": sha256 }))
 }
 
 #[cfg(test)]

@@ -6,19 +6,22 @@
 //! envelope when there is no attachment), agency codes of 9 characters mapped through the
 //! registry. The operation is the first element of the SOAP body (a package, whose SOAP header
 //! holds a `MessageHeader` or a `Status`, is `SendDocument`). The caller authenticates with the
-//! HTTP header `Token: <systemId>:<secret>` (the credentials of `/v1`). Errors are SOAP faults
+//! HTTP header `Token: <systemId>:<secret>` (the credentials of `/v1`, and the same client
+//! certificates bound to systems). Errors are SOAP faults
 //! (HTTP 500, as SOAP 1.1 says) whose detail lists each broken rule as `N.` (missing), `R.` (out
 //! of range), `M.` (malformed) or `T.` (wrong type) followed by the element path.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lienthong_edxml::legacy::{EDOCVN_NS, SOAP_NS};
 use lienthong_edxml::source::{Range, Source};
 use lienthong_edxml::{CodeMap, Format, MessageType, OrganId};
-use lienthong_store::{AuthError, Body, InboxFilter, System, TransportStatus};
+use lienthong_https::PeerCertificate;
+use lienthong_store::{Body, InboxFilter, System, TransportStatus};
 use lienthong_translate::edocvn;
 use quick_xml::escape::escape;
 
@@ -35,10 +38,12 @@ use crate::time_fmt::format_ms;
 /// `POST /soap/v1`.
 pub async fn soap(
     State(state): State<AppState>,
+    certificate: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    match handle(&state, &headers, body).await {
+    let certificate = certificate.map(|Extension(c)| c);
+    match handle(&state, &headers, certificate.as_ref(), body).await {
         Ok(resp) => resp,
         Err(e) => fault(&e),
     }
@@ -50,9 +55,10 @@ const MAX_OPERATION: u64 = 16 * 1024 * 1024;
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
+    certificate: Option<&PeerCertificate>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(state, headers).await?;
+    let caller = authenticate(state, headers, certificate).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -161,7 +167,11 @@ fn violation(path: &str, rule: &str) -> lienthong_edxml::Violation {
     }
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<System, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    certificate: Option<&PeerCertificate>,
+) -> Result<System, ApiError> {
     let token = headers
         .get("token")
         .and_then(|v| v.to_str().ok())
@@ -173,17 +183,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<System, A
             "the HTTP header Token: <systemId>:<secret> is required",
         ));
     };
-    match state.store.authenticate(id, secret).await? {
-        Ok(system) => Ok(system),
-        Err(AuthError::BadCredentials) => Err(ApiError::new(
-            ErrorCode::BadCredentials,
-            "wrong system id or secret in Token",
-        )),
-        Err(AuthError::Locked) => Err(ApiError::new(
-            ErrorCode::BadCredentials,
-            format!("system {id} is locked; ask the bus operator"),
-        )),
-    }
+    crate::auth::check(
+        state,
+        "system id or secret in Token",
+        id,
+        secret,
+        certificate,
+    )
+    .await
 }
 
 async fn send_document(
