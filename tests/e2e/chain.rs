@@ -257,6 +257,9 @@ impl Stage for Scripted {
                 .expect("runs")
                 .entry(format!("{}:{text}", self.name))
                 .or_default() += 1;
+            if text == "panic" && self.next.is_none() {
+                panic!("the test's last stage trips over it");
+            }
             if text == "poison" && self.next.is_none() {
                 return Err(Outcome::Poison(
                     "the test's last stage cannot read it".into(),
@@ -297,7 +300,8 @@ impl Stage for Scripted {
 }
 
 #[tokio::test]
-async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_own_queue() {
+async fn a_chained_stage_that_cannot_handle_its_message_or_panics_dead_letters_it_on_its_own_queue()
+{
     let env = Env::new(Backend::Sqlite).await;
     let taps = Taps::new(&env).await;
     let runs = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
@@ -330,7 +334,7 @@ async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_o
             .then_some(())
     })
     .await;
-    for text in ["poison", "flaky", "good"] {
+    for text in ["poison", "panic", "flaky", "good"] {
         publisher
             .publish(Outgoing {
                 route: Route {
@@ -345,8 +349,8 @@ async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_o
             .await
             .expect("published");
     }
-    eventually("one dead letter", Duration::from_secs(30), || async {
-        (env.dead_letters().await == 1).then_some(())
+    eventually("two dead letters", Duration::from_secs(30), || async {
+        (env.dead_letters().await == 2).then_some(())
     })
     .await;
     // Every chain's events, gathered as they come.
@@ -363,7 +367,7 @@ async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_o
                 .collect();
             let mut seen = seen.lock().expect("seen");
             seen.extend(got);
-            (seen.len() >= 5).then_some(())
+            (seen.len() >= 6).then_some(())
         }
     };
     eventually("every chain's events", Duration::from_secs(30), &gather).await;
@@ -373,21 +377,29 @@ async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_o
     let mut events = seen.lock().expect("seen").clone();
     events.sort();
 
-    // The poison message died on the translator's queue, where its stage is, with its own id;
-    // the verifier's message was handled (it is not among the dead).
-    let dead = publisher
+    // The poison message, and the one its stage panicked on, died on the translator's queue,
+    // where that stage is, with their own ids; the verifier's messages were handled (they are
+    // not among the dead).
+    let mut dead = publisher
         .dead_letters(DeadAction::Keep, None, 10)
         .await
         .expect("dead letters");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].queue, t.stage_queue("translator"));
-    assert_eq!(dead[0].message_id.as_deref(), Some("poison:translator"));
-    assert_eq!(dead[0].payload, "poison");
-    // The poison message's verifier events went out with it; then the translator's own consumer
-    // ran it once more before dead-lettering it.
+    dead.sort_by(|a, b| a.payload.cmp(&b.payload));
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (d, text) in dead.iter().zip(["panic", "poison"]) {
+        assert_eq!(d.queue, t.stage_queue("translator"), "{d:?}");
+        assert_eq!(d.message_id, Some(format!("{text}:translator")), "{d:?}");
+        assert_eq!(d.payload, text);
+        assert_eq!(d.reason, "rejected", "{d:?}");
+    }
+    // Their verifier events went out with them; then the translator's own consumer ran each
+    // once more before dead-lettering it. The panic was contained to the stage: the process
+    // goes on (the good and flaky documents below).
     let runs = runs.lock().expect("runs").clone();
-    assert_eq!(runs["verifier:poison"], 1);
-    assert_eq!(runs["translator:poison"], 2);
+    for text in ["poison", "panic"] {
+        assert_eq!(runs[&format!("verifier:{text}")], 1, "{runs:?}");
+        assert_eq!(runs[&format!("translator:{text}")], 2, "{runs:?}");
+    }
     // A stage that fails for now runs the whole chain again: each stage is idempotent, and
     // what the chain leaves is published once, after its last stage.
     assert_eq!(runs["verifier:flaky"], 3, "{runs:?}");
@@ -399,6 +411,7 @@ async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_o
         "flaky:verifier:000.00.00.H49",
         "good:translator:000.00.00.H49",
         "good:verifier:000.00.00.H49",
+        "panic:verifier:000.00.00.H49",
         "poison:verifier:000.00.00.H49",
     ];
     assert_eq!(events, expected);
@@ -414,9 +427,11 @@ async fn a_chained_stage_that_cannot_handle_its_message_dead_letters_it_on_its_o
     assert_eq!(
         hops,
         [
+            "translator:panic",
             "translator:poison",
             "verifier:flaky",
             "verifier:good",
+            "verifier:panic",
             "verifier:poison"
         ]
     );

@@ -10,8 +10,8 @@
 //! Nothing about delivery changes: the message is acked only after the last stage's output is
 //! confirmed, so a crash anywhere in the chain hands the message to another consumer, which runs
 //! the stages again (each is idempotent, as with separate hops). A stage in the chain that cannot
-//! handle its message (poison) gets it on its own queue instead, where its consumer dead-letters
-//! it as it would without the chain. A stage in another process gets its message through the
+//! handle its message (poison, or a panic) gets it on its own queue instead, where its consumer
+//! dead-letters it as it would without the chain. A stage in another process gets its message through the
 //! broker, as before: processes can run any set of stages.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -19,6 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+use futures_util::FutureExt;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -200,11 +201,27 @@ impl Pipeline {
     }
 }
 
-/// One stage's work, timed and in a span of its own.
+/// One stage's work, timed and in a span of its own. A stage that panics is poison for that
+/// stage: in a chain its message goes to its own queue, as for any poison, and the stages before
+/// it keep their work.
 async fn run_stage(stage: &Arc<dyn Stage>, payload: &[u8]) -> Result<Onward, Outcome> {
     let started = std::time::Instant::now();
     let span = tracing::info_span!("stage", stage = stage.name());
-    let result = stage.run(payload).instrument(span).await;
+    let result = std::panic::AssertUnwindSafe(stage.run(payload))
+        .catch_unwind()
+        .instrument(span)
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Outcome::Poison(format!(
+                "stage {} panicked: {what}",
+                stage.name()
+            )))
+        });
     metrics::histogram!("lienthong_stage_seconds", "stage" => stage.name())
         .record(started.elapsed().as_secs_f64());
     result
