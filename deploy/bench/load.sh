@@ -16,6 +16,9 @@
 # With BASELINE=1 (the default) a first run, on a bus of its own, hands every message from stage
 # to stage through the broker (`bus.chain_stages = false`, the design before a process ran its
 # stages back to back), so the change is measured against the same broker in the same run.
+# BASELINE_CHAIN=true keeps the chain in the baseline, and BASELINE_CACHE=off turns off the
+# process's caches of documents and small blobs there (`store.cached_documents = 0`,
+# `store.cached_blob_bytes = 0`): the design before them.
 # Every run also checks the recipient's inbox over /v1 (every document exactly once) and fails
 # if anything is missing.
 set -euo pipefail
@@ -30,6 +33,8 @@ WORKERS=${WORKERS:-"1 2 3"}
 AMQP=${AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}
 CONCURRENCY=${CONCURRENCY:-32}
 BASELINE=${BASELINE:-1}
+BASELINE_CHAIN=${BASELINE_CHAIN:-false}
+BASELINE_CACHE=${BASELINE_CACHE:-on}
 
 cargo build --release --bin lienthong --bin lienthong-load
 bin=$repo/target/release
@@ -50,13 +55,17 @@ drop_queues() {
 trap 'stop_all; drop_queues; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
-# write_config NAME PREFIX CHAIN: a bus of its own (store, blobs, queue prefix), its systems set up.
+# write_config NAME PREFIX CHAIN CACHE: a bus of its own (store, blobs, queue prefix), its systems
+# set up; CACHE on or off.
 write_config() {
-    local name=$1 bus_prefix=$2 chain=$3
+    local name=$1 bus_prefix=$2 chain=$3 cache=$4
+    local caches=""
+    if [[ $cache == off ]]; then caches=$'cached_documents = 0\ncached_blob_bytes = 0'; fi
     cat >"$tmp/$name.toml" <<EOF
 [store]
 url = "sqlite://$tmp/$name.db"
 blobs = { kind = "files", dir = "$tmp/$name-blobs" }
+$caches
 
 [bus]
 url = "$AMQP"
@@ -102,7 +111,7 @@ for ((i = 0; i < RECIPIENTS; i++)); do
     to_args+=(--to "${recipients[$i]}")
     check_args+=(--check-inbox "bench-r$i:bench-r$i-secret")
 done
-write_config bench "$prefix" true
+write_config bench "$prefix" true on
 config=bench
 bus_prefix=$prefix
 
@@ -142,14 +151,14 @@ load() {
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
 baseline=""
 if [[ $BASELINE == 1 ]]; then
-    write_config baseline "$prefix-base" false
+    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE"
     config=baseline
     bus_prefix=$prefix-base
     start_gateway
     add_worker 1
     wait_ready 18490 18491
     echo
-    echo "== baseline: every stage hands on through the broker (chain_stages = false), 1 worker process"
+    echo "== baseline: chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, 1 worker process"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     stop_all
@@ -186,7 +195,7 @@ echo "== throughput by worker processes (1 gateway process besides)"
 printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
 if [[ -n $baseline ]]; then
     # shellcheck disable=SC2086
-    printf '%-8s %14s %12s %18s   (baseline: a broker hop between stages)\n' 1 $baseline
+    printf '%-8s %14s %12s %18s   (baseline: chain_stages = %s, caches %s)\n' 1 $baseline "$BASELINE_CHAIN" "$BASELINE_CACHE"
 fi
 for row in "${summary[@]}"; do
     # shellcheck disable=SC2086

@@ -76,6 +76,8 @@ impl Env {
             max_connections: None,
             large_attachment_bytes: 256,
             inline_blob_bytes: 256 * 1024,
+            cached_documents: lienthong_store::CACHED_DOCUMENTS,
+            cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
             blobs: BlobConfig::Db,
         };
         Self::with_store(tempfile::tempdir().expect("tempdir"), store_config, None).await
@@ -90,6 +92,8 @@ impl Env {
                     max_connections: None,
                     large_attachment_bytes: 256,
                     inline_blob_bytes: 256 * 1024,
+                    cached_documents: lienthong_store::CACHED_DOCUMENTS,
+                    cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
                     blobs: BlobConfig::Files {
                         dir: dir.path().join("blobs"),
                     },
@@ -106,6 +110,8 @@ impl Env {
                         max_connections: None,
                         large_attachment_bytes: 256,
                         inline_blob_bytes: 256 * 1024,
+                        cached_documents: lienthong_store::CACHED_DOCUMENTS,
+                        cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
                         blobs: BlobConfig::Db,
                     },
                     Some(pg),

@@ -241,6 +241,8 @@ async fn main() {
         max_connections: None,
         large_attachment_bytes: 1 << 20,
         inline_blob_bytes: 256 * 1024,
+        cached_documents: lienthong_store::CACHED_DOCUMENTS,
+        cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
         blobs: lienthong_store::BlobConfig::Files {
             dir: dir.join("blobs"),
         },

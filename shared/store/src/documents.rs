@@ -491,8 +491,13 @@ impl Store {
         )
     }
 
+    /// A document's row: from the database the first time this process asks, then from memory
+    /// (a row never changes once its acceptance commits).
     pub async fn document(&self, doc_id: &str) -> Result<Option<DocumentRow>, StoreError> {
-        sqlx::query(sql(format!(
+        if let Some(row) = self.documents.get(doc_id) {
+            return Ok(Some(row));
+        }
+        let row = sqlx::query(sql(format!(
             "SELECT {DOC_COLUMNS} FROM documents d WHERE d.doc_id = $1"
         )))
         .bind(doc_id)
@@ -500,7 +505,11 @@ impl Store {
         .await?
         .as_ref()
         .map(document_from_row)
-        .transpose()
+        .transpose()?;
+        if let Some(row) = &row {
+            self.documents.put(row);
+        }
+        Ok(row)
     }
 
     /// The edoc a sender sent under an edXML `DocumentId` (what a status package answers).
@@ -606,8 +615,13 @@ impl Store {
         key: &str,
         what: impl Fn() -> String,
     ) -> Result<Arc<dyn lienthong_edxml::source::Source>, StoreError> {
+        if let Some(bytes) = self.small_blobs.get(key) {
+            return Ok(bytes);
+        }
         if let Some(bytes) = self.blob_in_db(key).await? {
-            return Ok(Arc::new(checked(bytes, key, what)?));
+            let bytes = Arc::new(checked(bytes, key, what)?);
+            self.small_blobs.put(key, &bytes);
+            return Ok(bytes);
         }
         let Some(source) = self.blobs.source(key).await? else {
             return Err(StoreError::Corrupt(format!("{} is missing", what())));
@@ -664,18 +678,31 @@ impl Store {
         if inline {
             Self::insert_blob(&mut tx, &digest, body).await?;
         }
-        sqlx::query(
+        let row = RenditionRow {
+            doc_id: doc_id.to_owned(),
+            format,
+            size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+            sha256: digest,
+            created_ms: now_ms(),
+        };
+        let inserted = sqlx::query(
             "INSERT INTO renditions (doc_id, format, size, sha256, created_ms) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (doc_id, format) DO NOTHING",
         )
         .bind(doc_id)
         .bind(format.as_str())
-        .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
-        .bind(&digest)
-        .bind(now_ms())
+        .bind(row.size)
+        .bind(&row.sha256)
+        .bind(row.created_ms)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         tx.commit().await?;
+        if inserted {
+            return Ok(row);
+        }
+        // Another translator stored it first: theirs stands.
         self.rendition_row(doc_id, format)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("rendition {format} of {doc_id} vanished")))

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::{Store, StoreError, get_opt_string};
+use crate::{Store, StoreError, get_opt_string, sql};
 
 /// One lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,23 @@ pub enum ChainCheck {
     },
 }
 
+/// `rows` groups of `columns` numbered placeholders: `($1, $2), ($3, $4)`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Events per statement when a batch is recorded: 9 parameters each, well under the limits of
+/// SQLite (32,766) and PostgreSQL (65,535).
+const ROWS_PER_STATEMENT: usize = 500;
+
 impl Store {
     /// Records an event at the end of the chain; false if it was already recorded.
     pub async fn record_event(&self, e: &LedgerEvent) -> Result<bool, StoreError> {
@@ -84,31 +101,52 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let (mut seq, mut prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+        // Which are recorded already (a redelivery), in one query; then the new ones in one
+        // statement. The head's lock keeps other ledgers out until the commit.
+        let mut known = std::collections::HashSet::new();
+        for ids in events.chunks(ROWS_PER_STATEMENT) {
+            // Placeholders only: the values are bound.
+            let mut q = sqlx::query(sql(format!(
+                "SELECT event_id FROM events WHERE event_id IN {}",
+                placeholders(1, ids.len())
+            )));
+            for e in ids {
+                q = q.bind(&e.event_id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                known.insert(row.try_get::<String, _>("event_id")?);
+            }
+        }
         let mut recorded = Vec::with_capacity(events.len());
+        let mut rows = Vec::new();
         for e in events {
-            let hash = chain_hash(&prev, e);
-            let done = sqlx::query(
-                "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&e.event_id)
-            .bind(&e.doc_id)
-            .bind(&e.kind)
-            .bind(&e.organ)
-            .bind(&e.detail)
-            .bind(e.at_ms)
-            .bind(seq + 1)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-            let new = done.rows_affected() == 1;
+            // Known before, or earlier in this batch.
+            let new = known.insert(e.event_id.clone());
             if new {
+                let hash = chain_hash(&prev, e);
                 seq += 1;
-                prev = hash;
+                rows.push((e, seq, std::mem::replace(&mut prev, hash.clone()), hash));
             }
             recorded.push(new);
+        }
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::query(sql(format!(
+                "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash) VALUES {}",
+                placeholders(chunk.len(), 9)
+            )));
+            for (e, seq, prev, hash) in chunk {
+                q = q
+                    .bind(&e.event_id)
+                    .bind(&e.doc_id)
+                    .bind(&e.kind)
+                    .bind(&e.organ)
+                    .bind(&e.detail)
+                    .bind(e.at_ms)
+                    .bind(*seq)
+                    .bind(prev)
+                    .bind(hash);
+            }
+            q.execute(&mut *tx).await?;
         }
         if !recorded.contains(&true) {
             tx.rollback().await?;
@@ -275,4 +313,13 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> Result<LedgerEvent, StoreError> {
         detail: get_opt_string(r, "detail")?,
         at_ms: r.try_get("at_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_are_numbered_row_by_row() {
+        assert_eq!(super::placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
+    }
 }

@@ -6,6 +6,7 @@
 //! in the SQL both understand, and one conformance suite runs against both.
 
 mod blobs;
+mod cache;
 mod documents;
 mod ledger;
 mod outbox;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use blobs::{BlobConfig, BoxFuture, ObjectStore};
+pub use cache::{CACHED_BLOB_BYTES, CACHED_DOCUMENTS};
 pub use documents::*;
 pub use ledger::*;
 pub use outbox::*;
@@ -54,6 +56,23 @@ pub struct StoreConfig {
     /// rename per document. Larger ones go to `blobs`. 0 sends everything to `blobs`.
     #[serde(default = "default_inline_blob")]
     pub inline_blob_bytes: u64,
+    /// How many documents' rows a process keeps in memory once read (rows never change after
+    /// acceptance), so the stages it chains read each from the database once. 0 keeps none.
+    #[serde(default = "default_cached_documents")]
+    pub cached_documents: usize,
+    /// How many bytes of blobs read from the database (packages and renditions within
+    /// `inline_blob_bytes`) a process keeps in memory, so the stages it chains read a package
+    /// once. A blob is named by its SHA-256 and never changes. 0 keeps none.
+    #[serde(default = "default_cached_blob_bytes")]
+    pub cached_blob_bytes: usize,
+}
+
+fn default_cached_documents() -> usize {
+    cache::CACHED_DOCUMENTS
+}
+
+fn default_cached_blob_bytes() -> usize {
+    cache::CACHED_BLOB_BYTES
 }
 
 fn default_inline_blob() -> u64 {
@@ -124,6 +143,10 @@ pub struct Store {
     blobs: blobs::Blobs,
     large_attachment_bytes: u64,
     inline_blob_bytes: u64,
+    /// Documents already read by this process.
+    documents: std::sync::Arc<cache::DocumentCache>,
+    /// Small blobs already read by this process.
+    small_blobs: std::sync::Arc<cache::BlobCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -242,6 +265,8 @@ impl Store {
             blobs,
             large_attachment_bytes: config.large_attachment_bytes,
             inline_blob_bytes: config.inline_blob_bytes,
+            documents: std::sync::Arc::new(cache::DocumentCache::new(config.cached_documents)),
+            small_blobs: std::sync::Arc::new(cache::BlobCache::new(config.cached_blob_bytes)),
         };
         store.migrate().await?;
         Ok(store)

@@ -20,6 +20,8 @@ async fn sqlite() -> Env {
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
         inline_blob_bytes: 64 * 1024,
+        cached_documents: CACHED_DOCUMENTS,
+        cached_blob_bytes: CACHED_BLOB_BYTES,
         blobs: BlobConfig::Files {
             dir: dir.path().join("blobs"),
         },
@@ -46,6 +48,8 @@ async fn s3() -> Env {
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
         inline_blob_bytes: 64 * 1024,
+        cached_documents: CACHED_DOCUMENTS,
+        cached_blob_bytes: CACHED_BLOB_BYTES,
         blobs: BlobConfig::S3 {
             endpoint,
             bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
@@ -74,6 +78,8 @@ async fn postgres() -> Env {
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
         inline_blob_bytes: 64 * 1024,
+        cached_documents: CACHED_DOCUMENTS,
+        cached_blob_bytes: CACHED_BLOB_BYTES,
         blobs: BlobConfig::Db,
     })
     .await
