@@ -3,6 +3,8 @@
 #
 #   ./deploy/bench/load.sh                 # the three figures of docs/performance.md
 #   DOCUMENTS=5000 SIZE=20000 RECIPIENTS=1 WORKERS="1 2 3" ./deploy/bench/load.sh
+#   STORE=postgres ./deploy/bench/load.sh  # each bus on a PostgreSQL database of its own
+#   KEEP_LOGS=/tmp/load-logs ./deploy/bench/load.sh   # keep the processes' logs
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -24,7 +26,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
-./deploy/local/ensure-services
+STORE=${STORE:-sqlite}
+case $STORE in
+sqlite) ./deploy/local/ensure-services ;;
+postgres) ./deploy/local/ensure-services --postgres ;;
+*)
+    echo "STORE is sqlite or postgres, not $STORE" >&2
+    exit 2
+    ;;
+esac
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
 
 DOCUMENTS=${DOCUMENTS:-3000}
 SIZE=${SIZE:-20000}
@@ -52,18 +63,33 @@ drop_queues() {
     rabbitmqctl list_queues name --quiet 2>/dev/null | grep "^$prefix[.-]" |
         while read -r q; do rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true; done
 }
-trap 'stop_all; drop_queues; rm -rf "$tmp"' EXIT
+databases=()
+drop_databases() {
+    for db in "${databases[@]}"; do psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
+}
+# KEEP_LOGS=DIR keeps the processes' logs there.
+keep_logs() {
+    if [[ -n ${KEEP_LOGS:-} ]]; then mkdir -p "$KEEP_LOGS" && cp "$tmp"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
+}
+trap 'stop_all; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
 # write_config NAME PREFIX CHAIN CACHE: a bus of its own (store, blobs, queue prefix), its systems
-# set up; CACHE on or off.
+# set up; CACHE on or off. The store is a SQLite file, or with STORE=postgres a database.
 write_config() {
     local name=$1 bus_prefix=$2 chain=$3 cache=$4
-    local caches=""
+    local caches="" url="sqlite://$tmp/$name.db"
+    if [[ $STORE == postgres ]]; then
+        # A database of its own, dropped at the end.
+        local db="${name}_$$"
+        psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+        databases+=("$db")
+        url="$PG/$db"
+    fi
     if [[ $cache == off ]]; then caches=$'cached_documents = 0\ncached_blob_bytes = 0'; fi
     cat >"$tmp/$name.toml" <<EOF
 [store]
-url = "sqlite://$tmp/$name.db"
+url = "$url"
 blobs = { kind = "files", dir = "$tmp/$name-blobs" }
 $caches
 
