@@ -20,7 +20,9 @@
 # stages back to back), so the change is measured against the same broker in the same run.
 # BASELINE_CHAIN=true keeps the chain in the baseline, and BASELINE_CACHE=off turns off the
 # process's caches of documents and small blobs there (`store.cached_documents = 0`,
-# `store.cached_blob_bytes = 0`): the design before them.
+# `store.cached_blob_bytes = 0`): the design before them. BASELINE_BIN=PATH runs the baseline
+# bus on another build of lienthong (a change that has no switch: build the commit before it,
+# copy its target/release/lienthong aside, and name the copy).
 # Every run also checks the recipient's inbox over /v1 (every document exactly once) and fails
 # if anything is missing.
 set -euo pipefail
@@ -49,6 +51,9 @@ BASELINE_CACHE=${BASELINE_CACHE:-on}
 
 cargo build --release --bin lienthong --bin lienthong-load
 bin=$repo/target/release
+# The binary the bus runs; the baseline's may be another build (BASELINE_BIN).
+lienthong=$bin/lienthong
+BASELINE_BIN=${BASELINE_BIN:-$lienthong}
 
 tmp=$(mktemp -d)
 prefix="bench-$$"
@@ -118,14 +123,14 @@ bus_organ_id = "000.00.05.H49"
 bus_organ_id = "000.00.05.H49"
 EOF
     # The sender (the province's system) and the recipients' systems.
-    "$bin/lienthong" admin --config "$tmp/$name.toml" registry-import "$repo/config/demo/agencies.json" >/dev/null
-    "$bin/lienthong" admin --config "$tmp/$name.toml" system-add bench-sender --name "Bench sender" \
+    "$lienthong" admin --config "$tmp/$name.toml" registry-import "$repo/config/demo/agencies.json" >/dev/null
+    "$lienthong" admin --config "$tmp/$name.toml" system-add bench-sender --name "Bench sender" \
         --organ 000.00.00.H49 --secret bench-sender-secret >/dev/null
     for ((i = 0; i < RECIPIENTS; i++)); do
         code=${recipients[$i]}
-        "$bin/lienthong" admin --config "$tmp/$name.toml" registry-add "$code" --name "Bench recipient $i" \
+        "$lienthong" admin --config "$tmp/$name.toml" registry-add "$code" --name "Bench recipient $i" \
             --parent 000.00.00.H49 >/dev/null
-        "$bin/lienthong" admin --config "$tmp/$name.toml" system-add "bench-r$i" --name "Bench recipient $i" \
+        "$lienthong" admin --config "$tmp/$name.toml" system-add "bench-r$i" --name "Bench recipient $i" \
             --organ "$code" --secret "bench-r$i-secret" >/dev/null
     done
 }
@@ -143,14 +148,14 @@ bus_prefix=$prefix
 
 metrics_urls=()
 start_gateway() {
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$bin/lienthong" serve --config "$tmp/$config.toml" gateway \
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" gateway \
         >"$tmp/gateway.log" 2>&1 &
     pids+=($!)
     metrics_urls+=(--metrics "http://127.0.0.1:18490/metrics")
 }
 add_worker() {
     local n=$1
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$bin/lienthong" serve --config "$tmp/$config.toml" \
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$lienthong" serve --config "$tmp/$config.toml" \
         verifier translator router delivery ledger >"$tmp/worker-$n.log" 2>&1 &
     pids+=($!)
     metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
@@ -177,6 +182,7 @@ load() {
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
 baseline=""
 if [[ $BASELINE == 1 ]]; then
+    lienthong=$BASELINE_BIN
     write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE"
     config=baseline
     bus_prefix=$prefix-base
@@ -184,10 +190,11 @@ if [[ $BASELINE == 1 ]]; then
     add_worker 1
     wait_ready 18490 18491
     echo
-    echo "== baseline: chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, 1 worker process"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, 1 worker process"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     stop_all
+    lienthong=$bin/lienthong
     metrics_urls=()
     config=bench
     bus_prefix=$prefix
