@@ -244,6 +244,56 @@ async fn roles_forms_and_the_audit_log() {
             .expect("known")
             .locked
     );
+    // The operator binds a client certificate to the system (by fingerprint, as openssl prints
+    // it), then unbinds it; a malformed one comes back named.
+    let certificates = || async {
+        env.store
+            .system("commune")
+            .await
+            .expect("system")
+            .expect("known")
+            .certificates
+    };
+    let fingerprint = "ab".repeat(32);
+    let with_colons = vec!["AB"; 32].join(":");
+    for (action, value) in [("bind", with_colons.as_str()), ("unbind", "not hex/..")] {
+        let (status, location) = post(
+            c,
+            &op,
+            "/registry/system-certificate",
+            &[
+                ("systemId", "commune"),
+                ("action", action),
+                ("certificate", value),
+                ("form", &token),
+            ],
+        )
+        .await;
+        assert_eq!(status, 303, "{location}");
+        if action == "bind" {
+            assert!(location.contains("done="), "{location}");
+        } else {
+            assert!(
+                location.contains("error=") && location.contains("certificate"),
+                "{location}"
+            );
+        }
+    }
+    assert_eq!(certificates().await, std::slice::from_ref(&fingerprint));
+    let (_, location) = post(
+        c,
+        &op,
+        "/registry/system-certificate",
+        &[
+            ("systemId", "commune"),
+            ("action", "unbind"),
+            ("certificate", &fingerprint),
+            ("form", &token),
+        ],
+    )
+    .await;
+    assert!(location.contains("done="), "{location}");
+    assert!(certificates().await.is_empty());
     // A refusal by the gateway comes back named, nothing changed.
     let (_, location) = post(
         c,

@@ -187,6 +187,12 @@ impl Gateway {
         self.json(r).await
     }
 
+    /// `DELETE path`, its answer as JSON.
+    pub async fn delete(&self, who: As, actor: &str, path: &str) -> Result<Value, GatewayError> {
+        let r = self.request(reqwest::Method::DELETE, who, actor, path)?;
+        self.json(r).await
+    }
+
     /// A service's `/metrics` text (no token: it is served to the monitoring stack).
     pub async fn metrics(&self, url: &str) -> Result<String, String> {
         let r = self

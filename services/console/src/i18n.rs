@@ -124,6 +124,13 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("systems", "Hệ thống kết nối", "Connected systems"),
     ("system_id", "Mã hệ thống", "System id"),
     ("acts_for", "Gửi nhận cho", "Acts for"),
+    ("bind", "Gắn", "Bind"),
+    ("unbind", "Gỡ", "Unbind"),
+    (
+        "certificate_hint",
+        "Chứng thư số (PEM) hoặc SHA-256",
+        "Certificate (PEM) or its SHA-256",
+    ),
     (
         "client_certificates",
         "Chứng thư số máy trạm (SHA-256)",

@@ -43,6 +43,10 @@ pub fn router() -> Router<AppState> {
         .route("/registry/import", post(registry::import))
         .route("/registry/agency-state", post(registry::agency_state))
         .route("/registry/system-lock", post(registry::system_lock))
+        .route(
+            "/registry/system-certificate",
+            post(registry::system_certificate),
+        )
         .route("/certificates", get(trust::page))
         .route("/verdicts", get(verdicts::page))
         .route("/verdicts.csv", get(verdicts::export))

@@ -100,7 +100,21 @@ pub async fn page(
                         td.certificates {
                             @for c in sys["certificates"].as_array().into_iter().flatten() {
                                 @let c = text(c);
-                                code title=(c) { (c.get(..16).unwrap_or(&c)) "…" } " "
+                                form.unbind method="post" action="/registry/system-certificate" {
+                                    (form_token(&s))
+                                    input type="hidden" name="systemId" value=(id);
+                                    input type="hidden" name="action" value="unbind";
+                                    input type="hidden" name="certificate" value=(c);
+                                    code title=(c) { (c.get(..16).unwrap_or(&c)) "…" } " "
+                                    button.unbind type="submit" { (l.t("unbind")) }
+                                }
+                            }
+                            form.bind method="post" action="/registry/system-certificate" {
+                                (form_token(&s))
+                                input type="hidden" name="systemId" value=(id);
+                                input type="hidden" name="action" value="bind";
+                                textarea name="certificate" rows="2" placeholder=(l.t("certificate_hint")) {}
+                                button.bind type="submit" { (l.t("bind")) }
                             }
                         }
                         td class=[locked.then_some("locked")] { (if locked { l.t("locked") } else { l.t("active") }) }
@@ -209,6 +223,66 @@ pub async fn system_lock(State(state): State<AppState>, s: Session, body: Bytes)
             .await
             .map(|_| format!("{id}: {}", if locked { "locked" } else { "unlocked" }))
             .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Binds a client certificate to a system (pasted as PEM, or its SHA-256), or unbinds one.
+pub async fn system_certificate(
+    State(state): State<AppState>,
+    s: Session,
+    body: Bytes,
+) -> Response {
+    act(&state, &s, &body, async |form| {
+        let id = form.get("systemId").ok_or("systemId: required")?;
+        let certificate = form
+            .get("certificate")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or("certificate: paste the certificate (PEM) or its SHA-256")?;
+        let done = match form.get("action") {
+            Some("bind") => {
+                let body = if certificate.contains("-----BEGIN") {
+                    json!({ "certificatePem": certificate })
+                } else {
+                    json!({ "sha256": certificate })
+                };
+                state
+                    .gateway
+                    .post(
+                        As::Operator,
+                        &s.user.name,
+                        &format!("/admin/systems/{id}/certificates"),
+                        Body::Json(body),
+                    )
+                    .await
+            }
+            Some("unbind") => {
+                if !certificate
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':')
+                {
+                    return Err("certificate: a SHA-256 fingerprint, in hexadecimal".into());
+                }
+                state
+                    .gateway
+                    .delete(
+                        As::Operator,
+                        &s.user.name,
+                        &format!("/admin/systems/{id}/certificates/{certificate}"),
+                    )
+                    .await
+            }
+            _ => return Err("action: bind or unbind".into()),
+        };
+        done.map(|v| {
+            format!(
+                "{id}: {} {}",
+                form.get("action").unwrap_or_default(),
+                v["sha256"].as_str().unwrap_or_default()
+            )
+        })
+        .map_err(|e| e.to_string())
     })
     .await
 }
