@@ -735,9 +735,12 @@ impl Store {
         let Some(system) = self.system(system_id).await? else {
             return Ok(Err(AuthError::BadCredentials));
         };
+        // Whose the certificate is, unless it is one of this system's own.
         let owner = match certificate {
-            Some(c) => self.certificate_owner(c).await?,
-            None => None,
+            Some(c) if !system.certificates.iter().any(|b| b == c) => {
+                self.certificate_owner(c).await?
+            }
+            _ => None,
         };
         if let Err(e) = system.admits(certificate, owner.as_deref()) {
             return Ok(Err(e));
@@ -752,6 +755,36 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_system_admits_its_own_certificates_and_no_other_systems() {
+        let mut sys = System {
+            system_id: "a".into(),
+            name: "A".into(),
+            organs: Vec::new(),
+            locked: false,
+            certificates: Vec::new(),
+        };
+        // Nothing bound: any certificate, or none; but never another system's.
+        assert_eq!(sys.admits(None, None), Ok(()));
+        assert_eq!(sys.admits(Some("x"), None), Ok(()));
+        assert_eq!(
+            sys.admits(Some("x"), Some("b")),
+            Err(AuthError::CertificateOfAnotherSystem { owner: "b".into() })
+        );
+        sys.certificates = vec!["c1".into(), "c2".into()];
+        assert_eq!(sys.admits(Some("c2"), Some("a")), Ok(()));
+        assert_eq!(sys.admits(Some("c1"), None), Ok(()));
+        assert_eq!(sys.admits(None, None), Err(AuthError::CertificateRequired));
+        assert_eq!(
+            sys.admits(Some("x"), None),
+            Err(AuthError::CertificateNotBound)
+        );
+        assert_eq!(
+            sys.admits(Some("x"), Some("b")),
+            Err(AuthError::CertificateOfAnotherSystem { owner: "b".into() })
+        );
+    }
 
     #[test]
     fn a_broadcast_reaches_the_agencies_at_a_level_under_an_ancestor() {
