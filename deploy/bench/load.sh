@@ -5,6 +5,8 @@
 #   DOCUMENTS=5000 SIZE=20000 RECIPIENTS=1 WORKERS="1 2 3" ./deploy/bench/load.sh
 #   STORE=postgres ./deploy/bench/load.sh  # each bus on a PostgreSQL database of its own
 #   KEEP_LOGS=/tmp/load-logs ./deploy/bench/load.sh   # keep the processes' logs
+#   LEDGER=own ./deploy/bench/load.sh      # the ledger in a process of its own, not in each worker
+#                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -48,6 +50,8 @@ CONCURRENCY=${CONCURRENCY:-32}
 BASELINE=${BASELINE:-1}
 BASELINE_CHAIN=${BASELINE_CHAIN:-false}
 BASELINE_CACHE=${BASELINE_CACHE:-on}
+LEDGER=${LEDGER:-worker}
+BASELINE_LEDGER=${BASELINE_LEDGER:-$LEDGER}
 
 cargo build --release --bin lienthong --bin lienthong-load
 bin=$repo/target/release
@@ -153,10 +157,22 @@ start_gateway() {
     pids+=($!)
     metrics_urls+=(--metrics "http://127.0.0.1:18490/metrics")
 }
+# With ledger=own the ledger runs in a process of its own (port 18489), not in the workers.
+ledger=$LEDGER
+start_ledger() {
+    if [[ $ledger == own ]]; then
+        LIENTHONG_METRICS_LISTEN=127.0.0.1:18489 "$lienthong" serve --config "$tmp/$config.toml" ledger \
+            >"$tmp/ledger.log" 2>&1 &
+        pids+=($!)
+        metrics_urls+=(--metrics "http://127.0.0.1:18489/metrics")
+        wait_ready 18489
+    fi
+}
 add_worker() {
-    local n=$1
+    local n=$1 roles=(verifier translator router delivery)
+    if [[ $ledger != own ]]; then roles+=(ledger); fi
     LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$lienthong" serve --config "$tmp/$config.toml" \
-        verifier translator router delivery ledger >"$tmp/worker-$n.log" 2>&1 &
+        "${roles[@]}" >"$tmp/worker-$n.log" 2>&1 &
     pids+=($!)
     metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
 }
@@ -186,20 +202,24 @@ if [[ $BASELINE == 1 ]]; then
     write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE"
     config=baseline
     bus_prefix=$prefix-base
+    ledger=$BASELINE_LEDGER
     start_gateway
+    start_ledger
     add_worker 1
     wait_ready 18490 18491
     echo
-    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, 1 worker process"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, ledger in $BASELINE_LEDGER process, 1 worker process"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     stop_all
     lienthong=$bin/lienthong
+    ledger=$LEDGER
     metrics_urls=()
     config=bench
     bus_prefix=$prefix
 fi
 start_gateway
+start_ledger
 started=0
 summary=()
 for workers in $WORKERS; do
@@ -228,7 +248,7 @@ echo "== throughput by worker processes (1 gateway process besides)"
 printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
 if [[ -n $baseline ]]; then
     # shellcheck disable=SC2086
-    printf '%-8s %14s %12s %18s   (baseline: chain_stages = %s, caches %s)\n' 1 $baseline "$BASELINE_CHAIN" "$BASELINE_CACHE"
+    printf '%-8s %14s %12s %18s   (baseline: chain_stages = %s, caches %s, ledger in %s process)\n' 1 $baseline "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_LEDGER"
 fi
 for row in "${summary[@]}"; do
     # shellcheck disable=SC2086
