@@ -100,7 +100,6 @@ impl Pki {
     }
 
     pub fn make(dir: &Path) -> Pki {
-        let openssl = |args: &[&str]| run("openssl", args, Some(dir));
         std::fs::write(
             dir.join("server.ext"),
             "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
@@ -111,26 +110,13 @@ impl Pki {
             "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
         )
         .expect("ext");
-        // A P-256 key and a request for it (self-signed for a CA), named after `name`.
-        let new_key = |name: &str, extra: &[&str]| {
-            let (key, subject) = (format!("{name}.key"), format!("/CN=lienthong test {name}"));
-            let mut args = vec![
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-subj",
-                &subject,
-            ];
-            args.extend_from_slice(extra);
-            openssl(&args);
-        };
         for ca in ["ca", "other-ca"] {
-            new_key(ca, &["-x509", "-days", "2", "-out", &format!("{ca}.pem")]);
+            new_key(
+                dir,
+                ca,
+                &format!("/CN=lienthong test {ca}"),
+                &["-x509", "-days", "2", "-out", &format!("{ca}.pem")],
+            );
         }
         for (name, ca, ext) in [
             ("server", "ca", "server.ext"),
@@ -138,31 +124,70 @@ impl Pki {
             ("client2", "ca", "client.ext"),
             ("stranger", "other-ca", "client.ext"),
         ] {
-            let (csr, cert) = (format!("{name}.csr"), format!("{name}.pem"));
-            let (ca_cert, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
-            new_key(name, &["-out", &csr]);
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca_cert,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-out",
-                &cert,
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-            ]);
+            issue(dir, name, &format!("/CN=lienthong test {name}"), ca, ext);
         }
         Pki {
             dir: dir.to_owned(),
         }
     }
+
+    /// A client certificate from the CA whose common name is `cn` (a broker taking the user name
+    /// from it, for EXTERNAL logins): its certificate and key files.
+    pub fn issue_client(&self, cn: &str) -> (PathBuf, PathBuf) {
+        let name = format!("cn-{cn}");
+        issue(&self.dir, &name, &format!("/CN={cn}"), "ca", "client.ext");
+        (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        )
+    }
+}
+
+/// A P-256 key `{name}.key` and, with `extra`, a request for it or a self-signed certificate.
+fn new_key(dir: &Path, name: &str, subject: &str, extra: &[&str]) {
+    let key = format!("{name}.key");
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-subj",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    run("openssl", &args, Some(dir));
+}
+
+/// `{name}.pem` (and its key), issued by the CA `{ca}.pem` with the extensions of `ext`.
+fn issue(dir: &Path, name: &str, subject: &str, ca: &str, ext: &str) {
+    let (csr, cert) = (format!("{name}.csr"), format!("{name}.pem"));
+    let (ca_cert, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    new_key(dir, name, subject, &["-out", &csr]);
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_cert,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+        ],
+        Some(dir),
+    );
 }
 
 /// Terminates TLS on a loopback port, requires a client certificate from the test CA, and

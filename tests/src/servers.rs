@@ -23,7 +23,21 @@ fn script(name: &str) -> PathBuf {
 pub struct Node {
     pub name: String,
     pub port: u16,
+    /// The management API's port and the AMQPS port, used when the node's settings enable them.
+    pub management_port: u16,
+    pub tls_port: u16,
     pub dir: PathBuf,
+}
+
+/// What a node runs beyond plain AMQP on loopback.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSettings {
+    /// Plugins to enable (none by default: the management plugin would want the shared node's
+    /// port unless `extra_config` gives it another).
+    pub plugins: Vec<String>,
+    /// More lines of `rabbitmq.conf`; `{management_port}`, `{tls_port}` and `{dir}` (the
+    /// node's directory) are replaced.
+    pub extra_config: String,
 }
 
 /// The cluster's nodes, stopped (and their data removed) when it is dropped, even when the
@@ -32,11 +46,17 @@ pub struct Cluster {
     /// `HOME` of the nodes and of `rabbitmqctl`: where their shared Erlang cookie is.
     home: tempfile::TempDir,
     pub nodes: Vec<Node>,
+    settings: NodeSettings,
 }
 
 impl Cluster {
     /// Starts `n` nodes side by side, then joins the others to the first.
     pub fn start(n: usize) -> Cluster {
+        Self::start_with(n, NodeSettings::default())
+    }
+
+    /// Starts `n` nodes with more than plain AMQP (plugins, TLS, ...), joined as by `start`.
+    pub fn start_with(n: usize, settings: NodeSettings) -> Cluster {
         let home = tempfile::tempdir().expect("tempdir");
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
@@ -45,11 +65,17 @@ impl Cluster {
                 Node {
                     name: format!("lt{}c{i}@localhost", std::process::id()),
                     port: free_port(),
+                    management_port: free_port(),
+                    tls_port: free_port(),
                     dir,
                 }
             })
             .collect();
-        let cluster = Cluster { home, nodes };
+        let cluster = Cluster {
+            home,
+            nodes,
+            settings,
+        };
         for node in &cluster.nodes {
             cluster.launch(node);
         }
@@ -84,10 +110,19 @@ impl Cluster {
         };
         // No plugins (the management plugin would want the shared node's port), a listener on
         // loopback only, and none of the shared node's settings.
-        let plugins = file("enabled_plugins", "[].\n");
+        let plugins = file(
+            "enabled_plugins",
+            &format!("[{}].\n", self.settings.plugins.join(",")),
+        );
+        let extra = self
+            .settings
+            .extra_config
+            .replace("{management_port}", &node.management_port.to_string())
+            .replace("{tls_port}", &node.tls_port.to_string())
+            .replace("{dir}", &node.dir.display().to_string());
         let config = file(
             "rabbitmq.conf",
-            &format!("listeners.tcp.default = 127.0.0.1:{}\n", node.port),
+            &format!("listeners.tcp.default = 127.0.0.1:{}\n{extra}\n", node.port),
         );
         let env_file = file("rabbitmq-env.conf", "");
         let status = Command::new(script("rabbitmq-server"))

@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use lienthong_store::{Agency, Store};
 
+use crate::config::Config;
+
 /// Reads a registry file and checks every record, naming the first bad one: JSON (an array, or
 /// a `getAgenciesList` answer with `data`), or CSV (`.csv`, a header row of the same field names;
 /// columns may be left out, empty cells are absent values).
@@ -61,6 +63,34 @@ pub async fn record_audit(
         .await
         .context("recording the change in the audit log")?;
     Ok(())
+}
+
+/// The management API client of `[amqp_adapters]`.
+pub fn management(cfg: &Config) -> anyhow::Result<lienthong_bus::adapters::Management> {
+    let a = cfg.amqp_adapters.as_ref().context(
+        "no [amqp_adapters] in the configuration: say where RabbitMQ's management API is",
+    )?;
+    Ok(lienthong_bus::adapters::Management::new(
+        a,
+        &cfg.bus.url,
+        &cfg.bus.prefix,
+    )?)
+}
+
+/// The registry's systems, as adapter accounts see them.
+pub async fn registered_systems(
+    store: &Store,
+) -> anyhow::Result<Vec<lienthong_bus::adapters::RegisteredSystem>> {
+    Ok(store
+        .systems()
+        .await?
+        .into_iter()
+        .map(|s| lienthong_bus::adapters::RegisteredSystem {
+            id: s.system_id,
+            organs: s.organs,
+            active: !s.locked,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -105,6 +105,34 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Listen for what arrives, over AMQP, as an AMQP adapter does (with the broker account
+    /// `lienthong admin adapter-account` made): declares this system's queue
+    /// `{prefix}.adapter.{systemId}`, binds it to `{prefix}.inbox` for each --organ, and prints
+    /// each notification as a JSON line, acknowledging it only after (with --fetch, after the
+    /// package is saved).
+    Watch {
+        #[command(flatten)]
+        conn: Connection,
+        /// The broker: `amqp://SYSTEM:PASSWORD@host:5672/vhost`, or
+        /// `amqps://host:5671/vhost?auth_mechanism=external` to log in with --cert-file.
+        #[arg(long, env = "LIENTHONG_AMQP_URL", hide_env_values = true)]
+        amqp_url: String,
+        /// The bus's name prefix (`bus.prefix`).
+        #[arg(long, env = "LIENTHONG_BUS_PREFIX", default_value = "lienthong")]
+        prefix: String,
+        /// An agency your system acts for (repeat for several).
+        #[arg(long = "organ", required = true)]
+        organs: Vec<String>,
+        /// For an amqps URL: the CA of the broker's certificate (besides the system's roots).
+        #[arg(long, env = "LIENTHONG_AMQP_CA_FILE")]
+        amqp_ca_file: Option<PathBuf>,
+        /// Save each package (its rendition for your agency) here as `{docId}.pkg` first.
+        #[arg(long)]
+        fetch: Option<PathBuf>,
+        /// Stop after this many notifications.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 /// The registry's 9-character codes, from `getAgenciesList`.
@@ -255,6 +283,121 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Trace { conn, doc_id } => print(&client(&conn)?.trace(&doc_id).await?)?,
         ClientCommand::Agencies { conn } => print(&client(&conn)?.agencies().await?)?,
+        ClientCommand::Watch {
+            conn,
+            amqp_url,
+            prefix,
+            organs,
+            amqp_ca_file,
+            fetch,
+            count,
+        } => {
+            watch(
+                &conn,
+                &amqp_url,
+                &prefix,
+                &organs,
+                amqp_ca_file.as_deref(),
+                fetch.as_deref(),
+                count,
+            )
+            .await?
+        }
     }
+    Ok(())
+}
+
+/// The adapter's loop: one durable queue of this system's, bound for each of its agencies; each
+/// notification printed (and its package saved) before it is acknowledged, so a crash loses none.
+async fn watch(
+    conn: &Connection,
+    amqp_url: &str,
+    prefix: &str,
+    organs: &[String],
+    ca_file: Option<&std::path::Path>,
+    fetch: Option<&std::path::Path>,
+    count: Option<u64>,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+
+    let props = lapin::ConnectionProperties::default()
+        .with_connection_name(format!("adapter {}", conn.system_id).into());
+    let amqp = if amqp_url.starts_with("amqps://") {
+        let tls = lienthong_bus::TlsConfig {
+            ca_file: ca_file.map(Into::into),
+            cert_file: conn.cert_file.clone(),
+            key_file: conn.key_file.clone(),
+        }
+        .load()
+        .map_err(anyhow::Error::msg)?;
+        let runtime = lapin::runtime::default_runtime()?;
+        lapin::Connection::connect_with_config(amqp_url, props, tls, runtime).await
+    } else {
+        lapin::Connection::connect(amqp_url, props).await
+    }
+    .context("connecting to the broker")?;
+    let channel = amqp.create_channel().await?;
+    let queue = lienthong_bus::adapters::queue_name(prefix, &conn.system_id);
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("declaring the queue {queue}"))?;
+    for organ in organs {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                format!("{prefix}.inbox").into(),
+                organ.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("binding {queue} to {prefix}.inbox for {organ}"))?;
+    }
+    channel.basic_qos(16, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("adapter-{}", conn.system_id).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    eprintln!("listening on {queue} for {}", organs.join(", "));
+    let rest = match fetch {
+        Some(_) => Some(client(conn)?),
+        None => None,
+    };
+    let mut seen = 0u64;
+    while count.is_none_or(|n| seen < n) {
+        let Some(delivery) = consumer.next().await else {
+            anyhow::bail!("the broker closed the consumer");
+        };
+        let delivery = delivery.context("the broker closed the connection")?;
+        let notice: lienthong_bus::messages::InboxNotice =
+            serde_json::from_slice(&delivery.data).context("a notification that is not JSON")?;
+        if let (Some(dir), Some(rest)) = (fetch, &rest) {
+            let path = dir.join(format!("{}.pkg", notice.doc_id));
+            rest.fetch_file(&notice.doc_id, true, &path)
+                .await
+                .with_context(|| format!("fetching {}", notice.doc_id))?;
+        }
+        println!("{}", serde_json::to_string(&notice)?);
+        delivery.ack(BasicAckOptions::default()).await?;
+        seen += 1;
+    }
+    let _ = amqp.close(200, "done".into()).await;
     Ok(())
 }

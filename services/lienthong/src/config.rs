@@ -31,6 +31,10 @@ pub struct Config {
     /// The web console; absent: not served.
     #[serde(default)]
     pub console: Option<lienthong_console::ConsoleConfig>,
+    /// Broker accounts for AMQP adapters (through RabbitMQ's management API); absent: the bus
+    /// manages none.
+    #[serde(default)]
+    pub amqp_adapters: Option<lienthong_bus::adapters::AdaptersConfig>,
 }
 
 /// `[telemetry]`: where this process serves `/metrics`, `/healthz` and `/readyz` besides the
@@ -164,6 +168,12 @@ impl Config {
             if let Some(v) = var("LIENTHONG_CONSOLE_SECURITY_TOKEN") {
                 c.security_token = Some(v);
             }
+        }
+        if let (Some(a), Some(v)) = (
+            &mut self.amqp_adapters,
+            var("LIENTHONG_AMQP_ADAPTERS_PASSWORD"),
+        ) {
+            a.management_password = v;
         }
         if let Some(v) = var("LIENTHONG_LISTEN") {
             self.gateway.listen = v

@@ -337,6 +337,27 @@ enum AdminCommand {
         system_id: String,
     },
     SystemList,
+    /// Give a system a broker account for its AMQP adapter (`[amqp_adapters]`): it may consume
+    /// one queue, `{prefix}.adapter.{systemId}`, bound to `{prefix}.inbox` with the OrganIds the
+    /// system acts for, and nothing else. Prints how to connect. Run again to re-key.
+    AdapterAccount {
+        system_id: String,
+        /// Log in with a client certificate (EXTERNAL) whose common name is the system id,
+        /// instead of a password.
+        #[arg(long, conflicts_with = "password_stdin")]
+        certificate: bool,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a system's broker account, its connections and its queue.
+    AdapterAccountRemove {
+        system_id: String,
+    },
+    /// Bring the adapter accounts in line with the registry now (the gateway does it every
+    /// `amqp_adapters.sync_secs`): locked systems lose access, removed ones their account,
+    /// agencies taken from a system their bindings. Prints what changed.
+    AdapterAccountsSync,
 }
 
 #[tokio::main]
@@ -1028,6 +1049,73 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
         AdminCommand::SystemList => {
             println!("{}", serde_json::to_string_pretty(&store.systems().await?)?);
         }
+        AdminCommand::AdapterAccount {
+            system_id,
+            certificate,
+            password_stdin,
+        } => {
+            let management = admin::management(&cfg)?;
+            let system = store
+                .system(&system_id)
+                .await?
+                .with_context(|| format!("no system {system_id} in the registry"))?;
+            if system.locked {
+                anyhow::bail!("system {system_id} is locked: unlock it first");
+            }
+            let login = if certificate {
+                lienthong_bus::adapters::Login::Certificate
+            } else if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let p = line.trim_end_matches(['\r', '\n']).to_owned();
+                if p.is_empty() {
+                    anyhow::bail!("--password-stdin: the first line of stdin is empty");
+                }
+                lienthong_bus::adapters::Login::Password(p)
+            } else {
+                lienthong_bus::adapters::Login::Password(admin::new_secret()?)
+            };
+            management.grant(&system_id, &system.organs, &login).await?;
+            let queue = lienthong_bus::adapters::queue_name(&cfg.bus.prefix, &system_id);
+            let url = cfg
+                .amqp_adapters
+                .as_ref()
+                .and_then(|a| a.adapter_url.clone())
+                .unwrap_or_else(|| format!("amqp://HOST:5672/{}", management.vhost()));
+            println!("account: {system_id} (vhost {})", management.vhost());
+            match &login {
+                lienthong_bus::adapters::Login::Password(p) if !password_stdin => {
+                    println!("password: {p}");
+                    println!("(RabbitMQ keeps only a hash of it: store it now)");
+                }
+                lienthong_bus::adapters::Login::Password(_) => {}
+                lienthong_bus::adapters::Login::Certificate => println!(
+                    "login: EXTERNAL, with a client certificate whose common name is {system_id} (add ?auth_mechanism=external to the URL)"
+                ),
+            }
+            println!("url: {url}");
+            println!("queue: {queue}");
+            println!(
+                "bind it to {}.inbox with: {}",
+                cfg.bus.prefix,
+                system.organs.join(", ")
+            );
+        }
+        AdminCommand::AdapterAccountRemove { system_id } => {
+            admin::management(&cfg)?.revoke(&system_id).await?;
+            println!("the broker account of {system_id} is removed");
+        }
+        AdminCommand::AdapterAccountsSync => {
+            let changes = admin::management(&cfg)?
+                .sync(&admin::registered_systems(&store).await?)
+                .await?;
+            if changes.is_empty() {
+                println!("the adapter accounts are in line with the registry");
+            }
+            for c in changes {
+                println!("{c}");
+            }
+        }
     }
     if let Some((area, organ, detail)) = audit {
         admin::record_audit(&store, area, &organ, &detail).await?;
@@ -1092,6 +1180,25 @@ fn audit_line(c: &AdminCommand) -> Option<(&'static str, String, String)> {
         AdminCommand::SystemRemove { system_id } => {
             registry(system_id, format!("system {system_id} removed"))
         }
+        AdminCommand::AdapterAccount {
+            system_id,
+            certificate,
+            ..
+        } => registry(
+            system_id,
+            format!(
+                "broker account of system {system_id} set ({})",
+                if *certificate {
+                    "client certificate"
+                } else {
+                    "password"
+                }
+            ),
+        ),
+        AdminCommand::AdapterAccountRemove { system_id } => registry(
+            system_id,
+            format!("broker account of system {system_id} removed"),
+        ),
         AdminCommand::Retry { doc_id, to } => Some((
             "operations",
             to.clone(),

@@ -175,6 +175,15 @@ pub async fn run(
                     .await
                     .with_context(|| format!("binding the gateway to {}", config.gateway.listen))?;
                 gateway_addr = Some(addr);
+                if let Some(a) = config.amqp_adapters.as_ref().filter(|a| a.sync_secs > 0) {
+                    let management = crate::admin::management(&config)?;
+                    let every = std::time::Duration::from_secs(a.sync_secs);
+                    let (store, stop) = (store.clone(), stop.clone());
+                    tasks.spawn(async move {
+                        keep_adapter_accounts_in_line(management, store, every, stop).await;
+                        "adapter accounts"
+                    });
+                }
                 let gw = config.gateway.clone();
                 tasks.spawn(async move {
                     if let Err(e) = lienthong_gateway::serve(listener, store, bus, gw, stop).await {
@@ -292,4 +301,28 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
     store.close().await;
     Ok(())
+}
+
+/// Brings the AMQP adapters' broker accounts in line with the registry every `every`: a system
+/// locked in the console loses its broker access within that time. A failure (the management
+/// API away) is logged and tried again next time.
+async fn keep_adapter_accounts_in_line(
+    management: lienthong_bus::adapters::Management,
+    store: Store,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let result = match crate::admin::registered_systems(&store).await {
+            Ok(systems) => management.sync(&systems).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "adapter accounts not brought in line; trying again");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! gateway --(stage key)--> {p}.pipeline (direct) --> {p}.stage.<name>   one queue per stage
 //! any service --(kind)---> {p}.events   (topic)  --> {p}.ledger         the ledger's queue
-//! delivery --(OrganId)---> {p}.inbox    (topic)  --> adapters' own queues (optional)
+//! delivery --(OrganId)---> {p}.inbox    (topic)  --> {p}.adapter.{systemId} (adapters, optional)
 //! rejected/poison -------> {p}.dlx      (fanout) --> {p}.dead           for operators
 //!
 //! with a [federation] section (links to other buses):
