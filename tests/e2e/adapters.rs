@@ -395,12 +395,10 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     // cut off without anyone running the sync.
     let gateway_config = dir.path().join("gateway.toml");
     let text = std::fs::read_to_string(&config).expect("config");
+    let port = free_port();
     std::fs::write(
         &gateway_config,
-        format!(
-            "{text}sync_secs = 1\n\n[gateway]\nlisten = \"127.0.0.1:{}\"\n",
-            free_port()
-        ),
+        format!("{text}sync_secs = 1\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n"),
     )
     .expect("config");
     let mut processes = lienthong_tests::servers::Processes::new(dir.path());
@@ -414,6 +412,27 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
         "the gateway closing the locked system's connection",
     )
     .await;
+    // And counts what it did, for the alert on syncs that keep failing.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let count =
+        |metric: &str, label: &str| metric_sample(&metrics, metric, &[label]).unwrap_or(0.0);
+    assert!(
+        count("lienthong_adapter_account_syncs_total", "outcome=\"ok\"") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        count(
+            "lienthong_adapter_account_changes_total",
+            "change=\"suspend\""
+        ),
+        1.0,
+        "{metrics}"
+    );
     drop(processes);
 
     bus.stop().await;

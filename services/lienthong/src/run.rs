@@ -317,9 +317,15 @@ async fn keep_adapter_accounts_in_line(
             Ok(systems) => management.sync(&systems).await.map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "adapter accounts not brought in line; trying again");
-        }
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "adapter accounts not brought in line; trying again");
+                "failed"
+            }
+        };
+        metrics::counter!("lienthong_adapter_account_syncs_total", "outcome" => outcome)
+            .increment(1);
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,

@@ -150,6 +150,18 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// Its name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Permit { .. } => "permit",
+            Change::Suspend { .. } => "suspend",
+            Change::Remove { .. } => "remove",
+            Change::Unbind { .. } => "unbind",
+        }
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -593,6 +605,8 @@ impl Management {
         for c in &changes {
             self.apply(c).await?;
             tracing::info!(change = %c, "adapter account");
+            metrics::counter!("lienthong_adapter_account_changes_total", "change" => c.kind())
+                .increment(1);
         }
         Ok(changes)
     }
