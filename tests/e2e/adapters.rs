@@ -21,6 +21,7 @@ use lapin::types::FieldTable;
 use lienthong_tests::links::Pki;
 use lienthong_tests::servers::{Cluster, NodeSettings};
 use lienthong_tests::*;
+use tokio::io::AsyncBufReadExt;
 
 fn node_settings() -> NodeSettings {
     NodeSettings {
@@ -238,6 +239,49 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     assert!(!package.is_empty());
     let out = watch("province", &province_url, PROVINCE, "1", None).await;
     assert!(out.contains(&to_province), "{out}");
+
+    // A watch that runs on: its connection closed under it (as by a broker restart), it
+    // connects again by itself and goes on.
+    let mut running = tokio::process::Command::new(lienthong_bin())
+        .args([
+            "watch",
+            "--url",
+            &bus.url,
+            "--system-id",
+            "commune",
+            "--secret",
+            "secret-commune",
+            "--amqp-url",
+            &commune_url,
+            "--prefix",
+            &prefix,
+            "--organ",
+            COMMUNE,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch");
+    let mut stdout = tokio::io::BufReader::new(running.stdout.take().expect("stdout")).lines();
+    let mut stderr = tokio::io::BufReader::new(running.stderr.take().expect("stderr")).lines();
+    listening(&mut stderr).await;
+    let closed_by_broker = reqwest::Client::new()
+        .delete(format!("{management}/api/connections/username/commune"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .expect("management");
+    assert!(closed_by_broker.status().is_success());
+    listening(&mut stderr).await;
+    let again = bus.send_edoc("province", PROVINCE, &[COMMUNE]).await;
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("a notification within 30 s")
+        .expect("stdout")
+        .expect("a line");
+    assert!(line.contains(&again), "{line}");
+    running.kill().await.expect("kill watch");
 
     // What the commune's account may not do.
     let commune = connect(&commune_url, &pki, None)
@@ -479,4 +523,21 @@ async fn closed(conn: &lapin::Connection, what: &str) {
         async move { (!connected).then_some(()) }
     })
     .await;
+}
+
+/// Waits (30 s at most) for a `watch` to say it listens.
+async fn listening(
+    stderr: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) {
+    let said = async {
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            if line.starts_with("listening on") {
+                return;
+            }
+        }
+        panic!("watch ended");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), said)
+        .await
+        .expect("watch listening within 30 s");
 }

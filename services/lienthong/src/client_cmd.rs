@@ -309,6 +309,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
 
 /// The adapter's loop: one durable queue of this system's, bound for each of its agencies; each
 /// notification printed (and its package saved) before it is acknowledged, so a crash loses none.
+/// A failure to connect at first ends it (wrong URL or credentials); a connection lost later (the
+/// broker restarting, the gateway away while fetching) is opened again, with back-off up to 30 s.
 async fn watch(
     conn: &Connection,
     amqp_url: &str,
@@ -318,86 +320,145 @@ async fn watch(
     fetch: Option<&std::path::Path>,
     count: Option<u64>,
 ) -> anyhow::Result<()> {
-    use futures_util::StreamExt;
-    use lapin::options::{
-        BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    };
-    use lapin::types::FieldTable;
-
-    let props = lapin::ConnectionProperties::default()
-        .with_connection_name(format!("adapter {}", conn.system_id).into());
-    let amqp = if amqp_url.starts_with("amqps://") {
-        let tls = lienthong_bus::TlsConfig {
-            ca_file: ca_file.map(Into::into),
-            cert_file: conn.cert_file.clone(),
-            key_file: conn.key_file.clone(),
-        }
-        .load()
-        .map_err(anyhow::Error::msg)?;
-        let runtime = lapin::runtime::default_runtime()?;
-        lapin::Connection::connect_with_config(amqp_url, props, tls, runtime).await
-    } else {
-        lapin::Connection::connect(amqp_url, props).await
-    }
-    .context("connecting to the broker")?;
-    let channel = amqp.create_channel().await?;
-    let queue = lienthong_bus::adapters::queue_name(prefix, &conn.system_id);
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .with_context(|| format!("declaring the queue {queue}"))?;
-    for organ in organs {
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                format!("{prefix}.inbox").into(),
-                organ.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .with_context(|| format!("binding {queue} to {prefix}.inbox for {organ}"))?;
-    }
-    channel.basic_qos(16, BasicQosOptions::default()).await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            format!("adapter-{}", conn.system_id).into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    eprintln!("listening on {queue} for {}", organs.join(", "));
     let rest = match fetch {
         Some(_) => Some(client(conn)?),
         None => None,
     };
+    let session = Session {
+        conn,
+        amqp_url,
+        prefix,
+        organs,
+        ca_file,
+        fetch: fetch.zip(rest.as_ref()),
+        count,
+    };
     let mut seen = 0u64;
-    while count.is_none_or(|n| seen < n) {
-        let Some(delivery) = consumer.next().await else {
-            anyhow::bail!("the broker closed the consumer");
-        };
-        let delivery = delivery.context("the broker closed the connection")?;
-        let notice: lienthong_bus::messages::InboxNotice =
-            serde_json::from_slice(&delivery.data).context("a notification that is not JSON")?;
-        if let (Some(dir), Some(rest)) = (fetch, &rest) {
-            let path = dir.join(format!("{}.pkg", notice.doc_id));
-            rest.fetch_file(&notice.doc_id, true, &path)
-                .await
-                .with_context(|| format!("fetching {}", notice.doc_id))?;
+    let mut connected_once = false;
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match session.run(&mut seen, &mut connected_once).await {
+            Ok(()) => return Ok(()),
+            Err(e) if !connected_once => return Err(e),
+            Err(e) => {
+                eprintln!("{e:#}; connecting again in {} s", wait.as_secs());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            }
         }
-        println!("{}", serde_json::to_string(&notice)?);
-        delivery.ack(BasicAckOptions::default()).await?;
-        seen += 1;
     }
-    let _ = amqp.close(200, "done".into()).await;
-    Ok(())
+}
+
+struct Session<'a> {
+    conn: &'a Connection,
+    amqp_url: &'a str,
+    prefix: &'a str,
+    organs: &'a [String],
+    ca_file: Option<&'a std::path::Path>,
+    fetch: Option<(&'a std::path::Path, &'a Client)>,
+    count: Option<u64>,
+}
+
+impl Session<'_> {
+    /// One connection: until `count` notifications were handled (`Ok`), or it fails.
+    async fn run(&self, seen: &mut u64, connected_once: &mut bool) -> anyhow::Result<()> {
+        let props = lapin::ConnectionProperties::default()
+            .with_connection_name(format!("adapter {}", self.conn.system_id).into());
+        let amqp = if self.amqp_url.starts_with("amqps://") {
+            let tls = lienthong_bus::TlsConfig {
+                ca_file: self.ca_file.map(Into::into),
+                cert_file: self.conn.cert_file.clone(),
+                key_file: self.conn.key_file.clone(),
+            }
+            .load()
+            .map_err(anyhow::Error::msg)?;
+            let runtime = lapin::runtime::default_runtime()?;
+            lapin::Connection::connect_with_config(self.amqp_url, props, tls, runtime).await
+        } else {
+            lapin::Connection::connect(self.amqp_url, props).await
+        }
+        .context("connecting to the broker")?;
+        let result = self.consume(&amqp, seen, connected_once).await;
+        // Whatever happened: what was not acknowledged goes back to the queue at once.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            amqp.close(200, "done".into()),
+        )
+        .await;
+        result
+    }
+
+    async fn consume(
+        &self,
+        amqp: &lapin::Connection,
+        seen: &mut u64,
+        connected_once: &mut bool,
+    ) -> anyhow::Result<()> {
+        use futures_util::StreamExt;
+        use lapin::options::{
+            BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions,
+            QueueDeclareOptions,
+        };
+        use lapin::types::FieldTable;
+
+        let channel = amqp.create_channel().await?;
+        let queue = lienthong_bus::adapters::queue_name(self.prefix, &self.conn.system_id);
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("declaring the queue {queue}"))?;
+        for organ in self.organs {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    format!("{}.inbox", self.prefix).into(),
+                    organ.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("binding {queue} to {}.inbox for {organ}", self.prefix))?;
+        }
+        channel.basic_qos(16, BasicQosOptions::default()).await?;
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("adapter-{}", self.conn.system_id).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        *connected_once = true;
+        eprintln!("listening on {queue} for {}", self.organs.join(", "));
+        while self.count.is_none_or(|n| *seen < n) {
+            let Some(delivery) = consumer.next().await else {
+                anyhow::bail!("the broker closed the consumer");
+            };
+            let delivery = delivery.context("the broker closed the connection")?;
+            match serde_json::from_slice::<lienthong_bus::messages::InboxNotice>(&delivery.data) {
+                Ok(notice) => {
+                    if let Some((dir, rest)) = self.fetch {
+                        let path = dir.join(format!("{}.pkg", notice.doc_id));
+                        // Not fetched: not acknowledged; it comes again on the next connection.
+                        rest.fetch_file(&notice.doc_id, true, &path)
+                            .await
+                            .with_context(|| format!("fetching {}", notice.doc_id))?;
+                    }
+                    println!("{}", serde_json::to_string(&notice)?);
+                }
+                // A hint only (the inbox is the record): dropped, said on stderr.
+                Err(e) => eprintln!("a notification that is not one ({e}): dropped"),
+            }
+            delivery.ack(BasicAckOptions::default()).await?;
+            *seen += 1;
+        }
+        Ok(())
+    }
 }
