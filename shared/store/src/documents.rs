@@ -395,13 +395,8 @@ impl Store {
         doc: &NewDocument,
         outbox: &[OutboxMessage],
     ) -> Result<Acceptance, StoreError> {
-        if let Some(existing) = self.doc_id_for_key(&doc.idem_key).await? {
-            let outbox = self.unpublished_for(&existing).await?;
-            return Ok(Acceptance::Existing {
-                doc_id: existing,
-                outbox,
-            });
-        }
+        // No look for the key first: callers look before reading the package (the gateway does),
+        // and the insert below finds a document accepted meanwhile under the same key.
         let digest = doc.body.sha256();
         let inline = self.stores_inline(&doc.body);
         if !inline {
@@ -442,7 +437,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            // A concurrent submission of the same package won the race.
+            // Accepted before under this key (by a concurrent submission, or long ago).
             tx.rollback().await?;
             let existing = self.doc_id_for_key(&doc.idem_key).await?.ok_or_else(|| {
                 StoreError::Corrupt(format!("idempotency key {} vanished", doc.idem_key))

@@ -591,40 +591,55 @@ impl Store {
     }
 
     pub async fn system(&self, system_id: &str) -> Result<Option<System>, StoreError> {
-        let Some(row) =
-            sqlx::query("SELECT system_id, name, locked FROM systems WHERE system_id = $1")
-                .bind(system_id)
-                .fetch_optional(&self.pool)
-                .await?
-        else {
+        Ok(self.system_with_secret(system_id).await?.map(|(s, _)| s))
+    }
+
+    /// The system and its secret's hash, in one statement: every request a system makes is
+    /// authenticated with it.
+    async fn system_with_secret(
+        &self,
+        system_id: &str,
+    ) -> Result<Option<(System, String)>, StoreError> {
+        // One row per agency (one with none when it has none), then one per certificate.
+        let rows = sqlx::query(
+            "SELECT s.system_id, s.name, s.locked, s.secret_hash, 'organ' AS kind, \
+                    o.organ_id AS value \
+               FROM systems s LEFT JOIN system_organs o ON o.system_id = s.system_id \
+              WHERE s.system_id = $1 \
+             UNION ALL \
+             SELECT s.system_id, s.name, s.locked, s.secret_hash, 'certificate', c.sha256 \
+               FROM systems s JOIN system_certificates c ON c.system_id = s.system_id \
+              WHERE s.system_id = $1",
+        )
+        .bind(system_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let organs = sqlx::query(
-            "SELECT organ_id FROM system_organs WHERE system_id = $1 ORDER BY organ_id",
-        )
-        .bind(system_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("organ_id"))
-        .collect::<Result<Vec<_>, _>>()?;
-        let certificates = sqlx::query(
-            "SELECT sha256 FROM system_certificates WHERE system_id = $1 ORDER BY sha256",
-        )
-        .bind(system_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("sha256"))
-        .collect::<Result<Vec<_>, _>>()?;
-        let locked: i64 = row.try_get("locked")?;
-        Ok(Some(System {
-            system_id: row.try_get("system_id")?,
-            name: row.try_get("name")?,
-            organs,
-            locked: locked != 0,
-            certificates,
-        }))
+        let (mut organs, mut certificates) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let kind: String = row.try_get("kind")?;
+            if let Some(value) = row.try_get::<Option<String>, _>("value")? {
+                match kind.as_str() {
+                    "organ" => organs.push(value),
+                    _ => certificates.push(value),
+                }
+            }
+        }
+        organs.sort();
+        certificates.sort();
+        let locked: i64 = first.try_get("locked")?;
+        Ok(Some((
+            System {
+                system_id: first.try_get("system_id")?,
+                name: first.try_get("name")?,
+                organs,
+                locked: locked != 0,
+                certificates,
+            },
+            first.try_get("secret_hash")?,
+        )))
     }
 
     /// Binds a client certificate (the SHA-256 of its DER, hex) to a system. Binding it again to
@@ -718,23 +733,15 @@ impl Store {
         secret: &str,
         certificate: Option<&str>,
     ) -> Result<Result<System, AuthError>, StoreError> {
-        let row = sqlx::query("SELECT secret_hash FROM systems WHERE system_id = $1")
-            .bind(system_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
+        let Some((system, stored)) = self.system_with_secret(system_id).await? else {
             return Ok(Err(AuthError::BadCredentials));
         };
-        let stored: String = row.try_get("secret_hash")?;
         let given = secret_hash(system_id, secret);
         // Comparing digests, not secrets: an attacker cannot steer the digest's bytes, so an
         // early-exit comparison reveals nothing useful about the secret.
         if stored != given {
             return Ok(Err(AuthError::BadCredentials));
         }
-        let Some(system) = self.system(system_id).await? else {
-            return Ok(Err(AuthError::BadCredentials));
-        };
         // Whose the certificate is, unless it is one of this system's own.
         let owner = match certificate {
             Some(c) if !system.certificates.iter().any(|b| b == c) => {
