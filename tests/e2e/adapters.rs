@@ -9,7 +9,10 @@
 //!   system's queue or publish to the inbox exchange; a certificate account without its
 //!   certificate does not get in;
 //! - `adapter-accounts-sync` suspends a locked system (its open connection is closed), removes a
-//!   removed system's account and queue, and unbinds an agency taken from a system.
+//!   removed system's account and queue, and unbinds an agency taken from a system; a gateway
+//!   process does it by itself, and counts it;
+//! - the operators' API makes, shows and removes accounts, refuses a locked system and a broker
+//!   user the bus did not make, and records what it did in the audit log.
 
 use std::path::Path;
 
@@ -442,7 +445,10 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     let port = free_port();
     std::fs::write(
         &gateway_config,
-        format!("{text}sync_secs = 1\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n"),
+        format!(
+            "{text}sync_secs = 1\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\noperator_tokens_sha256 = [\"{}\"]\n",
+            lienthong_store::sha256_hex(OPERATOR_TOKEN.as_bytes())
+        ),
     )
     .expect("config");
     let mut processes = lienthong_tests::servers::Processes::new(dir.path());
@@ -477,6 +483,117 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
         1.0,
         "{metrics}"
     );
+
+    // The same through the operators' API of that gateway.
+    let api = |method: reqwest::Method, system: &str, body: Option<serde_json::Value>| {
+        let mut req = reqwest::Client::new()
+            .request(
+                method,
+                format!("http://127.0.0.1:{port}/admin/systems/{system}/adapter-account"),
+            )
+            .bearer_auth(OPERATOR_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.expect("gateway");
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<serde_json::Value>().await.expect("JSON"),
+            )
+        }
+    };
+    let (status, body) = api(reqwest::Method::GET, "commune", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["account"]["login"], "password");
+    assert_eq!(body["account"]["suspended"], true);
+    assert_eq!(body["account"]["bindings"], serde_json::json!([DEPARTMENT]));
+    let (status, body) = api(reqwest::Method::PUT, "commune", Some(serde_json::json!({}))).await;
+    assert_eq!(status, 409, "a locked system gets no account: {body}");
+    let (status, body) = api(
+        reqwest::Method::PUT,
+        "ministry",
+        Some(serde_json::json!({ "login": "smoke" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["errorDesc"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("login:"),
+        "{body}"
+    );
+    // A broker user of that name that the bus did not make is left alone.
+    cluster.ctl(node, &["add_user", "ministry", "someone-elses"]);
+    let (status, body) = api(
+        reqwest::Method::PUT,
+        "ministry",
+        Some(serde_json::json!({ "login": "certificate" })),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["data"]["errorDesc"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not make"),
+        "{body}"
+    );
+    cluster.ctl(node, &["delete_user", "ministry"]);
+    let (status, body) = api(
+        reqwest::Method::PUT,
+        "ministry",
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["queue"], format!("{prefix}.adapter.ministry"));
+    let password = body["password"]
+        .as_str()
+        .expect("a generated password, once")
+        .to_owned();
+    let ministry = connect(
+        &format!("amqp://ministry:{password}@127.0.0.1:{}/{vhost}", node.port),
+        &pki,
+        None,
+    )
+    .await
+    .expect("the ministry's adapter logs in with it");
+    let (status, body) = api(reqwest::Method::GET, "ministry", None).await;
+    assert_eq!(
+        (status, body["account"]["suspended"].clone()),
+        (200, false.into()),
+        "{body}"
+    );
+    let (status, body) = api(reqwest::Method::DELETE, "ministry", None).await;
+    assert_eq!(status, 200, "{body}");
+    closed(&ministry, "the removed account's connection closed").await;
+    let (status, _) = api(reqwest::Method::GET, "ministry", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = api(reqwest::Method::DELETE, "ministry", None).await;
+    assert_eq!(status, 404);
+    let anonymous = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{port}/admin/systems/ministry/adapter-account"
+        ))
+        .send()
+        .await
+        .expect("gateway");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let audit = env.store.trace("registry").await.expect("audit");
+    for line in [
+        "broker account of system ministry set (password)",
+        "broker account of system ministry removed",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.detail.as_deref().is_some_and(|d| d.contains(line))),
+            "{line} is in the audit log"
+        );
+    }
     drop(processes);
 
     bus.stop().await;

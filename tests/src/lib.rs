@@ -360,6 +360,7 @@ impl InProcessBus {
                             .as_ref()
                             .and_then(|f| f.parent().map(|p| p.bus.clone())),
                         tls: env.gateway_tls.clone(),
+                        adapters: None,
                     };
                     let (listener, addr) = lienthong_gateway::bind(&gw).await.expect("bind");
                     let scheme = if gw.tls.is_some() { "https" } else { "http" };

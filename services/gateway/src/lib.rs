@@ -65,6 +65,10 @@ pub struct GatewayConfig {
     /// HTTP (for TLS ended in front of the gateway).
     #[serde(default)]
     pub tls: Option<GatewayTls>,
+    /// RabbitMQ's management API for the AMQP adapters' accounts (`/admin/systems/{id}/
+    /// adapter-account`). Filled from `[amqp_adapters]`.
+    #[serde(skip)]
+    pub adapters: Option<lienthong_bus::adapters::Management>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -91,6 +95,7 @@ impl Default for GatewayConfig {
             operator_tokens_sha256: Vec::new(),
             parent_bus: None,
             tls: None,
+            adapters: None,
         }
     }
 }

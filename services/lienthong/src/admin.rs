@@ -29,12 +29,7 @@ pub async fn import_registry(store: &Store, path: &Path) -> anyhow::Result<usize
 
 /// A new random secret: 32 bytes from the OS, hex.
 pub fn new_secret() -> anyhow::Result<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no randomness from the OS"))?;
-    Ok(hex::encode(bytes))
+    lienthong_store::new_secret().map_err(|_| anyhow::anyhow!("no randomness from the OS"))
 }
 
 /// Records what the admin tool changed in the ledger's audit log, as the gateway records what

@@ -1076,12 +1076,8 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
                 lienthong_bus::adapters::Login::Password(admin::new_secret()?)
             };
             management.grant(&system_id, &system.organs, &login).await?;
-            let queue = lienthong_bus::adapters::queue_name(&cfg.bus.prefix, &system_id);
-            let url = cfg
-                .amqp_adapters
-                .as_ref()
-                .and_then(|a| a.adapter_url.clone())
-                .unwrap_or_else(|| format!("amqp://HOST:5672/{}", management.vhost()));
+            let queue = management.queue(&system_id);
+            let url = management.adapter_url();
             println!("account: {system_id} (vhost {})", management.vhost());
             match &login {
                 lienthong_bus::adapters::Login::Password(p) if !password_stdin => {
@@ -1102,7 +1098,9 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
             );
         }
         AdminCommand::AdapterAccountRemove { system_id } => {
-            admin::management(&cfg)?.revoke(&system_id).await?;
+            if !admin::management(&cfg)?.revoke(&system_id).await? {
+                anyhow::bail!("system {system_id} has no adapter account on this bus");
+            }
             println!("the broker account of {system_id} is removed");
         }
         AdminCommand::AdapterAccountsSync => {

@@ -184,7 +184,10 @@ pub async fn run(
                         "adapter accounts"
                     });
                 }
-                let gw = config.gateway.clone();
+                let mut gw = config.gateway.clone();
+                if config.amqp_adapters.is_some() {
+                    gw.adapters = Some(crate::admin::management(&config)?);
+                }
                 tasks.spawn(async move {
                     if let Err(e) = lienthong_gateway::serve(listener, store, bus, gw, stop).await {
                         tracing::error!(error = %e, "gateway stopped");

@@ -244,6 +244,23 @@ pub enum ManagementError {
     },
     #[error("amqp_adapters: {0}")]
     Config(String),
+    #[error(
+        "the broker has a user {0} that lienthong did not make (no tag lienthong-adapter): it is left alone"
+    )]
+    ForeignUser(String),
+}
+
+/// A system's adapter account as the broker holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountInfo {
+    /// `password` or `certificate`.
+    pub login: &'static str,
+    /// No access to the vhost (the system is locked).
+    pub suspended: bool,
+    pub queue: String,
+    /// The OrganIds its queue is bound with.
+    pub bindings: Vec<String>,
 }
 
 /// RabbitMQ's management HTTP API, for the bus's vhost.
@@ -255,6 +272,7 @@ pub struct Management {
     password: String,
     vhost: String,
     prefix: String,
+    adapter_url: Option<String>,
 }
 
 /// A path segment, percent-encoded (vhost `/` is `%2F`).
@@ -270,11 +288,23 @@ fn seg(s: &str) -> String {
     out
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 struct UserInfo {
     name: String,
     #[serde(default)]
     tags: serde_json::Value,
+    #[serde(default)]
+    password_hash: String,
+}
+
+impl UserInfo {
+    fn is_adapter(&self) -> bool {
+        match &self.tags {
+            serde_json::Value::String(s) => s.split(',').any(|t| t.trim() == ADAPTER_TAG),
+            serde_json::Value::Array(a) => a.iter().any(|t| t == ADAPTER_TAG),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,11 +364,24 @@ impl Management {
             password: config.management_password.clone(),
             vhost: uri.vhost,
             prefix: prefix.to_owned(),
+            adapter_url: config.adapter_url.clone(),
         })
     }
 
     pub fn vhost(&self) -> &str {
         &self.vhost
+    }
+
+    /// The URL adapters connect to (`adapter_url`), else a template naming the vhost.
+    pub fn adapter_url(&self) -> String {
+        self.adapter_url
+            .clone()
+            .unwrap_or_else(|| format!("amqp://HOST:5672/{}", seg(&self.vhost)))
+    }
+
+    /// The queue of a system's adapter on this bus.
+    pub fn queue(&self, system_id: &str) -> String {
+        queue_name(&self.prefix, system_id)
     }
 
     async fn call(
@@ -404,13 +447,70 @@ impl Management {
         format!("{}.inbox", self.prefix)
     }
 
-    /// Creates (or re-keys) the account of a system and gives it its permissions.
+    /// The broker user named `system_id`, if there is one.
+    async fn user(&self, system_id: &str) -> Result<Option<UserInfo>, ManagementError> {
+        match self
+            .call(
+                reqwest::Method::GET,
+                &format!("users/{}", seg(system_id)),
+                None,
+                "reading a user",
+            )
+            .await?
+        {
+            None => Ok(None),
+            Some(resp) => resp
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| ManagementError::Refused {
+                    what: "reading a user".into(),
+                    status: 200,
+                    body: format!("not the expected JSON: {e}"),
+                }),
+        }
+    }
+
+    /// A system's adapter account, if it has one.
+    pub async fn account(&self, system_id: &str) -> Result<Option<AccountInfo>, ManagementError> {
+        let Some(user) = self.user(system_id).await?.filter(UserInfo::is_adapter) else {
+            return Ok(None);
+        };
+        let state = self.state().await?;
+        if !state.accounts.contains_key(system_id) {
+            return Ok(None);
+        }
+        let queue = queue_name(&self.prefix, system_id);
+        let mut bindings: Vec<String> = state
+            .bindings
+            .iter()
+            .filter(|(q, _, _)| *q == queue)
+            .map(|(_, key, _)| key.clone())
+            .collect();
+        bindings.sort();
+        Ok(Some(AccountInfo {
+            login: if user.password_hash.is_empty() {
+                "certificate"
+            } else {
+                "password"
+            },
+            suspended: !state.vhost_permissions.contains_key(system_id),
+            queue,
+            bindings,
+        }))
+    }
+
+    /// Creates (or re-keys) the account of a system and gives it its permissions. A broker user
+    /// of that name that lienthong did not make is left alone.
     pub async fn grant(
         &self,
         system_id: &str,
         organs: &[String],
         login: &Login,
     ) -> Result<(), ManagementError> {
+        if self.user(system_id).await?.is_some_and(|u| !u.is_adapter()) {
+            return Err(ManagementError::ForeignUser(system_id.to_owned()));
+        }
         let user = match login {
             Login::Password(p) => json!({ "password": p, "tags": ADAPTER_TAG }),
             // No password: it can only log in with EXTERNAL.
@@ -444,9 +544,12 @@ impl Management {
         .await
     }
 
-    /// Removes a system's account, its connections and its queues.
-    pub async fn revoke(&self, system_id: &str) -> Result<(), ManagementError> {
+    /// Removes a system's account, its connections and its queues; `false` if it had none.
+    pub async fn revoke(&self, system_id: &str) -> Result<bool, ManagementError> {
         let state = self.state().await?;
+        if !state.accounts.contains_key(system_id) {
+            return Ok(false);
+        }
         let queues: Vec<String> = state
             .queues
             .into_iter()
@@ -456,7 +559,8 @@ impl Management {
             user: system_id.to_owned(),
             queues,
         })
-        .await
+        .await?;
+        Ok(true)
     }
 
     /// What the broker holds for this bus's adapters.
@@ -465,11 +569,7 @@ impl Management {
         let users: Vec<UserInfo> = self.get("users", "listing users").await?;
         let tagged: Vec<String> = users
             .into_iter()
-            .filter(|u| match &u.tags {
-                serde_json::Value::String(s) => s.split(',').any(|t| t.trim() == ADAPTER_TAG),
-                serde_json::Value::Array(a) => a.iter().any(|t| t == ADAPTER_TAG),
-                _ => false,
-            })
+            .filter(UserInfo::is_adapter)
             .map(|u| u.name)
             .collect();
         let topic: Vec<TopicPermissionInfo> = self

@@ -357,6 +357,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A new random secret (a system's key, a broker password, a token): 32 bytes from the OS, hex.
+pub fn new_secret() -> Result<String, ring::error::Unspecified> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
 /// SHA-256 of bytes, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))

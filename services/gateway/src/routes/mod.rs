@@ -85,6 +85,12 @@ pub fn router() -> Router<AppState> {
             post(registry::bind_certificate),
         )
         .route(
+            "/admin/systems/{system_id}/adapter-account",
+            get(registry::adapter_account)
+                .put(registry::grant_adapter_account)
+                .delete(registry::revoke_adapter_account),
+        )
+        .route(
             "/admin/systems/{system_id}/certificates/{sha256}",
             axum::routing::delete(registry::unbind_certificate),
         )

@@ -371,3 +371,181 @@ mod tests {
         assert!(!super::valid_actor(&"a".repeat(65)));
     }
 }
+
+/// The management API of `[amqp_adapters]`, or why there is none.
+fn adapters(state: &AppState) -> Result<&lienthong_bus::adapters::Management, ApiError> {
+    state.config.adapters.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidFile,
+            "this gateway manages no AMQP adapter accounts: its configuration has no [amqp_adapters]",
+        )
+        .with_http(axum::http::StatusCode::NOT_IMPLEMENTED)
+    })
+}
+
+fn management_error(e: lienthong_bus::adapters::ManagementError) -> ApiError {
+    match e {
+        e @ lienthong_bus::adapters::ManagementError::ForeignUser(_) => {
+            ApiError::new(ErrorCode::IllegalTransition, e.to_string())
+        }
+        other => ApiError::platform("RabbitMQ's management API failed", other),
+    }
+}
+
+async fn known_system(
+    state: &AppState,
+    system_id: &str,
+) -> Result<lienthong_store::System, ApiError> {
+    state.store.system(system_id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BadCredentials,
+            format!("{system_id}: no such connected system"),
+        )
+        .with_http(axum::http::StatusCode::NOT_FOUND)
+    })
+}
+
+/// `GET /admin/systems/{systemId}/adapter-account`: the system's broker account for its AMQP
+/// adapter: `login` (`password` or `certificate`), `suspended`, `queue`, `bindings`; 404 (24)
+/// when it has none.
+pub async fn adapter_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(system_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let management = adapters(&state)?;
+    known_system(&state, &system_id).await?;
+    match management
+        .account(&system_id)
+        .await
+        .map_err(management_error)?
+    {
+        Some(account) => Ok(Json(
+            json!({ "success": true, "systemId": system_id, "account": account }),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::NoSuchDocument,
+            format!("system {system_id} has no adapter account"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdapterAccountBody {
+    /// `password` (the default) or `certificate` (EXTERNAL: a client certificate whose common
+    /// name is the system id).
+    #[serde(default)]
+    login: Option<String>,
+    /// For `password`: this one instead of a generated one.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `PUT /admin/systems/{systemId}/adapter-account` `{"login": "password" | "certificate"}`:
+/// makes (or re-keys) the system's broker account. A generated password is in the answer, once.
+pub async fn grant_adapter_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(system_id): Path<String>,
+    body: Result<Json<AdapterAccountBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use lienthong_bus::adapters::Login;
+    let who = operator(&state, &headers)?;
+    let body = super::json_body(body)?;
+    let management = adapters(&state)?;
+    let system = known_system(&state, &system_id).await?;
+    if system.locked {
+        return Err(ApiError::new(
+            ErrorCode::IllegalTransition,
+            format!("system {system_id} is locked: unlock it first"),
+        ));
+    }
+    let (login, generated) = match (body.login.as_deref().unwrap_or("password"), body.password) {
+        ("certificate", None) => (Login::Certificate, None),
+        ("certificate", Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidFile,
+                "password: a certificate account has no password",
+            ));
+        }
+        ("password", Some(p)) if p.len() < 16 => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidFile,
+                "password: at least 16 characters",
+            ));
+        }
+        ("password", Some(p)) => (Login::Password(p), None),
+        ("password", None) => {
+            let p = lienthong_store::new_secret()
+                .map_err(|e| ApiError::platform("no randomness for a password", e))?;
+            (Login::Password(p.clone()), Some(p))
+        }
+        (other, _) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidFile,
+                format!("login: `{other}` is neither password nor certificate"),
+            ));
+        }
+    };
+    management
+        .grant(&system_id, &system.organs, &login)
+        .await
+        .map_err(management_error)?;
+    let kind = if login == Login::Certificate {
+        "client certificate"
+    } else {
+        "password"
+    };
+    record(
+        &state,
+        &who,
+        "registry",
+        &system_id,
+        format!("broker account of system {system_id} set ({kind})"),
+    )
+    .await;
+    let mut answer = json!({
+        "success": true,
+        "systemId": system_id,
+        "login": if login == Login::Certificate { "certificate" } else { "password" },
+        "url": management.adapter_url(),
+        "queue": management.queue(&system_id),
+        "organs": system.organs,
+    });
+    if let Some(p) = generated {
+        answer["password"] = json!(p);
+    }
+    Ok(Json(answer))
+}
+
+/// `DELETE /admin/systems/{systemId}/adapter-account`: removes the account, its connections and
+/// its queue.
+pub async fn revoke_adapter_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(system_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = operator(&state, &headers)?;
+    let management = adapters(&state)?;
+    if !management
+        .revoke(&system_id)
+        .await
+        .map_err(management_error)?
+    {
+        return Err(ApiError::new(
+            ErrorCode::NoSuchDocument,
+            format!("system {system_id} has no adapter account"),
+        ));
+    }
+    record(
+        &state,
+        &who,
+        "registry",
+        &system_id,
+        format!("broker account of system {system_id} removed"),
+    )
+    .await;
+    Ok(Json(json!({ "success": true, "systemId": system_id })))
+}
