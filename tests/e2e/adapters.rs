@@ -84,24 +84,12 @@ async fn connect(
     pki: &Pki,
     cert: Option<&(std::path::PathBuf, std::path::PathBuf)>,
 ) -> Result<lapin::Connection, lapin::Error> {
-    if url.starts_with("amqps") {
-        let tls = lienthong_bus::TlsConfig {
-            ca_file: Some(pki.ca()),
-            cert_file: cert.map(|c| c.0.clone()),
-            key_file: cert.map(|c| c.1.clone()),
-        }
-        .load()
-        .expect("tls files");
-        lapin::Connection::connect_with_config(
-            url,
-            lapin::ConnectionProperties::default(),
-            tls,
-            lapin::runtime::default_runtime()?,
-        )
-        .await
-    } else {
-        lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await
-    }
+    let tls = url.starts_with("amqps").then(|| lienthong_bus::TlsConfig {
+        ca_file: Some(pki.ca()),
+        cert_file: cert.map(|c| c.0.clone()),
+        key_file: cert.map(|c| c.1.clone()),
+    });
+    lienthong_bus::open_connection(url, "adapter test", tls.as_ref()).await
 }
 
 /// What the broker answers a channel operation: `Ok`, or the refusal's text.

@@ -362,22 +362,18 @@ struct Session<'a> {
 impl Session<'_> {
     /// One connection: until `count` notifications were handled (`Ok`), or it fails.
     async fn run(&self, seen: &mut u64, connected_once: &mut bool) -> anyhow::Result<()> {
-        let props = lapin::ConnectionProperties::default()
-            .with_connection_name(format!("adapter {}", self.conn.system_id).into());
-        let amqp = if self.amqp_url.starts_with("amqps://") {
-            let tls = lienthong_bus::TlsConfig {
+        let tls = self
+            .amqp_url
+            .starts_with("amqps://")
+            .then(|| lienthong_bus::TlsConfig {
                 ca_file: self.ca_file.map(Into::into),
                 cert_file: self.conn.cert_file.clone(),
                 key_file: self.conn.key_file.clone(),
-            }
-            .load()
-            .map_err(anyhow::Error::msg)?;
-            let runtime = lapin::runtime::default_runtime()?;
-            lapin::Connection::connect_with_config(self.amqp_url, props, tls, runtime).await
-        } else {
-            lapin::Connection::connect(self.amqp_url, props).await
-        }
-        .context("connecting to the broker")?;
+            });
+        let name = format!("adapter {}", self.conn.system_id);
+        let amqp = lienthong_bus::open_connection(self.amqp_url, &name, tls.as_ref())
+            .await
+            .context("connecting to the broker")?;
         let result = self.consume(&amqp, seen, connected_once).await;
         // Whatever happened: what was not acknowledged goes back to the queue at once.
         let _ = tokio::time::timeout(

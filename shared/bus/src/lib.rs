@@ -68,26 +68,34 @@ fn host_of(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
+/// Opens one AMQP connection named `name` (as the broker lists it) to `url`, with `tls`'s CA and
+/// client certificate when given (an `amqps://` URL without it trusts the system's roots).
+pub async fn open_connection(
+    url: &str,
+    name: &str,
+    tls: Option<&TlsConfig>,
+) -> Result<lapin::Connection, lapin::Error> {
+    let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
+    match tls {
+        None => lapin::Connection::connect(url, props).await,
+        Some(tls) => {
+            let tls = tls.load().map_err(|e| {
+                lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                )))
+            })?;
+            let runtime = lapin::runtime::default_runtime()?;
+            lapin::Connection::connect_with_config(url, props, tls, runtime).await
+        }
+    }
+}
+
 async fn connect_to(
     config: &BusConfig,
     url: &str,
     name: &str,
 ) -> Result<lapin::Connection, BusError> {
-    let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
-    let connecting = async {
-        match &config.tls {
-            None => lapin::Connection::connect(url, props).await,
-            Some(tls) => {
-                let tls = tls.load().map_err(|e| {
-                    lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
-                        std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                    )))
-                })?;
-                let runtime = lapin::runtime::default_runtime()?;
-                lapin::Connection::connect_with_config(url, props, tls, runtime).await
-            }
-        }
-    };
+    let connecting = open_connection(url, name, config.tls.as_ref());
     match tokio::time::timeout(
         std::time::Duration::from_millis(config.connect_timeout_ms),
         connecting,
