@@ -367,16 +367,13 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     .await;
     assert!(answer.is_err(), "the certificate account has no password");
 
-    // Sync: the commune locked (its open connection closed, no new one), the province's
-    // department taken from it... the province removed: account and queue gone.
-    env.store
-        .set_system_locked("commune", true)
-        .await
-        .expect("lock");
+    // Sync: the commune locked (its open connection closed, no new one); the province removed
+    // (account and queue gone). The province leaves the registry behind the admin tool's back;
+    // locking the commune with the admin tool brings every account in line at once.
     env.store.remove_system("province").await.expect("remove");
-    let out = admin_ok(&["adapter-accounts-sync"], None).await;
-    assert!(out.contains("commune: suspended"), "{out}");
-    assert!(out.contains("province: removed"), "{out}");
+    let out = admin_ok(&["system-lock", "commune"], None).await;
+    assert!(out.contains("adapter account commune: suspended"), "{out}");
+    assert!(out.contains("adapter account province: removed"), "{out}");
     closed(&commune, "the commune's connection closed").await;
     assert!(
         connect(&commune_url, &pki, None).await.is_err(),

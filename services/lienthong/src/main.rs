@@ -724,6 +724,15 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
         .await
         .context("opening the store")?;
     let audit = audit_line(&command);
+    // A change to a connected system reaches its AMQP adapter's account at once (the gateway's
+    // periodic sync would within `sync_secs`).
+    let touches_systems = matches!(
+        command,
+        AdminCommand::SystemAdd { .. }
+            | AdminCommand::SystemLock { .. }
+            | AdminCommand::SystemUnlock { .. }
+            | AdminCommand::SystemRemove { .. }
+    );
     match command {
         AdminCommand::RegistryImport { file } => {
             let n = admin::import_registry(&store, &file).await?;
@@ -1117,6 +1126,21 @@ async fn admin_cmd(config: &std::path::Path, command: AdminCommand) -> anyhow::R
     }
     if let Some((area, organ, detail)) = audit {
         admin::record_audit(&store, area, &organ, &detail).await?;
+    }
+    if touches_systems && cfg.amqp_adapters.is_some() {
+        let synced = async {
+            let systems = admin::registered_systems(&store).await?;
+            Ok::<_, anyhow::Error>(admin::management(&cfg)?.sync(&systems).await?)
+        };
+        match synced.await {
+            Ok(changes) => {
+                for c in changes {
+                    println!("adapter account {c}");
+                }
+            }
+            // The registry changed; the gateway brings the accounts in line when it can.
+            Err(e) => eprintln!("warning: adapter accounts not brought in line now: {e:#}"),
+        }
     }
     store.close().await;
     Ok(())
