@@ -447,28 +447,10 @@ impl Management {
         format!("{}.inbox", self.prefix)
     }
 
-    /// The broker user named `system_id`, if there is one.
+    /// The broker user named `system_id`, if there is one (404 is `None`).
     async fn user(&self, system_id: &str) -> Result<Option<UserInfo>, ManagementError> {
-        match self
-            .call(
-                reqwest::Method::GET,
-                &format!("users/{}", seg(system_id)),
-                None,
-                "reading a user",
-            )
-            .await?
-        {
-            None => Ok(None),
-            Some(resp) => resp
-                .json()
-                .await
-                .map(Some)
-                .map_err(|e| ManagementError::Refused {
-                    what: "reading a user".into(),
-                    status: 200,
-                    body: format!("not the expected JSON: {e}"),
-                }),
-        }
+        self.get(&format!("users/{}", seg(system_id)), "reading a user")
+            .await
     }
 
     /// A system's adapter account, if it has one.
