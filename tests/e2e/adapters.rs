@@ -12,7 +12,9 @@
 //!   removed system's account and queue, and unbinds an agency taken from a system; a gateway
 //!   process does it by itself, and counts it;
 //! - the operators' API makes, shows and removes accounts, refuses a locked system and a broker
-//!   user the bus did not make, and records what it did in the audit log.
+//!   user the bus did not make, and records what it did in the audit log;
+//! - in the console (headless Chromium), an operator makes a system's account, reads its
+//!   password once on the answer, and removes it; a locked system's account shows suspended.
 
 use std::path::Path;
 
@@ -552,6 +554,31 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
         (200, false.into()),
         "{body}"
     );
+    let all: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/admin/adapter-accounts"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("gateway")
+        .json()
+        .await
+        .expect("JSON");
+    let listed: Vec<(String, bool)> = all["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|a| {
+            (
+                a["systemId"].as_str().unwrap_or_default().to_owned(),
+                a["account"]["suspended"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("commune".to_owned(), true), ("ministry".to_owned(), false)],
+        "{all}"
+    );
     let (status, body) = api(reqwest::Method::DELETE, "ministry", None).await;
     assert_eq!(status, 200, "{body}");
     closed(&ministry, "the removed account's connection closed").await;
@@ -579,6 +606,97 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
             "{line} is in the audit log"
         );
     }
+
+    // The same in the console, as an operator clicks it.
+    let console = lienthong_tests::browser::Console::start(
+        &env,
+        &format!("http://127.0.0.1:{port}"),
+        &[COMMUNE],
+    )
+    .await;
+    let b = lienthong_tests::browser::Browser::start().await;
+    b.sign_in(&console.url, "op").await;
+    b.goto(&format!("{}/lang/en?next=/registry", console.url))
+        .await;
+    assert_eq!(
+        b.text("#adapter-url code").await,
+        format!("amqps://127.0.0.1:{}/{vhost}", node.tls_port)
+    );
+    let commune_row = b.text("tr[id='system-commune'] td.adapter").await;
+    assert!(
+        commune_row.contains("Password")
+            && commune_row.contains("Suspended")
+            && commune_row.contains(&own),
+        "{commune_row}"
+    );
+    assert!(
+        b.client
+            .find_all(fantoccini::Locator::Css(
+                "tr[id='system-commune'] form.adapter-grant"
+            ))
+            .await
+            .expect("find")
+            .is_empty(),
+        "a locked system is offered no account"
+    );
+    b.click("tr[id='system-ministry'] button.grant-adapter")
+        .await;
+    let password = b.text("#adapter-password").await;
+    assert_eq!(b.text("#adapter-user").await, "ministry");
+    assert_eq!(
+        b.text("#adapter-queue").await,
+        format!("{prefix}.adapter.ministry")
+    );
+    assert!(b.text("#password-once").await.contains("this once"));
+    b.screenshot("adapter-account-password").await;
+    let ministry = connect(
+        &format!("amqp://ministry:{password}@127.0.0.1:{}/{vhost}", node.port),
+        &pki,
+        None,
+    )
+    .await
+    .expect("the ministry's adapter logs in with the password the console showed");
+    // The password is in no URL: going back to the registry shows only the account.
+    b.click("#back").await;
+    assert!(
+        !b.client
+            .current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .contains(&password)
+    );
+    let ministry_row = b.text("tr[id='system-ministry'] td.adapter").await;
+    assert!(
+        ministry_row.contains("Password") && !ministry_row.contains(&password),
+        "{ministry_row}"
+    );
+    b.screenshot("adapter-accounts-registry").await;
+    b.click("tr[id='system-ministry'] button.remove-adapter")
+        .await;
+    assert!(
+        b.text("#done")
+            .await
+            .contains("ministry: adapter account removed"),
+        "the notice"
+    );
+    closed(
+        &ministry,
+        "the account removed in the console: its connection closed",
+    )
+    .await;
+    let (status, _) = api(reqwest::Method::GET, "ministry", None).await;
+    assert_eq!(status, 404);
+    let audit = env.store.trace("registry").await.expect("audit");
+    assert!(
+        audit.iter().any(|e| e.detail.as_deref().is_some_and(|d| {
+            d.contains("broker account of system ministry removed")
+                && d.contains("op via the console")
+        })),
+        "the console's removal is in the audit log, with who did it: {audit:?}"
+    );
+    b.close().await;
+    console.stop().await;
     drop(processes);
 
     bus.stop().await;

@@ -143,15 +143,19 @@ async fn the_admin_api_takes_only_the_token_of_its_role() {
     }
     // Adapter accounts: the token is checked before anything else (this gateway has no
     // [amqp_adapters], and says so to an operator only).
-    let account = "/admin/systems/province/adapter-account";
-    for auth in [Auth::None, Auth::System, Auth::Officer] {
-        assert_eq!(get(account, auth).await, 401, "{account}");
+    for account in [
+        "/admin/systems/province/adapter-account",
+        "/admin/adapter-accounts",
+    ] {
+        for auth in [Auth::None, Auth::System, Auth::Officer] {
+            assert_eq!(get(account, auth).await, 401, "{account}");
+        }
+        assert_eq!(
+            get(account, Auth::Operator).await,
+            501,
+            "{account}: operator"
+        );
     }
-    assert_eq!(
-        get(account, Auth::Operator).await,
-        501,
-        "{account}: operator"
-    );
     assert_eq!(get("/admin/verdicts", Auth::Operator).await, 401);
     assert_eq!(get("/admin/verdicts", Auth::System).await, 401);
     assert_eq!(get("/admin/verdicts", Auth::Officer).await, 200);

@@ -187,6 +187,18 @@ impl Gateway {
         self.json(r).await
     }
 
+    /// `PUT path` with a JSON body, its answer as JSON.
+    pub async fn put(
+        &self,
+        who: As,
+        actor: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, GatewayError> {
+        let r = self.request(reqwest::Method::PUT, who, actor, path)?;
+        self.json(r.json(&body)).await
+    }
+
     /// `DELETE path`, its answer as JSON.
     pub async fn delete(&self, who: As, actor: &str, path: &str) -> Result<Value, GatewayError> {
         let r = self.request(reqwest::Method::DELETE, who, actor, path)?;

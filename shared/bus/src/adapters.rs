@@ -263,6 +263,31 @@ pub struct AccountInfo {
     pub bindings: Vec<String>,
 }
 
+/// `user`'s account as `state` holds it: `None` unless it is one of this bus's adapter accounts.
+fn account_info(prefix: &str, user: &UserInfo, state: &BrokerState) -> Option<AccountInfo> {
+    if !user.is_adapter() || !state.accounts.contains_key(&user.name) {
+        return None;
+    }
+    let queue = queue_name(prefix, &user.name);
+    let mut bindings: Vec<String> = state
+        .bindings
+        .iter()
+        .filter(|(q, _, _)| *q == queue)
+        .map(|(_, key, _)| key.clone())
+        .collect();
+    bindings.sort();
+    Some(AccountInfo {
+        login: if user.password_hash.is_empty() {
+            "certificate"
+        } else {
+            "password"
+        },
+        suspended: !state.vhost_permissions.contains_key(&user.name),
+        queue,
+        bindings,
+    })
+}
+
 /// RabbitMQ's management HTTP API, for the bus's vhost.
 #[derive(Debug, Clone)]
 pub struct Management {
@@ -459,27 +484,17 @@ impl Management {
             return Ok(None);
         };
         let state = self.state().await?;
-        if !state.accounts.contains_key(system_id) {
-            return Ok(None);
-        }
-        let queue = queue_name(&self.prefix, system_id);
-        let mut bindings: Vec<String> = state
-            .bindings
+        Ok(account_info(&self.prefix, &user, &state))
+    }
+
+    /// Every adapter account of this bus, by system id.
+    pub async fn accounts(&self) -> Result<BTreeMap<String, AccountInfo>, ManagementError> {
+        let users: Vec<UserInfo> = self.get("users", "listing users").await?;
+        let state = self.state_of(&users).await?;
+        Ok(users
             .iter()
-            .filter(|(q, _, _)| *q == queue)
-            .map(|(_, key, _)| key.clone())
-            .collect();
-        bindings.sort();
-        Ok(Some(AccountInfo {
-            login: if user.password_hash.is_empty() {
-                "certificate"
-            } else {
-                "password"
-            },
-            suspended: !state.vhost_permissions.contains_key(system_id),
-            queue,
-            bindings,
-        }))
+            .filter_map(|u| Some((u.name.clone(), account_info(&self.prefix, u, &state)?)))
+            .collect())
     }
 
     /// Creates (or re-keys) the account of a system and gives it its permissions. A broker user
@@ -547,12 +562,17 @@ impl Management {
 
     /// What the broker holds for this bus's adapters.
     pub async fn state(&self) -> Result<BrokerState, ManagementError> {
-        let v = seg(&self.vhost);
         let users: Vec<UserInfo> = self.get("users", "listing users").await?;
-        let tagged: Vec<String> = users
-            .into_iter()
-            .filter(UserInfo::is_adapter)
-            .map(|u| u.name)
+        self.state_of(&users).await
+    }
+
+    /// [`Management::state`], the broker's users being `users`.
+    async fn state_of(&self, users: &[UserInfo]) -> Result<BrokerState, ManagementError> {
+        let v = seg(&self.vhost);
+        let tagged: Vec<&str> = users
+            .iter()
+            .filter(|u| u.is_adapter())
+            .map(|u| u.name.as_str())
             .collect();
         let topic: Vec<TopicPermissionInfo> = self
             .get(
@@ -563,7 +583,7 @@ impl Management {
         let inbox = self.inbox();
         let accounts: BTreeMap<String, String> = topic
             .into_iter()
-            .filter(|t| t.exchange == inbox && tagged.contains(&t.user))
+            .filter(|t| t.exchange == inbox && tagged.contains(&t.user.as_str()))
             .map(|t| (t.user, t.read))
             .collect();
         let perms: Vec<PermissionInfo> = self

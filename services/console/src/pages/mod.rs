@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
             "/registry/system-certificate",
             post(registry::system_certificate),
         )
+        .route("/registry/adapter-account", post(registry::adapter_account))
         .route("/certificates", get(trust::page))
         .route("/verdicts", get(verdicts::page))
         .route("/verdicts.csv", get(verdicts::export))

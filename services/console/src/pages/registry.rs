@@ -63,6 +63,24 @@ pub async fn page(
         .get(As::Operator, &s.user.name, "/admin/systems", &[])
         .await
         .map_err(|e| PageError::gateway(l, &e))?;
+    // The systems' AMQP adapter accounts, when the gateway manages them (501 when it does not).
+    let adapters = match state
+        .gateway
+        .get(As::Operator, &s.user.name, "/admin/adapter-accounts", &[])
+        .await
+    {
+        Ok(v) => Some(Ok(v)),
+        Err(e) if e.status() == 501 => None,
+        Err(e) => Some(Err(e.to_string())),
+    };
+    let account_of = |id: &str| -> Option<serde_json::Value> {
+        let Some(Ok(v)) = &adapters else { return None };
+        v["data"]
+            .as_array()?
+            .iter()
+            .find(|a| a["systemId"] == id)
+            .map(|a| a["account"].clone())
+    };
     let q = p.q.clone().unwrap_or_default().trim().to_lowercase();
     let agencies: Vec<_> = agencies["data"]
         .as_array()
@@ -87,8 +105,17 @@ pub async fn page(
     let body = html! {
         (notice(l, &p.notice))
         h2 { (l.t("systems")) }
+        @match &adapters {
+            Some(Ok(v)) => p #adapter-url { (l.t("adapter_url")) ": " code { (text(&v["url"])) } },
+            Some(Err(e)) => p.error #adapter-error { (l.t("adapter_unavailable")) ": " (e) },
+            None => {},
+        }
         table #systems {
-            thead { tr { th { (l.t("system_id")) } th { (l.t("name")) } th { (l.t("acts_for")) } th { (l.t("client_certificates")) } th { (l.t("state")) } th {} } }
+            thead { tr {
+                th { (l.t("system_id")) } th { (l.t("name")) } th { (l.t("acts_for")) } th { (l.t("client_certificates")) }
+                @if adapters.is_some() { th { (l.t("amqp_adapter")) } }
+                th { (l.t("state")) } th {}
+            } }
             tbody {
                 @for sys in systems["data"].as_array().into_iter().flatten() {
                     @let id = text(&sys["system_id"]);
@@ -116,6 +143,37 @@ pub async fn page(
                                 textarea name="certificate" rows="2" placeholder=(l.t("certificate_hint")) {}
                                 button.bind type="submit" { (l.t("bind")) }
                             }
+                        }
+                        @if let Some(Ok(_)) = &adapters {
+                            @let account = account_of(&id);
+                            td.adapter {
+                                @if let Some(a) = &account {
+                                    span.adapter-login { (l.t(if a["login"] == "certificate" { "login_certificate" } else { "login_password" })) }
+                                    @if a["suspended"] == true { " · " span.locked { (l.t("suspended")) } }
+                                    br;
+                                    code.adapter-queue { (text(&a["queue"])) }
+                                    form.adapter-remove method="post" action="/registry/adapter-account" {
+                                        (form_token(&s))
+                                        input type="hidden" name="systemId" value=(id);
+                                        input type="hidden" name="action" value="remove";
+                                        button.remove-adapter type="submit" { (l.t("adapter_remove")) }
+                                    }
+                                }
+                                @if !locked {
+                                    form.adapter-grant method="post" action="/registry/adapter-account" {
+                                        (form_token(&s))
+                                        input type="hidden" name="systemId" value=(id);
+                                        input type="hidden" name="action" value="grant";
+                                        select name="login" {
+                                            option value="password" { (l.t("login_password")) }
+                                            option value="certificate" { (l.t("login_certificate")) }
+                                        }
+                                        button.grant-adapter type="submit" { (l.t(if account.is_some() { "adapter_rekey" } else { "adapter_create" })) }
+                                    }
+                                }
+                            }
+                        } @else if adapters.is_some() {
+                            td.adapter { "–" }
                         }
                         td class=[locked.then_some("locked")] { (if locked { l.t("locked") } else { l.t("active") }) }
                         td {
@@ -285,6 +343,79 @@ pub async fn system_certificate(
         .map_err(|e| e.to_string())
     })
     .await
+}
+
+/// Makes (or re-keys) a system's AMQP adapter account, or removes it. A generated password is
+/// shown on the answer to this request only: it is never in a URL, and every answer of the
+/// console is `Cache-Control: no-store`.
+pub async fn adapter_account(State(state): State<AppState>, s: Session, body: Bytes) -> Response {
+    let run = async {
+        s.require(&[Role::Operator])?;
+        let form = Form::checked(&s, &state, &body)?;
+        let l = s.lang;
+        let Some(id) = form.get("systemId").filter(|id| !id.is_empty()) else {
+            return Ok(back("/registry", Err("systemId: required".into())));
+        };
+        let path = format!("/admin/systems/{id}/adapter-account");
+        let answer = match form.get("action") {
+            Some("grant") => {
+                let login = match form.get("login") {
+                    Some(login @ ("password" | "certificate")) => login,
+                    _ => {
+                        return Ok(back(
+                            "/registry",
+                            Err("login: password or certificate".into()),
+                        ));
+                    }
+                };
+                state
+                    .gateway
+                    .put(As::Operator, &s.user.name, &path, json!({ "login": login }))
+                    .await
+            }
+            Some("remove") => {
+                state
+                    .gateway
+                    .delete(As::Operator, &s.user.name, &path)
+                    .await
+            }
+            _ => return Ok(back("/registry", Err("action: grant or remove".into()))),
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return Ok(back("/registry", Err(format!("{id}: {e}")))),
+        };
+        let Some(password) = answer["password"].as_str() else {
+            let what = match form.get("action") {
+                Some("remove") => "adapter account removed".to_owned(),
+                _ => format!(
+                    "adapter account ({}), queue {}",
+                    answer["login"].as_str().unwrap_or_default(),
+                    answer["queue"].as_str().unwrap_or_default()
+                ),
+            };
+            return Ok(back("/registry", Ok(format!("{id}: {what}"))));
+        };
+        let text = |k: &str| answer[k].as_str().unwrap_or_default().to_owned();
+        let body = html! {
+            p.done #done { (l.t("adapter_made")) " " strong { (id) } }
+            table #adapter-account {
+                tbody {
+                    tr { th { "URL" } td { code #adapter-account-url { (text("url")) } } }
+                    tr { th { (l.t("user_name")) } td { code #adapter-user { (id) } } }
+                    tr { th { (l.t("login_password")) } td { code #adapter-password { (password) } } }
+                    tr { th { (l.t("queue")) } td { code #adapter-queue { (text("queue")) } } }
+                    tr { th { (l.t("acts_for")) } td {
+                        @for o in answer["organs"].as_array().into_iter().flatten() { code { (o.as_str().unwrap_or_default()) } " " }
+                    } }
+                }
+            }
+            p.warning #password-once { (l.t("adapter_password_once")) }
+            p { a.button #back href="/registry" { (l.t("back_to_registry")) } }
+        };
+        Ok::<_, PageError>(layout(&s, "registry", l.t("amqp_adapter"), body).into_response())
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn import(State(state): State<AppState>, s: Session, body: Bytes) -> Response {

@@ -84,6 +84,7 @@ pub fn router() -> Router<AppState> {
             "/admin/systems/{system_id}/certificates",
             post(registry::bind_certificate),
         )
+        .route("/admin/adapter-accounts", get(registry::adapter_accounts))
         .route(
             "/admin/systems/{system_id}/adapter-account",
             get(registry::adapter_account)

@@ -405,6 +405,24 @@ async fn known_system(
     })
 }
 
+/// `GET /admin/adapter-accounts`: every system's broker account for its AMQP adapter, as
+/// [`adapter_account`] gives one, with the URL adapters connect to.
+pub async fn adapter_accounts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let management = adapters(&state)?;
+    let accounts = management.accounts().await.map_err(management_error)?;
+    let data: Vec<Value> = accounts
+        .into_iter()
+        .map(|(system_id, account)| json!({ "systemId": system_id, "account": account }))
+        .collect();
+    Ok(Json(
+        json!({ "success": true, "url": management.adapter_url(), "data": data }),
+    ))
+}
+
 /// `GET /admin/systems/{systemId}/adapter-account`: the system's broker account for its AMQP
 /// adapter: `login` (`password` or `certificate`), `suspended`, `queue`, `bindings`; 404 (24)
 /// when it has none.
