@@ -695,6 +695,54 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
         })),
         "the console's removal is in the audit log, with who did it: {audit:?}"
     );
+    // A management API that does not answer: the registry still shows, and says why the
+    // accounts are missing.
+    let unreachable_config = dir.path().join("gateway-unreachable.toml");
+    let unreachable_port = free_port();
+    std::fs::write(
+        &unreachable_config,
+        std::fs::read_to_string(&gateway_config)
+            .expect("config")
+            .replace(&management, &format!("http://127.0.0.1:{}", free_port()))
+            .replace(
+                &format!("listen = \"127.0.0.1:{port}\""),
+                &format!("listen = \"127.0.0.1:{unreachable_port}\""),
+            ),
+    )
+    .expect("config");
+    processes.start(
+        "gateway-unreachable",
+        &unreachable_config,
+        &["serve", "gateway"],
+    );
+    let unreachable_url = format!("http://127.0.0.1:{unreachable_port}");
+    eventually(
+        "the second gateway",
+        std::time::Duration::from_secs(30),
+        || async {
+            reqwest::get(format!("{unreachable_url}/readyz"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
+    .await;
+    let console_unreachable =
+        lienthong_tests::browser::Console::start(&env, &unreachable_url, &[COMMUNE]).await;
+    b.sign_in(&console_unreachable.url, "op").await;
+    b.goto(&format!(
+        "{}/lang/en?next=/registry",
+        console_unreachable.url
+    ))
+    .await;
+    let error = b.text("#adapter-error").await;
+    assert!(
+        error.contains("could not be read") && error.contains("management API"),
+        "{error}"
+    );
+    assert!(b.text("tr[id='system-ministry']").await.contains("VPCP"));
+    console_unreachable.stop().await;
     b.close().await;
     console.stop().await;
     drop(processes);

@@ -370,7 +370,10 @@ impl Management {
         let uri: lapin::uri::AMQPUri = bus_url
             .parse()
             .map_err(|e| ManagementError::Config(format!("bus.url: {e}")))?;
-        let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(15));
+        // A management API that does not answer is told apart quickly from one that is slow.
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .timeout(std::time::Duration::from_secs(15));
         if let Some(ca) = &config.management_ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
                 ManagementError::Config(format!("management_ca_file {}: {e}", ca.display()))

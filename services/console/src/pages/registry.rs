@@ -23,6 +23,9 @@ pub struct RegistryParams {
     q: Option<String>,
 }
 
+/// How long the registry page waits for the AMQP adapter accounts.
+const ADAPTERS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn page(
     State(state): State<AppState>,
     s: Session,
@@ -53,25 +56,33 @@ pub async fn page(
         )
             .into_response());
     }
-    let agencies = state
-        .gateway
-        .get(As::Operator, &s.user.name, "/admin/registry", &[])
-        .await
-        .map_err(|e| PageError::gateway(l, &e))?;
-    let systems = state
-        .gateway
-        .get(As::Operator, &s.user.name, "/admin/systems", &[])
-        .await
-        .map_err(|e| PageError::gateway(l, &e))?;
-    // The systems' AMQP adapter accounts, when the gateway manages them (501 when it does not).
-    let adapters = match state
-        .gateway
-        .get(As::Operator, &s.user.name, "/admin/adapter-accounts", &[])
-        .await
-    {
-        Ok(v) => Some(Ok(v)),
-        Err(e) if e.status() == 501 => None,
-        Err(e) => Some(Err(e.to_string())),
+    // The three reads run together. The systems' AMQP adapter accounts come from the broker's
+    // management API through the gateway (501 when it manages none); the page does not wait
+    // more than a few seconds for them, and says so when they cannot be read.
+    let (agencies, systems, adapters) = tokio::join!(
+        state
+            .gateway
+            .get(As::Operator, &s.user.name, "/admin/registry", &[]),
+        state
+            .gateway
+            .get(As::Operator, &s.user.name, "/admin/systems", &[]),
+        tokio::time::timeout(
+            ADAPTERS_WAIT,
+            state
+                .gateway
+                .get(As::Operator, &s.user.name, "/admin/adapter-accounts", &[]),
+        ),
+    );
+    let agencies = agencies.map_err(|e| PageError::gateway(l, &e))?;
+    let systems = systems.map_err(|e| PageError::gateway(l, &e))?;
+    let adapters = match adapters {
+        Ok(Ok(v)) => Some(Ok(v)),
+        Ok(Err(e)) if e.status() == 501 => None,
+        Ok(Err(e)) => Some(Err(e.to_string())),
+        Err(_) => Some(Err(format!(
+            "no answer within {} s",
+            ADAPTERS_WAIT.as_secs()
+        ))),
     };
     let account_of = |id: &str| -> Option<serde_json::Value> {
         let Some(Ok(v)) = &adapters else { return None };
