@@ -25,6 +25,9 @@
 # `store.cached_blob_bytes = 0`): the design before them. BASELINE_BIN=PATH runs the baseline
 # bus on another build of lienthong (a change that has no switch: build the commit before it,
 # copy its target/release/lienthong aside, and name the copy).
+# After each run it prints what a document cost each process (and the broker) per kind of thread:
+# CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
+# document costs the broker in ceiling messages.
 # Every run also checks the recipient's inbox over /v1 (every document exactly once) and fails
 # if anything is missing.
 set -euo pipefail
@@ -155,6 +158,7 @@ start_gateway() {
     LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" gateway \
         >"$tmp/gateway.log" 2>&1 &
     pids+=($!)
+    watched=("gateway=$!")
     metrics_urls+=(--metrics "http://127.0.0.1:18490/metrics")
 }
 # With ledger=own the ledger runs in a process of its own (port 18489), not in the workers.
@@ -164,6 +168,7 @@ start_ledger() {
         LIENTHONG_METRICS_LISTEN=127.0.0.1:18489 "$lienthong" serve --config "$tmp/$config.toml" ledger \
             >"$tmp/ledger.log" 2>&1 &
         pids+=($!)
+        watched+=("ledger=$!")
         metrics_urls+=(--metrics "http://127.0.0.1:18489/metrics")
         wait_ready 18489
     fi
@@ -174,6 +179,7 @@ add_worker() {
     LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$lienthong" serve --config "$tmp/$config.toml" \
         "${roles[@]}" >"$tmp/worker-$n.log" 2>&1 &
     pids+=($!)
+    watched+=("worker$n=$!")
     metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
 }
 wait_ready() {
@@ -188,11 +194,17 @@ wait_ready() {
     done
 }
 
+# The processes whose threads lienthong-load accounts for (CPU, waiting for a CPU, context
+# switches per document), the broker among them.
+broker_pid=$(pgrep -o -f beam.smp || true)
 load() {
+    local w watch=()
+    for w in "${watched[@]}"; do watch+=(--watch "$w"); done
+    if [[ -n $broker_pid ]]; then watch+=(--watch "broker=$broker_pid"); fi
     "$bin/lienthong-load" --url "http://127.0.0.1:$gateway_port" --system bench-sender \
         --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
         --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
-        --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "$@"
+        --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
 }
 
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"

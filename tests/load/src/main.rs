@@ -9,6 +9,7 @@ mod observe;
 mod packages;
 mod prom;
 mod report;
+mod threads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,6 +84,11 @@ struct Args {
     /// How long to wait for the last copies after the last submission.
     #[arg(long, default_value_t = 300)]
     drain_secs: u64,
+    /// A process to account for, as NAME=PID (repeat): its threads' CPU time, time waiting
+    /// for a CPU and context switches per document are read from /proc. Name the broker's
+    /// process `broker` to compare its CPU per document with its CPU per ceiling message.
+    #[arg(long = "watch")]
+    watch: Vec<threads::Watched>,
     /// Also write the figures as JSON here.
     #[arg(long)]
     summary: Option<std::path::PathBuf>,
@@ -165,6 +171,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let measured_packages = made.split_off(args.warmup);
     let warmup_packages = made;
 
+    let before_ceiling = threads::snapshot(&args.watch);
     let ceiling = if args.ceiling_messages > 0 {
         eprintln!(
             "broker ceiling: {} persistent messages of {} bytes...",
@@ -183,6 +190,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let ceiling_threads = threads::costs(&before_ceiling, &threads::snapshot(&args.watch));
 
     let recipients = args.to.len();
     let total = (args.warmup + args.documents) as u64;
@@ -209,6 +217,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let warm_ids: Vec<String> = warm.into_iter().filter_map(|s| s.doc_id).collect();
     wait_for_copies(&arrivals, &warm_ids, recipients, args.drain_secs).await;
     let before = prom::fetch(&http, &args.metrics).await?;
+    let threads_before = threads::snapshot(&args.watch);
     let failed_in_warmup = counters.failed.load(Ordering::Relaxed);
 
     bar.set_message(match args.rate {
@@ -240,6 +249,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     // Counters settle once the last acks are in.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = prom::fetch(&http, &args.metrics).await?;
+    let threads = threads::costs(&threads_before, &threads::snapshot(&args.watch));
 
     let mut inbox_check = Vec::new();
     for (system, c) in &inboxes {
@@ -324,6 +334,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         .collect(),
         stages,
         inbox_check,
+        threads,
+        ceiling_threads,
     })
 }
 

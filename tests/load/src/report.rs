@@ -7,6 +7,10 @@ use hdrhistogram::Histogram;
 
 use crate::ceiling::Ceiling;
 use crate::prom::{Snapshot, increase, label_values};
+use crate::threads::{Cost, total};
+
+/// The process name `--watch` gives the broker.
+pub const BROKER: &str = "broker";
 
 /// Mean time of one kind of work over the run, from the bus's own histograms.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +98,10 @@ pub struct Report {
     pub stages: Vec<Stage>,
     /// Per recipient system checked over /v1: documents of the run in its inbox exactly once.
     pub inbox_check: Vec<(String, usize)>,
+    /// The watched processes' threads over the measured documents.
+    pub threads: Vec<Cost>,
+    /// The same over the ceiling's messages.
+    pub ceiling_threads: Vec<Cost>,
 }
 
 /// p50, p90, p99 and max, in milliseconds.
@@ -136,6 +144,16 @@ impl Report {
 
     pub fn messages_per_document(&self) -> f64 {
         self.published / self.documents.max(1) as f64
+    }
+
+    /// The broker's CPU per measured document and per ceiling message, in milliseconds.
+    pub fn broker_cpu_ms(&self) -> Option<(f64, f64)> {
+        let c = self.ceiling?;
+        let per_doc =
+            total(&self.threads, Some(BROKER)).run_ns as f64 / 1e6 / self.documents as f64;
+        let per_message =
+            total(&self.ceiling_threads, Some(BROKER)).run_ns as f64 / 1e6 / c.messages as f64;
+        (per_doc > 0.0 && per_message > 0.0).then_some((per_doc, per_message))
     }
 
     /// Every document accepted, in every inbox exactly once, nothing left behind.
@@ -236,6 +254,38 @@ impl Report {
                 );
             }
         }
+        if !self.threads.is_empty() {
+            let n = self.documents.max(1) as f64;
+            let _ = writeln!(
+                w,
+                "  per document, by process and kind of thread (/proc): ms on a CPU, ms runnable but waiting for one, context switches"
+            );
+            let row = |w: &mut String,
+                       process: &str,
+                       kind: &str,
+                       threads: String,
+                       c: crate::threads::Counters| {
+                let _ = writeln!(
+                    w,
+                    "    {process:<10} {kind:<22} {threads:>3} {:>8.2} {:>8.2} {:>9.1}",
+                    c.run_ns as f64 / 1e6 / n,
+                    c.wait_ns as f64 / 1e6 / n,
+                    c.switches() as f64 / n
+                );
+            };
+            for c in &self.threads {
+                row(w, &c.process, &c.kind, c.threads.to_string(), c.counters);
+            }
+            row(w, "all", "", String::new(), total(&self.threads, None));
+            if let Some((per_doc, per_message)) = self.broker_cpu_ms() {
+                let _ = writeln!(
+                    w,
+                    "  the broker: {per_doc:.2} ms of CPU per document, {per_message:.3} ms per ceiling message: a document costs it {:.1} ceiling messages, so {:.3} x the ceiling is the most the pipeline could reach with the broker's CPU alone",
+                    per_doc / per_message,
+                    per_message / per_doc
+                );
+            }
+        }
         let _ = writeln!(
             w,
             "  accepted {} of {}, in every inbox {}, refused {}, asked again after 503 {}, notices repeated {}",
@@ -287,6 +337,9 @@ impl Report {
             "latencyMs": p(&self.latencies),
             "acceptMs": p(&self.accept),
             "messagesPerDocument": self.messages_per_document(),
+            "cpuMsPerDocument": (!self.threads.is_empty()).then(|| total(&self.threads, None).run_ns as f64 / 1e6 / self.documents.max(1) as f64),
+            "brokerCpuMsPerDocument": self.broker_cpu_ms().map(|b| b.0),
+            "brokerCpuMsPerCeilingMessage": self.broker_cpu_ms().map(|b| b.1),
             "complete": self.complete(),
         })
     }
@@ -324,6 +377,8 @@ mod tests {
             published_by_exchange: vec![("pipeline".into(), 400.0), ("events".into(), 500.0)],
             stages: vec![],
             inbox_check: vec![("vpcp".into(), 100)],
+            threads: vec![],
+            ceiling_threads: vec![],
         }
     }
 
@@ -355,6 +410,38 @@ mod tests {
         assert!(!missing.complete());
         assert!(missing.render().contains("INCOMPLETE"));
         assert_eq!(missing.json()["complete"], false);
+    }
+
+    #[test]
+    fn what_a_document_costs_the_broker_against_a_ceiling_message() {
+        let cost = |process: &str, kind: &str, run_ms: u64| Cost {
+            process: process.into(),
+            kind: kind.into(),
+            threads: 2,
+            counters: crate::threads::Counters {
+                run_ns: run_ms * 1_000_000,
+                wait_ns: 0,
+                voluntary: 100,
+                involuntary: 0,
+            },
+        };
+        let mut r = report((1..=100).map(Duration::from_millis).collect());
+        // 100 documents: the broker 150 ms, the worker 200 ms; 1000 ceiling messages: 250 ms.
+        r.threads = vec![
+            cost(BROKER, "scheduler", 150),
+            cost("worker1", "tokio-rt-worker", 200),
+        ];
+        r.ceiling_threads = vec![cost(BROKER, "scheduler", 250)];
+        let (per_doc, per_message) = r.broker_cpu_ms().expect("both");
+        assert!((per_doc - 1.5).abs() < 1e-9 && (per_message - 0.25).abs() < 1e-9);
+        let text = r.render();
+        assert!(
+            text.contains("a document costs it 6.0 ceiling messages"),
+            "{text}"
+        );
+        assert!(text.contains("0.167 x the ceiling"), "{text}");
+        assert!(text.contains("worker1    tokio-rt-worker"), "{text}");
+        assert_eq!(r.json()["cpuMsPerDocument"], 3.5);
     }
 
     #[test]
