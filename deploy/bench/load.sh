@@ -17,8 +17,8 @@
 #   2. the same bus scheduled at half that rate: latency percentiles from submission to inbox;
 #   3. for each count in WORKERS, as fast as the bus takes them: how throughput grows with
 #      consumer processes.
-# With BASELINE=1 (the default) a first run, on a bus of its own, hands every message from stage
-# to stage through the broker (`bus.chain_stages = false`, the design before a process ran its
+# With BASELINE=1 (the default) a first run (as fast as it goes, then at half that rate), on a bus
+# of its own, hands every message from stage to stage through the broker (`bus.chain_stages = false`, the design before a process ran its
 # stages back to back), so the change is measured against the same broker in the same run.
 # BASELINE_CHAIN=true keeps the chain in the baseline, and BASELINE_CACHE=off turns off the
 # process's caches of documents and small blobs there (`store.cached_documents = 0`,
@@ -223,6 +223,10 @@ if [[ $BASELINE == 1 ]]; then
     echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, ledger in $BASELINE_LEDGER process, 1 worker process"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
+    base_half=$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")
+    echo
+    echo "== baseline, scheduled at half its rate ($base_half/s)"
+    load --rate "$base_half" --ceiling-messages 0 --summary "$tmp/baseline-half.json"
     stop_all
     lienthong=$bin/lienthong
     ledger=$LEDGER
