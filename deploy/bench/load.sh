@@ -72,7 +72,7 @@ stop_all() {
 }
 # The run's queues go with it, so runs do not pile up on the shared broker.
 drop_queues() {
-    rabbitmqctl list_queues name --quiet 2>/dev/null | grep "^$prefix[.-]" |
+    rabbitmqctl list_queues name --quiet 2>/dev/null | grep "^${prefix}[.-]" |
         while read -r q; do rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true; done
 }
 databases=()
@@ -81,7 +81,10 @@ drop_databases() {
 }
 # KEEP_LOGS=DIR keeps the processes' logs there.
 keep_logs() {
-    if [[ -n ${KEEP_LOGS:-} ]]; then mkdir -p "$KEEP_LOGS" && cp "$tmp"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; fi
+    if [[ -n ${KEEP_LOGS:-} ]]; then
+        mkdir -p "$KEEP_LOGS"
+        cp "$tmp"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
+    fi
 }
 trap 'stop_all; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
 
