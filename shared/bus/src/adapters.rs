@@ -483,11 +483,7 @@ impl Management {
 
     /// A system's adapter account, if it has one.
     pub async fn account(&self, system_id: &str) -> Result<Option<AccountInfo>, ManagementError> {
-        let Some(user) = self.user(system_id).await?.filter(UserInfo::is_adapter) else {
-            return Ok(None);
-        };
-        let state = self.state().await?;
-        Ok(account_info(&self.prefix, &user, &state))
+        Ok(self.accounts().await?.remove(system_id))
     }
 
     /// Every adapter account of this bus, by system id.
