@@ -95,11 +95,16 @@ impl Taps {
     }
 }
 
-/// One document to two agencies, with the stages chained or not: what the broker carried, and
-/// what the ledger recorded (the same either way).
-async fn one_document(chain: bool) -> (Vec<String>, Vec<(String, usize)>, Vec<String>) {
+/// One document to two agencies, with the stages chained or not, and the chain's events
+/// recorded in place by the process's ledger or not: what the broker carried, and what the
+/// ledger recorded (the same every way).
+async fn one_document(
+    chain: bool,
+    ledger: bool,
+) -> (Vec<String>, Vec<(String, usize)>, Vec<String>) {
     let mut env = Env::new(Backend::Sqlite).await;
     env.bus.chain_stages = chain;
+    env.bus.chain_ledger = ledger;
     let taps = Taps::new(&env).await;
     let bus = InProcessBus::start(&env).await;
     let doc_id = bus
@@ -143,23 +148,33 @@ async fn one_document(chain: bool) -> (Vec<String>, Vec<(String, usize)>, Vec<St
 
 #[tokio::test]
 async fn a_process_runs_its_stages_back_to_back_and_tells_the_ledger_once() {
-    let (pipeline, events, recorded) = one_document(true).await;
-    // One hop through the broker: the gateway's to the verifier. The translator, the router
-    // and both deliveries ran in place.
+    // The whole bus in one process: one hop through the broker, the gateway's to the
+    // verifier. The translator, the router and both deliveries ran in place, and the ledger of
+    // the process recorded every event in place, the gateway's `accepted` (carried by the
+    // verifier's message) included: nothing on the events exchange.
+    let (pipeline, events, recorded) = one_document(true, true).await;
     assert_eq!(pipeline, ["verifier"]);
-    // The gateway's `accepted`, then everything the chain recorded in one message whose routing
-    // key names each kind.
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert_eq!(events[0], ("accepted".to_owned(), 1));
-    let (key, n) = &events[1];
+    assert_eq!(events, [], "{recorded:?}");
+    for kind in ["accepted", "verified", "translated", "routed", "delivered"] {
+        assert!(recorded.iter().any(|k| k == kind), "{kind}: {recorded:?}");
+    }
+
+    // With `chain_ledger = false` the chain publishes every event in one message whose routing
+    // key names each kind, the gateway's first.
+    let (pipeline_tap, events_tap, recorded_tap) = one_document(true, false).await;
+    assert_eq!(pipeline_tap, ["verifier"]);
+    assert_eq!(events_tap.len(), 1, "{events_tap:?}");
+    let (key, n) = &events_tap[0];
+    assert!(key.starts_with("accepted."), "{key}");
     for kind in ["verified", "translated", "routed", "delivered"] {
         assert!(key.split('.').any(|k| k == kind), "{key}");
     }
-    assert_eq!(*n + 1, recorded.len(), "{recorded:?}");
+    assert_eq!(*n, recorded_tap.len(), "{recorded_tap:?}");
+    assert_eq!(recorded_tap, recorded);
 
     // Without the chain every stage hands on through the broker, each event a message; the
     // ledger records the same events.
-    let (pipeline_off, events_off, recorded_off) = one_document(false).await;
+    let (pipeline_off, events_off, recorded_off) = one_document(false, true).await;
     assert_eq!(
         pipeline_off,
         ["delivery", "delivery", "router", "translator", "verifier"]
@@ -171,7 +186,9 @@ async fn a_process_runs_its_stages_back_to_back_and_tells_the_ledger_once() {
 
 #[tokio::test]
 async fn a_chain_run_again_after_delivery_tells_the_ledger_again_and_delivers_nothing_twice() {
-    let env = Env::new(Backend::Sqlite).await;
+    let mut env = Env::new(Backend::Sqlite).await;
+    // The events on the exchange, where the test sees them.
+    env.bus.chain_ledger = false;
     let bus = InProcessBus::start(&env).await;
     let doc_id = bus
         .send_edoc("province", PROVINCE, &[MINISTRY, COMMUNE])
@@ -183,10 +200,10 @@ async fn a_chain_run_again_after_delivery_tells_the_ledger_again_and_delivers_no
     let t = env.topology();
     Publisher::new(&env.bus, "test-redelivery")
         .publish(
-            lienthong_bus::messages::StageMessage {
-                doc_id: doc_id.clone(),
-                slip: vec!["verifier".into(), "translator".into(), "router".into()],
-            }
+            lienthong_bus::messages::StageMessage::new(
+                &doc_id,
+                vec!["verifier".into(), "translator".into(), "router".into()],
+            )
             .to_outgoing(&t),
         )
         .await
@@ -438,5 +455,52 @@ async fn a_chained_stage_that_cannot_handle_its_message_or_panics_dead_letters_i
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     taps.close().await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn what_the_gateway_recorded_reaches_the_ledger_even_when_its_message_is_dead_lettered() {
+    let env = Env::new(Backend::Sqlite).await;
+    let bus = InProcessBus::start(&env).await;
+    // A message for the verifier about a document the store does not have (poison), carrying
+    // the gateway's `accepted` as every first message does.
+    let doc_id = uuid::Uuid::now_v7().to_string();
+    let mut message = lienthong_bus::messages::StageMessage::new(
+        &doc_id,
+        vec!["verifier".into(), "translator".into(), "router".into()],
+    );
+    message.events.push(EventMessage {
+        event_id: format!("{doc_id}:accepted"),
+        doc_id: doc_id.clone(),
+        kind: "accepted".into(),
+        organ: Some(PROVINCE.into()),
+        detail: Some("the test's".into()),
+        at_ms: 1,
+    });
+    Publisher::new(&env.bus, "test-poison")
+        .publish(message.to_outgoing(&env.topology()))
+        .await
+        .expect("published");
+    eventually("the dead letter", Duration::from_secs(30), || async {
+        (env.dead_letters().await == 1).then_some(())
+    })
+    .await;
+    // The ledger of the process recorded the event before the message was dead-lettered.
+    let trace = env.store.trace(&doc_id).await.expect("trace");
+    assert_eq!(trace.len(), 1, "{trace:?}");
+    assert_eq!(trace[0].kind, "accepted");
+    assert_eq!(trace[0].detail.as_deref(), Some("the test's"));
+    // The dead letter is the message as it came, events and all, for an operator to replay.
+    let dead = Publisher::new(&env.bus, "test-dead")
+        .dead_letters(DeadAction::Keep, None, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        lienthong_bus::messages::StageMessage::carried_events(dead[0].payload.as_bytes()),
+        message.events
+    );
+    assert!(dead[0].reason.contains("rejected"), "{:?}", dead[0]);
+    bus.stop().await;
     env.teardown().await;
 }

@@ -418,7 +418,7 @@ impl InProcessBus {
                     tasks.spawn(lienthong_delivery::run(s, stages, r));
                 }
                 "ledger" => {
-                    tasks.spawn(lienthong_ledger::run(s, b, r));
+                    tasks.spawn(lienthong_ledger::run(s, stages, r));
                 }
                 other => panic!("no role {other}"),
             }

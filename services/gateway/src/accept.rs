@@ -646,48 +646,40 @@ async fn commit(
 ) -> Result<Accepted, ApiError> {
     let t = state.publisher.topology();
     let now = now_ms();
-    let mut outgoing = vec![
-        StageMessage {
-            doc_id: doc.doc_id.clone(),
-            slip: state.config.document_stages.clone(),
-        }
-        .to_outgoing(t),
-        EventMessage {
-            event_id: format!("{}:accepted", doc.doc_id),
-            doc_id: doc.doc_id.clone(),
-            kind: "accepted".into(),
-            organ: Some(doc.sender.clone()),
-            detail: Some(format!(
-                "{} from {} via {} for {}; sha256 {}",
-                doc.message_type,
-                doc.sender,
-                doc.sender_system,
-                doc.recipients.join(", "),
-                doc.body.sha256()
-            )),
-            at_ms: now,
-        }
-        .to_outgoing(t),
-    ];
+    let mut events = vec![EventMessage {
+        event_id: format!("{}:accepted", doc.doc_id),
+        doc_id: doc.doc_id.clone(),
+        kind: "accepted".into(),
+        organ: Some(doc.sender.clone()),
+        detail: Some(format!(
+            "{} from {} via {} for {}; sha256 {}",
+            doc.message_type,
+            doc.sender,
+            doc.sender_system,
+            doc.recipients.join(", "),
+            doc.body.sha256()
+        )),
+        at_ms: now,
+    }];
     if let Some(detail) = broadcast {
-        outgoing.push(
-            EventMessage::about(&doc.doc_id, "broadcast", &doc.sender, Some(detail), now)
-                .to_outgoing(t),
-        );
+        events.push(EventMessage::about(
+            &doc.doc_id,
+            "broadcast",
+            &doc.sender,
+            Some(detail),
+            now,
+        ));
     }
     for (addressed, successor) in redirects {
-        outgoing.push(
-            EventMessage::about(
+        events.push(EventMessage::about(
                 &doc.doc_id,
                 "redirected",
                 addressed,
                 Some(format!(
                     "{addressed} is retired in the registry; its successor {successor} receives the document"
                 )),
-                now,
-            )
-            .to_outgoing(t),
-        );
+            now,
+        ));
     }
     if let (Some(update), Some(code)) = (&doc.status_update, doc.status_code) {
         // The receipt names the exact bytes it is about: the digest of the document delivered.
@@ -697,20 +689,28 @@ async fn commit(
             .await?
             .map(|d| d.sha256)
             .unwrap_or_default();
-        outgoing.push(
-            EventMessage {
-                event_id: format!("{}:status:{}", update.doc_id, doc.doc_id),
-                doc_id: update.doc_id.clone(),
-                kind: "status".into(),
-                organ: Some(doc.sender.clone()),
-                detail: Some(match &update.description {
-                    Some(d) => format!("{code}: {d}; sha256 {delivered}"),
-                    None => format!("{code}; sha256 {delivered}"),
-                }),
-                at_ms: now,
-            }
-            .to_outgoing(t),
-        );
+        events.push(EventMessage {
+            event_id: format!("{}:status:{}", update.doc_id, doc.doc_id),
+            doc_id: update.doc_id.clone(),
+            kind: "status".into(),
+            organ: Some(doc.sender.clone()),
+            detail: Some(match &update.description {
+                Some(d) => format!("{code}: {d}; sha256 {delivered}"),
+                None => format!("{code}; sha256 {delivered}"),
+            }),
+            at_ms: now,
+        });
+    }
+    let mut stage = StageMessage::new(&doc.doc_id, state.config.document_stages.clone());
+    let mut outgoing = Vec::with_capacity(1 + events.len());
+    if state.publisher.config().chain_stages {
+        // The first stage publishes them with its own (or records them in place): no message
+        // of their own.
+        stage.events = events;
+        outgoing.push(stage.to_outgoing(t));
+    } else {
+        outgoing.push(stage.to_outgoing(t));
+        outgoing.extend(events.iter().map(|e| e.to_outgoing(t)));
     }
     let outbox: Vec<_> = outgoing.iter().map(outbox_message).collect();
     let (message_type, format) = (doc.message_type, doc.format);

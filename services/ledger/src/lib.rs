@@ -1,13 +1,15 @@
 //! The ledger: records every lifecycle event published on `{prefix}.events` in the store, where
 //! traces are read, the events handled together in one transaction (group commit), each message
-//! acked after its commit. Event ids are deterministic, so redeliveries record nothing twice. The store
-//! chains events by hash; the ledger anchors the chain's head every hour and logs it, so the
-//! head also lives outside the database (in the log system) for `lienthong audit verify`.
+//! acked after its commit. The stages chained in the same process hand it their events in place
+//! (the same writer and group commit), and ack their message after the commit. Event ids are
+//! deterministic, so redeliveries record nothing twice. The store chains events by hash; the
+//! ledger anchors the chain's head every hour and logs it, so the head also lives outside the
+//! database (in the log system) for `lienthong audit verify`.
 
 use std::sync::Arc;
 
 use lienthong_bus::messages::EventMessage;
-use lienthong_bus::{BusConfig, Handler, Incoming, Outcome, Topology};
+use lienthong_bus::{EventSink, Handler, Incoming, Outcome, Pipeline, RecordFuture, Topology};
 use lienthong_store::{LedgerEvent, Store};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -57,13 +59,9 @@ async fn write(store: Store, mut waiting: mpsc::Receiver<Pending>) {
     }
 }
 
-impl Handler for Ledger {
-    async fn handle(&self, message: Incoming) -> Outcome {
-        // One event, or the events of a chain of stages published together.
-        let events = match EventMessage::read_all(&message.payload) {
-            Ok(events) => events,
-            Err(err) => return Outcome::Poison(format!("not an event: {err}")),
-        };
+impl Ledger {
+    /// Records `events` in the writer's next group; returns once they are committed.
+    async fn record_all(&self, events: Vec<EventMessage>) -> Result<(), String> {
         let mut waiting = Vec::with_capacity(events.len());
         for e in events {
             let event = LedgerEvent {
@@ -76,19 +74,41 @@ impl Handler for Ledger {
             };
             let (reply, recorded) = oneshot::channel();
             if self.queue.send((event, reply)).await.is_err() {
-                return Outcome::Retry("the ledger's writer stopped".into());
+                return Err("the ledger's writer stopped".into());
             }
             waiting.push(recorded);
         }
-        // Acked once every event of the message is committed.
         for recorded in waiting {
             match recorded.await {
                 Ok(Ok(_)) => {}
-                Ok(Err(err)) => return Outcome::Retry(err),
-                Err(_) => return Outcome::Retry("the ledger's writer stopped".into()),
+                Ok(Err(err)) => return Err(err),
+                Err(_) => return Err("the ledger's writer stopped".into()),
             }
         }
-        Outcome::Done
+        Ok(())
+    }
+}
+
+impl Handler for Ledger {
+    async fn handle(&self, message: Incoming) -> Outcome {
+        // One event, or the events of a chain of stages published together.
+        let events = match EventMessage::read_all(&message.payload) {
+            Ok(events) => events,
+            Err(err) => return Outcome::Poison(format!("not an event: {err}")),
+        };
+        // Acked once every event of the message is committed.
+        match self.record_all(events).await {
+            Ok(()) => Outcome::Done,
+            Err(err) => Outcome::Retry(err),
+        }
+    }
+}
+
+/// The chain of stages in this process hands its events here instead of publishing them: the
+/// same writer, the same group commit, and the chain's message is acked after the commit.
+impl EventSink for Ledger {
+    fn record(&self, events: Vec<EventMessage>) -> RecordFuture<'_> {
+        Box::pin(self.record_all(events))
     }
 }
 
@@ -116,11 +136,16 @@ async fn anchor(store: Store, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Runs the ledger until `shutdown`.
-pub async fn run(store: Store, bus: BusConfig, shutdown: watch::Receiver<bool>) {
+/// Runs the ledger until `shutdown`: it consumes `{p}.ledger`, and records in place the events
+/// of the stages `pipeline` runs in this process (see [`Pipeline::record_events_in_place`]).
+pub async fn run(store: Store, pipeline: Pipeline, shutdown: watch::Receiver<bool>) {
+    let bus = pipeline.config().clone();
     let queue = Topology::new(&bus.prefix).ledger_queue();
     let anchoring = tokio::spawn(anchor(store.clone(), shutdown.clone()));
     let handler = Arc::new(Ledger::new(store));
+    pipeline.record_events_in_place(Some(Arc::clone(&handler) as Arc<dyn EventSink>));
     lienthong_bus::consume(bus, queue, "ledger".into(), handler, shutdown).await;
+    // Chains still finishing publish their events for the next ledger to record.
+    pipeline.record_events_in_place(None);
     let _ = anchoring.await;
 }

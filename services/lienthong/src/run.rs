@@ -282,7 +282,7 @@ pub async fn run(
             }
             Role::Ledger => {
                 tasks.spawn(async move {
-                    lienthong_ledger::run(store, bus, stop).await;
+                    lienthong_ledger::run(store, stages, stop).await;
                     "ledger"
                 });
             }

@@ -292,11 +292,7 @@ pub async fn retry_copy(
             });
         }
     }
-    let message = StageMessage {
-        doc_id: doc_id.to_owned(),
-        slip: vec![STAGE.into()],
-    }
-    .to_outgoing(publisher.topology());
+    let message = StageMessage::new(doc_id, vec![STAGE.into()]).to_outgoing(publisher.topology());
     // A message of its own: the document's first routing message was consumed long ago.
     let message = lienthong_bus::Outgoing {
         message_id: format!("{}:retry:{}", message.message_id, now_ms()),

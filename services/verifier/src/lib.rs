@@ -454,14 +454,14 @@ impl Verifier {
         };
         let t = self.publisher.topology();
         let outbox = [
-            StageMessage {
-                doc_id: status_doc.doc_id.clone(),
-                slip: if stages.is_empty() {
+            StageMessage::new(
+                &status_doc.doc_id,
+                if stages.is_empty() {
                     vec!["router".into()]
                 } else {
                     stages
                 },
-            }
+            )
             .to_outgoing(t),
             event(
                 &doc.doc_id,

@@ -39,6 +39,12 @@ pub struct BusConfig {
     /// chain's ledger events go as one message. Off: every stage hands on through the broker.
     #[serde(default = "yes")]
     pub chain_stages: bool,
+    /// With `chain_stages`, in a process that also runs the ledger: the chain's events are
+    /// recorded by that ledger in place (in its group commit) instead of travelling as a message
+    /// on `{p}.events`. Ignored on a bus with federation links, whose receipts relay reads the
+    /// exchange. Off: every event goes through the exchange (to tap it, say).
+    #[serde(default = "yes")]
+    pub chain_ledger: bool,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
     /// How long a publish may wait for the broker's confirm before it counts as failed.
@@ -132,6 +138,7 @@ impl BusConfig {
             delivery_limit: default_delivery_limit(),
             prefetch: default_prefetch(),
             chain_stages: true,
+            chain_ledger: true,
             connect_timeout_ms: default_connect_timeout(),
             confirm_timeout_ms: default_confirm_timeout(),
             tls: None,

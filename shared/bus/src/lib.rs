@@ -18,7 +18,9 @@ pub use config::{BusConfig, QueueType, TlsConfig};
 pub use consumer::{Handler, Incoming, Outcome, consume};
 pub use dead::{DeadAction, DeadLetter};
 pub use error::BusError;
-pub use pipeline::{Document, DocumentStage, Onward, Pipeline, Stage, StageFuture};
+pub use pipeline::{
+    Document, DocumentStage, EventSink, Onward, Pipeline, RecordFuture, Stage, StageFuture,
+};
 pub use publisher::{Outgoing, Publisher, Route};
 pub use topology::{STAGES, Topology, declare};
 

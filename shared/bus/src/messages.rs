@@ -13,6 +13,11 @@ use crate::{Outgoing, Route, Topology};
 pub struct StageMessage {
     pub doc_id: String,
     pub slip: Vec<String>,
+    /// Lifecycle events of the step that sent the message (the gateway's `accepted`), for the
+    /// stage that takes it to publish with its own, so they cost the broker no message of their
+    /// own (`bus.chain_stages`). Empty on every hop after the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventMessage>,
 }
 
 impl StageMessage {
@@ -30,12 +35,33 @@ impl StageMessage {
         Ok(msg)
     }
 
-    /// The message for the stage after this one, if any.
+    /// A message for the first stage of `slip`, carrying no events.
+    pub fn new(doc_id: &str, slip: Vec<String>) -> StageMessage {
+        StageMessage {
+            doc_id: doc_id.to_owned(),
+            slip,
+            events: Vec::new(),
+        }
+    }
+
+    /// The message for the stage after this one, if any. The events it carried are not passed
+    /// on: the stage that took them publishes them.
     pub fn forward(&self) -> Option<StageMessage> {
-        (self.slip.len() > 1).then(|| StageMessage {
-            doc_id: self.doc_id.clone(),
-            slip: self.slip[1..].to_vec(),
-        })
+        (self.slip.len() > 1).then(|| StageMessage::new(&self.doc_id, self.slip[1..].to_vec()))
+    }
+
+    /// The events a stage message carries, read from its payload whatever else is wrong with
+    /// it: a message its stage cannot handle still has its events recorded before it is
+    /// dead-lettered. Nothing when the payload has none or is not JSON.
+    pub fn carried_events(payload: &[u8]) -> Vec<EventMessage> {
+        #[derive(Deserialize)]
+        struct Carried {
+            #[serde(default)]
+            events: Vec<EventMessage>,
+        }
+        serde_json::from_slice::<Carried>(payload)
+            .map(|c| c.events)
+            .unwrap_or_default()
     }
 
     pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
@@ -236,12 +262,32 @@ mod tests {
 
     #[test]
     fn routing_slip_forwards_to_the_next_stage_only() {
-        let m = StageMessage {
-            doc_id: "d".into(),
-            slip: vec!["verifier".into(), "router".into()],
-        };
+        let mut m = StageMessage::new("d", vec!["verifier".into(), "router".into()]);
+        m.events.push(event("d", "accepted", "A"));
+        let payload = json(&m);
+        assert_eq!(
+            StageMessage::for_stage(&payload, "verifier").expect("for the verifier"),
+            m
+        );
+        assert_eq!(StageMessage::carried_events(&payload), m.events);
         let next = m.forward().expect("router is next");
         assert_eq!(next.slip, ["router"]);
+        assert!(
+            next.events.is_empty(),
+            "the events are the verifier's to publish"
+        );
+        // Without events the field is left out, as messages were before it.
+        assert_eq!(
+            String::from_utf8(json(&next)).expect("utf-8"),
+            r#"{"doc_id":"d","slip":["router"]}"#
+        );
+        assert_eq!(
+            StageMessage::for_stage(br#"{"doc_id":"d","slip":["router"]}"#, "router")
+                .expect("an older message"),
+            next
+        );
+        assert!(StageMessage::carried_events(b"not json").is_empty());
+        assert!(StageMessage::carried_events(br#"{"doc_id":"d"}"#).is_empty());
         assert_eq!(next.forward(), None);
         let out = next.to_outgoing(&Topology::new("lt"));
         assert_eq!(

@@ -5,7 +5,8 @@
 //! next stage runs in the same process, the pipeline hands it the message in place instead of
 //! through the broker (`bus.chain_stages`, on by default), and everything the stages left is
 //! published once, all confirmed, before the message that started the chain is acked. The
-//! chain's lifecycle events travel as one message to the ledger.
+//! chain's lifecycle events travel as one message to the ledger, or, when the process runs the
+//! ledger too, are handed to it in place and committed before the ack (`bus.chain_ledger`).
 //!
 //! Nothing about delivery changes: the message is acked only after the last stage's output is
 //! confirmed, so a crash anywhere in the chain hands the message to another consumer, which runs
@@ -78,10 +79,24 @@ impl<S: DocumentStage> Stage for Document<S> {
     }
     fn run<'a>(&'a self, payload: &'a [u8]) -> StageFuture<'a> {
         Box::pin(async move {
-            let msg = StageMessage::for_stage(payload, S::STAGE)?;
-            self.0.process(msg).await
+            let mut msg = StageMessage::for_stage(payload, S::STAGE)?;
+            let carried = std::mem::take(&mut msg.events);
+            let mut onward = self.0.process(msg).await?;
+            // What the sender left for this stage to publish comes first, as it happened first.
+            onward.events.splice(0..0, carried);
+            Ok(onward)
         })
     }
+}
+
+/// The future an [`EventSink`] returns: `Err` with the reason when the events are not recorded.
+pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Where a process records lifecycle events itself: the ledger, when it runs in the same
+/// process as the stages.
+pub trait EventSink: Send + Sync + 'static {
+    /// Records `events` (idempotently: they may come again) and returns once they are committed.
+    fn record(&self, events: Vec<EventMessage>) -> RecordFuture<'_>;
 }
 
 /// The stages of one process on one bus, and the publisher they share. Cheap to clone.
@@ -94,6 +109,8 @@ struct Inner {
     config: BusConfig,
     publisher: Publisher,
     local: RwLock<BTreeMap<&'static str, Arc<dyn Stage>>>,
+    /// The ledger of this process, when it runs one and may take the chain's events in place.
+    ledger: RwLock<Option<Arc<dyn EventSink>>>,
 }
 
 impl Pipeline {
@@ -103,6 +120,7 @@ impl Pipeline {
                 config: config.clone(),
                 publisher: Publisher::new(config, "lienthong-stages"),
                 local: RwLock::new(BTreeMap::new()),
+                ledger: RwLock::new(None),
             }),
         }
     }
@@ -140,6 +158,60 @@ impl Pipeline {
         }
     }
 
+    /// Lets the ledger of this process record the chain's events in place, with no message on
+    /// `{p}.events`, while it runs (`None` when it stops). Only with `bus.chain_stages` and
+    /// `bus.chain_ledger`, and only on a bus without federation links: there the receipts relay
+    /// reads `delivered` and `failed` events from the exchange.
+    pub fn record_events_in_place(&self, ledger: Option<Arc<dyn EventSink>>) {
+        let config = &self.inner.config;
+        let allowed = config.chain_stages && config.chain_ledger && config.links.is_empty();
+        if let Ok(mut slot) = self.inner.ledger.write() {
+            *slot = ledger.filter(|_| allowed);
+        }
+    }
+
+    /// The ledger that takes this process's events in place, if any.
+    fn ledger(&self) -> Option<Arc<dyn EventSink>> {
+        self.inner.ledger.read().ok()?.clone()
+    }
+
+    /// Publishes `messages` and hands `events` to the ledger: in place when it runs here,
+    /// otherwise as messages on the events exchange. Returns once all are confirmed or
+    /// committed.
+    async fn settle(&self, mut messages: Vec<Outgoing>, events: Vec<EventMessage>) -> Outcome {
+        let t = self.inner.publisher.topology();
+        let ledger = if events.is_empty() {
+            None
+        } else {
+            self.ledger()
+        };
+        let recorded = match ledger {
+            Some(ledger) => {
+                let (published, recorded) = tokio::join!(
+                    self.inner.publisher.publish_all(&messages),
+                    ledger.record(events)
+                );
+                published.map_err(|e| e.to_string()).and(recorded)
+            }
+            None => {
+                messages.extend(if self.inner.config.chain_stages {
+                    events_outgoing(&events, t)
+                } else {
+                    events.iter().map(|e| e.to_outgoing(t)).collect()
+                });
+                self.inner
+                    .publisher
+                    .publish_all(&messages)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match recorded {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Retry(e),
+        }
+    }
+
     /// The stage of this process that takes `message`, when chaining is on.
     fn local_for(&self, message: &Outgoing) -> Option<Arc<dyn Stage>> {
         if !self.inner.config.chain_stages
@@ -158,12 +230,23 @@ impl Pipeline {
     /// Runs `first` on `payload`, then every stage of this process its output is for, and
     /// publishes what is left.
     async fn chain(&self, first: &Arc<dyn Stage>, payload: &[u8]) -> Outcome {
-        let t = self.inner.publisher.topology();
         let mut work: VecDeque<(Arc<dyn Stage>, Outgoing)> = VecDeque::new();
         let mut publish = Vec::new();
         let mut events = Vec::new();
         let mut onward = match run_stage(first, payload).await {
             Ok(onward) => onward,
+            Err(Outcome::Poison(reason)) => {
+                // Dead-lettered, but what the sender recorded (its `accepted`) still reaches
+                // the ledger first; if it cannot, the message is tried again.
+                let carried = StageMessage::carried_events(payload);
+                if carried.is_empty() {
+                    return Outcome::Poison(reason);
+                }
+                return match self.settle(Vec::new(), carried).await {
+                    Outcome::Done => Outcome::Poison(reason),
+                    other => other,
+                };
+            }
             Err(outcome) => return outcome,
         };
         loop {
@@ -189,15 +272,7 @@ impl Pipeline {
                 Err(other) => return other,
             };
         }
-        publish.extend(if self.inner.config.chain_stages {
-            events_outgoing(&events, t)
-        } else {
-            events.iter().map(|e| e.to_outgoing(t)).collect()
-        });
-        match self.inner.publisher.publish_all(&publish).await {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Retry(e.to_string()),
-        }
+        self.settle(publish, events).await
     }
 }
 
