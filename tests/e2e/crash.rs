@@ -1,6 +1,8 @@
 //! SIGKILL each service in turn, twice, while clients keep sending (half of the packages signed):
-//! nothing is lost and nothing is delivered, verified or recorded twice. The services run as separate `lienthong serve` processes on one
-//! SQLite file and one RabbitMQ, as they would on one host.
+//! nothing is lost and nothing is delivered, verified or recorded twice. The services run as
+//! separate `lienthong serve` processes on one SQLite file and one RabbitMQ, as they would on one
+//! host, beside a worker process that runs every stage and the ledger (its chains record their
+//! events in place) as a competing consumer, killed in turn too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,14 +17,25 @@ use lienthong_tests::servers::Processes;
 use lienthong_tests::*;
 use tokio::sync::Mutex;
 
-const ROLES: [&str; 6] = [
-    "verifier",
-    "translator",
-    "router",
-    "delivery",
-    "ledger",
-    "gateway",
+/// The processes, by name, and the roles each runs.
+const PROCESSES: [(&str, &[&str]); 7] = [
+    ("verifier", &["verifier"]),
+    ("translator", &["translator"]),
+    ("router", &["router"]),
+    ("delivery", &["delivery"]),
+    ("ledger", &["ledger"]),
+    (
+        "worker",
+        &["verifier", "translator", "router", "delivery", "ledger"],
+    ),
+    ("gateway", &["gateway"]),
 ];
+
+fn serve(roles: &[&'static str]) -> Vec<&'static str> {
+    std::iter::once("serve")
+        .chain(roles.iter().copied())
+        .collect()
+}
 
 /// Sends until accepted, retrying through gateway kills and 503s with the same package.
 async fn send_until_accepted(client: &Client, package: Vec<u8>) -> String {
@@ -66,8 +79,8 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
     )
     .expect("config");
     let mut procs = Processes::new(env.dir.path());
-    for role in ROLES {
-        procs.start(role, &config, &["serve", role]);
+    for (name, roles) in PROCESSES {
+        procs.start(name, &config, &serve(roles));
     }
     let url = format!("http://127.0.0.1:{port}");
     eventually(
@@ -103,14 +116,14 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
     let procs = Arc::new(Mutex::new(procs));
     let mut kills = 0;
     for _round in 0..2 {
-        for role in ROLES {
+        for (name, roles) in PROCESSES {
             tokio::time::sleep(Duration::from_millis(800)).await;
             let mut p = procs.lock().await;
-            p.kill(role);
+            p.kill(name);
             kills += 1;
             drop(p);
             tokio::time::sleep(Duration::from_millis(400)).await;
-            procs.lock().await.start(role, &config, &["serve", role]);
+            procs.lock().await.start(name, &config, &serve(roles));
         }
     }
     tokio::time::sleep(Duration::from_millis(800)).await;

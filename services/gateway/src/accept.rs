@@ -671,13 +671,14 @@ async fn commit(
         ));
     }
     for (addressed, successor) in redirects {
+        let detail = format!(
+            "{addressed} is retired in the registry; its successor {successor} receives the document"
+        );
         events.push(EventMessage::about(
-                &doc.doc_id,
-                "redirected",
-                addressed,
-                Some(format!(
-                    "{addressed} is retired in the registry; its successor {successor} receives the document"
-                )),
+            &doc.doc_id,
+            "redirected",
+            addressed,
+            Some(detail),
             now,
         ));
     }
