@@ -7,6 +7,8 @@
 #   KEEP_LOGS=/tmp/load-logs ./deploy/bench/load.sh   # keep the processes' logs
 #   LEDGER=own ./deploy/bench/load.sh      # the ledger in a process of its own, not in each worker
 #                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
+#   ONE_PROCESS=1 ./deploy/bench/load.sh   # every role in the gateway's process, as `lienthong up`
+#                                          # runs them (the baseline too); no worker processes
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -54,6 +56,14 @@ BASELINE=${BASELINE:-1}
 BASELINE_CHAIN=${BASELINE_CHAIN:-false}
 BASELINE_CACHE=${BASELINE_CACHE:-on}
 LEDGER=${LEDGER:-worker}
+ONE_PROCESS=${ONE_PROCESS:-0}
+base_workers=1
+if [[ $ONE_PROCESS == 1 ]]; then
+    WORKERS=0
+    LEDGER=worker
+    BASELINE_LEDGER=worker
+    base_workers=0
+fi
 BASELINE_LEDGER=${BASELINE_LEDGER:-$LEDGER}
 
 cargo build --release --bin lienthong --bin lienthong-load
@@ -158,7 +168,9 @@ bus_prefix=$prefix
 
 metrics_urls=()
 start_gateway() {
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" gateway \
+    local roles=(gateway)
+    if [[ $ONE_PROCESS == 1 ]]; then roles+=(verifier translator router delivery ledger); fi
+    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" "${roles[@]}" \
         >"$tmp/gateway.log" 2>&1 &
     pids+=($!)
     watched=("gateway=$!")
@@ -220,10 +232,14 @@ if [[ $BASELINE == 1 ]]; then
     ledger=$BASELINE_LEDGER
     start_gateway
     start_ledger
-    add_worker 1
-    wait_ready 18490 18491
+    if [[ $ONE_PROCESS == 1 ]]; then
+        wait_ready 18490
+    else
+        add_worker 1
+        wait_ready 18490 18491
+    fi
     echo
-    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, ledger in $BASELINE_LEDGER process, 1 worker process"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, ledger in $BASELINE_LEDGER process, $base_workers worker process(es)"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     base_half=$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")
@@ -267,7 +283,7 @@ echo "== throughput by worker processes (1 gateway process besides)"
 printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
 if [[ -n $baseline ]]; then
     # shellcheck disable=SC2086
-    printf '%-8s %14s %12s %18s   (baseline: chain_stages = %s, caches %s, ledger in %s process)\n' 1 $baseline "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_LEDGER"
+    printf '%-8s %14s %12s %18s   (baseline: chain_stages = %s, caches %s, ledger in %s process)\n' $base_workers $baseline "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_LEDGER"
 fi
 for row in "${summary[@]}"; do
     # shellcheck disable=SC2086
