@@ -165,6 +165,18 @@ impl Pipeline {
     pub fn record_events_in_place(&self, ledger: Option<Arc<dyn EventSink>>) {
         let config = &self.inner.config;
         let allowed = config.chain_stages && config.chain_ledger && config.links.is_empty();
+        if ledger.is_some() {
+            if allowed {
+                tracing::info!("the ledger records the events of this process's stages in place");
+            } else {
+                tracing::info!(
+                    chain_stages = config.chain_stages,
+                    chain_ledger = config.chain_ledger,
+                    federation_links = config.links.len(),
+                    "the stages of this process publish their events on the events exchange"
+                );
+            }
+        }
         if let Ok(mut slot) = self.inner.ledger.write() {
             *slot = ledger.filter(|_| allowed);
         }
@@ -311,5 +323,43 @@ struct Entry {
 impl Handler for Entry {
     async fn handle(&self, message: Incoming) -> Outcome {
         self.pipeline.chain(&self.stage, &message.payload).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sink;
+    impl EventSink for Sink {
+        fn record(&self, _events: Vec<EventMessage>) -> RecordFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Whether a pipeline on `config` takes a ledger in place.
+    fn takes_ledger(config: BusConfig) -> bool {
+        let pipeline = Pipeline::new(&config);
+        pipeline.record_events_in_place(Some(Arc::new(Sink)));
+        let taken = pipeline.ledger().is_some();
+        pipeline.record_events_in_place(None);
+        assert!(pipeline.ledger().is_none(), "a stopped ledger is let go");
+        taken
+    }
+
+    #[test]
+    fn the_chain_records_in_place_only_where_nothing_else_reads_the_events() {
+        let config = BusConfig::new("amqp://127.0.0.1:1/%2f");
+        assert!(takes_ledger(config.clone()));
+        // A federation link: the receipts relay reads `delivered` and `failed` on the exchange.
+        let mut linked = config.clone();
+        linked.links = vec!["quoc-gia".into()];
+        assert!(!takes_ledger(linked));
+        let mut tapped = config.clone();
+        tapped.chain_ledger = false;
+        assert!(!takes_ledger(tapped));
+        let mut unchained = config;
+        unchained.chain_stages = false;
+        assert!(!takes_ledger(unchained));
     }
 }
