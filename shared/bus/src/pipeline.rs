@@ -197,7 +197,7 @@ impl Pipeline {
         } else {
             self.ledger()
         };
-        let recorded = match ledger {
+        let settled = match ledger {
             Some(ledger) => {
                 let (published, recorded) = tokio::join!(
                     self.inner.publisher.publish_all(&messages),
@@ -218,7 +218,7 @@ impl Pipeline {
                     .map_err(|e| e.to_string())
             }
         };
-        match recorded {
+        match settled {
             Ok(()) => Outcome::Done,
             Err(e) => Outcome::Retry(e),
         }
