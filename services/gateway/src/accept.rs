@@ -703,16 +703,13 @@ async fn commit(
         });
     }
     let mut stage = StageMessage::new(&doc.doc_id, state.config.document_stages.clone());
-    let mut outgoing = Vec::with_capacity(1 + events.len());
     if state.publisher.config().chain_stages {
         // The first stage publishes them with its own (or records them in place): no message
         // of their own.
-        stage.events = events;
-        outgoing.push(stage.to_outgoing(t));
-    } else {
-        outgoing.push(stage.to_outgoing(t));
-        outgoing.extend(events.iter().map(|e| e.to_outgoing(t)));
+        stage.events = std::mem::take(&mut events);
     }
+    let mut outgoing = vec![stage.to_outgoing(t)];
+    outgoing.extend(events.iter().map(|e| e.to_outgoing(t)));
     let outbox: Vec<_> = outgoing.iter().map(outbox_message).collect();
     let (message_type, format) = (doc.message_type, doc.format);
     let acceptance = state.store.accept(&doc, &outbox).await?;
