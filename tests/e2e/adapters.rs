@@ -641,6 +641,11 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     );
     b.click("tr[id='system-ministry'] button.grant-adapter")
         .await;
+    let made = b
+        .notice()
+        .await
+        .expect("the console makes the ministry's adapter account");
+    assert!(made.contains("ministry"), "{made}");
     let password = b.text("#adapter-password").await;
     assert_eq!(b.text("#adapter-user").await, "ministry");
     assert_eq!(
@@ -674,12 +679,11 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     b.screenshot("adapter-accounts-registry").await;
     b.click("tr[id='system-ministry'] button.remove-adapter")
         .await;
-    assert!(
-        b.text("#done")
-            .await
-            .contains("ministry: adapter account removed"),
-        "the notice"
-    );
+    let done = b
+        .notice()
+        .await
+        .expect("the console removes the ministry's adapter account");
+    assert!(done.contains("ministry: adapter account removed"), "{done}");
     closed(
         &ministry,
         "the account removed in the console: its connection closed",

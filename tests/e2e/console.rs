@@ -448,7 +448,8 @@ async fn a_browser_clicks_through_every_page_of_each_role() {
     shots.push(b.screenshot("03-registry").await);
     b.click(&format!("tr[id='agency-{COMMUNE}'] button.lock"))
         .await;
-    assert!(b.text("#done").await.contains(COMMUNE));
+    let done = b.notice().await.expect("the agency unlocked");
+    assert!(done.contains(COMMUNE), "{done}");
     assert_eq!(state_of(&env, COMMUNE).await, AgencyState::Active);
 
     // Failed deliveries: retry the copy, which is now delivered.
@@ -460,7 +461,8 @@ async fn a_browser_clicks_through_every_page_of_each_role() {
     );
     shots.push(b.screenshot("04-failed").await);
     b.click("#failed button.retry").await;
-    assert!(b.text("#done").await.contains(&doc_id));
+    let done = b.notice().await.expect("the copy retried");
+    assert!(done.contains(&doc_id), "{done}");
     env.all_delivered(&doc_id).await;
 
     // Dead letters: the poison message, discarded.
@@ -477,7 +479,8 @@ async fn a_browser_clicks_through_every_page_of_each_role() {
     shots.push(b.screenshot("05-dead-letters").await);
     b.click("input[value='poison-for-the-console']").await;
     b.click("#discard").await;
-    assert!(b.text("#done").await.contains("discard"));
+    let done = b.notice().await.expect("the dead letter discarded");
+    assert!(done.contains("discard"), "{done}");
     assert!(!b.text("#dead").await.contains("stage.router"));
 
     // Certificates, then the audit log naming the operator.

@@ -176,15 +176,29 @@ impl Browser {
         css: &str,
         act: impl AsyncFn(fantoccini::elements::Element) -> Result<T, fantoccini::error::CmdError>,
     ) -> T {
+        self.on_within(css, Duration::from_secs(10), act).await
+    }
+
+    /// [`Browser::on`], waiting at most `wait` for the element each time it is looked for. If it
+    /// never appears, the panic names the page that was showing and what it said.
+    async fn on_within<T>(
+        &self,
+        css: &str,
+        wait: Duration,
+        act: impl AsyncFn(fantoccini::elements::Element) -> Result<T, fantoccini::error::CmdError>,
+    ) -> T {
         let mut last = String::new();
         for _ in 0..50 {
-            let found = self
+            let found = match self
                 .client
                 .wait()
-                .at_most(Duration::from_secs(10))
+                .at_most(wait)
                 .for_element(Locator::Css(css))
                 .await
-                .unwrap_or_else(|e| panic!("{css}: {e}"));
+            {
+                Ok(found) => found,
+                Err(e) => panic!("{css}: {e}; {}", self.showing().await),
+            };
             match act(found).await {
                 Ok(t) => return t,
                 Err(e) => last = e.to_string(),
@@ -197,6 +211,35 @@ impl Browser {
     /// The text of the element `css`.
     pub async fn text(&self, css: &str) -> String {
         self.on(css, async |e| e.text().await).await
+    }
+
+    /// What an action left on the page: `Ok` with the text of `#done`, `Err` with that of
+    /// `#error`. It waits longer than the console waits for the gateway (30 s), so an action
+    /// that is slow ends in one or the other rather than in a timeout here.
+    pub async fn notice(&self) -> Result<String, String> {
+        let (id, text) = self
+            .on_within("#done, #error", Duration::from_secs(45), async |e| {
+                Ok((e.attr("id").await?, e.text().await?))
+            })
+            .await;
+        match id.as_deref() {
+            Some("done") => Ok(text),
+            _ => Err(text),
+        }
+    }
+
+    /// The page showing and the start of its text, for a failure's message.
+    async fn showing(&self) -> String {
+        let url = match self.client.current_url().await {
+            Ok(u) => u.to_string(),
+            Err(e) => format!("(no URL: {e})"),
+        };
+        let text = match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let text: String = text.chars().take(600).collect();
+        format!("the page showing was {url}: {text:?}")
     }
 
     /// Clicks the element `css`.
