@@ -548,6 +548,20 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     )
     .await
     .expect("the ministry's adapter logs in with it");
+    // An adapter with many connections: removing its user makes the broker close them while
+    // the bus closes them too, and the broker lists a connection for a moment after it closed.
+    let mut more = Vec::new();
+    for _ in 0..12 {
+        more.push(
+            connect(
+                &format!("amqp://ministry:{password}@127.0.0.1:{}/{vhost}", node.port),
+                &pki,
+                None,
+            )
+            .await
+            .expect("the ministry's adapter opens another connection"),
+        );
+    }
     let (status, body) = api(reqwest::Method::GET, "ministry", None).await;
     assert_eq!(
         (status, body["account"]["suspended"].clone()),
@@ -582,6 +596,9 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
     let (status, body) = api(reqwest::Method::DELETE, "ministry", None).await;
     assert_eq!(status, 200, "{body}");
     closed(&ministry, "the removed account's connection closed").await;
+    for c in &more {
+        closed(c, "each of the removed account's connections closed").await;
+    }
     let (status, _) = api(reqwest::Method::GET, "ministry", None).await;
     assert_eq!(status, 404);
     let (status, _) = api(reqwest::Method::DELETE, "ministry", None).await;

@@ -250,6 +250,10 @@ pub enum ManagementError {
     ForeignUser(String),
 }
 
+/// How many times the connections of a user are closed before the management API's failure is
+/// given up on (about 4 s of pauses in all).
+const CLOSE_ATTEMPTS: usize = 7;
+
 /// A system's adapter account as the broker holds it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -689,14 +693,25 @@ impl Management {
         }
     }
 
+    /// Closes every connection of `user`. The broker lists connections from a table that lags
+    /// behind them: a connection that closed a moment ago (its adapter went, or the broker
+    /// closed it because its user was just deleted) is still listed, and closing it fails with
+    /// 500. The call is made again until nothing is left to close, for a few seconds at most.
     async fn close_connections(&self, user: &str) -> Result<(), ManagementError> {
-        self.send(
-            reqwest::Method::DELETE,
-            &format!("connections/username/{}", seg(user)),
-            None,
-            &format!("closing the connections of {user}"),
-        )
-        .await
+        let path = format!("connections/username/{}", seg(user));
+        let what = format!("closing the connections of {user}");
+        let mut pause = std::time::Duration::from_millis(100);
+        for _ in 0..CLOSE_ATTEMPTS - 1 {
+            match self.send(reqwest::Method::DELETE, &path, None, &what).await {
+                Err(ManagementError::Refused { status, body, .. }) if status >= 500 => {
+                    tracing::debug!(user, status, %body, "a connection of the user closed meanwhile; closing the rest again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                done => return done,
+            }
+        }
+        self.send(reqwest::Method::DELETE, &path, None, &what).await
     }
 
     /// Brings the accounts in line with the registry; the changes made.
@@ -716,6 +731,92 @@ impl Management {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTP server on loopback that answers `DELETE` with `failures` × 500, then 204;
+    /// returns its URL and the count of requests it took.
+    async fn closing_server(
+        failures: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&taken);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                assert!(
+                    request.starts_with(b"DELETE /api/connections/username/ministry "),
+                    "{}",
+                    String::from_utf8_lossy(&request)
+                );
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer: &[u8] = if n < failures {
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                } else {
+                    b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+                };
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        (url, taken)
+    }
+
+    fn management_at(url: &str) -> Management {
+        let config = AdaptersConfig {
+            management_url: url.to_owned(),
+            management_user: "guest".into(),
+            management_password: "guest".into(),
+            management_ca_file: None,
+            adapter_url: None,
+            sync_secs: 0,
+        };
+        Management::new(&config, "amqp://127.0.0.1:5672/%2f", "lt").expect("management")
+    }
+
+    #[tokio::test]
+    async fn closing_a_users_connections_is_tried_again_while_the_broker_lists_closed_ones() {
+        // The broker closed a connection itself (its user was deleted) and still lists it for
+        // a moment: closing it answers 500 until the list catches up.
+        let (url, taken) = closing_server(2).await;
+        management_at(&url)
+            .close_connections("ministry")
+            .await
+            .expect("closed once the list caught up");
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // A management API that keeps failing is reported, after a bounded number of tries.
+        let (url, taken) = closing_server(usize::MAX).await;
+        let err = management_at(&url)
+            .close_connections("ministry")
+            .await
+            .expect_err("a failure that does not pass");
+        assert!(
+            matches!(err, ManagementError::Refused { status: 500, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("closing the connections of ministry"),
+            "{err}"
+        );
+        assert_eq!(
+            taken.load(std::sync::atomic::Ordering::SeqCst),
+            CLOSE_ATTEMPTS
+        );
+    }
 
     fn sys(id: &str, organs: &[&str], active: bool) -> RegisteredSystem {
         RegisteredSystem {
