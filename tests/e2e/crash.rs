@@ -104,7 +104,7 @@ async fn sigkill_of_each_service_mid_stream_loses_and_duplicates_nothing() {
                 let doc = edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number());
                 let document_id = doc.header.document_id.to_string();
                 let mut package = write_edoc(&doc);
-                if document_id.len() % 2 == 0 {
+                if document_id.len().is_multiple_of(2) {
                     package = signed(&package, "signer");
                 }
                 let doc_id = send_until_accepted(&client, package).await;

@@ -400,11 +400,11 @@ async fn a_commune_reaches_a_ministry_and_another_province_and_hears_back() {
     let mut sent = Vec::new();
     let mut running = Some((bus_nat, terminator));
     for i in 0..total {
-        if i == 4 {
-            if let Some((bus, link)) = running.take() {
-                bus.stop().await;
-                link.stop();
-            }
+        if i == 4
+            && let Some((bus, link)) = running.take()
+        {
+            bus.stop().await;
+            link.stop();
         }
         let d = edoc(COMMUNE, &[COMMUNE_B], unique_number());
         let id = commune

@@ -119,11 +119,11 @@ pub async fn run(
     let store = Store::connect(&config.store)
         .await
         .context("opening the store")?;
-    if let Some(seed) = &config.registry.seed {
-        if store.agencies().await?.is_empty() {
-            let n = crate::admin::import_registry(&store, seed).await?;
-            tracing::info!(agencies = n, file = %seed.display(), "seeded the agency registry");
-        }
+    if let Some(seed) = &config.registry.seed
+        && store.agencies().await?.is_empty()
+    {
+        let n = crate::admin::import_registry(&store, seed).await?;
+        tracing::info!(agencies = n, file = %seed.display(), "seeded the agency registry");
     }
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();

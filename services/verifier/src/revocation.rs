@@ -168,17 +168,17 @@ impl Revocation {
                 if !name.ends_with(".crl") {
                     continue;
                 }
-                if let Ok(der) = std::fs::read(&path) {
-                    if let Ok(next_update) = crl_next_update(&der) {
-                        state.crls.insert(
-                            format!("cache:{name}"),
-                            FetchedCrl {
-                                der,
-                                next_update,
-                                fetched_at: 0,
-                            },
-                        );
-                    }
+                if let Ok(der) = std::fs::read(&path)
+                    && let Ok(next_update) = crl_next_update(&der)
+                {
+                    state.crls.insert(
+                        format!("cache:{name}"),
+                        FetchedCrl {
+                            der,
+                            next_update,
+                            fetched_at: 0,
+                        },
+                    );
                 }
             }
         }
@@ -345,10 +345,10 @@ impl Revocation {
             match result {
                 Ok((der, next_update)) => {
                     tracing::info!(%url, bytes = der.len(), ?next_update, "CRL fetched");
-                    if let Some(dir) = &self.config.cache_dir {
-                        if let Err(e) = std::fs::write(dir.join(cache_name(&url)), &der) {
-                            tracing::warn!(%url, error = %e, "could not keep the CRL in the cache directory");
-                        }
+                    if let Some(dir) = &self.config.cache_dir
+                        && let Err(e) = std::fs::write(dir.join(cache_name(&url)), &der)
+                    {
+                        tracing::warn!(%url, error = %e, "could not keep the CRL in the cache directory");
                     }
                     state.failures.remove(&url);
                     state.crls.remove(&format!("cache:{}", cache_name(&url)));

@@ -155,10 +155,10 @@ fn trace_headers(headers: Option<&FieldTable>) -> std::collections::HashMap<Stri
     let mut out = std::collections::HashMap::new();
     for (k, v) in headers.map(|h| h.inner().iter()).into_iter().flatten() {
         let key = k.as_str();
-        if key == "traceparent" || key == "tracestate" {
-            if let lapin::types::AMQPValue::LongString(s) = v {
-                out.insert(key.to_owned(), s.to_string());
-            }
+        if (key == "traceparent" || key == "tracestate")
+            && let lapin::types::AMQPValue::LongString(s) = v
+        {
+            out.insert(key.to_owned(), s.to_string());
         }
     }
     out

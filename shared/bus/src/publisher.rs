@@ -147,10 +147,11 @@ impl Publisher {
 
     async fn channel(&self) -> Result<Channel, BusError> {
         let mut link = self.inner.link.lock().await;
-        if let Some((conn, channel)) = link.as_ref() {
-            if conn.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
-            }
+        if let Some((conn, channel)) = link.as_ref()
+            && conn.status().connected()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
         }
         *link = None;
         let conn = crate::connect(&self.inner.config, &self.inner.name).await?;

@@ -461,10 +461,10 @@ impl Checker<'_> {
 
     fn document_id(&mut self, path: &str, text: Option<String>) -> Option<DocumentId> {
         let mut text = text?;
-        if let Some((issuer, rest)) = text.split_once(',') {
-            if let Some(mapped) = self.mapped(path, issuer).ok()? {
-                text = format!("{mapped},{rest}");
-            }
+        if let Some((issuer, rest)) = text.split_once(',')
+            && let Some(mapped) = self.mapped(path, issuer).ok()?
+        {
+            text = format!("{mapped},{rest}");
         }
         match DocumentId::parse(&text) {
             Ok(d) => Some(d),
@@ -815,13 +815,13 @@ fn message_header(mh: &Element, path: &str, c: &mut Checker<'_>) -> Option<Messa
 
 fn other_info(oi: &Element, path: &str, c: &mut Checker<'_>) -> OtherInfo {
     let priority = c.integer(oi, path, "Priority");
-    if let Some(p) = priority {
-        if !(0..=4).contains(&p) {
-            c.fail(
+    if let Some(p) = priority
+        && !(0..=4).contains(&p)
+    {
+        c.fail(
                 &format!("{path}/Priority"),
                 format!("`{p}` is out of range: 0 normal, 1 urgent, 2 very urgent, 3 express, 4 express at a set time"),
             );
-        }
     }
     OtherInfo {
         priority,

@@ -215,7 +215,7 @@ impl Base64Check {
                 char::from(b).escape_default()
             ));
         }
-        if self.padding > 2 || (self.symbols + self.padding) % 4 != 0 {
+        if self.padding > 2 || !(self.symbols + self.padding).is_multiple_of(4) {
             return Err("is not valid base64 (its length is not a multiple of 4)".into());
         }
         Ok((self.symbols + self.padding) / 4 * 3 - self.padding)

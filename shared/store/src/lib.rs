@@ -209,12 +209,11 @@ impl Store {
         };
         let mut url = config.url.clone();
         if backend == Backend::Sqlite {
-            if let Some(path) = sqlite_path(&url) {
-                if let Some(dir) = std::path::Path::new(&path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                }
+            if let Some(path) = sqlite_path(&url)
+                && let Some(dir) = std::path::Path::new(&path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
             }
             if !url.contains("mode=") {
                 url.push_str(if url.contains('?') {

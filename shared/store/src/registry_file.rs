@@ -97,23 +97,23 @@ fn checked(records: Vec<AgencyRecord>) -> Result<Vec<Agency>, RegistryFileError>
                 lienthong_edxml::OrganId::parse(c).map_err(|e| at(field, e.0))?;
             }
         }
-        if let Some(l) = &r.legacy_code {
-            if !lienthong_edxml::legacy::is_legacy_code(l) {
-                return Err(at(
-                    "legacyCode",
-                    format!("`{l}` is not a 9-character code CC.BB.Lnn"),
-                ));
-            }
+        if let Some(l) = &r.legacy_code
+            && !lienthong_edxml::legacy::is_legacy_code(l)
+        {
+            return Err(at(
+                "legacyCode",
+                format!("`{l}` is not a 9-character code CC.BB.Lnn"),
+            ));
         }
         for (field, day) in [("validFrom", &r.valid_from), ("validTo", &r.valid_to)] {
             if let Some(d) = day {
                 lienthong_edxml::EdxmlDate::parse(d).map_err(|e| at(field, e.0))?;
             }
         }
-        if let Some(b) = &r.bus {
-            if let Err(e) = check_bus_name(b) {
-                return Err(at("bus", e));
-            }
+        if let Some(b) = &r.bus
+            && let Err(e) = check_bus_name(b)
+        {
+            return Err(at("bus", e));
         }
         if r.name.trim().is_empty() {
             return Err(at("name", "is empty".into()));

@@ -462,25 +462,25 @@ fn edoc_from(j: EdocJson, spills: &[(usize, Range)]) -> Result<NewEdoc, JsonErro
     let mut attachments = Vec::with_capacity(j.attachments.len());
     for (i, a) in j.attachments.into_iter().enumerate() {
         // Left in the package it came in: checked as base64 a chunk at a time, never held.
-        if let Some((_, range)) = spills.iter().find(|(n, _)| *n == i) {
-            if a.data == lienthong_edxml::spill::marker(i) {
-                // Strict base64: JSON strings hold no line breaks.
-                match Base64Check::range(range, false) {
-                    Ok(_) => attachments.push(NewAttachment {
-                        content_id: a.content_id,
-                        attachment_name: a.attachment_name,
-                        content_type: a.content_type,
-                        description: a.description,
-                        data: Vec::new(),
-                        content_ref: Some(ContentRef {
-                            range: range.clone(),
-                            encoding: Encoding::Base64Text,
-                        }),
+        if let Some((_, range)) = spills.iter().find(|(n, _)| *n == i)
+            && a.data == lienthong_edxml::spill::marker(i)
+        {
+            // Strict base64: JSON strings hold no line breaks.
+            match Base64Check::range(range, false) {
+                Ok(_) => attachments.push(NewAttachment {
+                    content_id: a.content_id,
+                    attachment_name: a.attachment_name,
+                    content_type: a.content_type,
+                    description: a.description,
+                    data: Vec::new(),
+                    content_ref: Some(ContentRef {
+                        range: range.clone(),
+                        encoding: Encoding::Base64Text,
                     }),
-                    Err(why) => f.fail(&format!("attachments[{i}].data"), why),
-                }
-                continue;
+                }),
+                Err(why) => f.fail(&format!("attachments[{i}].data"), why),
             }
+            continue;
         }
         match base64::engine::general_purpose::STANDARD.decode(a.data.as_bytes()) {
             Ok(data) => attachments.push(NewAttachment {
@@ -711,11 +711,11 @@ pub fn json_path(edxml: &str) -> String {
     }
     let mut segments = rest.split('/').filter(|s| !s.is_empty()).peekable();
     // An index right after a prefix belongs to it (`trace[1]`).
-    if let Some(first) = segments.peek() {
-        if first.starts_with('[') {
-            out.push_str(&index(first));
-            segments.next();
-        }
+    if let Some(first) = segments.peek()
+        && first.starts_with('[')
+    {
+        out.push_str(&index(first));
+        segments.next();
     }
     if out.is_empty() && rest == edxml {
         return edxml.to_owned();

@@ -146,10 +146,8 @@ pub fn slim_json(source: Arc<dyn Source>, threshold: u64) -> Result<SlimJson, Js
                         ));
                     }
                     (_, Some(content)) => {
-                        if is_key {
-                            if let Some(Frame::Object { key, .. }) = stack.last_mut() {
-                                *key = content.clone();
-                            }
+                        if is_key && let Some(Frame::Object { key, .. }) = stack.last_mut() {
+                            *key = content.clone();
                         }
                         json.push(b'"');
                         json.extend_from_slice(&content);

@@ -94,10 +94,10 @@ pub fn ocsp_urls(cert_der: &[u8]) -> Vec<String> {
     for ext in c.extensions() {
         if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
             for desc in aia.iter() {
-                if desc.access_method.to_id_string() == OID_AD_OCSP {
-                    if let GeneralName::URI(u) = &desc.access_location {
-                        urls.extend(http(u));
-                    }
+                if desc.access_method.to_id_string() == OID_AD_OCSP
+                    && let GeneralName::URI(u) = &desc.access_location
+                {
+                    urls.extend(http(u));
                 }
             }
         }

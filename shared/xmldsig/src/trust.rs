@@ -127,19 +127,17 @@ impl LoadedCrl {
         if self.issuer != issuer.subject_raw {
             return false;
         }
-        if let Ok(seen) = self.verified_by.lock() {
-            if seen.contains(&issuer.id) {
-                return true;
-            }
+        if let Ok(seen) = self.verified_by.lock()
+            && seen.contains(&issuer.id)
+        {
+            return true;
         }
         let ok = parse(&issuer.der).is_ok_and(|issuer| {
             CertificateRevocationList::from_der(&self.der)
                 .is_ok_and(|(_, crl)| crl.verify_signature(issuer.public_key()).is_ok())
         });
-        if ok {
-            if let Ok(mut seen) = self.verified_by.lock() {
-                seen.push(issuer.id.clone());
-            }
+        if ok && let Ok(mut seen) = self.verified_by.lock() {
+            seen.push(issuer.id.clone());
         }
         ok
     }
@@ -540,13 +538,13 @@ pub fn validate(
                 }
                 paths.insert(key, Arc::clone(&path));
             }
-            if let Ok(mut targets) = store.targets.lock() {
-                if targets.len() < 10_000 {
-                    targets.extend(ders.windows(2).map(|pair| RevocationTarget {
-                        cert: pair[0].clone(),
-                        issuer: pair[1].clone(),
-                    }));
-                }
+            if let Ok(mut targets) = store.targets.lock()
+                && targets.len() < 10_000
+            {
+                targets.extend(ders.windows(2).map(|pair| RevocationTarget {
+                    cert: pair[0].clone(),
+                    issuer: pair[1].clone(),
+                }));
             }
             path
         }
@@ -569,14 +567,14 @@ pub fn validate(
                 not_before: s.not_before,
             });
         }
-        if let Some(bits) = cert.rsa_bits {
-            if bits < policy.min_rsa_bits {
-                return Err(ChainFailure::WeakKey {
-                    subject: s.subject.clone(),
-                    bits,
-                    min: policy.min_rsa_bits,
-                });
-            }
+        if let Some(bits) = cert.rsa_bits
+            && bits < policy.min_rsa_bits
+        {
+            return Err(ChainFailure::WeakKey {
+                subject: s.subject.clone(),
+                bits,
+                min: policy.min_rsa_bits,
+            });
         }
         let is_anchor = i == path.len() - 1;
         if s.signature_algorithm == "sha1WithRSAEncryption" && !is_anchor {
@@ -719,13 +717,13 @@ fn check_revocation(
             ocsp_next_update: None,
         });
     };
-    if let Some(next) = crl.next_update {
-        if at > next + policy.crl_grace_secs {
-            return Err(ChainFailure::StaleCrl {
-                issuer: issuer.summary.subject.clone(),
-                next_update: next,
-            });
-        }
+    if let Some(next) = crl.next_update
+        && at > next + policy.crl_grace_secs
+    {
+        return Err(ChainFailure::StaleCrl {
+            issuer: issuer.summary.subject.clone(),
+            next_update: next,
+        });
     }
     if crl.revoked.contains(serial) {
         return Err(ChainFailure::Revoked {

@@ -68,13 +68,13 @@ pub async fn list(
         "security officer",
         &headers,
     )?;
-    if let Some(o) = p.outcome.as_deref() {
-        if !["valid", "invalid", "unsigned"].contains(&o) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidFile,
-                format!("outcome: `{o}` is not valid, invalid or unsigned"),
-            ));
-        }
+    if let Some(o) = p.outcome.as_deref()
+        && !["valid", "invalid", "unsigned"].contains(&o)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidFile,
+            format!("outcome: `{o}` is not valid, invalid or unsigned"),
+        ));
     }
     let (from_ms, to_ms) = date_range(p.from_date.as_deref(), p.to_date.as_deref())?;
     let filter = VerdictFilter {
