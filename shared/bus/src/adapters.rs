@@ -660,7 +660,9 @@ impl Management {
                     &format!("removing the account {user}"),
                 )
                 .await?;
-                self.close_connections(user).await?;
+                // The queue goes even if closing fails: the account is gone already, and
+                // nothing would find the queue again.
+                let closed = self.close_connections(user).await;
                 for q in queues {
                     self.send(
                         reqwest::Method::DELETE,
@@ -670,7 +672,7 @@ impl Management {
                     )
                     .await?;
                 }
-                Ok(())
+                closed
             }
             Change::Unbind {
                 queue,
