@@ -703,17 +703,20 @@ impl Management {
         let path = format!("connections/username/{}", seg(user));
         let what = format!("closing the connections of {user}");
         let mut pause = std::time::Duration::from_millis(100);
-        for _ in 0..CLOSE_ATTEMPTS - 1 {
+        let mut attempts = 1;
+        loop {
             match self.send(reqwest::Method::DELETE, &path, None, &what).await {
-                Err(ManagementError::Refused { status, body, .. }) if status >= 500 => {
+                Err(ManagementError::Refused { status, body, .. })
+                    if status >= 500 && attempts < CLOSE_ATTEMPTS =>
+                {
                     tracing::debug!(user, status, %body, "a connection of the user closed meanwhile; closing the rest again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                    attempts += 1;
                 }
                 done => return done,
             }
         }
-        self.send(reqwest::Method::DELETE, &path, None, &what).await
     }
 
     /// Brings the accounts in line with the registry; the changes made.
