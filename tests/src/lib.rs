@@ -78,6 +78,7 @@ impl Env {
             inline_blob_bytes: 256 * 1024,
             cached_documents: lienthong_store::CACHED_DOCUMENTS,
             cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
+            checkpoint_ms: lienthong_store::CHECKPOINT_MS,
             blobs: BlobConfig::Db,
         };
         Self::with_store(tempfile::tempdir().expect("tempdir"), store_config, None).await
@@ -94,6 +95,7 @@ impl Env {
                     inline_blob_bytes: 256 * 1024,
                     cached_documents: lienthong_store::CACHED_DOCUMENTS,
                     cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
+                    checkpoint_ms: lienthong_store::CHECKPOINT_MS,
                     blobs: BlobConfig::Files {
                         dir: dir.path().join("blobs"),
                     },
@@ -112,6 +114,7 @@ impl Env {
                         inline_blob_bytes: 256 * 1024,
                         cached_documents: lienthong_store::CACHED_DOCUMENTS,
                         cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
+                        checkpoint_ms: lienthong_store::CHECKPOINT_MS,
                         blobs: BlobConfig::Db,
                     },
                     Some(pg),

@@ -243,6 +243,7 @@ async fn main() {
         inline_blob_bytes: 256 * 1024,
         cached_documents: lienthong_store::CACHED_DOCUMENTS,
         cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
+        checkpoint_ms: lienthong_store::CHECKPOINT_MS,
         blobs: lienthong_store::BlobConfig::Files {
             dir: dir.join("blobs"),
         },

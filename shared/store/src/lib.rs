@@ -7,6 +7,7 @@
 
 mod blobs;
 mod cache;
+mod checkpoint;
 mod documents;
 mod ledger;
 mod outbox;
@@ -65,6 +66,19 @@ pub struct StoreConfig {
     /// once. A blob is named by its SHA-256 and never changes. 0 keeps none.
     #[serde(default = "default_cached_blob_bytes")]
     pub cached_blob_bytes: usize,
+    /// SQLite only: copy the write-ahead log back into the database file every this many
+    /// milliseconds, in a task of its own, instead of after whichever commit finds the log long
+    /// (SQLite's own way, which syncs the disk on the write path; see `checkpoint.rs`).
+    /// 0 leaves checkpoints to SQLite.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_ms: u64,
+}
+
+/// `store.checkpoint_ms` by default: a checkpoint a second.
+pub const CHECKPOINT_MS: u64 = 1000;
+
+fn default_checkpoint_ms() -> u64 {
+    CHECKPOINT_MS
 }
 
 fn default_cached_documents() -> usize {
@@ -147,6 +161,8 @@ pub struct Store {
     documents: std::sync::Arc<cache::DocumentCache>,
     /// Small blobs already read by this process.
     small_blobs: std::sync::Arc<cache::BlobCache>,
+    /// SQLite's checkpoints, while any clone of this store lives (`store.checkpoint_ms`).
+    _checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -227,6 +243,10 @@ impl Store {
             Backend::Sqlite => 4,
             Backend::Postgres => 10,
         });
+        // An in-memory SQLite database exists once per connection: one connection for all.
+        let in_memory = backend == Backend::Sqlite && sqlite_path(&url).is_none();
+        let checkpoints = (backend == Backend::Sqlite && !in_memory && config.checkpoint_ms > 0)
+            .then(|| Duration::from_millis(config.checkpoint_ms));
         let options = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
@@ -242,13 +262,15 @@ impl Store {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
+                            if checkpoints.is_some() {
+                                // The checkpointer's task copies the log back, not the commits.
+                                conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                            }
                         }
                         Ok(())
                     })
                 })
         };
-        // An in-memory SQLite database exists once per connection: one connection for all.
-        let in_memory = backend == Backend::Sqlite && sqlite_path(&url).is_none();
         let pool = options(if in_memory { 1 } else { max })
             .connect(&url)
             .await?;
@@ -257,6 +279,8 @@ impl Store {
             _ => pool.clone(),
         };
         let blobs = blobs::Blobs::new(&config.blobs).await?;
+        let checkpointer =
+            checkpoints.map(|every| std::sync::Arc::new(checkpoint::spawn(pool.clone(), every)));
         let store = Self {
             pool,
             writer,
@@ -266,6 +290,7 @@ impl Store {
             inline_blob_bytes: config.inline_blob_bytes,
             documents: std::sync::Arc::new(cache::DocumentCache::new(config.cached_documents)),
             small_blobs: std::sync::Arc::new(cache::BlobCache::new(config.cached_blob_bytes)),
+            _checkpointer: checkpointer,
         };
         store.migrate().await?;
         Ok(store)

@@ -22,6 +22,7 @@ async fn sqlite() -> Env {
         inline_blob_bytes: 64 * 1024,
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
+        checkpoint_ms: CHECKPOINT_MS,
         blobs: BlobConfig::Files {
             dir: dir.path().join("blobs"),
         },
@@ -50,6 +51,7 @@ async fn s3() -> Env {
         inline_blob_bytes: 64 * 1024,
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
+        checkpoint_ms: CHECKPOINT_MS,
         blobs: BlobConfig::S3 {
             endpoint,
             bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
@@ -80,6 +82,7 @@ async fn postgres() -> Env {
         inline_blob_bytes: 64 * 1024,
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
+        checkpoint_ms: CHECKPOINT_MS,
         blobs: BlobConfig::Db,
     })
     .await
@@ -1290,3 +1293,122 @@ conformance!(
     documents_are_found_by_id_agency_and_time,
     the_audit_log_lists_administrative_actions_newest_first,
 );
+
+/// SQLite's checkpoints (`store.checkpoint_ms`): a task of the store's copies the write-ahead log
+/// back into the database file, not the commits.
+mod sqlite_checkpoints {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    const MIB: u64 = 1024 * 1024;
+
+    async fn store_at(dir: &Path, checkpoint_ms: u64) -> (Store, PathBuf, PathBuf) {
+        let db = dir.join("t.db");
+        let store = Store::connect(&StoreConfig {
+            url: format!("sqlite://{}", db.display()),
+            max_connections: None,
+            large_attachment_bytes: 1024 * 1024,
+            inline_blob_bytes: 64 * 1024,
+            cached_documents: CACHED_DOCUMENTS,
+            cached_blob_bytes: CACHED_BLOB_BYTES,
+            checkpoint_ms,
+            blobs: BlobConfig::Files {
+                dir: dir.join("blobs"),
+            },
+        })
+        .await
+        .expect("sqlite store");
+        let wal = dir.join("t.db-wal");
+        (store, db, wal)
+    }
+
+    fn len(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// 200 documents of 48 KiB each, kept in the database: about 2,400 pages of log, more than
+    /// twice what makes SQLite checkpoint by itself (1,000 pages).
+    async fn write_documents(s: &Store) {
+        for i in 0..200 {
+            let id = format!("ckpt-{i}");
+            let mut doc = edoc(&id, &id, &["000.00.00.G22"]);
+            let mut body = vec![b'x'; 48 * 1024];
+            body[..id.len()].copy_from_slice(id.as_bytes());
+            doc.body = Body::Bytes(body);
+            s.accept(&doc, &[]).await.expect("accept");
+        }
+    }
+
+    /// Waits up to 10 s for `done`, then fails saying `what`.
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_leave_the_log_to_the_checkpointer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The task's first checkpoint is at start; the next would be in an hour.
+        let (store, db, wal) = store_at(dir.path(), 3_600_000).await;
+        let before = len(&db);
+        write_documents(&store).await;
+        assert!(
+            len(&wal) > 8 * MIB,
+            "the documents are in the log ({} bytes)",
+            len(&wal)
+        );
+        assert!(
+            len(&db) < before + MIB,
+            "no commit copied the log back: the database file went from {before} to {} bytes",
+            len(&db)
+        );
+        assert_eq!(
+            store
+                .document("ckpt-199")
+                .await
+                .expect("read")
+                .map(|d| d.doc_id),
+            Some("ckpt-199".into())
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_log_back_and_stops_with_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, db, wal) = store_at(dir.path(), 50).await;
+        write_documents(&store).await;
+        eventually(
+            "the checkpointer copies the documents into the database file",
+            || len(&db) > 8 * MIB,
+        )
+        .await;
+        // Its task holds a handle on the pool; with the store's last clone gone it stops, the
+        // connections close, and SQLite, closing the last one, removes the log.
+        let clone = store.clone();
+        drop(store);
+        assert!(clone.ping().await.is_ok(), "a clone keeps the store open");
+        drop(clone);
+        eventually("the store's connections close once it is dropped", || {
+            !wal.exists()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn zero_leaves_checkpoints_to_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, db, _wal) = store_at(dir.path(), 0).await;
+        write_documents(&store).await;
+        assert!(
+            len(&db) > 4 * MIB,
+            "SQLite copied the log back after a commit ({} bytes in the database file)",
+            len(&db)
+        );
+        store.close().await;
+    }
+}
