@@ -27,6 +27,11 @@
 # `store.cached_blob_bytes = 0`): the design before them. BASELINE_BIN=PATH runs the baseline
 # bus on another build of lienthong (a change that has no switch: build the commit before it,
 # copy its target/release/lienthong aside, and name the copy).
+# CHECKPOINT_MS sets `store.checkpoint_ms` (SQLite's checkpoints in a task of their own every so
+# many ms; 0 leaves them to SQLite, after commits) and BASELINE_CHECKPOINT_MS the baseline's; unset,
+# each build's default (a build from before the setting knows no other).
+# HALF_RATE=N schedules the latency runs, the baseline's and the bus's, at N documents/s instead
+# of each at half its own rate: both latencies at the same offered load.
 # After each run it prints what a document cost each process (and the broker) per kind of thread:
 # CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
 # document costs the broker in ceiling messages.
@@ -55,6 +60,9 @@ CONCURRENCY=${CONCURRENCY:-32}
 BASELINE=${BASELINE:-1}
 BASELINE_CHAIN=${BASELINE_CHAIN:-false}
 BASELINE_CACHE=${BASELINE_CACHE:-on}
+CHECKPOINT_MS=${CHECKPOINT_MS:-}
+HALF_RATE=${HALF_RATE:-}
+BASELINE_CHECKPOINT_MS=${BASELINE_CHECKPOINT_MS:-$CHECKPOINT_MS}
 LEDGER=${LEDGER:-worker}
 ONE_PROCESS=${ONE_PROCESS:-0}
 base_workers=1
@@ -99,10 +107,11 @@ keep_logs() {
 trap 'stop_all; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
-# write_config NAME PREFIX CHAIN CACHE: a bus of its own (store, blobs, queue prefix), its systems
-# set up; CACHE on or off. The store is a SQLite file, or with STORE=postgres a database.
+# write_config NAME PREFIX CHAIN CACHE CHECKPOINT: a bus of its own (store, blobs, queue prefix),
+# its systems set up; CACHE on or off; CHECKPOINT `store.checkpoint_ms`, or empty for the build's
+# default. The store is a SQLite file, or with STORE=postgres a database.
 write_config() {
-    local name=$1 bus_prefix=$2 chain=$3 cache=$4
+    local name=$1 bus_prefix=$2 chain=$3 cache=$4 checkpoint=$5
     local caches="" url="sqlite://$tmp/$name.db"
     if [[ $STORE == postgres ]]; then
         # A database of its own, dropped at the end.
@@ -112,6 +121,7 @@ write_config() {
         url="$PG/$db"
     fi
     if [[ $cache == off ]]; then caches=$'cached_documents = 0\ncached_blob_bytes = 0'; fi
+    if [[ -n $checkpoint ]]; then caches+=$'\n'"checkpoint_ms = $checkpoint"; fi
     cat >"$tmp/$name.toml" <<EOF
 [store]
 url = "$url"
@@ -162,7 +172,7 @@ for ((i = 0; i < RECIPIENTS; i++)); do
     to_args+=(--to "${recipients[$i]}")
     check_args+=(--check-inbox "bench-r$i:bench-r$i-secret")
 done
-write_config bench "$prefix" true on
+write_config bench "$prefix" true on "$CHECKPOINT_MS"
 config=bench
 bus_prefix=$prefix
 
@@ -226,7 +236,7 @@ echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl versio
 baseline=""
 if [[ $BASELINE == 1 ]]; then
     lienthong=$BASELINE_BIN
-    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE"
+    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS"
     config=baseline
     bus_prefix=$prefix-base
     ledger=$BASELINE_LEDGER
@@ -239,10 +249,10 @@ if [[ $BASELINE == 1 ]]; then
         wait_ready 18490 18491
     fi
     echo
-    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, ledger in $BASELINE_LEDGER process, $base_workers worker process(es)"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, ledger in $BASELINE_LEDGER process, $base_workers worker process(es)"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
-    base_half=$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")
+    base_half=${HALF_RATE:-$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")}
     echo
     echo "== baseline, scheduled at half its rate ($base_half/s)"
     load --rate "$base_half" --ceiling-messages 0 --summary "$tmp/baseline-half.json"
@@ -266,12 +276,12 @@ for workers in $WORKERS; do
     for ((n = 1; n <= started; n++)); do ports+=($((18490 + n))); done
     wait_ready "${ports[@]}"
     echo
-    echo "== $workers worker process(es), as fast as the bus takes them"
+    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default})"
     load --summary "$tmp/max-$workers.json"
     rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
     summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")
     if [[ $workers == "$(echo "$WORKERS" | awk '{print $1}')" ]]; then
-        half=$(python3 -c "print(round($rate / 2, 1))")
+        half=${HALF_RATE:-$(python3 -c "print(round($rate / 2, 1))")}
         echo
         echo "== $workers worker process(es), scheduled at half that rate ($half/s)"
         load --rate "$half" --ceiling-messages 0 --summary "$tmp/half.json"

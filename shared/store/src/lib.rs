@@ -74,8 +74,10 @@ pub struct StoreConfig {
     pub checkpoint_ms: u64,
 }
 
-/// `store.checkpoint_ms` by default: a checkpoint a second.
-pub const CHECKPOINT_MS: u64 = 1000;
+/// `store.checkpoint_ms` by default. Every 100 ms, a checkpoint copies back a tenth of a second's
+/// writes: at 1 s, each one synced ten times as much at once, and the bus's tail latency (and the
+/// broker's, on the same disk) paid for it (`docs/performance.md`).
+pub const CHECKPOINT_MS: u64 = 100;
 
 fn default_checkpoint_ms() -> u64 {
     CHECKPOINT_MS
