@@ -3,10 +3,10 @@
 //! Left to itself, SQLite checkpoints in the connection that commits, after the commit, whenever
 //! the write-ahead log holds more than 1,000 pages. A checkpoint syncs the log, copies pages back
 //! into the database file and syncs that too. While readers hold older snapshots (and the bus's
-//! processes always have some) a checkpoint cannot finish, so the log stays over the mark and
-//! *every* commit tries again: two `fsync`s each, on the one connection that every write of the
-//! process queues for. Measured under load, that was about one `fsync` per document in each
-//! process, and the writers' tail latency followed the disk's.
+//! processes nearly always have some) a checkpoint cannot copy the whole log back, the log stays
+//! over the mark, and the commits that follow try again: syncs of the disk, on the one
+//! connection that every write of the process queues for. Under load that was one `fsync` for
+//! every four or five documents in each process (`docs/performance.md`).
 //!
 //! With `store.checkpoint_ms` set, every connection is opened with `wal_autocheckpoint = 0`,
 //! and this task asks for a `PASSIVE` checkpoint on a reader connection at that interval: the
@@ -33,22 +33,22 @@ pub(crate) struct Checkpointer {
 
 /// What one `PRAGMA wal_checkpoint(PASSIVE)` reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Checkpoint {
+struct Checkpoint {
     /// Pages in the log.
-    pub log: i64,
+    log: i64,
     /// Of those, the pages now in the database file.
-    pub copied: i64,
+    copied: i64,
 }
 
 impl Checkpoint {
     /// Pages a reader still keeps in the log.
-    pub fn behind(&self) -> i64 {
+    fn behind(&self) -> i64 {
         (self.log - self.copied).max(0)
     }
 }
 
 /// One passive checkpoint, on a connection of `pool`.
-pub(crate) async fn checkpoint(pool: &AnyPool) -> Result<Checkpoint, sqlx::Error> {
+async fn checkpoint(pool: &AnyPool) -> Result<Checkpoint, sqlx::Error> {
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
