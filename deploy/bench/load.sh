@@ -112,7 +112,7 @@ gateway_port=18480
 # default. The store is a SQLite file, or with STORE=postgres a database.
 write_config() {
     local name=$1 bus_prefix=$2 chain=$3 cache=$4 checkpoint=$5
-    local caches="" url="sqlite://$tmp/$name.db"
+    local store_extra="" url="sqlite://$tmp/$name.db"
     if [[ $STORE == postgres ]]; then
         # A database of its own, dropped at the end.
         local db="${name}_$$"
@@ -120,13 +120,13 @@ write_config() {
         databases+=("$db")
         url="$PG/$db"
     fi
-    if [[ $cache == off ]]; then caches=$'cached_documents = 0\ncached_blob_bytes = 0'; fi
-    if [[ -n $checkpoint ]]; then caches+=$'\n'"checkpoint_ms = $checkpoint"; fi
+    if [[ $cache == off ]]; then store_extra=$'cached_documents = 0\ncached_blob_bytes = 0'; fi
+    if [[ -n $checkpoint ]]; then store_extra+=$'\n'"checkpoint_ms = $checkpoint"; fi
     cat >"$tmp/$name.toml" <<EOF
 [store]
 url = "$url"
 blobs = { kind = "files", dir = "$tmp/$name-blobs" }
-$caches
+$store_extra
 
 [bus]
 url = "$AMQP"

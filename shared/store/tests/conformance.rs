@@ -12,26 +12,29 @@ struct Env {
     pg: Option<testing::ScratchPostgres>,
 }
 
-async fn sqlite() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = Store::connect(&StoreConfig {
-        url: url.clone(),
+/// A SQLite store in `dir` (`t.db`, blobs as files beside it).
+fn sqlite_config(dir: &std::path::Path, checkpoint_ms: u64) -> StoreConfig {
+    StoreConfig {
+        url: format!("sqlite://{}", dir.join("t.db").display()),
         max_connections: None,
         large_attachment_bytes: 1024 * 1024,
         inline_blob_bytes: 64 * 1024,
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
-        checkpoint_ms: CHECKPOINT_MS,
+        checkpoint_ms,
         blobs: BlobConfig::Files {
-            dir: dir.path().join("blobs"),
+            dir: dir.join("blobs"),
         },
-    })
-    .await
-    .expect("sqlite store");
+    }
+}
+
+async fn sqlite() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = sqlite_config(dir.path(), CHECKPOINT_MS);
+    let store = Store::connect(&config).await.expect("sqlite store");
     Env {
         store,
-        url,
+        url: config.url,
         _dir: dir,
         pg: None,
     }
@@ -1298,29 +1301,18 @@ conformance!(
 /// back into the database file, not the commits.
 mod sqlite_checkpoints {
     use super::*;
+    use sqlx::Connection;
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
     const MIB: u64 = 1024 * 1024;
 
+    /// The store, its database file and its write-ahead log.
     async fn store_at(dir: &Path, checkpoint_ms: u64) -> (Store, PathBuf, PathBuf) {
-        let db = dir.join("t.db");
-        let store = Store::connect(&StoreConfig {
-            url: format!("sqlite://{}", db.display()),
-            max_connections: None,
-            large_attachment_bytes: 1024 * 1024,
-            inline_blob_bytes: 64 * 1024,
-            cached_documents: CACHED_DOCUMENTS,
-            cached_blob_bytes: CACHED_BLOB_BYTES,
-            checkpoint_ms,
-            blobs: BlobConfig::Files {
-                dir: dir.join("blobs"),
-            },
-        })
-        .await
-        .expect("sqlite store");
-        let wal = dir.join("t.db-wal");
-        (store, db, wal)
+        let store = Store::connect(&sqlite_config(dir, checkpoint_ms))
+            .await
+            .expect("sqlite store");
+        (store, dir.join("t.db"), dir.join("t.db-wal"))
     }
 
     fn len(path: &Path) -> u64 {
@@ -1387,16 +1379,35 @@ mod sqlite_checkpoints {
             || len(&db) > 8 * MIB,
         )
         .await;
-        // Its task holds a handle on the pool; with the store's last clone gone it stops, the
-        // connections close, and SQLite, closing the last one, removes the log.
+        // Its task holds a handle on the pool; with the store's last clone gone it stops and the
+        // connections close. SQLite leaves WAL mode only for a connection that has the database
+        // to itself, so a connection of the test's own tells when they have.
         let clone = store.clone();
         drop(store);
         assert!(clone.ping().await.is_ok(), "a clone keeps the store open");
         drop(clone);
-        eventually("the store's connections close once it is dropped", || {
-            !wal.exists()
-        })
-        .await;
+        let mut probe = sqlx::AnyConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("a connection of the test's own");
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut probe)
+            .await
+            .expect("busy timeout");
+        let started = Instant::now();
+        loop {
+            let mode: Result<String, _> = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
+                .fetch_one(&mut probe)
+                .await;
+            if matches!(mode.as_deref(), Ok("delete")) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the store's connections close once it is dropped (journal mode: {mode:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!wal.exists(), "out of WAL mode, SQLite has removed the log");
     }
 
     #[tokio::test]
