@@ -16,24 +16,29 @@ use lienthong_tests::servers::Postgres;
 use lienthong_tests::*;
 
 /// Sends until the bus answers with a docId, counting refusals: during the outage the gateway
-/// refuses, and the client sends the same package again (an acceptance whose answer was lost is
-/// found again by its idempotency key).
+/// refuses, and the client sends the same package again, byte for byte. An acceptance whose
+/// answer was lost (the database crashed between committing and answering) is found again by
+/// its idempotency key; a package built anew would be a second status, refused by the rules.
 async fn until_accepted<F, Fut>(refusals: &AtomicUsize, mut send: F) -> String
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, lienthong_client::ClientError>>,
 {
-    eventually("the bus to accept", Duration::from_secs(120), || {
-        let attempt = send();
-        async move {
-            let answer = attempt.await.ok();
-            if answer.is_none() {
+    let limit = Duration::from_secs(120);
+    let start = std::time::Instant::now();
+    loop {
+        match send().await {
+            Ok(doc_id) => return doc_id,
+            Err(e) => {
                 refusals.fetch_add(1, Ordering::SeqCst);
+                assert!(
+                    start.elapsed() < limit,
+                    "the bus still refused after {limit:?}; its last answer: {e}"
+                );
             }
-            answer
         }
-    })
-    .await
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Crashes the database once `accepted` reaches `at`, while the sender goes on sending; returns
@@ -86,10 +91,8 @@ async fn a_database_crash_under_load_loses_and_repeats_nothing() {
     accepted.store(0, Ordering::SeqCst);
     let answering = async {
         for (_, letter) in &sent {
-            until_accepted(&refusals, || {
-                send_status(&ministry, letter, MINISTRY, StatusCode::Accepted)
-            })
-            .await;
+            let status = status_package(letter, MINISTRY, StatusCode::Accepted);
+            until_accepted(&refusals, || ministry.send(status.clone(), "status")).await;
             accepted.fetch_add(1, Ordering::SeqCst);
         }
     };

@@ -89,6 +89,55 @@ async fn business_status_rules_are_enforced_per_copy() {
     env.teardown().await;
 }
 
+/// What a system does when an answer is lost (the store may have committed before it failed):
+/// it sends the same bytes again, and that is the same status; a status rebuilt with a new time
+/// is a second one, which the rules refuse.
+#[tokio::test]
+async fn a_status_sent_again_byte_for_byte_is_the_same_status() {
+    let env = Env::new(Backend::Sqlite).await;
+    let bus = InProcessBus::start(&env).await;
+    let (doc, _) = delivered(&env, &bus, &[MINISTRY]).await;
+    let ministry = bus.client("ministry");
+    let province = bus.client("province");
+
+    let status = status_package(&doc, MINISTRY, StatusCode::Accepted);
+    let first = ministry.send(status.clone(), "status").await.expect("03");
+    let again = ministry
+        .send(status.clone(), "status")
+        .await
+        .expect("the same 03 again");
+    assert_eq!(first, again, "the same package is the same status");
+
+    // Rebuilt a second later: another Timestamp, another status, and 03 may not follow 03.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    match send_status(&ministry, &doc, MINISTRY, StatusCode::Accepted).await {
+        Err(ClientError::Api {
+            code: 25,
+            desc,
+            http: 409,
+        }) => assert!(desc.contains("cannot follow 03"), "{desc}"),
+        other => panic!("expected 25 for a rebuilt 03, got {other:?}"),
+    }
+
+    // The sender hears of it once.
+    let notes = eventually(
+        "the status at the sender",
+        Duration::from_secs(20),
+        || async {
+            let rows = province.inbox("status", &[]).await.ok()?;
+            (!rows.is_empty()).then_some(rows)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let notes_after = province.inbox("status", &[]).await.expect("inbox");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes_after.len(), 1, "{notes_after:?}");
+    assert_eq!(notes_after[0]["docId"], first.as_str());
+    bus.stop().await;
+    env.teardown().await;
+}
+
 #[tokio::test]
 async fn recall_travels_to_recipients_and_answers_come_back() {
     let env = Env::new(Backend::Sqlite).await;

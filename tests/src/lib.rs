@@ -458,14 +458,20 @@ pub async fn send_status(
     as_organ: &str,
     code: lienthong_edxml::StatusCode,
 ) -> Result<String, lienthong_client::ClientError> {
+    client
+        .send(status_package(doc, as_organ, code), "status")
+        .await
+}
+
+/// A status package answering `doc` as `as_organ`, stamped now: each call is a new status (a
+/// new idempotency key); sending the same bytes again is the same one.
+pub fn status_package(doc: &NewEdoc, as_organ: &str, code: lienthong_edxml::StatusCode) -> Vec<u8> {
     let me = lienthong_edxml::Organization::new(OrganId::parse(as_organ).expect("organ"), "x");
     let mut st = lienthong_edxml::write::status_reply(&doc.header, &me, code, None);
     st.timestamp = lienthong_edxml::Timestamp::from_unix_ms(
         lienthong_store::now_ms() + i64::from(code.code().parse::<u8>().unwrap_or(0)) * 1000,
     );
-    client
-        .send(lienthong_edxml::write_status(&st), "status")
-        .await
+    lienthong_edxml::write_status(&st)
 }
 
 /// A fresh edoc from `from` to `to`, unique by `number`.
