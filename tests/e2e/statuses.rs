@@ -115,7 +115,10 @@ async fn a_status_sent_again_byte_for_byte_is_the_same_status() {
             code: 25,
             desc,
             http: 409,
-        }) => assert!(desc.contains("cannot follow 03"), "{desc}"),
+        }) => assert!(
+            desc.contains("cannot follow 03") && desc.contains("the same package, byte for byte"),
+            "{desc}"
+        ),
         other => panic!("expected 25 for a rebuilt 03, got {other:?}"),
     }
 

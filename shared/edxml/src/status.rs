@@ -195,6 +195,13 @@ impl CopyStatus {
         if self.recall == Some(RecallAgreed) {
             return Err(refuse("the document was recalled (15)"));
         }
+        if self.business == Some(next) {
+            // Most often a status sent again after its answer was lost, but rebuilt (a new
+            // Timestamp): only the same bytes are recognised as the same status.
+            return Err(refuse(
+                "the copy already has it; a status sent again is recognised only as the same package, byte for byte",
+            ));
+        }
         let allowed: &[Option<StatusCode>] = match next {
             Arrived => &[None],
             Refused | Accepted => &[None, Some(Arrived)],
@@ -288,6 +295,8 @@ mod tests {
         let err = run(&[Arrived, Assigned]).expect_err("must be refused");
         assert_eq!(err.next, Assigned);
         assert!(err.to_string().contains("may only follow 03"), "{err}");
+        let err = run(&[Arrived, Accepted, Accepted]).expect_err("must be refused");
+        assert!(err.to_string().contains("already has it"), "{err}");
         assert!(run(&[Arrived, Arrived]).is_err());
         assert!(run(&[Refused, Accepted]).is_err());
         assert!(run(&[Completed]).is_err());
