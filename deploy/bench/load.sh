@@ -9,6 +9,8 @@
 #                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
 #   ONE_PROCESS=1 ./deploy/bench/load.sh   # every role in the gateway's process, as `lienthong up`
 #                                          # runs them (the baseline too); no worker processes
+#   WORKER_CPU=0.5 WORKERS="1 2 3 4" ./deploy/bench/load.sh
+#                                          # each worker process held to half a core (root)
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -32,6 +34,11 @@
 # each build's default (a build from before the setting knows no other).
 # HALF_RATE=N schedules the latency runs, the baseline's and the bus's, at N documents/s instead
 # of each at half its own rate: both latencies at the same offered load.
+# WORKER_CPU=F holds each worker process (the baseline's too) to F of one core, with a CPU quota
+# in a cgroup of its own, as a container's CPU limit does (`resources.limits.cpu` in Kubernetes):
+# a host where the workers, not the machine, are the limit, to see throughput grow with them.
+# It needs root and the kernel's cgroup CPU controller (v1 or v2). After each run it prints how
+# often each worker was throttled.
 # After each run it prints what a document cost each process (and the broker) per kind of thread:
 # CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
 # document costs the broker in ceiling messages.
@@ -65,6 +72,7 @@ HALF_RATE=${HALF_RATE:-}
 BASELINE_CHECKPOINT_MS=${BASELINE_CHECKPOINT_MS:-$CHECKPOINT_MS}
 LEDGER=${LEDGER:-worker}
 ONE_PROCESS=${ONE_PROCESS:-0}
+WORKER_CPU=${WORKER_CPU:-}
 base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
     WORKERS=0
@@ -104,7 +112,12 @@ keep_logs() {
         cp "$tmp"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
     fi
 }
-trap 'stop_all; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
+# WORKER_CPU: each worker's cgroup, removed at the end (once its process is gone).
+cgroups=()
+drop_cgroups() {
+    for dir in "${cgroups[@]}"; do rmdir "$dir" 2>/dev/null || true; done
+}
+trap 'stop_all; drop_cgroups; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
 # write_config NAME PREFIX CHAIN CACHE CHECKPOINT: a bus of its own (store, blobs, queue prefix),
@@ -206,6 +219,53 @@ add_worker() {
     pids+=($!)
     watched+=("worker$n=$!")
     metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
+    if [[ -n $WORKER_CPU ]]; then cap_cpu "$config-worker$n" "$!"; fi
+}
+# cap_cpu NAME PID: PID (all its threads, and those it starts) in a cgroup of its own, allowed
+# WORKER_CPU of one core per 100 ms period.
+cap_cpu() {
+    local name=$1 pid=$2 quota dir
+    quota=$(python3 -c "print(int(float('$WORKER_CPU') * 100000))")
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        # cgroup v2: the CPU controller is enabled for the root's children, then cpu.max.
+        dir=/sys/fs/cgroup/lienthong-bench-$$-$name
+        grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+            echo +cpu 2>/dev/null >/sys/fs/cgroup/cgroup.subtree_control || true
+    elif [[ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+        dir=/sys/fs/cgroup/cpu/lienthong-bench-$$-$name
+    else
+        echo "WORKER_CPU: no cgroup CPU controller under /sys/fs/cgroup" >&2
+        exit 2
+    fi
+    if ! mkdir "$dir" 2>/dev/null; then
+        echo "WORKER_CPU: could not make the cgroup $dir (it needs root)" >&2
+        exit 2
+    fi
+    cgroups+=("$dir")
+    if [[ -f $dir/cpu.max ]]; then
+        echo "$quota 100000" >"$dir/cpu.max"
+    elif [[ -f $dir/cpu.cfs_quota_us ]]; then
+        echo 100000 >"$dir/cpu.cfs_period_us"
+        echo "$quota" >"$dir/cpu.cfs_quota_us"
+    else
+        echo "WORKER_CPU: the cgroup $dir has no CPU quota (the CPU controller is not enabled for it)" >&2
+        exit 2
+    fi
+    echo "$pid" >"$dir/cgroup.procs"
+}
+# With WORKER_CPU, how often each worker's quota ran out during the last run: of the 100 ms
+# periods in which it ran, those it spent its quota in and waited for the next.
+declare -A seen_periods seen_throttled
+throttled() {
+    local dir periods throttled
+    for dir in "${cgroups[@]}"; do
+        [[ -d $dir ]] || continue
+        periods=$(awk '$1 == "nr_periods" {print $2}' "$dir/cpu.stat")
+        throttled=$(awk '$1 == "nr_throttled" {print $2}' "$dir/cpu.stat")
+        echo "== ${dir##*-"$$"-}: throttled in $((throttled - ${seen_throttled[$dir]:-0})) of $((periods - ${seen_periods[$dir]:-0})) periods of 100 ms"
+        seen_periods[$dir]=$periods
+        seen_throttled[$dir]=$throttled
+    done
 }
 wait_ready() {
     for port in "$@"; do
@@ -251,12 +311,16 @@ if [[ $BASELINE == 1 ]]; then
     echo
     echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, ledger in $BASELINE_LEDGER process, $base_workers worker process(es)"
     load --summary "$tmp/baseline.json"
+    throttled
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     base_half=${HALF_RATE:-$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")}
     echo
     echo "== baseline, scheduled at half its rate ($base_half/s)"
     load --rate "$base_half" --ceiling-messages 0 --summary "$tmp/baseline-half.json"
+    throttled
     stop_all
+    drop_cgroups
+    cgroups=()
     lienthong=$bin/lienthong
     ledger=$LEDGER
     metrics_urls=()
@@ -278,6 +342,7 @@ for workers in $WORKERS; do
     echo
     echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default})"
     load --summary "$tmp/max-$workers.json"
+    throttled
     rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
     summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")
     if [[ $workers == "$(echo "$WORKERS" | awk '{print $1}')" ]]; then
@@ -285,11 +350,12 @@ for workers in $WORKERS; do
         echo
         echo "== $workers worker process(es), scheduled at half that rate ($half/s)"
         load --rate "$half" --ceiling-messages 0 --summary "$tmp/half.json"
+        throttled
     fi
 done
 
 echo
-echo "== throughput by worker processes (1 gateway process besides)"
+echo "== throughput by worker processes (1 gateway process besides${WORKER_CPU:+; each worker held to $WORKER_CPU of a core})"
 printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
 if [[ -n $baseline ]]; then
     # shellcheck disable=SC2086
