@@ -11,6 +11,7 @@
 #                                          # runs them (the baseline too); no worker processes
 #   WORKER_CPU=0.5 WORKERS="1 2 3 4" ./deploy/bench/load.sh
 #                                          # each worker process held to half a core (root)
+#   OWN_CGROUPS=1 ./deploy/bench/load.sh   # each process in a cgroup of its own (root)
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -39,6 +40,9 @@
 # a host where the workers, not the machine, are the limit, to see throughput grow with them.
 # It needs root and the kernel's cgroup CPU controller (v1 or v2). After each run it prints how
 # often each worker was throttled.
+# OWN_CGROUPS=1 runs the gateway, each worker (the ledger's process too) and the load generator
+# each in a cgroup of its own, without a limit, as systemd runs each unit and Kubernetes each
+# pod: the kernel then shares the CPU between processes, not between their threads.
 # After each run it prints what a document cost each process (and the broker) per kind of thread:
 # CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
 # document costs the broker in ceiling messages.
@@ -73,6 +77,7 @@ BASELINE_CHECKPOINT_MS=${BASELINE_CHECKPOINT_MS:-$CHECKPOINT_MS}
 LEDGER=${LEDGER:-worker}
 ONE_PROCESS=${ONE_PROCESS:-0}
 WORKER_CPU=${WORKER_CPU:-}
+OWN_CGROUPS=${OWN_CGROUPS:-0}
 base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
     WORKERS=0
@@ -112,8 +117,9 @@ keep_logs() {
         cp "$tmp"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
     fi
 }
-# WORKER_CPU: each worker's cgroup, removed at the end (once its process is gone).
+# WORKER_CPU, OWN_CGROUPS: the processes' cgroups, removed at the end (once they are empty).
 cgroups=()
+cgroup_dir=""
 drop_cgroups() {
     for dir in "${cgroups[@]}"; do rmdir "$dir" 2>/dev/null || true; done
 }
@@ -198,6 +204,7 @@ start_gateway() {
     pids+=($!)
     watched=("gateway=$!")
     metrics_urls+=(--metrics "http://127.0.0.1:18490/metrics")
+    if [[ $OWN_CGROUPS == 1 ]]; then in_cgroup "$config-gateway" "$!"; fi
 }
 # With ledger=own the ledger runs in a process of its own (port 18489), not in the workers.
 ledger=$LEDGER
@@ -208,6 +215,7 @@ start_ledger() {
         pids+=($!)
         watched+=("ledger=$!")
         metrics_urls+=(--metrics "http://127.0.0.1:18489/metrics")
+        if [[ $OWN_CGROUPS == 1 ]]; then in_cgroup "$config-ledger" "$!"; fi
         wait_ready 18489
     fi
 }
@@ -219,13 +227,15 @@ add_worker() {
     pids+=($!)
     watched+=("worker$n=$!")
     metrics_urls+=(--metrics "http://127.0.0.1:$((18490 + n))/metrics")
-    if [[ -n $WORKER_CPU ]]; then cap_cpu "$config-worker$n" "$!"; fi
+    if [[ -n $WORKER_CPU || $OWN_CGROUPS == 1 ]]; then in_cgroup "$config-worker$n" "$!" "$WORKER_CPU"; fi
 }
-# cap_cpu NAME PID: PID (all its threads, and those it starts) in a cgroup of its own, allowed
-# WORKER_CPU of one core per 100 ms period.
-cap_cpu() {
-    local name=$1 pid=$2 quota dir
-    quota=$(python3 -c "print(int(float('$WORKER_CPU') * 100000))")
+# in_cgroup NAME PID [CPU]: PID (all its threads, and those it starts) in a cgroup of its own,
+# as a systemd unit or a pod runs; with CPU, held to that share of one core per 100 ms period.
+# PID empty: the cgroup only, in $cgroup_dir.
+declare -A capped
+in_cgroup() {
+    local name=$1 pid=$2 cpu=${3:-} quota=-1 dir
+    if [[ -n $cpu ]]; then quota=$(python3 -c "print(int(float('$cpu') * 100000))"); fi
     if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
         # cgroup v2: the CPU controller is enabled for the root's children, then cpu.max.
         dir=/sys/fs/cgroup/lienthong-bench-$$-$name
@@ -234,24 +244,28 @@ cap_cpu() {
     elif [[ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
         dir=/sys/fs/cgroup/cpu/lienthong-bench-$$-$name
     else
-        echo "WORKER_CPU: no cgroup CPU controller under /sys/fs/cgroup" >&2
+        echo "WORKER_CPU, OWN_CGROUPS: no cgroup CPU controller under /sys/fs/cgroup" >&2
         exit 2
     fi
-    if ! mkdir "$dir" 2>/dev/null; then
-        echo "WORKER_CPU: could not make the cgroup $dir (it needs root)" >&2
-        exit 2
+    if [[ ! -d $dir ]]; then
+        if ! mkdir "$dir" 2>/dev/null; then
+            echo "WORKER_CPU, OWN_CGROUPS: could not make the cgroup $dir (it needs root)" >&2
+            exit 2
+        fi
+        cgroups+=("$dir")
     fi
-    cgroups+=("$dir")
     if [[ -f $dir/cpu.max ]]; then
-        echo "$quota 100000" >"$dir/cpu.max"
+        if [[ $quota == -1 ]]; then echo "max 100000" >"$dir/cpu.max"; else echo "$quota 100000" >"$dir/cpu.max"; fi
     elif [[ -f $dir/cpu.cfs_quota_us ]]; then
         echo 100000 >"$dir/cpu.cfs_period_us"
         echo "$quota" >"$dir/cpu.cfs_quota_us"
     else
-        echo "WORKER_CPU: the cgroup $dir has no CPU quota (the CPU controller is not enabled for it)" >&2
+        echo "WORKER_CPU, OWN_CGROUPS: the cgroup $dir has no CPU controller enabled" >&2
         exit 2
     fi
-    echo "$pid" >"$dir/cgroup.procs"
+    if [[ -n $cpu ]]; then capped[$dir]=1; fi
+    cgroup_dir=$dir
+    if [[ -n $pid ]]; then echo "$pid" >"$dir/cgroup.procs"; fi
 }
 # With WORKER_CPU, how often each worker's quota ran out during the last run: of the 100 ms
 # periods in which it ran, those it spent its quota in and waited for the next.
@@ -259,7 +273,7 @@ declare -A seen_periods seen_throttled
 throttled() {
     local dir periods throttled
     for dir in "${cgroups[@]}"; do
-        [[ -d $dir ]] || continue
+        [[ -d $dir && -n ${capped[$dir]:-} ]] || continue
         periods=$(awk '$1 == "nr_periods" {print $2}' "$dir/cpu.stat")
         throttled=$(awk '$1 == "nr_throttled" {print $2}' "$dir/cpu.stat")
         echo "== ${dir##*-"$$"-}: throttled in $((throttled - ${seen_throttled[$dir]:-0})) of $((periods - ${seen_periods[$dir]:-0})) periods of 100 ms"
@@ -286,10 +300,19 @@ load() {
     local w watch=()
     for w in "${watched[@]}"; do watch+=(--watch "$w"); done
     if [[ -n $broker_pid ]]; then watch+=(--watch "broker=$broker_pid"); fi
-    "$bin/lienthong-load" --url "http://127.0.0.1:$gateway_port" --system bench-sender \
-        --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
-        --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
-        --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
+    local load_cgroup=""
+    if [[ $OWN_CGROUPS == 1 ]]; then
+        in_cgroup load ""
+        load_cgroup=$cgroup_dir
+    fi
+    (
+        # The load generator in a cgroup of its own too: the client, not one of the bus's.
+        if [[ -n $load_cgroup ]]; then echo "$BASHPID" >"$load_cgroup/cgroup.procs"; fi
+        exec "$bin/lienthong-load" --url "http://127.0.0.1:$gateway_port" --system bench-sender \
+            --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
+            --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
+            --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
+    )
 }
 
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
