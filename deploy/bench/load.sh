@@ -255,7 +255,7 @@ in_cgroup() {
         cgroups+=("$dir")
     fi
     if [[ -f $dir/cpu.max ]]; then
-        if [[ $quota == -1 ]]; then echo "max 100000" >"$dir/cpu.max"; else echo "$quota 100000" >"$dir/cpu.max"; fi
+        echo "${quota/#-1/max} 100000" >"$dir/cpu.max"
     elif [[ -f $dir/cpu.cfs_quota_us ]]; then
         echo 100000 >"$dir/cpu.cfs_period_us"
         echo "$quota" >"$dir/cpu.cfs_quota_us"
@@ -267,7 +267,7 @@ in_cgroup() {
     cgroup_dir=$dir
     if [[ -n $pid ]]; then echo "$pid" >"$dir/cgroup.procs"; fi
 }
-# With WORKER_CPU, how often each worker's quota ran out during the last run: of the 100 ms
+# With WORKER_CPU, after each run: how often each worker's quota ran out in it, of the 100 ms
 # periods in which it ran, those it spent its quota in and waited for the next.
 declare -A seen_periods seen_throttled
 throttled() {
@@ -313,6 +313,7 @@ load() {
             --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
             --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
     )
+    throttled
 }
 
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
@@ -334,13 +335,11 @@ if [[ $BASELINE == 1 ]]; then
     echo
     echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, ledger in $BASELINE_LEDGER process, $base_workers worker process(es)"
     load --summary "$tmp/baseline.json"
-    throttled
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     base_half=${HALF_RATE:-$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")}
     echo
     echo "== baseline, scheduled at half its rate ($base_half/s)"
     load --rate "$base_half" --ceiling-messages 0 --summary "$tmp/baseline-half.json"
-    throttled
     stop_all
     drop_cgroups
     cgroups=()
@@ -365,7 +364,6 @@ for workers in $WORKERS; do
     echo
     echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default})"
     load --summary "$tmp/max-$workers.json"
-    throttled
     rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
     summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")
     if [[ $workers == "$(echo "$WORKERS" | awk '{print $1}')" ]]; then
@@ -373,7 +371,6 @@ for workers in $WORKERS; do
         echo
         echo "== $workers worker process(es), scheduled at half that rate ($half/s)"
         load --rate "$half" --ceiling-messages 0 --summary "$tmp/half.json"
-        throttled
     fi
 done
 
