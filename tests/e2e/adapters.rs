@@ -449,13 +449,32 @@ async fn amqp_adapters_get_accounts_that_reach_only_their_own_agencies() {
         "the gateway closing the locked system's connection",
     )
     .await;
-    // And counts what it did, for the alert on syncs that keep failing.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    // And counts what it did, for the alert on syncs that keep failing. A change is counted
+    // once it is made, and a sync once all its changes are: the connection may close before.
+    let metrics = eventually(
+        "the gateway's count of the suspension",
+        std::time::Duration::from_secs(20),
+        || async {
+            let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let suspended = metric_sample(
+                &text,
+                "lienthong_adapter_account_changes_total",
+                &["change=\"suspend\""],
+            );
+            let synced = metric_sample(
+                &text,
+                "lienthong_adapter_account_syncs_total",
+                &["outcome=\"ok\""],
+            );
+            (suspended.is_some() && synced.is_some()).then_some(text)
+        },
+    )
+    .await;
     let count =
         |metric: &str, label: &str| metric_sample(&metrics, metric, &[label]).unwrap_or(0.0);
     assert!(

@@ -592,20 +592,7 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
 
     // The national process (no gateway port needed) serves its metrics on [telemetry] listen.
     let ops = format!("http://127.0.0.1:{ops_port}");
-    let text = eventually(
-        "the national bus's metrics",
-        Duration::from_secs(20),
-        || async {
-            reqwest::get(format!("{ops}/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()
-        },
-    )
-    .await;
-    for (metric, labels) in [
+    let expected = [
         (
             "lienthong_arrivals_total",
             &["from=\"tinh-a\"", "result=\"accepted\""][..],
@@ -615,7 +602,35 @@ async fn a_national_bus_killed_mid_stream_loses_and_duplicates_nothing() {
             &["bus=\"tinh-a\"", "kind=\"receipt\""][..],
         ),
         ("lienthong_role_up", &["role=\"forwarder\""][..]),
-    ] {
+    ];
+    // A transfer is counted once its handler returns, which may be just after its effect is
+    // seen: the last text fetched is the one judged.
+    let mut text = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(t) = async {
+                reqwest::get(format!("{ops}/metrics"))
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()
+            }
+            .await
+            {
+                text = t;
+                if expected
+                    .iter()
+                    .all(|(metric, labels)| metric_sample(&text, metric, labels).is_some())
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    for (metric, labels) in expected {
         let v = metric_sample(&text, metric, labels)
             .unwrap_or_else(|| panic!("{metric} {labels:?} missing in:\n{text}"));
         assert!(v >= 1.0, "{metric} {labels:?} = {v}");

@@ -31,9 +31,16 @@ async fn metrics_show_documents_queues_stages_and_latency() {
                 .ok()?;
             // The ledger records `delivered` after delivery; the queue poller runs every 5 s.
             // A poll taken before the router's consumer started shows none: wait for the
-            // next one.
+            // next one. The copy is delivered inside the verifier's message, which is counted
+            // once its handler returns: its timing, recorded after its count, says both are in.
             (metric_sample(&text, "lienthong_events_total", &["kind=\"delivered\""]).is_some()
-                && metric_sample(&text, "lienthong_queue_consumers", &[&router]) == Some(1.0))
+                && metric_sample(&text, "lienthong_queue_consumers", &[&router]) == Some(1.0)
+                && metric_sample(
+                    &text,
+                    "lienthong_message_handling_seconds_count",
+                    &[&verifier],
+                )
+                .is_some())
             .then_some(text)
         },
     )
