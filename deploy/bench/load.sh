@@ -12,6 +12,7 @@
 #   WORKER_CPU=0.5 WORKERS="1 2 3 4" ./deploy/bench/load.sh
 #                                          # each worker process held to half a core (root)
 #   OWN_CGROUPS=1 ./deploy/bench/load.sh   # each process in a cgroup of its own (root)
+#   FLOOR=1 ./deploy/bench/load.sh         # first the hops alone (lienthong-floor): the floor
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -43,6 +44,12 @@
 # OWN_CGROUPS=1 runs the gateway, each worker (the ledger's process too) and the load generator
 # each in a cgroup of its own, without a limit, as systemd runs each unit and Kubernetes each
 # pod: the kernel then shares the CPU between processes, not between their threads.
+# FLOOR=1 first drives lienthong-floor the same way: the bus's hops with none of its work (HTTP
+# in, the package published with a confirm, a consumer publishing the inbox notice with a confirm
+# before its ack; no credential, XML, signature, store or ledger), FLOOR_DOCUMENTS of them (20000).
+# No bus with the same interface and promises carries more on this machine. Then the same with the
+# documents' work (parse, verify, translate with the bus's code; still nothing stored): what is
+# left between that and the bus is the store, the ledger and the stages' orchestration.
 # After each run it prints what a document cost each process (and the broker) per kind of thread:
 # CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
 # document costs the broker in ceiling messages.
@@ -78,6 +85,9 @@ LEDGER=${LEDGER:-worker}
 ONE_PROCESS=${ONE_PROCESS:-0}
 WORKER_CPU=${WORKER_CPU:-}
 OWN_CGROUPS=${OWN_CGROUPS:-0}
+FLOOR=${FLOOR:-0}
+FLOOR_DOCUMENTS=${FLOOR_DOCUMENTS:-20000}
+documents=$DOCUMENTS
 base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
     WORKERS=0
@@ -87,7 +97,7 @@ if [[ $ONE_PROCESS == 1 ]]; then
 fi
 BASELINE_LEDGER=${BASELINE_LEDGER:-$LEDGER}
 
-cargo build --release --bin lienthong --bin lienthong-load
+cargo build --release --bin lienthong --bin lienthong-load --bin lienthong-floor
 bin=$repo/target/release
 # The binary the bus runs; the baseline's may be another build (BASELINE_BIN).
 lienthong=$bin/lienthong
@@ -308,15 +318,52 @@ load() {
     (
         # The load generator in a cgroup of its own too: the client, not one of the bus's.
         if [[ -n $load_cgroup ]]; then echo "$BASHPID" >"$load_cgroup/cgroup.procs"; fi
-        exec "$bin/lienthong-load" --url "http://127.0.0.1:$gateway_port" --system bench-sender \
+        exec "$bin/lienthong-load" --url "http://127.0.0.1:$target_port" --system bench-sender \
             --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
             --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
-            --documents "$DOCUMENTS" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
+            --documents "$documents" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
     )
     throttled
 }
 
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"
+target_port=$gateway_port
+floors=()
+# floor NAME [ARGS...]: lienthong-floor under the same load, with no metrics, no ledger and no
+# inbox over /v1 (it keeps none); its figures are added to the summary.
+floor() {
+    local name=$1 floor_port=18470
+    shift
+    "$bin/lienthong-floor" --listen "127.0.0.1:$floor_port" --amqp "$AMQP" --prefix "$prefix-$name" \
+        --prefetch 32 "${to_args[@]}" "$@" >"$tmp/$name.log" 2>&1 &
+    pids+=($!)
+    watched=("floor=$!")
+    if [[ $OWN_CGROUPS == 1 ]]; then in_cgroup "$name" "$!"; fi
+    wait_ready "$floor_port"
+    local saved_checks=("${check_args[@]}")
+    check_args=()
+    target_port=$floor_port
+    bus_prefix=$prefix-$name
+    # Many more documents than the bus's runs: the floor carries them ten to twenty times faster.
+    documents=$FLOOR_DOCUMENTS
+    load --no-ledger --summary "$tmp/$name.json"
+    documents=$DOCUMENTS
+    floors+=("- $(python3 -c "import json;d=json.load(open('$tmp/$name.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")
+    check_args=("${saved_checks[@]}")
+    target_port=$gateway_port
+    bus_prefix=$prefix
+    stop_all
+    drop_cgroups
+    cgroups=()
+}
+if [[ $FLOOR == 1 ]]; then
+    echo
+    echo "== floor: the hops alone (lienthong-floor: HTTP in, two confirmed broker messages, no work)"
+    floor floor
+    echo
+    echo "== floor with the work: the hops, and parse, verify and translate with the bus's code (no store)"
+    floor floor-work --work "$repo/config/demo/trust"
+fi
 baseline=""
 if [[ $BASELINE == 1 ]]; then
     lienthong=$BASELINE_BIN
@@ -377,6 +424,12 @@ done
 echo
 echo "== throughput by worker processes (1 gateway process besides${WORKER_CPU:+; each worker held to $WORKER_CPU of a core})"
 printf '%-8s %14s %12s %18s\n' workers documents/s "x ceiling" "ceiling msg/s"
+if ((${#floors[@]} == 2)); then
+    # shellcheck disable=SC2086
+    printf '%-8s %14s %12s %18s   (the floor: the hops alone, lienthong-floor)\n' ${floors[0]}
+    # shellcheck disable=SC2086
+    printf '%-8s %14s %12s %18s   (the hops and the work, no store: lienthong-floor --work)\n' ${floors[1]}
+fi
 if [[ -n $baseline ]]; then
     # shellcheck disable=SC2086
     printf '%-8s %14s %12s %18s   (baseline: chain_stages = %s, caches %s, ledger in %s process)\n' $base_workers $baseline "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_LEDGER"

@@ -84,7 +84,8 @@ pub struct Report {
     pub retried: usize,
     pub repeated_notices: usize,
     pub all_in: bool,
-    pub ledger_caught_up: bool,
+    /// None: the bus has no ledger to wait for (`--no-ledger`, the floor).
+    pub ledger_caught_up: Option<bool>,
     pub submitted_for: Duration,
     /// From the first submission to the last copy in an inbox (or the ledger caught up, if
     /// later).
@@ -212,10 +213,10 @@ impl Report {
             "  submitted in          {:>9.2} s, every copy in its inbox after {:.2} s{}",
             self.submitted_for.as_secs_f64(),
             self.elapsed.as_secs_f64(),
-            if self.ledger_caught_up {
-                ", ledger caught up"
-            } else {
-                ", ledger NOT caught up"
+            match self.ledger_caught_up {
+                Some(true) => ", ledger caught up",
+                Some(false) => ", ledger NOT caught up",
+                None => "",
             }
         );
         let line = |w: &mut String, what: &str, p: Option<Percentiles>| {
@@ -368,7 +369,7 @@ mod tests {
             retried: 0,
             repeated_notices: 0,
             all_in: true,
-            ledger_caught_up: true,
+            ledger_caught_up: Some(true),
             submitted_for: Duration::from_secs(1),
             elapsed: Duration::from_secs(2),
             accept: latencies.clone(),
