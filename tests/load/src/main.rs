@@ -174,7 +174,13 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let measured_packages = made.split_off(args.warmup);
     let warmup_packages = made;
 
-    let before_ceiling = threads::snapshot(&args.watch);
+    // The generator's own threads too, shown apart from the bus's: the whole machine's budget.
+    let mut watch = args.watch.clone();
+    watch.push(threads::Watched {
+        name: threads::CLIENT.to_owned(),
+        pid: std::process::id(),
+    });
+    let before_ceiling = threads::snapshot(&watch);
     let ceiling = if args.ceiling_messages > 0 {
         eprintln!(
             "broker ceiling: {} persistent messages of {} bytes...",
@@ -193,7 +199,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     } else {
         None
     };
-    let ceiling_threads = threads::costs(&before_ceiling, &threads::snapshot(&args.watch));
+    let ceiling_threads = threads::costs(&before_ceiling, &threads::snapshot(&watch));
 
     let recipients = args.to.len();
     let total = (args.warmup + args.documents) as u64;
@@ -220,7 +226,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let warm_ids: Vec<String> = warm.into_iter().filter_map(|s| s.doc_id).collect();
     wait_for_copies(&arrivals, &warm_ids, recipients, args.drain_secs).await;
     let before = prom::fetch(&http, &args.metrics).await?;
-    let threads_before = threads::snapshot(&args.watch);
+    let threads_before = threads::snapshot(&watch);
     let failed_in_warmup = counters.failed.load(Ordering::Relaxed);
 
     bar.set_message(match args.rate {
@@ -256,7 +262,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     // Counters settle once the last acks are in.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = prom::fetch(&http, &args.metrics).await?;
-    let threads = threads::costs(&threads_before, &threads::snapshot(&args.watch));
+    let threads = threads::costs(&threads_before, &threads::snapshot(&watch));
 
     let mut inbox_check = Vec::new();
     for (system, c) in &inboxes {

@@ -274,10 +274,24 @@ impl Report {
                     c.switches() as f64 / n
                 );
             };
-            for c in &self.threads {
+            for c in self
+                .threads
+                .iter()
+                .filter(|c| c.process != crate::threads::CLIENT)
+            {
                 row(w, &c.process, &c.kind, c.threads.to_string(), c.counters);
             }
             row(w, "all", "", String::new(), total(&self.threads, None));
+            let client = total(&self.threads, Some(crate::threads::CLIENT));
+            if client != crate::threads::Counters::default() {
+                row(
+                    w,
+                    crate::threads::CLIENT,
+                    "(the load generator)",
+                    String::new(),
+                    client,
+                );
+            }
             if let Some((per_doc, per_message)) = self.broker_cpu_ms() {
                 let _ = writeln!(
                     w,

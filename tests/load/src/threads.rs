@@ -167,13 +167,17 @@ pub fn costs(before: &Snapshot, after: &Snapshot) -> Vec<Cost> {
     out
 }
 
-/// The sum of `costs` for one process (`None`: every process).
+/// The name the load generator watches itself under: the client's cost, apart from the bus's.
+pub const CLIENT: &str = "client";
+
+/// The sum of `costs` for one process (`None`: every process but the [`CLIENT`], that is the
+/// bus's processes and the broker).
 pub fn total(costs: &[Cost], process: Option<&str>) -> Counters {
     let mut t = Counters::default();
-    for c in costs
-        .iter()
-        .filter(|c| process.is_none_or(|p| c.process == p))
-    {
+    for c in costs.iter().filter(|c| match process {
+        Some(p) => c.process == p,
+        None => c.process != CLIENT,
+    }) {
         t.add(c.counters);
     }
     t
@@ -202,6 +206,27 @@ mod tests {
         assert_eq!(status_field(status, "nonvoluntary_ctxt_switches"), Some(4));
         assert_eq!("gateway=12".parse::<Watched>().map(|w| w.pid), Ok(12));
         assert!("gateway".parse::<Watched>().is_err());
+    }
+
+    #[test]
+    fn the_client_is_counted_apart_from_the_bus_and_the_broker() {
+        let cost = |process: &str, run_ns| Cost {
+            process: process.to_owned(),
+            kind: "k".to_owned(),
+            threads: 1,
+            counters: Counters {
+                run_ns,
+                ..Counters::default()
+            },
+        };
+        let costs = [
+            cost("worker", 5),
+            cost(crate::report::BROKER, 3),
+            cost(CLIENT, 100),
+        ];
+        assert_eq!(total(&costs, None).run_ns, 8);
+        assert_eq!(total(&costs, Some(CLIENT)).run_ns, 100);
+        assert_eq!(total(&costs, Some("worker")).run_ns, 5);
     }
 
     #[test]
