@@ -517,7 +517,7 @@ async fn a_browser_clicks_through_every_page_of_each_role() {
     assert_eq!(b.text("nav a.active").await, "Overview");
     shots.push(b.screenshot("08-overview-en").await);
     b.click("#logout").await;
-    assert_eq!(b.path().await, "/login");
+    assert_eq!(b.path_when("/login").await, "/login");
 
     // The security officer: verdicts, filtered, with the export link of the same filter.
     b.sign_in(c, "sec").await;
@@ -543,6 +543,7 @@ async fn a_browser_clicks_through_every_page_of_each_role() {
     assert_eq!(export, "/verdicts.csv?outcome=unsigned");
     shots.push(b.screenshot("09-verdicts").await);
     b.click("#logout").await;
+    assert_eq!(b.path_when("/login").await, "/login");
 
     // The agency clerk: its documents only; the operator's pages are refused.
     b.sign_in(c, "clerk").await;

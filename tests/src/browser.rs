@@ -275,6 +275,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// The path once it is `want`, or whatever it is after 10 s: a click that submits a form
+    /// may return before the page it leads to is loaded.
+    pub async fn path_when(&self, want: &str) -> String {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let path = self.path().await;
+            if path == want || std::time::Instant::now() > until {
+                return path;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
