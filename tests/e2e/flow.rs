@@ -212,6 +212,64 @@ async fn resubmitting_the_same_package_returns_the_same_doc_id_and_delivers_once
     env.teardown().await;
 }
 
+/// Many packages at once, each sent twice at the same moment: the gateway stores the
+/// acceptances that meet in groups (`Store::accept_many`), and each answer must still be the
+/// one the package would get alone: both sends of a package the same docId, every document in
+/// each recipient's inbox once.
+async fn packages_sent_together_and_twice_at_once_are_each_accepted_once(backend: Backend) {
+    let env = Env::new(backend).await;
+    let bus = InProcessBus::start(&env).await;
+    let province = bus.client("province");
+    let packages: Vec<Vec<u8>> = (0..24)
+        .map(|_| write_edoc(&edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number())))
+        .collect();
+    let mut sends = tokio::task::JoinSet::new();
+    for (i, package) in packages.iter().enumerate() {
+        for _ in 0..2 {
+            let (client, package) = (province.clone(), package.clone());
+            sends.spawn(async move { (i, client.send(package, "edoc").await) });
+        }
+    }
+    let mut doc_ids: Vec<Vec<String>> = vec![Vec::new(); packages.len()];
+    for (i, sent) in sends.join_all().await {
+        doc_ids[i].push(sent.expect("accepted"));
+    }
+    for (i, ids) in doc_ids.iter().enumerate() {
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], ids[1], "package {i} got two docIds");
+    }
+    let mut expected: Vec<String> = doc_ids.iter().map(|ids| ids[0].clone()).collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(expected.len(), packages.len(), "two packages got one docId");
+    for recipient in ["ministry", "commune"] {
+        let client = bus.client(recipient);
+        let got = eventually(
+            "every document in the inbox",
+            Duration::from_secs(60),
+            || async {
+                let mut got = inbox_doc_ids(&client, "edoc").await;
+                got.sort();
+                (got.len() >= expected.len()).then_some(got)
+            },
+        )
+        .await;
+        assert_eq!(got, expected, "{recipient}'s inbox");
+    }
+    bus.stop().await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn packages_sent_together_and_twice_at_once_are_each_accepted_once_on_sqlite() {
+    packages_sent_together_and_twice_at_once_are_each_accepted_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn packages_sent_together_and_twice_at_once_are_each_accepted_once_on_postgres() {
+    packages_sent_together_and_twice_at_once_are_each_accepted_once(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn amqp_adapters_are_told_of_new_inbox_items() {
     use futures_util::StreamExt;

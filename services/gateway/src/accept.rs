@@ -712,7 +712,11 @@ async fn commit(
     outgoing.extend(events.iter().map(|e| e.to_outgoing(t)));
     let outbox: Vec<_> = outgoing.iter().map(outbox_message).collect();
     let (message_type, format) = (doc.message_type, doc.format);
-    let acceptance = state.store.accept(&doc, &outbox).await?;
+    let acceptance = state
+        .acceptances
+        .accept(doc, outbox)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Platform, e.to_string()))??;
     let (doc_id, rows, duplicate) = match acceptance {
         Acceptance::New { doc_id, outbox } => {
             metrics::counter!(

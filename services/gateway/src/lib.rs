@@ -8,6 +8,7 @@
 //! returns the same `docId` without delivering anything twice.
 
 mod accept;
+mod acceptances;
 mod auth;
 mod error;
 mod export;
@@ -107,14 +108,18 @@ pub struct AppState {
     pub publisher: Publisher,
     pub config: Arc<GatewayConfig>,
     marks: lienthong_outbox::Marks,
+    /// Documents accepted at the same moment are stored together.
+    acceptances: acceptances::Acceptances,
 }
 
 impl AppState {
     /// The state of a gateway (or of the forwarder's arrivals, which accept as a gateway does);
-    /// starts the task that marks outbox rows published, on the current runtime.
+    /// starts the tasks that store acceptances in groups and mark outbox rows published, on the
+    /// current runtime.
     pub fn new(store: Store, publisher: Publisher, config: GatewayConfig) -> Self {
         Self {
             marks: lienthong_outbox::Marks::start(store.clone()),
+            acceptances: acceptances::Acceptances::start(store.clone()),
             store,
             publisher,
             config: Arc::new(config),

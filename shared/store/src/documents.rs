@@ -16,7 +16,7 @@ use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::spool::Body;
 use crate::{
     RuleError, Store, StoreError, get_opt_string, now_ms, parse_format, placeholders, sha256_hex,
-    sql,
+    sql, value_rows,
 };
 
 /// Where a leg is on its way to the recipient's inbox.
@@ -144,6 +144,15 @@ pub struct StatusUpdate {
     pub merge: bool,
 }
 
+/// What [`Store::accept_many`] did: each document's result, in the order given, and how many
+/// documents the group's one transaction stored (0 when the group failed, or when fewer than
+/// two could join it).
+#[derive(Debug)]
+pub struct AcceptedMany {
+    pub results: Vec<Result<Acceptance, StoreError>>,
+    pub in_group: usize,
+}
+
 /// What acceptance did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acceptance {
@@ -163,6 +172,13 @@ impl Acceptance {
     pub fn doc_id(&self) -> &str {
         match self {
             Self::New { doc_id, .. } | Self::Existing { doc_id, .. } => doc_id,
+        }
+    }
+
+    /// The outbox messages to publish.
+    pub fn outbox(&self) -> &[OutboxRow] {
+        match self {
+            Self::New { outbox, .. } | Self::Existing { outbox, .. } => outbox,
         }
     }
 }
@@ -406,36 +422,13 @@ impl Store {
 
         let mut tx = self.begin().await?;
         let now = now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO documents (doc_id, idem_key, message_type, sender, sender_system, document_id, subject,
-                                    status_code, response_for, size, sha256, created_ms, format,
-                                    peer, peer_doc, via, trace)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             ON CONFLICT (idem_key) DO NOTHING",
-        )
-        .bind(&doc.doc_id)
-        .bind(&doc.idem_key)
-        .bind(doc.message_type.as_str())
-        .bind(&doc.sender)
-        .bind(&doc.sender_system)
-        .bind(&doc.document_id)
-        .bind(&doc.subject)
-        .bind(doc.status_code.map(|c| c.code().to_owned()))
-        .bind(&doc.response_for)
-        .bind(i64::try_from(doc.body.len()).unwrap_or(i64::MAX))
-        .bind(&digest)
-        .bind(now)
-        .bind(doc.format.as_str())
-        .bind(doc.arrival.as_ref().map(|a| a.peer.clone()))
-        .bind(doc.arrival.as_ref().map(|a| a.peer_doc.clone()))
-        .bind(doc.arrival.as_ref().map(|a| a.via.join(",")))
-        .bind(
-            doc.arrival
-                .as_ref()
-                .map(|a| serde_json::to_string(&a.trace).unwrap_or_default()),
-        )
-        .execute(&mut *tx)
-        .await?;
+        let text = format!(
+            "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES {} ON CONFLICT (idem_key) DO NOTHING",
+            value_rows(1, DOCUMENT_VALUES)
+        );
+        let inserted = bind_document(sqlx::query(sql(text)), doc, &digest, now)
+            .execute(&mut *tx)
+            .await?;
         if inserted.rows_affected() == 0 {
             // Accepted before under this key (by a concurrent submission, or long ago).
             tx.rollback().await?;
@@ -472,6 +465,157 @@ impl Store {
             doc_id: doc.doc_id.clone(),
             outbox,
         })
+    }
+
+    /// [`Store::accept`] for documents submitted together, each with its outbox messages: one
+    /// transaction whose statements each carry every document of the group (one `INSERT` of the
+    /// documents, one of their legs, one of their blobs, one of their messages), instead of a
+    /// transaction and four statements for each. Each result is what `accept` would have given
+    /// that document alone, in the order given. The group commits or fails whole; when it
+    /// fails, each document is accepted on its own, so one that cannot be stored costs the
+    /// others nothing.
+    ///
+    /// Accepted on their own, as by `accept`: a status package (it changes the legs it answers,
+    /// by the status rules), a package kept outside the database or spooled to a file, and one
+    /// whose key was accepted before (or earlier in the same group), which gets the first
+    /// document's id.
+    pub async fn accept_many(&self, batch: &[(&NewDocument, &[OutboxMessage])]) -> AcceptedMany {
+        let mut results: Vec<Option<Result<Acceptance, StoreError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        let grouped: Vec<usize> = (0..batch.len())
+            .filter(|&i| {
+                let doc = batch[i].0;
+                doc.status_update.is_none()
+                    && matches!(doc.body, Body::Bytes(_))
+                    && self.stores_inline(&doc.body)
+            })
+            .collect();
+        let mut in_group = 0;
+        if grouped.len() > 1 {
+            let group: Vec<_> = grouped.iter().map(|&i| batch[i]).collect();
+            match self.accept_group(&group).await {
+                Ok(stored) => {
+                    for (&i, outbox) in grouped.iter().zip(stored) {
+                        if let Some(outbox) = outbox {
+                            in_group += 1;
+                            results[i] = Some(Ok(Acceptance::New {
+                                doc_id: batch[i].0.doc_id.clone(),
+                                outbox,
+                            }));
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, documents = group.len(),
+                    "a group of acceptances failed; accepting each on its own"),
+            }
+        }
+        for (i, (doc, outbox)) in batch.iter().enumerate() {
+            if results[i].is_none() {
+                results[i] = Some(self.accept(doc, outbox).await);
+            }
+        }
+        AcceptedMany {
+            results: results.into_iter().flatten().collect(),
+            in_group,
+        }
+    }
+
+    /// The group of [`Store::accept_many`] (documents held in memory, kept in the database), in
+    /// one transaction: for each document stored, its outbox rows; `None` for one whose key
+    /// was taken, which the transaction leaves alone.
+    async fn accept_group(
+        &self,
+        group: &[(&NewDocument, &[OutboxMessage])],
+    ) -> Result<Vec<Option<Vec<OutboxRow>>>, StoreError> {
+        let now = now_ms();
+        let digests: Vec<String> = group.iter().map(|(d, _)| d.body.sha256()).collect();
+        let mut tx = self.begin().await?;
+
+        let text = format!(
+            "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES {} ON CONFLICT (idem_key) DO NOTHING RETURNING doc_id",
+            value_rows(group.len(), DOCUMENT_VALUES)
+        );
+        let mut insert = sqlx::query(sql(text));
+        for ((doc, _), digest) in group.iter().zip(&digests) {
+            insert = bind_document(insert, doc, digest, now);
+        }
+        // Only the rows inserted come back: a key taken before (or earlier in this group) is
+        // skipped, with no error.
+        let inserted: std::collections::HashSet<String> = insert
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("doc_id"))
+            .collect::<Result<_, _>>()?;
+        let new: Vec<usize> = (0..group.len())
+            .filter(|&i| inserted.contains(&group[i].0.doc_id))
+            .collect();
+
+        let mut blobs: Vec<(&str, &[u8])> = Vec::new();
+        for &i in &new {
+            let Body::Bytes(bytes) = &group[i].0.body else {
+                return Err(StoreError::Corrupt(
+                    "a spooled package in a group of acceptances".into(),
+                ));
+            };
+            if !blobs.iter().any(|(d, _)| *d == digests[i]) {
+                blobs.push((&digests[i], bytes));
+            }
+        }
+        if !blobs.is_empty() {
+            let text = format!(
+                "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
+                value_rows(blobs.len(), 2)
+            );
+            let mut q = sqlx::query(sql(text));
+            for (digest, bytes) in &blobs {
+                q = q.bind(*digest).bind(*bytes);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        let legs: Vec<(&str, &str)> = new
+            .iter()
+            .flat_map(|&i| {
+                let doc = group[i].0;
+                doc.recipients
+                    .iter()
+                    .map(move |r| (doc.doc_id.as_str(), r.as_str()))
+            })
+            .collect();
+        if !legs.is_empty() {
+            let text = format!(
+                "INSERT INTO legs (doc_id, recipient, delivery, transport, created_ms, updated_ms) VALUES {}",
+                (0..legs.len())
+                    .map(|k| format!(
+                        "(${}, ${}, 'accepted', 'initial', ${}, ${})",
+                        3 * k + 1,
+                        3 * k + 2,
+                        3 * k + 3,
+                        3 * k + 3
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(sql(text));
+            for (doc_id, recipient) in &legs {
+                q = q.bind(*doc_id).bind(*recipient).bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        let messages: Vec<&OutboxMessage> = new.iter().flat_map(|&i| group[i].1).collect();
+        let mut rows = Self::insert_outbox_many(&mut tx, &messages)
+            .await?
+            .into_iter();
+        tx.commit().await?;
+
+        // The rows come in the order of the messages, so each document takes as many as it gave.
+        let mut stored: Vec<Option<Vec<OutboxRow>>> = vec![None; group.len()];
+        for &i in &new {
+            stored[i] = Some(rows.by_ref().take(group[i].1.len()).collect());
+        }
+        Ok(stored)
     }
 
     /// The document accepted under an idempotency key, if any.
@@ -1107,4 +1251,40 @@ fn checked(bytes: Vec<u8>, key: &str, what: impl Fn() -> String) -> Result<Vec<u
         )));
     }
     Ok(bytes)
+}
+
+/// The columns of a new document's row, in the order [`bind_document`] binds them.
+const DOCUMENT_COLUMNS: &str = "doc_id, idem_key, message_type, sender, sender_system, document_id, \
+     subject, status_code, response_for, size, sha256, created_ms, format, peer, peer_doc, via, trace";
+const DOCUMENT_VALUES: usize = 17;
+
+/// Binds a new document's row: [`DOCUMENT_COLUMNS`], its package's digest, accepted at `now`.
+fn bind_document<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    doc: &'q NewDocument,
+    digest: &'q str,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(doc.doc_id.as_str())
+        .bind(doc.idem_key.as_str())
+        .bind(doc.message_type.as_str())
+        .bind(doc.sender.as_str())
+        .bind(doc.sender_system.as_str())
+        .bind(doc.document_id.as_str())
+        .bind(doc.subject.as_deref())
+        .bind(doc.status_code.map(|c| c.code().to_owned()))
+        .bind(doc.response_for.as_deref())
+        .bind(i64::try_from(doc.body.len()).unwrap_or(i64::MAX))
+        .bind(digest)
+        .bind(now)
+        .bind(doc.format.as_str())
+        .bind(doc.arrival.as_ref().map(|a| a.peer.clone()))
+        .bind(doc.arrival.as_ref().map(|a| a.peer_doc.clone()))
+        .bind(doc.arrival.as_ref().map(|a| a.via.join(",")))
+        .bind(
+            doc.arrival
+                .as_ref()
+                .map(|a| serde_json::to_string(&a.trace).unwrap_or_default()),
+        )
 }

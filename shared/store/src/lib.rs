@@ -410,6 +410,15 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `($1, ..., $columns), ($columns+1, ...)`: `rows` rows of `columns` parameters each, for a
+/// multi-row `INSERT`.
+fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn parse_format(row: &AnyRow, col: &str) -> Result<lienthong_edxml::Format, StoreError> {
     let s: String = row.try_get(col)?;
     s.parse().map_err(StoreError::Corrupt)

@@ -66,6 +66,76 @@ impl Store {
         Ok(rows)
     }
 
+    /// [`Store::insert_outbox`] in one statement: the messages of several documents accepted
+    /// together. The rows come back from the database in no promised order; each is matched to
+    /// its message by what it holds, and they are returned in the order of `messages`.
+    pub(crate) async fn insert_outbox_many(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        messages: &[&OutboxMessage],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_param = 5 * messages.len() + 1;
+        let text = format!(
+            "INSERT INTO outbox (doc_id, exchange, routing_key, message_id, payload, created_ms) VALUES {} \
+             RETURNING id, doc_id, exchange, routing_key, message_id",
+            (0..messages.len())
+                .map(|k| format!("({}, ${now_param})", placeholders(5 * k + 1, 5)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(sql(text));
+        for m in messages {
+            q = q
+                .bind(m.doc_id.clone())
+                .bind(m.exchange.as_str())
+                .bind(m.routing_key.as_str())
+                .bind(m.message_id.as_str())
+                .bind(m.payload.as_str());
+        }
+        let returned = q.bind(now_ms()).fetch_all(&mut **tx).await?;
+        if returned.len() != messages.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} outbox messages inserted, {} rows returned",
+                messages.len(),
+                returned.len()
+            )));
+        }
+        let mut ids: Vec<Option<i64>> = vec![None; messages.len()];
+        for r in &returned {
+            let doc_id: Option<String> = r.try_get("doc_id")?;
+            let exchange: String = r.try_get("exchange")?;
+            let routing_key: String = r.try_get("routing_key")?;
+            let message_id: String = r.try_get("message_id")?;
+            // Two messages alike in all of these are alike for the relay too: either id will do.
+            let at = (0..messages.len()).find(|&k| {
+                let m = messages[k];
+                ids[k].is_none()
+                    && m.doc_id == doc_id
+                    && m.exchange == exchange
+                    && m.routing_key == routing_key
+                    && m.message_id == message_id
+            });
+            let Some(at) = at else {
+                return Err(StoreError::Corrupt(format!(
+                    "the outbox returned a row for message {message_id} that was not inserted"
+                )));
+            };
+            ids[at] = Some(r.try_get("id")?);
+        }
+        Ok(ids
+            .into_iter()
+            .zip(messages)
+            .filter_map(|(id, m)| {
+                Some(OutboxRow {
+                    id: id?,
+                    message: (*m).clone(),
+                })
+            })
+            .collect())
+    }
+
     /// Appends messages on their own (for state changes that need nothing else written).
     pub async fn enqueue(&self, messages: &[OutboxMessage]) -> Result<Vec<OutboxRow>, StoreError> {
         let mut tx = self.begin().await?;

@@ -367,6 +367,145 @@ async fn acceptance_is_idempotent_and_atomic(env: &Env) {
     );
 }
 
+/// `accept_many` gives each document what `accept` would have given it alone: new ones stored
+/// whole with their legs and messages, a key seen before (or earlier in the same group) the
+/// first document's id, a package too large for the database accepted on its own; and a
+/// document that cannot be stored fails alone, the others of its group accepted.
+async fn documents_accepted_together_are_each_as_if_accepted_alone(env: &Env) {
+    let s = &env.store;
+    let Acceptance::New {
+        outbox: earlier_outbox,
+        ..
+    } = s
+        .accept(&edoc("d0", "k0", &["000.00.00.G22"]), &[event_msg("d0")])
+        .await
+        .expect("accept d0")
+    else {
+        panic!("d0 is new")
+    };
+    let stage_msg = |doc: &str| OutboxMessage {
+        doc_id: Some(doc.into()),
+        exchange: "pipeline".into(),
+        routing_key: "verifier".into(),
+        message_id: format!("{doc}:verifier"),
+        payload: format!("{{\"docId\":\"{doc}\"}}"),
+    };
+    let d1 = edoc("d1", "k1", &["000.00.00.G22", "000.12.05.H49"]);
+    let d2 = edoc("d2", "k2", &["000.00.00.G22"]);
+    let d3 = edoc("d3", "k0", &["000.00.00.G22"]);
+    let d4 = edoc("d4", "k1", &["000.00.00.G22", "000.12.05.H49"]);
+    let mut d5 = edoc("d5", "k5", &["000.00.00.G22"]);
+    // Larger than any store's `inline_blob_bytes` here.
+    d5.body = Body::Bytes(vec![b'x'; 300 * 1024]);
+    let m1 = [stage_msg("d1"), event_msg("d1")];
+    let m2 = [stage_msg("d2")];
+    let m3 = [stage_msg("d3")];
+    let m4 = [stage_msg("d4")];
+    let m5 = [stage_msg("d5")];
+    let results = s
+        .accept_many(&[
+            (&d1, &m1[..]),
+            (&d2, &m2[..]),
+            (&d3, &m3[..]),
+            (&d4, &m4[..]),
+            (&d5, &m5[..]),
+        ])
+        .await;
+    // d1 and d2 stored by the group's transaction; d5 too where every blob is in the database
+    // (`blobs = db`, the PostgreSQL environment), else on its own, kept outside it. d3 and d4,
+    // their keys taken, are answered as `accept` answers them.
+    assert_eq!(results.in_group, if env.pg.is_some() { 3 } else { 2 });
+    let results: Vec<Acceptance> = results
+        .results
+        .into_iter()
+        .map(|r| r.expect("accepted"))
+        .collect();
+
+    let Acceptance::New { doc_id, outbox } = &results[0] else {
+        panic!("d1 is new: {:?}", results[0])
+    };
+    assert_eq!(doc_id, "d1");
+    // Its messages in the order given, as `accept` returns them.
+    let messages: Vec<_> = outbox.iter().map(|r| r.message.clone()).collect();
+    assert_eq!(messages, m1.to_vec());
+    let d1_outbox = outbox.clone();
+    assert!(
+        matches!(&results[1], Acceptance::New { doc_id, outbox } if doc_id == "d2" && outbox.len() == 1 && outbox[0].message == m2[0])
+    );
+    assert_eq!(
+        results[2],
+        Acceptance::Existing {
+            doc_id: "d0".into(),
+            outbox: earlier_outbox
+        }
+    );
+    assert_eq!(
+        results[3],
+        Acceptance::Existing {
+            doc_id: "d1".into(),
+            outbox: d1_outbox.clone()
+        }
+    );
+    assert!(
+        matches!(&results[4], Acceptance::New { doc_id, outbox } if doc_id == "d5" && outbox.len() == 1)
+    );
+
+    // Every row id is its own, and the relay sees each message once.
+    let pending = s.pending_outbox(i64::MAX, 100).await.expect("pending");
+    for r in d1_outbox
+        .iter()
+        .chain(results[1].outbox())
+        .chain(results[4].outbox())
+    {
+        assert_eq!(
+            pending.iter().filter(|p| p.id == r.id).collect::<Vec<_>>(),
+            vec![r],
+            "outbox row {}",
+            r.id
+        );
+    }
+    for (doc, recipients) in [(&d1, 2), (&d2, 1), (&d5, 1)] {
+        let stored = s
+            .document(&doc.doc_id)
+            .await
+            .expect("read")
+            .expect("stored");
+        let bytes = doc.body.read().await.expect("bytes");
+        assert_eq!(s.package(&stored).await.expect("package"), bytes);
+        assert_eq!(stored.sha256, sha256_hex(&bytes));
+        assert_eq!(stored.document_id, doc.document_id);
+        let legs = s.legs(&doc.doc_id).await.expect("legs");
+        assert_eq!(legs.len(), recipients, "{}", doc.doc_id);
+        assert!(
+            legs.iter().all(|l| l.delivery == DeliveryState::Accepted
+                && l.transport == TransportStatus::Initial)
+        );
+    }
+    for never in ["d3", "d4"] {
+        assert!(s.document(never).await.expect("read").is_none(), "{never}");
+    }
+
+    // A document whose legs cannot be stored (the same recipient twice) fails the group; each is
+    // then accepted alone, and only that one fails.
+    let d6 = edoc("d6", "k6", &["000.00.00.G22"]);
+    let d7 = edoc("d7", "k7", &["000.00.00.G22", "000.00.00.G22"]);
+    let d8 = edoc("d8", "k8", &["000.00.00.G22"]);
+    let results = s
+        .accept_many(&[
+            (&d6, &[stage_msg("d6")][..]),
+            (&d7, &[stage_msg("d7")][..]),
+            (&d8, &[stage_msg("d8")][..]),
+        ])
+        .await;
+    assert_eq!(results.in_group, 0);
+    let results = results.results;
+    assert!(matches!(&results[0], Ok(Acceptance::New { doc_id, .. }) if doc_id == "d6"));
+    assert!(results[1].is_err(), "{:?}", results[1]);
+    assert!(matches!(&results[2], Ok(Acceptance::New { doc_id, .. }) if doc_id == "d8"));
+    assert!(s.document("d7").await.expect("read").is_none());
+    assert_eq!(s.legs("d6").await.expect("legs").len(), 1);
+}
+
 async fn legs_advance_once(env: &Env) {
     let s = &env.store;
     s.accept(&edoc("d1", "k1", &["000.00.00.G22", "000.12.05.H49"]), &[])
@@ -1283,6 +1422,7 @@ conformance!(
     registry_and_systems,
     client_certificates_bind_systems,
     acceptance_is_idempotent_and_atomic,
+    documents_accepted_together_are_each_as_if_accepted_alone,
     legs_advance_once,
     business_status_follows_the_rules,
     ledger_and_outbox,
