@@ -93,6 +93,8 @@ impl Drop for Spooled {
 pub struct SpoolWriter {
     held: Vec<u8>,
     file: Option<tokio::fs::File>,
+    /// Where the file goes, made only once one is needed.
+    dir: PathBuf,
     spooled: Spooled,
     digest: ring::digest::Context,
     limit: u64,
@@ -121,7 +123,10 @@ impl SpoolWriter {
         }
         if self.file.is_none() {
             // Past the inline limit: what was held goes to a file, and the rest after it.
-            let mut file = tokio::fs::File::create(&self.spooled.path).await?;
+            tokio::fs::create_dir_all(&self.dir).await?;
+            let path = spool_file(&self.dir);
+            let mut file = tokio::fs::File::create(&path).await?;
+            self.spooled.path = path;
             file.write_all(&std::mem::take(&mut self.held)).await?;
             self.file = Some(file);
         }
@@ -153,10 +158,16 @@ fn sealed(spooled: &mut Spooled, digest: &ring::digest::Context) -> Spooled {
     }
 }
 
-/// A fresh spool file's name, and its record (removed when dropped unless stored).
-fn fresh(dir: &std::path::Path) -> Spooled {
+/// A fresh spool file's name in `dir`.
+fn spool_file(dir: &Path) -> PathBuf {
+    dir.join(format!("lienthong-spool-{}", uuid::Uuid::new_v4()))
+}
+
+/// A writer's record before any file: bytes held in memory name no file, so that a small
+/// package, the common case, costs no directory look-up, no file and no removal.
+fn unwritten() -> Spooled {
     Spooled {
-        path: dir.join(format!("lienthong-spool-{}", uuid::Uuid::new_v4())),
+        path: PathBuf::new(),
         sha256: String::new(),
         size: 0,
     }
@@ -166,6 +177,8 @@ fn fresh(dir: &std::path::Path) -> Spooled {
 pub struct SyncSpoolWriter {
     held: Vec<u8>,
     file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Where the file goes, made only once one is needed.
+    dir: PathBuf,
     spooled: Spooled,
     digest: ring::digest::Context,
     inline: u64,
@@ -180,7 +193,10 @@ impl std::io::Write for SyncSpoolWriter {
             return Ok(buf.len());
         }
         if self.file.is_none() {
-            let file = std::fs::File::create(&self.spooled.path)?;
+            std::fs::create_dir_all(&self.dir)?;
+            let path = spool_file(&self.dir);
+            let file = std::fs::File::create(&path)?;
+            self.spooled.path = path;
             let mut file = std::io::BufWriter::with_capacity(256 * 1024, file);
             file.write_all(&std::mem::take(&mut self.held))?;
             self.file = Some(file);
@@ -215,12 +231,11 @@ impl SyncSpoolWriter {
 impl Store {
     /// A spool written synchronously (see [`Store::spool`]).
     pub fn spool_sync(&self) -> Result<SyncSpoolWriter, StoreError> {
-        let dir = self.blobs.spool_dir();
-        std::fs::create_dir_all(&dir)?;
         Ok(SyncSpoolWriter {
             held: Vec::new(),
             file: None,
-            spooled: fresh(&dir),
+            dir: self.blobs.spool_dir(),
+            spooled: unwritten(),
             digest: ring::digest::Context::new(&ring::digest::SHA256),
             inline: self.inline_blob_bytes,
         })
@@ -230,12 +245,11 @@ impl Store {
     /// `store.inline_blob_bytes`, then in a file next to the blob files when they are files (so
     /// accepting it is a rename), in the system's temporary directory otherwise.
     pub async fn spool(&self, limit: u64) -> Result<SpoolWriter, StoreError> {
-        let dir = self.blobs.spool_dir();
-        tokio::fs::create_dir_all(&dir).await?;
         Ok(SpoolWriter {
             held: Vec::new(),
             file: None,
-            spooled: fresh(&dir),
+            dir: self.blobs.spool_dir(),
+            spooled: unwritten(),
             digest: ring::digest::Context::new(&ring::digest::SHA256),
             limit,
             inline: self.inline_blob_bytes,

@@ -1003,6 +1003,25 @@ async fn spooled_packages_are_stored_without_being_held_and_read_back_as_sources
     let mut back = vec![0u8; whole.len()];
     assert_eq!(source.read_at(0, &mut back).expect("read"), whole.len());
     assert_eq!(back, whole);
+    // The spool directory is made when a file first needs it, even if it went away.
+    let dir = spool_file.parent().expect("a directory").to_owned();
+    if dir != std::env::temp_dir() {
+        std::fs::remove_dir_all(&dir).expect("remove the spool directory");
+        let mut spool = s.spool(10 * 1024 * 1024).await.expect("spool");
+        for _ in 0..2 {
+            spool.write(&chunk).await.expect("write");
+        }
+        let Body::Spooled(again) = spool.finish().await.expect("finish") else {
+            panic!("128 KiB is past the inline limit")
+        };
+        assert!(again.path().exists() && again.path().starts_with(&dir));
+        let mut sync = s.spool_sync().expect("spool");
+        std::io::Write::write_all(&mut sync, &chunk.repeat(2)).expect("write");
+        let Body::Spooled(synced) = sync.finish().expect("finish") else {
+            panic!("128 KiB is past the inline limit")
+        };
+        assert!(synced.path().exists() && synced.path().starts_with(&dir));
+    }
     // A package over the limit is refused while it arrives, and leaves nothing behind.
     let mut spool = s.spool(100).await.expect("spool");
     let refused = spool.write(&chunk).await.expect_err("too large");
