@@ -1,6 +1,6 @@
 //! Acceptances stored together. The requests that reach the point of storing their document
-//! while others are being stored wait a moment and go in together: one transaction for all of
-//! them, each statement carrying every document (`Store::accept_many`), instead of a
+//! while a group is being stored wait for its commit and then go in together: one transaction
+//! for all of them, each statement carrying every document (`Store::accept_many`), instead of a
 //! transaction and four statements each. Nothing waits for a group to fill: a request that
 //! finds no other is stored at once, alone, so a quiet bus answers as fast as before, and a
 //! busy one stores as many at a time as arrived during the last group's commit.

@@ -482,17 +482,21 @@ impl Store {
     pub async fn accept_many(&self, batch: &[(&NewDocument, &[OutboxMessage])]) -> AcceptedMany {
         let mut results: Vec<Option<Result<Acceptance, StoreError>>> =
             (0..batch.len()).map(|_| None).collect();
-        let grouped: Vec<usize> = (0..batch.len())
-            .filter(|&i| {
-                let doc = batch[i].0;
-                doc.status_update.is_none()
-                    && matches!(doc.body, Body::Bytes(_))
-                    && self.stores_inline(&doc.body)
+        // The documents that may join the group, each with the bytes it keeps in the database.
+        let (grouped, group): (Vec<usize>, Vec<Grouped>) = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &(doc, outbox))| match &doc.body {
+                Body::Bytes(bytes)
+                    if doc.status_update.is_none() && self.stores_inline(&doc.body) =>
+                {
+                    Some((i, (doc, bytes.as_slice(), outbox)))
+                }
+                _ => None,
             })
-            .collect();
+            .unzip();
         let mut in_group = 0;
-        if grouped.len() > 1 {
-            let group: Vec<_> = grouped.iter().map(|&i| batch[i]).collect();
+        if group.len() > 1 {
             match self.accept_group(&group).await {
                 Ok(stored) => {
                     for (&i, outbox) in grouped.iter().zip(stored) {
@@ -525,10 +529,10 @@ impl Store {
     /// was taken, which the transaction leaves alone.
     async fn accept_group(
         &self,
-        group: &[(&NewDocument, &[OutboxMessage])],
+        group: &[Grouped<'_>],
     ) -> Result<Vec<Option<Vec<OutboxRow>>>, StoreError> {
         let now = now_ms();
-        let digests: Vec<String> = group.iter().map(|(d, _)| d.body.sha256()).collect();
+        let digests: Vec<String> = group.iter().map(|(d, _, _)| d.body.sha256()).collect();
         let mut tx = self.begin().await?;
 
         let text = format!(
@@ -536,7 +540,7 @@ impl Store {
             value_rows(group.len(), DOCUMENT_VALUES)
         );
         let mut insert = sqlx::query(sql(text));
-        for ((doc, _), digest) in group.iter().zip(&digests) {
+        for ((doc, _, _), digest) in group.iter().zip(&digests) {
             insert = bind_document(insert, doc, digest, now);
         }
         // Only the rows inserted come back: a key taken before (or earlier in this group) is
@@ -553,13 +557,8 @@ impl Store {
 
         let mut blobs: Vec<(&str, &[u8])> = Vec::new();
         for &i in &new {
-            let Body::Bytes(bytes) = &group[i].0.body else {
-                return Err(StoreError::Corrupt(
-                    "a spooled package in a group of acceptances".into(),
-                ));
-            };
             if !blobs.iter().any(|(d, _)| *d == digests[i]) {
-                blobs.push((&digests[i], bytes));
+                blobs.push((&digests[i], group[i].1));
             }
         }
         if !blobs.is_empty() {
@@ -604,7 +603,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
 
-        let messages: Vec<&OutboxMessage> = new.iter().flat_map(|&i| group[i].1).collect();
+        let messages: Vec<&OutboxMessage> = new.iter().flat_map(|&i| group[i].2).collect();
         let mut rows = Self::insert_outbox_many(&mut tx, &messages)
             .await?
             .into_iter();
@@ -613,7 +612,7 @@ impl Store {
         // The rows come in the order of the messages, so each document takes as many as it gave.
         let mut stored: Vec<Option<Vec<OutboxRow>>> = vec![None; group.len()];
         for &i in &new {
-            stored[i] = Some(rows.by_ref().take(group[i].1.len()).collect());
+            stored[i] = Some(rows.by_ref().take(group[i].2.len()).collect());
         }
         Ok(stored)
     }
@@ -1252,6 +1251,10 @@ fn checked(bytes: Vec<u8>, key: &str, what: impl Fn() -> String) -> Result<Vec<u
     }
     Ok(bytes)
 }
+
+/// A document of a group of acceptances: the document, the bytes of its package (held in
+/// memory, kept in the database) and its outbox messages.
+type Grouped<'a> = (&'a NewDocument, &'a [u8], &'a [OutboxMessage]);
 
 /// The columns of a new document's row, in the order [`bind_document`] binds them.
 const DOCUMENT_COLUMNS: &str = "doc_id, idem_key, message_type, sender, sender_system, document_id, \
