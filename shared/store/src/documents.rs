@@ -321,8 +321,8 @@ pub struct InboxFilter {
     pub limit: Option<i64>,
 }
 
-const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms, d.format, d.peer, d.peer_doc, d.via, d.trace";
-const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms, l.bus AS leg_bus";
+pub(crate) const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms, d.format, d.peer, d.peer_doc, d.via, d.trace";
+pub(crate) const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms, l.bus AS leg_bus";
 
 fn parse_col<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T, StoreError> {
     let s: String = row.try_get(col)?;
@@ -335,7 +335,7 @@ fn status_col(row: &AnyRow, col: &str) -> Result<Option<StatusCode>, StoreError>
         .transpose()
 }
 
-fn document_from_row(row: &AnyRow) -> Result<DocumentRow, StoreError> {
+pub(crate) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, StoreError> {
     let mt: String = row.try_get("message_type")?;
     Ok(DocumentRow {
         doc_id: row.try_get("doc_id")?,
@@ -386,7 +386,17 @@ fn entry_from_row(row: &AnyRow) -> Result<InboxEntry, StoreError> {
     })
 }
 
-fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
+pub(crate) fn rendition_from_row(row: &AnyRow) -> Result<RenditionRow, StoreError> {
+    Ok(RenditionRow {
+        doc_id: row.try_get("doc_id")?,
+        format: parse_format(row, "format")?,
+        size: row.try_get("size")?,
+        sha256: row.try_get("sha256")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+pub(crate) fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
     Ok(Leg {
         doc_id: row.try_get("leg_doc_id")?,
         recipient: row.try_get("recipient")?,
@@ -635,15 +645,7 @@ impl Store {
         if let Some(row) = self.documents.get(doc_id) {
             return Ok(Some(row));
         }
-        let row = sqlx::query(sql(format!(
-            "SELECT {DOC_COLUMNS} FROM documents d WHERE d.doc_id = $1"
-        )))
-        .bind(doc_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(document_from_row)
-        .transpose()?;
+        let row = self.groups.documents.call(doc_id.to_owned()).await?;
         if let Some(row) = &row {
             self.documents.put(row);
         }
@@ -738,12 +740,7 @@ impl Store {
 
     /// Blob bytes kept in the database, if these are.
     async fn blob_in_db(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query("SELECT data FROM blobs WHERE blob_key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get::<Vec<u8>, _>("data"))
-            .transpose()?)
+        self.groups.blobs.call(key.to_owned()).await
     }
 
     /// Blob bytes as a source, checked against their SHA-256 a chunk at a time. Small blobs are
@@ -804,11 +801,18 @@ impl Store {
         format: Format,
         body: &Body,
     ) -> Result<RenditionRow, StoreError> {
+        let digest = body.sha256();
+        let inline = self.stores_inline(body);
+        if inline && let Body::Bytes(bytes) = body {
+            return self
+                .groups
+                .rendition_puts
+                .call((doc_id.to_owned(), format, bytes.clone(), digest))
+                .await;
+        }
         if let Some(existing) = self.rendition_row(doc_id, format).await? {
             return Ok(existing);
         }
-        let digest = body.sha256();
-        let inline = self.stores_inline(body);
         if !inline {
             self.put_outside(&digest, body).await?;
         }
@@ -851,24 +855,10 @@ impl Store {
         doc_id: &str,
         format: Format,
     ) -> Result<Option<RenditionRow>, StoreError> {
-        sqlx::query(
-            "SELECT doc_id, format, size, sha256, created_ms FROM renditions WHERE doc_id = $1 AND format = $2",
-        )
-        .bind(doc_id)
-        .bind(format.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(|row| {
-            Ok(RenditionRow {
-                doc_id: row.try_get("doc_id")?,
-                format: parse_format(row, "format")?,
-                size: row.try_get("size")?,
-                sha256: row.try_get("sha256")?,
-                created_ms: row.try_get("created_ms")?,
-            })
-        })
-        .transpose()
+        self.groups
+            .renditions
+            .call((doc_id.to_owned(), format))
+            .await
     }
 
     /// A document's rendition in a format, with its bytes.
@@ -887,15 +877,7 @@ impl Store {
     }
 
     pub async fn legs(&self, doc_id: &str) -> Result<Vec<Leg>, StoreError> {
-        sqlx::query(sql(format!(
-            "SELECT {LEG_COLUMNS} FROM legs l WHERE l.doc_id = $1 ORDER BY l.recipient"
-        )))
-        .bind(doc_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(leg_from_row)
-        .collect()
+        self.groups.legs.call(doc_id.to_owned()).await
     }
 
     /// Moves a leg from one delivery state to the next; false if it was not in `from` (already
@@ -907,17 +889,10 @@ impl Store {
         from: DeliveryState,
         to: DeliveryState,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE legs SET delivery = $1, updated_ms = $2 WHERE doc_id = $3 AND recipient = $4 AND delivery = $5",
-        )
-        .bind(to.as_str())
-        .bind(now_ms())
-        .bind(doc_id)
-        .bind(recipient)
-        .bind(from.as_str())
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.groups
+            .advances
+            .call((doc_id.to_owned(), recipient.to_owned(), from, to))
+            .await
     }
 
     /// Routes a leg to another bus: `accepted` to `routed`, remembering the bus; false when the

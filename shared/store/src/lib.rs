@@ -9,12 +9,14 @@ mod blobs;
 mod cache;
 mod checkpoint;
 mod documents;
+mod groups;
 mod ledger;
 mod outbox;
 mod registry;
 mod registry_file;
 mod spool;
 pub mod testing;
+mod together;
 mod verdicts;
 
 use std::time::Duration;
@@ -163,6 +165,8 @@ pub struct Store {
     documents: std::sync::Arc<cache::DocumentCache>,
     /// Small blobs already read by this process.
     small_blobs: std::sync::Arc<cache::BlobCache>,
+    /// The stages' calls, each kind made for many callers at once (`together.rs`).
+    groups: std::sync::Arc<groups::Groups>,
     /// SQLite's checkpoints, while any clone of this store lives (`store.checkpoint_ms`).
     _checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
@@ -283,10 +287,16 @@ impl Store {
         let blobs = blobs::Blobs::new(&config.blobs).await?;
         let checkpointer =
             checkpoints.map(|every| std::sync::Arc::new(checkpoint::spawn(pool.clone(), every)));
+        let groups = std::sync::Arc::new(groups::Groups::spawn(&groups::Db {
+            pool: pool.clone(),
+            writer: writer.clone(),
+            backend,
+        }));
         let store = Self {
             pool,
             writer,
             backend,
+            groups,
             blobs,
             large_attachment_bytes: config.large_attachment_bytes,
             inline_blob_bytes: config.inline_blob_bytes,

@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{
-    Store, StoreError, get_opt_string, now_ms, parse_format, placeholders, sha256_hex, sql,
-};
+use crate::{Store, StoreError, get_opt_string, now_ms, parse_format, sha256_hex, sql};
 
 /// The four levels of government (cấp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -305,7 +303,7 @@ fn secret_hash(system_id: &str, secret: &str) -> String {
     sha256_hex(format!("{system_id}:{secret}").as_bytes())
 }
 
-fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
+pub(crate) fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
     let level: String = row.try_get("level")?;
     let state: String = row.try_get("state")?;
     Ok(Agency {
@@ -326,7 +324,7 @@ fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
     })
 }
 
-const AGENCY_COLUMNS: &str = "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code, valid_from, valid_to, successor, bus";
+pub(crate) const AGENCY_COLUMNS: &str = "code, name, pcode, level, state, email, phone, address, receive_format, legacy_code, valid_from, valid_to, successor, bus";
 
 impl Store {
     /// Adds or replaces agencies (the registry import).
@@ -484,19 +482,10 @@ impl Store {
         if codes.is_empty() {
             return Ok(Vec::new());
         }
-        let sql_text = format!(
-            "SELECT {AGENCY_COLUMNS} FROM agencies WHERE code IN ({})",
-            placeholders(1, codes.len())
-        );
-        let mut q = sqlx::query(sql(sql_text));
-        for c in codes {
-            q = q.bind(*c);
-        }
-        q.fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(agency_from_row)
-            .collect()
+        self.groups
+            .agencies
+            .call(codes.iter().map(|c| (*c).to_owned()).collect())
+            .await
     }
 
     pub async fn agencies(&self) -> Result<Vec<Agency>, StoreError> {

@@ -39,9 +39,9 @@ pub struct VerdictFilter {
     pub limit: Option<i64>,
 }
 
-const COLUMNS: &str = "doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer, serial, signature_method, verified_ms, verdict";
+pub(crate) const VERDICT_COLUMNS: &str = "doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer, serial, signature_method, verified_ms, verdict";
 
-fn from_row(r: &AnyRow) -> Result<VerdictRow, StoreError> {
+pub(crate) fn verdict_from_row(r: &AnyRow) -> Result<VerdictRow, StoreError> {
     Ok(VerdictRow {
         doc_id: r.try_get("doc_id")?,
         sender: r.try_get("sender")?,
@@ -61,43 +61,16 @@ fn from_row(r: &AnyRow) -> Result<VerdictRow, StoreError> {
 impl Store {
     /// Records a verdict; false if the document already has one (a redelivered message).
     pub async fn record_verdict(&self, v: &VerdictRow) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO verdicts (doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer, serial,
-                                   signature_method, verified_ms, verdict)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (doc_id) DO NOTHING",
-        )
-        .bind(&v.doc_id)
-        .bind(&v.sender)
-        .bind(&v.sender_system)
-        .bind(&v.outcome)
-        .bind(&v.reason_code)
-        .bind(&v.reason)
-        .bind(&v.signer)
-        .bind(&v.issuer)
-        .bind(&v.serial)
-        .bind(&v.signature_method)
-        .bind(v.verified_ms)
-        .bind(&v.verdict)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.groups.verdict_records.call(v.clone()).await
     }
 
     pub async fn verdict(&self, doc_id: &str) -> Result<Option<VerdictRow>, StoreError> {
-        sqlx::query(sql(format!(
-            "SELECT {COLUMNS} FROM verdicts WHERE doc_id = $1"
-        )))
-        .bind(doc_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        self.groups.verdicts.call(doc_id.to_owned()).await
     }
 
     /// Verdicts matching the filter, newest first.
     pub async fn verdicts(&self, f: &VerdictFilter) -> Result<Vec<VerdictRow>, StoreError> {
-        let mut text = format!("SELECT {COLUMNS} FROM verdicts WHERE 1 = 1");
+        let mut text = format!("SELECT {VERDICT_COLUMNS} FROM verdicts WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         let mut n = 1;
         let mut clause = |text: &mut String, cond: &str| {
@@ -151,7 +124,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(from_row)
+            .map(verdict_from_row)
             .collect()
     }
 }

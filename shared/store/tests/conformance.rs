@@ -1420,6 +1420,176 @@ async fn the_audit_log_lists_administrative_actions_newest_first(env: &Env) {
     assert_eq!(two[1].event_id, "operations:2");
 }
 
+/// The calls the stages make for each document, made by many tasks at once, are answered as
+/// each would be alone (the store makes them together: `together.rs`).
+async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) {
+    use futures_util::future::join_all;
+    let s = &env.store;
+    let (g22, h49) = ("000.00.00.G22", "000.12.05.H49");
+    s.upsert_agencies(&[agency(g22, Level::Central), agency(h49, Level::District)])
+        .await
+        .expect("upsert");
+    for (doc, recipients) in [("d1", &[g22, h49][..]), ("d2", &[g22][..])] {
+        s.accept(&edoc(doc, &format!("k-{doc}"), recipients), &[])
+            .await
+            .expect("accept");
+    }
+
+    let docs = join_all(["d1", "d2", "none", "d1"].map(|d| s.document(d))).await;
+    let ids: Vec<Option<String>> = docs
+        .into_iter()
+        .map(|d| d.expect("document").map(|d| d.doc_id))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            Some("d1".into()),
+            Some("d2".into()),
+            None,
+            Some("d1".into())
+        ]
+    );
+
+    let legs = join_all(["d1", "d2", "none"].map(|d| s.legs(d))).await;
+    let recipients: Vec<Vec<String>> = legs
+        .into_iter()
+        .map(|l| l.expect("legs").into_iter().map(|l| l.recipient).collect())
+        .collect();
+    assert_eq!(
+        recipients,
+        [
+            vec![g22.to_owned(), h49.to_owned()],
+            vec![g22.to_owned()],
+            vec![]
+        ]
+    );
+
+    let agencies = join_all(
+        [&[g22][..], &[h49, "000.99.99.H99"][..], &[][..]].map(|codes| s.agencies_in(codes)),
+    )
+    .await;
+    let codes: Vec<Vec<String>> = agencies
+        .into_iter()
+        .map(|a| a.expect("agencies").into_iter().map(|a| a.code).collect())
+        .collect();
+    assert_eq!(codes, [vec![g22.to_owned()], vec![h49.to_owned()], vec![]]);
+
+    // The same leg twice: the first moves it, the second finds it moved. A leg asked to move
+    // from a state it is not in, then from the one it is in: in that order.
+    use DeliveryState::{Accepted, Delivered, Routed};
+    let moves = [
+        ("d1", g22, Accepted, Routed),
+        ("d1", g22, Accepted, Routed),
+        ("d1", h49, Accepted, Routed),
+        ("d2", g22, Routed, Delivered),
+        ("d2", g22, Accepted, Routed),
+        ("none", g22, Accepted, Routed),
+    ];
+    let moved: Vec<bool> = join_all(moves.map(|(d, r, from, to)| s.advance_leg(d, r, from, to)))
+        .await
+        .into_iter()
+        .map(|m| m.expect("advance"))
+        .collect();
+    assert_eq!(moved, [true, false, true, false, true, false]);
+    for doc in ["d1", "d2"] {
+        assert!(
+            s.legs(doc)
+                .await
+                .expect("legs")
+                .iter()
+                .all(|l| l.delivery == Routed),
+            "{doc}"
+        );
+    }
+
+    let verdict = |doc: &str, outcome: &str| VerdictRow {
+        doc_id: doc.into(),
+        sender: "000.00.00.H49".into(),
+        sender_system: "sys-a".into(),
+        outcome: outcome.into(),
+        reason_code: None,
+        reason: None,
+        signer: None,
+        issuer: None,
+        serial: None,
+        signature_method: None,
+        verified_ms: 1,
+        verdict: "{}".into(),
+    };
+    let verdicts = [
+        verdict("d1", "valid"),
+        verdict("d1", "invalid"),
+        verdict("d2", "invalid"),
+    ];
+    let recorded: Vec<bool> = join_all(verdicts.iter().map(|v| s.record_verdict(v)))
+        .await
+        .into_iter()
+        .map(|r| r.expect("record"))
+        .collect();
+    assert_eq!(recorded, [true, false, true]);
+    let read: Vec<Option<String>> = join_all(["d1", "d2", "d3"].map(|d| s.verdict(d)))
+        .await
+        .into_iter()
+        .map(|v| v.expect("verdict").map(|v| v.outcome))
+        .collect();
+    assert_eq!(read, [Some("valid".into()), Some("invalid".into()), None]);
+
+    // A rendition stored twice keeps the first; one blob serves two renditions.
+    let (a, b, c) = (
+        Body::Bytes(b"<rendition>a</rendition>".to_vec()),
+        Body::Bytes(b"<rendition>b</rendition>".to_vec()),
+        Body::Bytes(b"{\"rendition\":\"c\"}".to_vec()),
+    );
+    let puts = [
+        ("d1", Format::Govn, &a),
+        ("d1", Format::Govn, &b),
+        ("d2", Format::Json, &c),
+        ("d2", Format::Govn, &a),
+    ];
+    let stored: Vec<RenditionRow> = join_all(puts.map(|(d, f, body)| s.put_rendition(d, f, body)))
+        .await
+        .into_iter()
+        .map(|r| r.expect("put"))
+        .collect();
+    assert_eq!(stored[0].sha256, a.sha256());
+    assert_eq!(stored[1], stored[0]);
+    assert_eq!(stored[2].sha256, c.sha256());
+    assert_eq!(stored[3].sha256, a.sha256());
+    for (doc, format, body) in [
+        ("d1", Format::Govn, &a),
+        ("d2", Format::Govn, &a),
+        ("d2", Format::Json, &c),
+    ] {
+        let (row, bytes) = s
+            .rendition(doc, format)
+            .await
+            .expect("rendition")
+            .expect("stored");
+        assert_eq!((row.doc_id.as_str(), row.format), (doc, format));
+        assert_eq!(Body::Bytes(bytes).sha256(), body.sha256());
+    }
+    let rows: Vec<Option<(String, Format)>> = join_all(
+        [
+            ("d1", Format::Govn),
+            ("d1", Format::Json),
+            ("d2", Format::Json),
+        ]
+        .map(|(d, f)| s.rendition_row(d, f)),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.expect("row").map(|r| (r.doc_id, r.format)))
+    .collect();
+    assert_eq!(
+        rows,
+        [
+            Some(("d1".into(), Format::Govn)),
+            None,
+            Some(("d2".into(), Format::Json))
+        ]
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -1443,6 +1613,7 @@ conformance!(
     acceptance_is_idempotent_and_atomic,
     documents_accepted_together_are_each_as_if_accepted_alone,
     legs_advance_once,
+    stage_calls_made_at_once_are_each_answered_as_if_made_alone,
     business_status_follows_the_rules,
     ledger_and_outbox,
     verdicts_are_kept_once_and_searchable,

@@ -1,0 +1,522 @@
+//! The store calls the stages make for every document, each kind made for many callers at once
+//! (see [`crate::together`]): the reads of a document's row, legs, verdict, renditions,
+//! recipients' agencies and small blobs, and the writes that move a leg on, record a verdict and
+//! store a small rendition.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::documents::{
+    DOC_COLUMNS, LEG_COLUMNS, document_from_row, leg_from_row, rendition_from_row,
+};
+use crate::registry::{AGENCY_COLUMNS, agency_from_row};
+use crate::together::{Group, Together, first_of_each};
+use crate::verdicts::{VERDICT_COLUMNS, verdict_from_row};
+use crate::{
+    Agency, Backend, BoxFuture, DeliveryState, DocumentRow, Leg, RenditionRow, StoreError,
+    VerdictRow, now_ms, placeholders, sql, value_rows,
+};
+use lienthong_edxml::Format;
+
+/// The database, as the groups' tasks hold it.
+#[derive(Clone)]
+pub(crate) struct Db {
+    /// Reads.
+    pub(crate) pool: AnyPool,
+    /// Writes (on SQLite one connection; see `Store::writer`).
+    pub(crate) writer: AnyPool,
+    pub(crate) backend: Backend,
+}
+
+impl Db {
+    /// A write transaction, as `Store::begin` starts one.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        })
+    }
+}
+
+/// One task per kind of call.
+pub(crate) struct Groups {
+    pub(crate) documents: Together<Documents>,
+    pub(crate) legs: Together<Legs>,
+    pub(crate) verdicts: Together<Verdicts>,
+    pub(crate) renditions: Together<Renditions>,
+    pub(crate) agencies: Together<Agencies>,
+    pub(crate) blobs: Together<Blobs>,
+    pub(crate) advances: Together<Advances>,
+    pub(crate) verdict_records: Together<VerdictRecords>,
+    pub(crate) rendition_puts: Together<RenditionPuts>,
+}
+
+impl Groups {
+    pub(crate) fn spawn(db: &Db) -> Self {
+        Self {
+            documents: Together::spawn(Documents(db.clone())),
+            legs: Together::spawn(Legs(db.clone())),
+            verdicts: Together::spawn(Verdicts(db.clone())),
+            renditions: Together::spawn(Renditions(db.clone())),
+            agencies: Together::spawn(Agencies(db.clone())),
+            blobs: Together::spawn(Blobs(db.clone())),
+            advances: Together::spawn(Advances(db.clone())),
+            verdict_records: Together::spawn(VerdictRecords(db.clone())),
+            rendition_puts: Together::spawn(RenditionPuts(db.clone())),
+        }
+    }
+}
+
+/// The distinct values of `keys`, in their first order.
+fn distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for k in keys {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// `SELECT {columns} ... WHERE {key} IN (...)` over the distinct `keys`, every row decoded.
+async fn rows_where_in(
+    pool: &AnyPool,
+    head: &str,
+    key: &str,
+    tail: &str,
+    keys: &[&str],
+) -> Result<Vec<AnyRow>, StoreError> {
+    let text = format!(
+        "{head} WHERE {key} IN ({}){tail}",
+        placeholders(1, keys.len())
+    );
+    let mut q = sqlx::query(sql(text));
+    for k in keys {
+        q = q.bind(*k);
+    }
+    Ok(q.fetch_all(pool).await?)
+}
+
+/// The rows for the distinct `calls` (`head ... WHERE key IN (...) tail`), each decoded to its
+/// key and value, by key.
+async fn found_by_key<T>(
+    pool: &AnyPool,
+    (head, key, tail): (&str, &str, &str),
+    calls: &[String],
+    decode: impl Fn(&AnyRow) -> Result<(String, T), StoreError>,
+) -> Result<HashMap<String, Vec<T>>, StoreError> {
+    let keys = distinct(calls.iter().map(String::as_str));
+    let mut found: HashMap<String, Vec<T>> = HashMap::new();
+    for row in rows_where_in(pool, head, key, tail, &keys).await? {
+        let (k, v) = decode(&row)?;
+        found.entry(k).or_default().push(v);
+    }
+    Ok(found)
+}
+
+/// Each call's row, where the key names at most one.
+fn the_one<T: Clone>(calls: &[String], found: &HashMap<String, Vec<T>>) -> Vec<Option<T>> {
+    calls
+        .iter()
+        .map(|k| found.get(k).and_then(|rows| rows.first()).cloned())
+        .collect()
+}
+
+/// Documents' rows (`Store::document`, when this process has not read them yet).
+pub(crate) struct Documents(Db);
+
+impl Group for Documents {
+    type Call = String;
+    type Answer = Option<DocumentRow>;
+    const KIND: &'static str = "document";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let head = format!("SELECT {DOC_COLUMNS} FROM documents d");
+            let found = found_by_key(&self.0.pool, (&head, "d.doc_id", ""), calls, |row| {
+                let doc = document_from_row(row)?;
+                Ok((doc.doc_id.clone(), doc))
+            })
+            .await?;
+            Ok(the_one(calls, &found))
+        })
+    }
+}
+
+/// A document's legs, by recipient (`Store::legs`).
+pub(crate) struct Legs(Db);
+
+impl Group for Legs {
+    type Call = String;
+    type Answer = Vec<Leg>;
+    const KIND: &'static str = "legs";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let head = format!("SELECT {LEG_COLUMNS} FROM legs l");
+            let tail = " ORDER BY l.doc_id, l.recipient";
+            let found = found_by_key(&self.0.pool, (&head, "l.doc_id", tail), calls, |row| {
+                let leg = leg_from_row(row)?;
+                Ok((leg.doc_id.clone(), leg))
+            })
+            .await?;
+            Ok(calls
+                .iter()
+                .map(|id| found.get(id).cloned().unwrap_or_default())
+                .collect())
+        })
+    }
+}
+
+/// A document's signature verdict (`Store::verdict`).
+pub(crate) struct Verdicts(Db);
+
+impl Group for Verdicts {
+    type Call = String;
+    type Answer = Option<VerdictRow>;
+    const KIND: &'static str = "verdict";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let head = format!("SELECT {VERDICT_COLUMNS} FROM verdicts");
+            let found = found_by_key(&self.0.pool, (&head, "doc_id", ""), calls, |row| {
+                let verdict = verdict_from_row(row)?;
+                Ok((verdict.doc_id.clone(), verdict))
+            })
+            .await?;
+            Ok(the_one(calls, &found))
+        })
+    }
+}
+
+const RENDITION_COLUMNS: &str = "doc_id, format, size, sha256, created_ms";
+
+/// The renditions of `doc_ids`, by document and format.
+async fn renditions_of(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    doc_ids: &[&str],
+) -> Result<HashMap<(String, Format), RenditionRow>, StoreError> {
+    let text = format!(
+        "SELECT {RENDITION_COLUMNS} FROM renditions WHERE doc_id IN ({})",
+        placeholders(1, doc_ids.len())
+    );
+    let mut q = sqlx::query(sql(text));
+    for k in doc_ids {
+        q = q.bind(*k);
+    }
+    let mut found = HashMap::new();
+    for row in q.fetch_all(executor).await? {
+        let r = rendition_from_row(&row)?;
+        found.insert((r.doc_id.clone(), r.format), r);
+    }
+    Ok(found)
+}
+
+/// A document's rendition in a format (`Store::rendition_row`).
+pub(crate) struct Renditions(Db);
+
+impl Group for Renditions {
+    type Call = (String, Format);
+    type Answer = Option<RenditionRow>;
+    const KIND: &'static str = "rendition";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [(String, Format)],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let keys = distinct(calls.iter().map(|(id, _)| id.as_str()));
+            let found = renditions_of(&self.0.pool, &keys).await?;
+            Ok(calls.iter().map(|k| found.get(k).cloned()).collect())
+        })
+    }
+}
+
+/// The registry's agencies among some codes (`Store::agencies_in`).
+pub(crate) struct Agencies(Db);
+
+impl Group for Agencies {
+    type Call = Vec<String>;
+    type Answer = Vec<Agency>;
+    const KIND: &'static str = "agencies";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [Vec<String>],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let keys = distinct(calls.iter().flatten().map(String::as_str));
+            let found: Vec<Agency> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                let head = format!("SELECT {AGENCY_COLUMNS} FROM agencies");
+                rows_where_in(&self.0.pool, &head, "code", " ORDER BY code", &keys)
+                    .await?
+                    .iter()
+                    .map(agency_from_row)
+                    .collect::<Result<_, _>>()?
+            };
+            Ok(calls
+                .iter()
+                .map(|codes| {
+                    found
+                        .iter()
+                        .filter(|a| codes.contains(&a.code))
+                        .cloned()
+                        .collect()
+                })
+                .collect())
+        })
+    }
+}
+
+/// Blob bytes kept in the database (`Store::blob_in_db`).
+pub(crate) struct Blobs(Db);
+
+impl Group for Blobs {
+    type Call = String;
+    type Answer = Option<Vec<u8>>;
+    const KIND: &'static str = "blob";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let head = "SELECT blob_key, data FROM blobs";
+            let found = found_by_key(&self.0.pool, (head, "blob_key", ""), calls, |row| {
+                Ok((row.try_get("blob_key")?, row.try_get("data")?))
+            })
+            .await?;
+            // A blob asked twice in one group is handed over twice.
+            Ok(the_one(calls, &found))
+        })
+    }
+}
+
+/// A leg moved from one delivery state to the next (`Store::advance_leg`): whether it moved.
+pub(crate) struct Advances(Db);
+
+/// Which leg, from which state, to which.
+pub(crate) type Advance = (String, String, DeliveryState, DeliveryState);
+
+impl Advances {
+    /// Moves the legs of `calls` (no leg twice) with one statement per pair of states; the
+    /// moved legs.
+    async fn move_legs(&self, calls: &[&Advance]) -> Result<Vec<(String, String)>, StoreError> {
+        let mut moved = Vec::new();
+        let mut transitions: Vec<(DeliveryState, DeliveryState)> = Vec::new();
+        for (_, _, from, to) in calls {
+            if !transitions.contains(&(*from, *to)) {
+                transitions.push((*from, *to));
+            }
+        }
+        for (from, to) in transitions {
+            let legs: Vec<&&Advance> = calls
+                .iter()
+                .filter(|(_, _, f, t)| (*f, *t) == (from, to))
+                .collect();
+            let which = (0..legs.len())
+                .map(|i| format!("(doc_id = ${} AND recipient = ${})", 4 + 2 * i, 5 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let text = format!(
+                "UPDATE legs SET delivery = $1, updated_ms = $2 WHERE delivery = $3 AND ({which})
+                 RETURNING doc_id, recipient"
+            );
+            let mut q = sqlx::query(sql(text))
+                .bind(to.as_str())
+                .bind(now_ms())
+                .bind(from.as_str());
+            for (doc_id, recipient, _, _) in &legs {
+                q = q.bind(doc_id.as_str()).bind(recipient.as_str());
+            }
+            for row in q.fetch_all(&self.0.writer).await? {
+                moved.push((row.try_get("doc_id")?, row.try_get("recipient")?));
+            }
+        }
+        Ok(moved)
+    }
+}
+
+impl Group for Advances {
+    type Call = Advance;
+    type Answer = bool;
+    const KIND: &'static str = "advance_leg";
+    fn run<'a>(&'a self, calls: &'a [Advance]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            let keys: Vec<(&str, &str)> = calls
+                .iter()
+                .map(|(d, r, _, _)| (d.as_str(), r.as_str()))
+                .collect();
+            let (firsts, again) = first_of_each(&keys);
+            let mut answers = vec![false; calls.len()];
+            let together: Vec<&Advance> = firsts.iter().map(|&i| &calls[i]).collect();
+            let moved = self.move_legs(&together).await?;
+            for &i in &firsts {
+                answers[i] = moved.contains(&(calls[i].0.clone(), calls[i].1.clone()));
+            }
+            // The same leg again: after the first, in the order asked.
+            for i in again {
+                answers[i] = !self.move_legs(&[&calls[i]]).await?.is_empty();
+            }
+            Ok(answers)
+        })
+    }
+}
+
+/// A verdict recorded (`Store::record_verdict`): false when the document had one.
+pub(crate) struct VerdictRecords(Db);
+
+const VERDICT_INSERT_COLUMNS: usize = 12;
+
+impl Group for VerdictRecords {
+    type Call = VerdictRow;
+    type Answer = bool;
+    const KIND: &'static str = "record_verdict";
+    fn run<'a>(&'a self, calls: &'a [VerdictRow]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            let keys: Vec<&str> = calls.iter().map(|v| v.doc_id.as_str()).collect();
+            // A second verdict for a document in the same group is not recorded: the first is.
+            let (firsts, _) = first_of_each(&keys);
+            let text = format!(
+                "INSERT INTO verdicts (doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer,
+                                       serial, signature_method, verified_ms, verdict)
+                 VALUES {} ON CONFLICT (doc_id) DO NOTHING RETURNING doc_id",
+                value_rows(firsts.len(), VERDICT_INSERT_COLUMNS)
+            );
+            let mut q = sqlx::query(sql(text));
+            for &i in &firsts {
+                let v = &calls[i];
+                q = q
+                    .bind(&v.doc_id)
+                    .bind(&v.sender)
+                    .bind(&v.sender_system)
+                    .bind(&v.outcome)
+                    .bind(&v.reason_code)
+                    .bind(&v.reason)
+                    .bind(&v.signer)
+                    .bind(&v.issuer)
+                    .bind(&v.serial)
+                    .bind(&v.signature_method)
+                    .bind(v.verified_ms)
+                    .bind(&v.verdict);
+            }
+            let recorded: Vec<String> = q
+                .fetch_all(&self.0.writer)
+                .await?
+                .iter()
+                .map(|r| r.try_get("doc_id"))
+                .collect::<Result<_, _>>()?;
+            let mut answers = vec![false; calls.len()];
+            for i in firsts {
+                answers[i] = recorded.contains(&calls[i].doc_id);
+            }
+            Ok(answers)
+        })
+    }
+}
+
+/// A rendition small enough for the database stored with its bytes (`Store::put_rendition`):
+/// the rendition stored, the first one when the document had one in that format already.
+pub(crate) struct RenditionPuts(Db);
+
+/// Which document, in which format, these bytes (with their SHA-256).
+pub(crate) type RenditionPut = (String, Format, Vec<u8>, String);
+
+impl Group for RenditionPuts {
+    type Call = RenditionPut;
+    type Answer = RenditionRow;
+    const KIND: &'static str = "put_rendition";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [RenditionPut],
+    ) -> BoxFuture<'a, Result<Vec<RenditionRow>, StoreError>> {
+        Box::pin(async move {
+            let doc_ids = distinct(calls.iter().map(|(id, ..)| id.as_str()));
+            let mut tx = self.0.begin().await?;
+            // Those stored already keep their first rendition, and no blob is written for them.
+            let mut stored = renditions_of(&mut *tx, &doc_ids).await?;
+            let mut new: Vec<RenditionRow> = Vec::new();
+            let mut bytes: Vec<(&str, &[u8])> = Vec::new();
+            for (doc_id, format, body, digest) in calls {
+                let key = (doc_id.clone(), *format);
+                if stored.contains_key(&key)
+                    || new
+                        .iter()
+                        .any(|r| (&r.doc_id, r.format) == (doc_id, *format))
+                {
+                    continue;
+                }
+                new.push(RenditionRow {
+                    doc_id: doc_id.clone(),
+                    format: *format,
+                    size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+                    sha256: digest.clone(),
+                    created_ms: now_ms(),
+                });
+                if !bytes.iter().any(|(d, _)| d == digest) {
+                    bytes.push((digest.as_str(), body.as_slice()));
+                }
+            }
+            if !new.is_empty() {
+                let text = format!(
+                    "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
+                    value_rows(bytes.len(), 2)
+                );
+                let mut q = sqlx::query(sql(text));
+                for (digest, data) in &bytes {
+                    q = q.bind(*digest).bind(*data);
+                }
+                q.execute(&mut *tx).await?;
+                let text = format!(
+                    "INSERT INTO renditions ({RENDITION_COLUMNS}) VALUES {}
+                     ON CONFLICT (doc_id, format) DO NOTHING RETURNING doc_id, format",
+                    value_rows(new.len(), 5)
+                );
+                let mut q = sqlx::query(sql(text));
+                for r in &new {
+                    q = q
+                        .bind(&r.doc_id)
+                        .bind(r.format.as_str())
+                        .bind(r.size)
+                        .bind(&r.sha256)
+                        .bind(r.created_ms);
+                }
+                let inserted = q.fetch_all(&mut *tx).await?.len();
+                if inserted != new.len() {
+                    // Another process stored some meanwhile (PostgreSQL): theirs stand.
+                    tx.commit().await?;
+                    stored = renditions_of(&self.0.pool, &doc_ids).await?;
+                    return answers(calls, &stored);
+                }
+            }
+            tx.commit().await?;
+            stored.extend(new.into_iter().map(|r| ((r.doc_id.clone(), r.format), r)));
+            answers(calls, &stored)
+        })
+    }
+}
+
+/// Each put's rendition as stored.
+fn answers(
+    calls: &[RenditionPut],
+    stored: &HashMap<(String, Format), RenditionRow>,
+) -> Result<Vec<RenditionRow>, StoreError> {
+    calls
+        .iter()
+        .map(|(doc_id, format, ..)| {
+            stored
+                .get(&(doc_id.clone(), *format))
+                .cloned()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("rendition {format} of {doc_id} vanished"))
+                })
+        })
+        .collect()
+}
