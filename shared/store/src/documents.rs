@@ -629,14 +629,7 @@ impl Store {
 
     /// The document accepted under an idempotency key, if any.
     pub async fn doc_id_for_key(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query("SELECT doc_id FROM documents WHERE idem_key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.try_get("doc_id"))
-                .transpose()?,
-        )
+        self.groups.keys.call(key.to_owned()).await
     }
 
     /// A document's row: from the database the first time this process asks, then from memory

@@ -1,7 +1,7 @@
-//! The store calls the stages make for every document, each kind made for many callers at once
-//! (see [`crate::together`]): the reads of a document's row, legs, verdict, renditions,
-//! recipients' agencies and small blobs, and the writes that move a leg on, record a verdict and
-//! store a small rendition.
+//! The store calls made for every document, each kind made for many callers at once (see
+//! [`crate::together`]): the gateway's look-ups of an idempotency key and of agencies; the
+//! stages' reads of a document's row, legs, verdict, renditions, recipients' agencies and small
+//! blobs, and their writes that move a leg on, record a verdict and store a small rendition.
 
 use std::collections::HashMap;
 
@@ -42,6 +42,7 @@ impl Db {
 
 /// One task per kind of call.
 pub(crate) struct Groups {
+    pub(crate) keys: Together<Keys>,
     pub(crate) documents: Together<Documents>,
     pub(crate) legs: Together<Legs>,
     pub(crate) verdicts: Together<Verdicts>,
@@ -55,16 +56,23 @@ pub(crate) struct Groups {
 
 impl Groups {
     pub(crate) fn spawn(db: &Db) -> Self {
+        // PostgreSQL's connections work side by side; SQLite has one writer, and its calls of a
+        // kind gather best behind one statement at a time.
+        let n = match db.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
         Self {
-            documents: Together::spawn(Documents(db.clone())),
-            legs: Together::spawn(Legs(db.clone())),
-            verdicts: Together::spawn(Verdicts(db.clone())),
-            renditions: Together::spawn(Renditions(db.clone())),
-            agencies: Together::spawn(Agencies(db.clone())),
-            blobs: Together::spawn(Blobs(db.clone())),
-            advances: Together::spawn(Advances(db.clone())),
-            verdict_records: Together::spawn(VerdictRecords(db.clone())),
-            rendition_puts: Together::spawn(RenditionPuts(db.clone())),
+            keys: Together::spawn(Keys(db.clone()), n),
+            documents: Together::spawn(Documents(db.clone()), n),
+            legs: Together::spawn(Legs(db.clone()), n),
+            verdicts: Together::spawn(Verdicts(db.clone()), n),
+            renditions: Together::spawn(Renditions(db.clone()), n),
+            agencies: Together::spawn(Agencies(db.clone()), n),
+            blobs: Together::spawn(Blobs(db.clone()), n),
+            advances: Together::spawn(Advances(db.clone()), n),
+            verdict_records: Together::spawn(VerdictRecords(db.clone()), n),
+            rendition_puts: Together::spawn(RenditionPuts(db.clone()), n),
         }
     }
 }
@@ -122,6 +130,28 @@ fn the_one<T: Clone>(calls: &[String], found: &HashMap<String, Vec<T>>) -> Vec<O
         .iter()
         .map(|k| found.get(k).and_then(|rows| rows.first()).cloned())
         .collect()
+}
+
+/// The document accepted under an idempotency key (`Store::doc_id_for_key`).
+pub(crate) struct Keys(Db);
+
+impl Group for Keys {
+    type Call = String;
+    type Answer = Option<String>;
+    const KIND: &'static str = "idempotency_key";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
+        Box::pin(async move {
+            let head = "SELECT idem_key, doc_id FROM documents";
+            let found = found_by_key(&self.0.pool, (head, "idem_key", ""), calls, |row| {
+                Ok((row.try_get("idem_key")?, row.try_get("doc_id")?))
+            })
+            .await?;
+            Ok(the_one(calls, &found))
+        })
+    }
 }
 
 /// Documents' rows (`Store::document`, when this process has not read them yet).

@@ -468,13 +468,13 @@ impl Store {
     }
 
     pub async fn agency(&self, code: &str) -> Result<Option<Agency>, StoreError> {
-        let row = sqlx::query(sql(format!(
-            "SELECT {AGENCY_COLUMNS} FROM agencies WHERE code = $1"
-        )))
-        .bind(code)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(agency_from_row).transpose()
+        Ok(self
+            .groups
+            .agencies
+            .call(vec![code.to_owned()])
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The agencies among `codes` that the registry knows.

@@ -1450,6 +1450,20 @@ async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) 
         ]
     );
 
+    let keys: Vec<Option<String>> =
+        join_all(["k-d2", "k-none", "k-d1"].map(|k| s.doc_id_for_key(k)))
+            .await
+            .into_iter()
+            .map(|k| k.expect("key"))
+            .collect();
+    assert_eq!(keys, [Some("d2".into()), None, Some("d1".into())]);
+    let found: Vec<Option<String>> = join_all([h49, "000.99.99.H99", g22].map(|c| s.agency(c)))
+        .await
+        .into_iter()
+        .map(|a| a.expect("agency").map(|a| a.code))
+        .collect();
+    assert_eq!(found, [Some(h49.into()), None, Some(g22.into())]);
+
     let legs = join_all(["d1", "d2", "none"].map(|d| s.legs(d))).await;
     let recipients: Vec<Vec<String>> = legs
         .into_iter()
