@@ -56,23 +56,17 @@ pub(crate) struct Groups {
 
 impl Groups {
     pub(crate) fn spawn(db: &Db) -> Self {
-        // PostgreSQL's connections work side by side; SQLite has one writer, and its calls of a
-        // kind gather best behind one statement at a time.
-        let n = match db.backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 4,
-        };
         Self {
-            keys: Together::spawn(Keys(db.clone()), n),
-            documents: Together::spawn(Documents(db.clone()), n),
-            legs: Together::spawn(Legs(db.clone()), n),
-            verdicts: Together::spawn(Verdicts(db.clone()), n),
-            renditions: Together::spawn(Renditions(db.clone()), n),
-            agencies: Together::spawn(Agencies(db.clone()), n),
-            blobs: Together::spawn(Blobs(db.clone()), n),
-            advances: Together::spawn(Advances(db.clone()), n),
-            verdict_records: Together::spawn(VerdictRecords(db.clone()), n),
-            rendition_puts: Together::spawn(RenditionPuts(db.clone()), n),
+            keys: Together::spawn(Keys(db.clone())),
+            documents: Together::spawn(Documents(db.clone())),
+            legs: Together::spawn(Legs(db.clone())),
+            verdicts: Together::spawn(Verdicts(db.clone())),
+            renditions: Together::spawn(Renditions(db.clone())),
+            agencies: Together::spawn(Agencies(db.clone())),
+            blobs: Together::spawn(Blobs(db.clone())),
+            advances: Together::spawn(Advances(db.clone())),
+            verdict_records: Together::spawn(VerdictRecords(db.clone())),
+            rendition_puts: Together::spawn(RenditionPuts(db.clone())),
         }
     }
 }

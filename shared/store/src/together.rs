@@ -11,7 +11,9 @@
 //! waiting (up to [`MAX_GROUP`]), makes them in one statement (or one transaction), and answers
 //! each. There is no timer: a call made when no other waits goes alone and at once; under load,
 //! the calls made while a statement runs go together in the next ("smart batching"), so the
-//! groups grow with the load that needs them.
+//! groups grow with the load that needs them. One group of a kind runs at a time, on PostgreSQL
+//! too: four side by side there made the groups smaller and the bus slower, the database's
+//! server sharing the CPU with the bus (`docs/performance.md`).
 //!
 //! Each call is answered as if it had been made alone at some instant between its being made
 //! and answered: reads read committed rows, and a conditional write reports whether it took
@@ -22,10 +24,8 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use std::sync::Arc;
-
 use futures_util::FutureExt;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{BoxFuture, StoreError};
 
@@ -56,19 +56,12 @@ pub(crate) struct Together<G: Group> {
 }
 
 impl<G: Group> Together<G> {
-    /// Starts the task that makes `group`'s calls, `at_once` groups at a time at most (on
-    /// PostgreSQL, whose connections work side by side; one on SQLite, whose calls of a kind
-    /// then gather while the one before runs). It ends when the last handle is dropped.
-    pub(crate) fn spawn(group: G, at_once: usize) -> Self {
+    /// Starts the task that makes `group`'s calls. It ends when the last handle is dropped.
+    pub(crate) fn spawn(group: G) -> Self {
         let (calls, mut waiting) = mpsc::unbounded_channel::<Waiting<G>>();
-        let group = Arc::new(group);
-        let slots = Arc::new(Semaphore::new(at_once.max(1)));
         tokio::spawn(async move {
             let mut next = Vec::with_capacity(MAX_GROUP);
-            // A free slot first: while every slot is busy, calls gather for the next group.
-            while let Ok(slot) = Arc::clone(&slots).acquire_owned().await
-                && waiting.recv_many(&mut next, MAX_GROUP).await > 0
-            {
+            while waiting.recv_many(&mut next, MAX_GROUP).await > 0 {
                 let (calls, answers): (Vec<_>, Vec<_>) = std::mem::take(&mut next)
                     .into_iter()
                     .filter(|(_, answer)| !answer.is_closed())
@@ -78,16 +71,7 @@ impl<G: Group> Together<G> {
                 }
                 metrics::histogram!("lienthong_store_group_calls", "kind" => G::KIND)
                     .record(calls.len() as f64);
-                if at_once <= 1 {
-                    answer(&*group, &calls, answers).await;
-                    drop(slot);
-                } else {
-                    let group = Arc::clone(&group);
-                    tokio::spawn(async move {
-                        answer(&*group, &calls, answers).await;
-                        drop(slot);
-                    });
-                }
+                answer(&group, &calls, answers).await;
             }
         });
         Self { calls }
@@ -184,12 +168,11 @@ pub(crate) fn first_of_each<K: PartialEq>(keys: &[K]) -> (Vec<usize>, Vec<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Doubles numbers; fails any group holding 13, panics on 666; counts its statements.
     struct Doubling {
-        /// Groups begun, and groups past the gate.
-        begun: Arc<AtomicUsize>,
         statements: Arc<AtomicUsize>,
         gate: Arc<tokio::sync::Semaphore>,
     }
@@ -200,7 +183,6 @@ mod tests {
         const KIND: &'static str = "test";
         fn run<'a>(&'a self, calls: &'a [u32]) -> BoxFuture<'a, Result<Vec<u32>, StoreError>> {
             Box::pin(async move {
-                self.begun.fetch_add(1, Ordering::SeqCst);
                 let _open = self.gate.acquire().await;
                 self.statements.fetch_add(1, Ordering::SeqCst);
                 if calls.contains(&666) {
@@ -214,35 +196,18 @@ mod tests {
         }
     }
 
-    type Doubler = (
-        Arc<Together<Doubling>>,
-        Arc<AtomicUsize>,
-        Arc<tokio::sync::Semaphore>,
-        Arc<AtomicUsize>,
-    );
-
-    fn doubling_at_once(at_once: usize) -> Doubler {
-        let begun = Arc::new(AtomicUsize::new(0));
-        let statements = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let together = Together::spawn(
-            Doubling {
-                begun: Arc::clone(&begun),
-                statements: Arc::clone(&statements),
-                gate: Arc::clone(&gate),
-            },
-            at_once,
-        );
-        (Arc::new(together), statements, gate, begun)
-    }
-
     fn doubling() -> (
         Arc<Together<Doubling>>,
         Arc<AtomicUsize>,
         Arc<tokio::sync::Semaphore>,
     ) {
-        let (together, statements, gate, _) = doubling_at_once(1);
-        (together, statements, gate)
+        let statements = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let together = Together::spawn(Doubling {
+            statements: Arc::clone(&statements),
+            gate: Arc::clone(&gate),
+        });
+        (Arc::new(together), statements, gate)
     }
 
     /// Makes each of `calls` in a task of its own, lets the first statement wait until all are
@@ -304,28 +269,6 @@ mod tests {
             "{answers:?}"
         );
         assert_eq!(together.call(4).await.expect("after the panic"), 8);
-    }
-
-    #[tokio::test]
-    async fn groups_run_side_by_side_up_to_the_limit_and_the_next_gathers_behind_them() {
-        let (together, statements, gate, begun) = doubling_at_once(2);
-        let mut tasks = Vec::new();
-        for c in 1..=5u32 {
-            let t = Arc::clone(&together);
-            tasks.push(tokio::spawn(async move { t.call(c).await.ok() }));
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        }
-        // Calls 1 and 2 each began a group; 3, 4 and 5 wait for a slot, together.
-        assert_eq!(begun.load(Ordering::SeqCst), 2);
-        gate.add_permits(1000);
-        let mut answers = Vec::new();
-        for t in tasks {
-            answers.push(t.await.expect("task"));
-        }
-        assert_eq!(answers, [Some(2), Some(4), Some(6), Some(8), Some(10)]);
-        assert_eq!(statements.load(Ordering::SeqCst), 3);
     }
 
     #[test]
