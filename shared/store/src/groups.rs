@@ -82,6 +82,19 @@ fn distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
+/// `items` with the last repeated up to the next power of two: groups of 5 to 8 then run one
+/// statement text, prepared once and kept in the connection's statement cache, where each size
+/// would be a statement of its own, parsed again when the cache let it go (SQLite's parser
+/// takes time for each parameter in proportion to the parameters before it). Repeating a key
+/// or a row changes nothing: an `IN` list, an `OR` of conditions, and an `INSERT ... ON
+/// CONFLICT DO NOTHING` of a row already in the statement each take it once.
+fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
+    if let Some(last) = items.last().cloned() {
+        items.resize(items.len().next_power_of_two(), last);
+    }
+    items
+}
+
 /// `SELECT {columns} ... WHERE {key} IN (...)` over the distinct `keys`, every row decoded.
 async fn rows_where_in(
     pool: &AnyPool,
@@ -90,13 +103,14 @@ async fn rows_where_in(
     tail: &str,
     keys: &[&str],
 ) -> Result<Vec<AnyRow>, StoreError> {
+    let keys = padded(keys.to_vec());
     let text = format!(
         "{head} WHERE {key} IN ({}){tail}",
         placeholders(1, keys.len())
     );
     let mut q = sqlx::query(sql(text));
     for k in keys {
-        q = q.bind(*k);
+        q = q.bind(k);
     }
     Ok(q.fetch_all(pool).await?)
 }
@@ -230,11 +244,11 @@ async fn renditions_of(
 ) -> Result<HashMap<(String, Format), RenditionRow>, StoreError> {
     let text = format!(
         "SELECT {RENDITION_COLUMNS} FROM renditions WHERE doc_id IN ({})",
-        placeholders(1, doc_ids.len())
+        placeholders(1, doc_ids.len().next_power_of_two())
     );
     let mut q = sqlx::query(sql(text));
-    for k in doc_ids {
-        q = q.bind(*k);
+    for k in padded(doc_ids.to_vec()) {
+        q = q.bind(k);
     }
     let mut found = HashMap::new();
     for row in q.fetch_all(executor).await? {
@@ -341,10 +355,12 @@ impl Advances {
             }
         }
         for (from, to) in transitions {
-            let legs: Vec<&&Advance> = calls
-                .iter()
-                .filter(|(_, _, f, t)| (*f, *t) == (from, to))
-                .collect();
+            let legs: Vec<&&Advance> = padded(
+                calls
+                    .iter()
+                    .filter(|(_, _, f, t)| (*f, *t) == (from, to))
+                    .collect(),
+            );
             let which = (0..legs.len())
                 .map(|i| format!("(doc_id = ${} AND recipient = ${})", 4 + 2 * i, 5 + 2 * i))
                 .collect::<Vec<_>>()
@@ -412,10 +428,10 @@ impl Group for VerdictRecords {
                 "INSERT INTO verdicts (doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer,
                                        serial, signature_method, verified_ms, verdict)
                  VALUES {} ON CONFLICT (doc_id) DO NOTHING RETURNING doc_id",
-                value_rows(firsts.len(), VERDICT_INSERT_COLUMNS)
+                value_rows(firsts.len().next_power_of_two(), VERDICT_INSERT_COLUMNS)
             );
             let mut q = sqlx::query(sql(text));
-            for &i in &firsts {
+            for i in padded(firsts.clone()) {
                 let v = &calls[i];
                 q = q
                     .bind(&v.doc_id)
@@ -491,20 +507,20 @@ impl Group for RenditionPuts {
             if !new.is_empty() {
                 let text = format!(
                     "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
-                    value_rows(bytes.len(), 2)
+                    value_rows(bytes.len().next_power_of_two(), 2)
                 );
                 let mut q = sqlx::query(sql(text));
-                for (digest, data) in &bytes {
-                    q = q.bind(*digest).bind(*data);
+                for (digest, data) in padded(bytes) {
+                    q = q.bind(digest).bind(data);
                 }
                 q.execute(&mut *tx).await?;
                 let text = format!(
                     "INSERT INTO renditions ({RENDITION_COLUMNS}) VALUES {}
                      ON CONFLICT (doc_id, format) DO NOTHING RETURNING doc_id, format",
-                    value_rows(new.len(), 5)
+                    value_rows(new.len().next_power_of_two(), 5)
                 );
                 let mut q = sqlx::query(sql(text));
-                for r in &new {
+                for r in padded(new.iter().collect()) {
                     q = q
                         .bind(&r.doc_id)
                         .bind(r.format.as_str())
@@ -543,4 +559,18 @@ fn answers(
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded;
+
+    #[test]
+    fn groups_are_padded_to_a_power_of_two_with_their_last_item() {
+        assert_eq!(padded(Vec::<u8>::new()), Vec::<u8>::new());
+        assert_eq!(padded(vec![1]), [1]);
+        assert_eq!(padded(vec![1, 2, 3]), [1, 2, 3, 3]);
+        assert_eq!(padded(vec![1, 2, 3, 4, 5]), [1, 2, 3, 4, 5, 5, 5, 5]);
+        assert_eq!(padded((1..=64).collect::<Vec<u32>>()).len(), 64);
+    }
 }
