@@ -76,6 +76,9 @@ pub struct StoreConfig {
     pub checkpoint_ms: u64,
 }
 
+/// How long [`Store::close`] waits for the connections to close.
+pub const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
 /// `store.checkpoint_ms` by default. Every 100 ms, a checkpoint copies back a tenth of a second's
 /// writes: at 1 s, each one synced ten times as much at once, and the bus's tail latency (and the
 /// broker's, on the same disk) paid for it (`docs/performance.md`).
@@ -371,9 +374,25 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the connections, waiting [`CLOSE_WITHIN`] at most: a shutdown must not hang. sqlx's
+    /// `Pool::close` waits until every connection has come back and closed; once, in CI, a test's
+    /// teardown waited there for good while every connection's thread sat idle (sqlx's tracker
+    /// has races in `close` of that kind, and it did not happen again in many runs). A connection
+    /// not closed in time closes with the process.
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
+        self.close_within(CLOSE_WITHIN).await;
+    }
+
+    async fn close_within(&self, within: Duration) {
+        for pool in [&self.pool, &self.writer] {
+            if tokio::time::timeout(within, pool.close()).await.is_err() {
+                tracing::warn!(
+                    within_ms = within.as_millis() as u64,
+                    open = pool.size(),
+                    "the store's connections did not all close in time; they close with the process"
+                );
+            }
+        }
     }
 }
 
@@ -436,4 +455,39 @@ fn parse_format(row: &AnyRow, col: &str) -> Result<lienthong_edxml::Format, Stor
 
 fn get_opt_string(row: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
     Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn closing_returns_while_a_connection_is_still_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&StoreConfig {
+            url: format!("sqlite://{}", dir.path().join("t.db").display()),
+            max_connections: None,
+            blobs: BlobConfig::Db,
+            large_attachment_bytes: default_large_attachment(),
+            inline_blob_bytes: default_inline_blob(),
+            cached_documents: 0,
+            cached_blob_bytes: 0,
+            checkpoint_ms: 0,
+        })
+        .await
+        .expect("store");
+        // Never given back while the store closes.
+        let held = store.pool.acquire().await.expect("a connection");
+        let closed = tokio::time::timeout(
+            Duration::from_secs(30),
+            store.close_within(Duration::from_millis(200)),
+        )
+        .await;
+        assert!(
+            closed.is_ok(),
+            "close waited for a connection that never came back"
+        );
+        assert!(store.pool.is_closed() && store.writer.is_closed());
+        drop(held);
+    }
 }
