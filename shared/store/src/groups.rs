@@ -33,10 +33,7 @@ pub(crate) struct Db {
 impl Db {
     /// A write transaction, as `Store::begin` starts one.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
-        })
+        crate::begin_write(&self.writer, self.backend).await
     }
 }
 
@@ -399,7 +396,8 @@ impl Group for Advances {
             let together: Vec<&Advance> = firsts.iter().map(|&i| &calls[i]).collect();
             let moved = self.move_legs(&together).await?;
             for &i in &firsts {
-                answers[i] = moved.contains(&(calls[i].0.clone(), calls[i].1.clone()));
+                let (doc_id, recipient, ..) = &calls[i];
+                answers[i] = moved.iter().any(|(d, r)| d == doc_id && r == recipient);
             }
             // The same leg again: after the first, in the order asked.
             for i in again {

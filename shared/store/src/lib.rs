@@ -359,13 +359,9 @@ impl Store {
         Ok(())
     }
 
-    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so two
-    /// writers wait on the busy timeout instead of deadlocking when a read turns into a write.
+    /// Starts a write transaction on the writer (see [`begin_write`]).
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
-        })
+        begin_write(&self.writer, self.backend).await
     }
 
     /// Checks that the database answers (readiness).
@@ -394,6 +390,19 @@ impl Store {
             }
         }
     }
+}
+
+/// A write transaction on `writer`: on SQLite `BEGIN IMMEDIATE`, which takes the write lock up
+/// front so that two writers wait on the busy timeout instead of deadlocking when a read turns
+/// into a write.
+async fn begin_write(
+    writer: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite => writer.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => writer.begin().await?,
+    })
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
