@@ -2,6 +2,7 @@
 //! transport status (as the recipient's system reports it) and its business status (from status
 //! packages).
 
+use crate::columns::Columns;
 use std::fmt;
 use std::str::FromStr;
 
@@ -324,39 +325,41 @@ pub struct InboxFilter {
 pub(crate) const DOC_COLUMNS: &str = "d.doc_id, d.message_type, d.sender, d.sender_system, d.document_id, d.subject, d.status_code, d.response_for, d.size, d.sha256, d.created_ms, d.format, d.peer, d.peer_doc, d.via, d.trace";
 pub(crate) const LEG_COLUMNS: &str = "l.doc_id AS leg_doc_id, l.recipient, l.delivery, l.transport, l.business, l.recall, l.business_desc, l.reason, l.created_ms AS leg_created_ms, l.updated_ms, l.bus AS leg_bus";
 
-fn parse_col<T: FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T, StoreError> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(StoreError::Corrupt)
+fn parse_col<T: FromStr<Err = String>>(
+    row: &(impl Columns + ?Sized),
+    col: &str,
+) -> Result<T, StoreError> {
+    row.text(col)?.parse().map_err(StoreError::Corrupt)
 }
 
-fn status_col(row: &AnyRow, col: &str) -> Result<Option<StatusCode>, StoreError> {
+fn status_col(row: &(impl Columns + ?Sized), col: &str) -> Result<Option<StatusCode>, StoreError> {
     get_opt_string(row, col)?
         .map(|s| StatusCode::parse(&s).map_err(|e| StoreError::Corrupt(e.0)))
         .transpose()
 }
 
-pub(crate) fn document_from_row(row: &AnyRow) -> Result<DocumentRow, StoreError> {
-    let mt: String = row.try_get("message_type")?;
+pub(crate) fn document_from_row(row: &(impl Columns + ?Sized)) -> Result<DocumentRow, StoreError> {
     Ok(DocumentRow {
-        doc_id: row.try_get("doc_id")?,
-        message_type: mt
+        doc_id: row.text("doc_id")?,
+        message_type: row
+            .text("message_type")?
             .parse()
             .map_err(|e: lienthong_edxml::ShapeError| StoreError::Corrupt(e.0))?,
-        sender: row.try_get("sender")?,
-        sender_system: row.try_get("sender_system")?,
-        document_id: row.try_get("document_id")?,
+        sender: row.text("sender")?,
+        sender_system: row.text("sender_system")?,
+        document_id: row.text("document_id")?,
         subject: get_opt_string(row, "subject")?,
         status_code: get_opt_string(row, "status_code")?,
         response_for: get_opt_string(row, "response_for")?,
-        size: row.try_get("size")?,
-        sha256: row.try_get("sha256")?,
-        created_ms: row.try_get("created_ms")?,
+        size: row.int("size")?,
+        sha256: row.text("sha256")?,
+        created_ms: row.int("created_ms")?,
         format: parse_format(row, "format")?,
         arrival: arrival_from_row(row)?,
     })
 }
 
-fn arrival_from_row(row: &AnyRow) -> Result<Option<Arrival>, StoreError> {
+fn arrival_from_row(row: &(impl Columns + ?Sized)) -> Result<Option<Arrival>, StoreError> {
     let (Some(peer), Some(peer_doc)) = (
         get_opt_string(row, "peer")?,
         get_opt_string(row, "peer_doc")?,
@@ -386,28 +389,30 @@ fn entry_from_row(row: &AnyRow) -> Result<InboxEntry, StoreError> {
     })
 }
 
-pub(crate) fn rendition_from_row(row: &AnyRow) -> Result<RenditionRow, StoreError> {
+pub(crate) fn rendition_from_row(
+    row: &(impl Columns + ?Sized),
+) -> Result<RenditionRow, StoreError> {
     Ok(RenditionRow {
-        doc_id: row.try_get("doc_id")?,
+        doc_id: row.text("doc_id")?,
         format: parse_format(row, "format")?,
-        size: row.try_get("size")?,
-        sha256: row.try_get("sha256")?,
-        created_ms: row.try_get("created_ms")?,
+        size: row.int("size")?,
+        sha256: row.text("sha256")?,
+        created_ms: row.int("created_ms")?,
     })
 }
 
-pub(crate) fn leg_from_row(row: &AnyRow) -> Result<Leg, StoreError> {
+pub(crate) fn leg_from_row(row: &(impl Columns + ?Sized)) -> Result<Leg, StoreError> {
     Ok(Leg {
-        doc_id: row.try_get("leg_doc_id")?,
-        recipient: row.try_get("recipient")?,
+        doc_id: row.text("leg_doc_id")?,
+        recipient: row.text("recipient")?,
         delivery: parse_col(row, "delivery")?,
         transport: parse_col(row, "transport")?,
         business: status_col(row, "business")?,
         recall: status_col(row, "recall")?,
         business_desc: get_opt_string(row, "business_desc")?,
         reason: get_opt_string(row, "reason")?,
-        created_ms: row.try_get("leg_created_ms")?,
-        updated_ms: row.try_get("updated_ms")?,
+        created_ms: row.int("leg_created_ms")?,
+        updated_ms: row.int("updated_ms")?,
         bus: get_opt_string(row, "leg_bus")?,
     })
 }

@@ -4,13 +4,15 @@
 //! blobs, and their writes that move a leg on, record a verdict and store a small rendition.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+use crate::columns::Columns;
 use crate::documents::{
     DOC_COLUMNS, LEG_COLUMNS, document_from_row, leg_from_row, rendition_from_row,
 };
+use crate::in_place::InPlace;
 use crate::registry::{AGENCY_COLUMNS, agency_from_row};
 use crate::together::{Group, Together, first_of_each};
 use crate::verdicts::{VERDICT_COLUMNS, verdict_from_row};
@@ -28,6 +30,9 @@ pub(crate) struct Db {
     /// Writes (on SQLite one connection; see `Store::writer`).
     pub(crate) writer: AnyPool,
     pub(crate) backend: Backend,
+    /// On a SQLite file, the reads made on the asking thread (`in_place.rs`); else through
+    /// `pool`.
+    pub(crate) in_place: Option<Arc<InPlace>>,
 }
 
 impl Db {
@@ -93,37 +98,42 @@ fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
 }
 
 /// `SELECT {columns} ... WHERE {key} IN (...)` over the distinct `keys`, every row decoded.
-async fn rows_where_in(
-    pool: &AnyPool,
-    head: &str,
-    key: &str,
-    tail: &str,
+async fn rows_where_in<T>(
+    db: &Db,
+    (head, key, tail): (&str, &str, &str),
     keys: &[&str],
-) -> Result<Vec<AnyRow>, StoreError> {
+    decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let keys = padded(keys.to_vec());
     let text = format!(
         "{head} WHERE {key} IN ({}){tail}",
         placeholders(1, keys.len())
     );
+    if let Some(in_place) = &db.in_place {
+        return in_place.rows(&text, &keys, decode);
+    }
     let mut q = sqlx::query(sql(text));
     for k in keys {
         q = q.bind(k);
     }
-    Ok(q.fetch_all(pool).await?)
+    q.fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| decode(row))
+        .collect()
 }
 
 /// The rows for the distinct `calls` (`head ... WHERE key IN (...) tail`), each decoded to its
 /// key and value, by key.
 async fn found_by_key<T>(
-    pool: &AnyPool,
-    (head, key, tail): (&str, &str, &str),
+    db: &Db,
+    query: (&str, &str, &str),
     calls: &[String],
-    decode: impl Fn(&AnyRow) -> Result<(String, T), StoreError>,
+    decode: impl Fn(&dyn Columns) -> Result<(String, T), StoreError>,
 ) -> Result<HashMap<String, Vec<T>>, StoreError> {
     let keys = distinct(calls.iter().map(String::as_str));
     let mut found: HashMap<String, Vec<T>> = HashMap::new();
-    for row in rows_where_in(pool, head, key, tail, &keys).await? {
-        let (k, v) = decode(&row)?;
+    for (k, v) in rows_where_in(db, query, &keys, decode).await? {
         found.entry(k).or_default().push(v);
     }
     Ok(found)
@@ -144,14 +154,17 @@ impl Group for Keys {
     type Call = String;
     type Answer = Option<String>;
     const KIND: &'static str = "idempotency_key";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
         Box::pin(async move {
             let head = "SELECT idem_key, doc_id FROM documents";
-            let found = found_by_key(&self.0.pool, (head, "idem_key", ""), calls, |row| {
-                Ok((row.try_get("idem_key")?, row.try_get("doc_id")?))
+            let found = found_by_key(&self.0, (head, "idem_key", ""), calls, |row| {
+                Ok((row.text("idem_key")?, row.text("doc_id")?))
             })
             .await?;
             Ok(the_one(calls, &found))
@@ -166,13 +179,16 @@ impl Group for Documents {
     type Call = String;
     type Answer = Option<DocumentRow>;
     const KIND: &'static str = "document";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
         Box::pin(async move {
             let head = format!("SELECT {DOC_COLUMNS} FROM documents d");
-            let found = found_by_key(&self.0.pool, (&head, "d.doc_id", ""), calls, |row| {
+            let found = found_by_key(&self.0, (&head, "d.doc_id", ""), calls, |row| {
                 let doc = document_from_row(row)?;
                 Ok((doc.doc_id.clone(), doc))
             })
@@ -189,6 +205,9 @@ impl Group for Legs {
     type Call = String;
     type Answer = Vec<Leg>;
     const KIND: &'static str = "legs";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [String],
@@ -196,7 +215,7 @@ impl Group for Legs {
         Box::pin(async move {
             let head = format!("SELECT {LEG_COLUMNS} FROM legs l");
             let tail = " ORDER BY l.doc_id, l.recipient";
-            let found = found_by_key(&self.0.pool, (&head, "l.doc_id", tail), calls, |row| {
+            let found = found_by_key(&self.0, (&head, "l.doc_id", tail), calls, |row| {
                 let leg = leg_from_row(row)?;
                 Ok((leg.doc_id.clone(), leg))
             })
@@ -216,13 +235,16 @@ impl Group for Verdicts {
     type Call = String;
     type Answer = Option<VerdictRow>;
     const KIND: &'static str = "verdict";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
         Box::pin(async move {
             let head = format!("SELECT {VERDICT_COLUMNS} FROM verdicts");
-            let found = found_by_key(&self.0.pool, (&head, "doc_id", ""), calls, |row| {
+            let found = found_by_key(&self.0, (&head, "doc_id", ""), calls, |row| {
                 let verdict = verdict_from_row(row)?;
                 Ok((verdict.doc_id.clone(), verdict))
             })
@@ -262,13 +284,24 @@ impl Group for Renditions {
     type Call = (String, Format);
     type Answer = Option<RenditionRow>;
     const KIND: &'static str = "rendition";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [(String, Format)],
     ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
         Box::pin(async move {
             let keys = distinct(calls.iter().map(|(id, _)| id.as_str()));
-            let found = renditions_of(&self.0.pool, &keys).await?;
+            let head = format!("SELECT {RENDITION_COLUMNS} FROM renditions");
+            let found: HashMap<(String, Format), RenditionRow> =
+                rows_where_in(&self.0, (&head, "doc_id", ""), &keys, |row| {
+                    let r = rendition_from_row(row)?;
+                    Ok(((r.doc_id.clone(), r.format), r))
+                })
+                .await?
+                .into_iter()
+                .collect();
             Ok(calls.iter().map(|k| found.get(k).cloned()).collect())
         })
     }
@@ -281,6 +314,9 @@ impl Group for Agencies {
     type Call = Vec<String>;
     type Answer = Vec<Agency>;
     const KIND: &'static str = "agencies";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [Vec<String>],
@@ -291,11 +327,10 @@ impl Group for Agencies {
                 Vec::new()
             } else {
                 let head = format!("SELECT {AGENCY_COLUMNS} FROM agencies");
-                rows_where_in(&self.0.pool, &head, "code", " ORDER BY code", &keys)
-                    .await?
-                    .iter()
-                    .map(agency_from_row)
-                    .collect::<Result<_, _>>()?
+                rows_where_in(&self.0, (&head, "code", " ORDER BY code"), &keys, |row| {
+                    agency_from_row(row)
+                })
+                .await?
             };
             Ok(calls
                 .iter()
@@ -318,14 +353,17 @@ impl Group for Blobs {
     type Call = String;
     type Answer = Option<Vec<u8>>;
     const KIND: &'static str = "blob";
+    fn in_place(&self) -> bool {
+        self.0.in_place.is_some()
+    }
     fn run<'a>(
         &'a self,
         calls: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>> {
         Box::pin(async move {
             let head = "SELECT blob_key, data FROM blobs";
-            let found = found_by_key(&self.0.pool, (head, "blob_key", ""), calls, |row| {
-                Ok((row.try_get("blob_key")?, row.try_get("data")?))
+            let found = found_by_key(&self.0, (head, "blob_key", ""), calls, |row| {
+                Ok((row.text("blob_key")?, row.bytes("data")?))
             })
             .await?;
             // A blob asked twice in one group is handed over twice.

@@ -8,8 +8,10 @@
 mod blobs;
 mod cache;
 mod checkpoint;
+mod columns;
 mod documents;
 mod groups;
+mod in_place;
 mod ledger;
 mod outbox;
 mod registry;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 
 pub use blobs::{BlobConfig, BoxFuture, ObjectStore};
 pub use cache::{CACHED_BLOB_BYTES, CACHED_DOCUMENTS};
@@ -108,6 +110,9 @@ fn default_large_attachment() -> u64 {
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A read made in place on SQLite (`in_place.rs`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("blob store: {0}")]
     Blob(#[from] std::io::Error),
     #[error("unsupported store url `{0}`: use sqlite://PATH or postgres://...")]
@@ -138,6 +143,17 @@ impl StoreError {
                 sqlx::Error::RowNotFound
                     | sqlx::Error::ColumnDecode { .. }
                     | sqlx::Error::Decode(_)
+            ),
+            // As sqlx's: what the database said or could not do, not a row that did not decode.
+            Self::Sqlite(e) => !matches!(
+                e,
+                rusqlite::Error::QueryReturnedNoRows
+                    | rusqlite::Error::FromSqlConversionFailure(..)
+                    | rusqlite::Error::IntegralValueOutOfRange(..)
+                    | rusqlite::Error::Utf8Error(..)
+                    | rusqlite::Error::InvalidColumnName(_)
+                    | rusqlite::Error::InvalidColumnIndex(_)
+                    | rusqlite::Error::InvalidColumnType(..)
             ),
             Self::Blob(_) => true,
             Self::UnsupportedUrl(_) | Self::Corrupt(_) | Self::Rule(_) => false,
@@ -294,6 +310,10 @@ impl Store {
             pool: pool.clone(),
             writer: writer.clone(),
             backend,
+            in_place: (backend == Backend::Sqlite && !in_memory)
+                .then(|| sqlite_path(&url))
+                .flatten()
+                .map(|path| std::sync::Arc::new(in_place::InPlace::new(path))),
         }));
         let store = Self {
             pool,
@@ -457,13 +477,18 @@ fn value_rows(rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
-fn parse_format(row: &AnyRow, col: &str) -> Result<lienthong_edxml::Format, StoreError> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(StoreError::Corrupt)
+fn parse_format(
+    row: &(impl columns::Columns + ?Sized),
+    col: &str,
+) -> Result<lienthong_edxml::Format, StoreError> {
+    row.text(col)?.parse().map_err(StoreError::Corrupt)
 }
 
-fn get_opt_string(row: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
-    Ok(row.try_get::<Option<String>, _>(col)?)
+fn get_opt_string(
+    row: &(impl columns::Columns + ?Sized),
+    col: &str,
+) -> Result<Option<String>, StoreError> {
+    row.opt_text(col)
 }
 
 #[cfg(test)]

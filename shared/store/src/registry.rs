@@ -1,12 +1,12 @@
 //! The agency registry (danh mục cơ quan) and the connected systems that act for agencies.
 
+use crate::columns::Columns;
 use std::fmt;
 use std::str::FromStr;
 
 use lienthong_edxml::Format;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError, get_opt_string, now_ms, parse_format, sha256_hex, sql};
 
@@ -303,15 +303,13 @@ fn secret_hash(system_id: &str, secret: &str) -> String {
     sha256_hex(format!("{system_id}:{secret}").as_bytes())
 }
 
-pub(crate) fn agency_from_row(row: &AnyRow) -> Result<Agency, StoreError> {
-    let level: String = row.try_get("level")?;
-    let state: String = row.try_get("state")?;
+pub(crate) fn agency_from_row(row: &(impl Columns + ?Sized)) -> Result<Agency, StoreError> {
     Ok(Agency {
-        code: row.try_get("code")?,
-        name: row.try_get("name")?,
+        code: row.text("code")?,
+        name: row.text("name")?,
         pcode: get_opt_string(row, "pcode")?,
-        level: level.parse().map_err(StoreError::Corrupt)?,
-        state: state.parse().map_err(StoreError::Corrupt)?,
+        level: row.text("level")?.parse().map_err(StoreError::Corrupt)?,
+        state: row.text("state")?.parse().map_err(StoreError::Corrupt)?,
         email: get_opt_string(row, "email")?,
         phone: get_opt_string(row, "phone")?,
         address: get_opt_string(row, "address")?,

@@ -15,6 +15,10 @@
 //! too: four side by side there made the groups smaller and the bus slower, the database's
 //! server sharing the CPU with the bus (`docs/performance.md`).
 //!
+//! A kind whose statement is a call on the asking thread, with no hand-off to save (SQLite's
+//! reads, made in place: `in_place.rs`), is made by its caller at once, alone: gathering it
+//! would add the hand-offs to and from the task that grouping is there to share.
+//!
 //! Each call is answered as if it had been made alone at some instant between its being made
 //! and answered: reads read committed rows, and a conditional write reports whether it took
 //! effect. Two calls of one group that write the same row are made one after the other, in the
@@ -23,6 +27,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +48,11 @@ pub(crate) trait Group: Send + Sync + 'static {
         &'a self,
         calls: &'a [Self::Call],
     ) -> BoxFuture<'a, Result<Vec<Self::Answer>, StoreError>>;
+    /// Whether a call is made on the caller's own thread, with no hand-off to another: then
+    /// each caller makes its call alone, at once.
+    fn in_place(&self) -> bool {
+        false
+    }
 }
 
 type Waiting<G> = (
@@ -53,13 +63,17 @@ type Waiting<G> = (
 /// Where calls of one kind wait for the task that makes them.
 pub(crate) struct Together<G: Group> {
     calls: mpsc::UnboundedSender<Waiting<G>>,
+    group: Arc<G>,
 }
 
 impl<G: Group> Together<G> {
     /// Starts the task that makes `group`'s calls. It ends when the last handle is dropped.
     pub(crate) fn spawn(group: G) -> Self {
+        let group = Arc::new(group);
         let (calls, mut waiting) = mpsc::unbounded_channel::<Waiting<G>>();
+        let task_group = Arc::clone(&group);
         tokio::spawn(async move {
+            let group = task_group;
             let mut next = Vec::with_capacity(MAX_GROUP);
             while waiting.recv_many(&mut next, MAX_GROUP).await > 0 {
                 let (calls, answers): (Vec<_>, Vec<_>) = std::mem::take(&mut next)
@@ -71,14 +85,18 @@ impl<G: Group> Together<G> {
                 }
                 metrics::histogram!("lienthong_store_group_calls", "kind" => G::KIND)
                     .record(calls.len() as f64);
-                answer(&group, &calls, answers).await;
+                answer(&*group, &calls, answers).await;
             }
         });
-        Self { calls }
+        Self { calls, group }
     }
 
-    /// Makes `call`, with whatever calls of its kind wait beside it.
+    /// Makes `call`, with whatever calls of its kind wait beside it; or alone, at once, when
+    /// calls of its kind are made in place.
     pub(crate) async fn call(&self, call: G::Call) -> Result<G::Answer, StoreError> {
+        if self.group.in_place() {
+            return alone(&*self.group, &call).await;
+        }
         let (answer, answered) = oneshot::channel();
         self.calls
             .send((call, answer))
@@ -119,17 +137,20 @@ async fn answer<G: Group>(
         Err(e) => {
             tracing::debug!(kind = G::KIND, calls = calls.len(), error = %e, "a group of store calls failed; making each alone");
             for (call, answer) in calls.iter().zip(answers) {
-                let alone = contained(group.run(std::slice::from_ref(call)))
-                    .await
-                    .and_then(|mut a| {
-                        a.pop().ok_or_else(|| {
-                            StoreError::Corrupt(format!("{} answered no call", G::KIND))
-                        })
-                    });
-                let _ = answer.send(alone);
+                let _ = answer.send(alone(group, call).await);
             }
         }
     }
+}
+
+/// Makes one call alone.
+async fn alone<G: Group>(group: &G, call: &G::Call) -> Result<G::Answer, StoreError> {
+    contained(group.run(std::slice::from_ref(call)))
+        .await
+        .and_then(|mut a| {
+            a.pop()
+                .ok_or_else(|| StoreError::Corrupt(format!("{} answered no call", G::KIND)))
+        })
 }
 
 /// A group's statement, with a panic in it turned into an error for its callers (the task lives

@@ -1,8 +1,7 @@
 //! Signature verdicts, kept for security officers (one per document, written once).
 
+use crate::columns::Columns;
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError, get_opt_string, sql};
 
@@ -41,20 +40,20 @@ pub struct VerdictFilter {
 
 pub(crate) const VERDICT_COLUMNS: &str = "doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer, serial, signature_method, verified_ms, verdict";
 
-pub(crate) fn verdict_from_row(r: &AnyRow) -> Result<VerdictRow, StoreError> {
+pub(crate) fn verdict_from_row(r: &(impl Columns + ?Sized)) -> Result<VerdictRow, StoreError> {
     Ok(VerdictRow {
-        doc_id: r.try_get("doc_id")?,
-        sender: r.try_get("sender")?,
-        sender_system: r.try_get("sender_system")?,
-        outcome: r.try_get("outcome")?,
+        doc_id: r.text("doc_id")?,
+        sender: r.text("sender")?,
+        sender_system: r.text("sender_system")?,
+        outcome: r.text("outcome")?,
         reason_code: get_opt_string(r, "reason_code")?,
         reason: get_opt_string(r, "reason")?,
         signer: get_opt_string(r, "signer")?,
         issuer: get_opt_string(r, "issuer")?,
         serial: get_opt_string(r, "serial")?,
         signature_method: get_opt_string(r, "signature_method")?,
-        verified_ms: r.try_get("verified_ms")?,
-        verdict: r.try_get("verdict")?,
+        verified_ms: r.int("verified_ms")?,
+        verdict: r.text("verdict")?,
     })
 }
 
