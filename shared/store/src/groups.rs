@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
 use crate::columns::Columns;
 use crate::documents::{
@@ -16,9 +16,10 @@ use crate::in_place::InPlace;
 use crate::registry::{AGENCY_COLUMNS, agency_from_row};
 use crate::together::{Group, Together, first_of_each};
 use crate::verdicts::{VERDICT_COLUMNS, verdict_from_row};
+use crate::writing::{Value, Writing, at_once};
 use crate::{
     Agency, Backend, BoxFuture, DeliveryState, DocumentRow, Leg, RenditionRow, StoreError,
-    VerdictRow, now_ms, placeholders, sql, value_rows,
+    VerdictRow, now_ms, placeholders, read_rows, value_rows,
 };
 use lienthong_edxml::Format;
 
@@ -109,18 +110,7 @@ async fn rows_where_in<T>(
         "{head} WHERE {key} IN ({}){tail}",
         placeholders(1, keys.len())
     );
-    if let Some(in_place) = &db.in_place {
-        return in_place.rows(&text, &keys, decode);
-    }
-    let mut q = sqlx::query(sql(text));
-    for k in keys {
-        q = q.bind(k);
-    }
-    q.fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|row| decode(row))
-        .collect()
+    read_rows(db.in_place.as_deref(), &db.pool, text, &keys, decode).await
 }
 
 /// The rows for the distinct `calls` (`head ... WHERE key IN (...) tail`), each decoded to its
@@ -256,25 +246,26 @@ impl Group for Verdicts {
 
 const RENDITION_COLUMNS: &str = "doc_id, format, size, sha256, created_ms";
 
-/// The renditions of `doc_ids`, by document and format.
+/// The renditions of `doc_ids`, by document and format, read in a write.
 async fn renditions_of(
-    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    w: &mut Writing<'_>,
     doc_ids: &[&str],
 ) -> Result<HashMap<(String, Format), RenditionRow>, StoreError> {
     let text = format!(
         "SELECT {RENDITION_COLUMNS} FROM renditions WHERE doc_id IN ({})",
         placeholders(1, doc_ids.len().next_power_of_two())
     );
-    let mut q = sqlx::query(sql(text));
-    for k in padded(doc_ids.to_vec()) {
-        q = q.bind(k);
-    }
-    let mut found = HashMap::new();
-    for row in q.fetch_all(executor).await? {
-        let r = rendition_from_row(&row)?;
-        found.insert((r.doc_id.clone(), r.format), r);
-    }
-    Ok(found)
+    let values: Vec<Value> = padded(doc_ids.to_vec())
+        .into_iter()
+        .map(Value::Text)
+        .collect();
+    let rows = w
+        .rows(&text, &values, |row| {
+            let r = rendition_from_row(row)?;
+            Ok(((r.doc_id.clone(), r.format), r))
+        })
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A document's rendition in a format (`Store::rendition_row`).
@@ -378,45 +369,72 @@ pub(crate) struct Advances(Db);
 /// Which leg, from which state, to which.
 pub(crate) type Advance = (String, String, DeliveryState, DeliveryState);
 
-impl Advances {
-    /// Moves the legs of `calls` (no leg twice) with one statement per pair of states; the
-    /// moved legs.
-    async fn move_legs(&self, calls: &[&Advance]) -> Result<Vec<(String, String)>, StoreError> {
-        let mut moved = Vec::new();
-        let mut transitions: Vec<(DeliveryState, DeliveryState)> = Vec::new();
-        for (_, _, from, to) in calls {
-            if !transitions.contains(&(*from, *to)) {
-                transitions.push((*from, *to));
-            }
+/// Moves the legs of `calls` (no leg twice) with one statement per pair of states; the moved
+/// legs.
+async fn move_legs(
+    w: &mut Writing<'_>,
+    calls: &[&Advance],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut moved = Vec::new();
+    let mut transitions: Vec<(DeliveryState, DeliveryState)> = Vec::new();
+    for (_, _, from, to) in calls {
+        if !transitions.contains(&(*from, *to)) {
+            transitions.push((*from, *to));
         }
-        for (from, to) in transitions {
-            let legs: Vec<&&Advance> = padded(
-                calls
-                    .iter()
-                    .filter(|(_, _, f, t)| (*f, *t) == (from, to))
-                    .collect(),
-            );
-            let which = (0..legs.len())
-                .map(|i| format!("(doc_id = ${} AND recipient = ${})", 4 + 2 * i, 5 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let text = format!(
-                "UPDATE legs SET delivery = $1, updated_ms = $2 WHERE delivery = $3 AND ({which})
-                 RETURNING doc_id, recipient"
-            );
-            let mut q = sqlx::query(sql(text))
-                .bind(to.as_str())
-                .bind(now_ms())
-                .bind(from.as_str());
-            for (doc_id, recipient, _, _) in &legs {
-                q = q.bind(doc_id.as_str()).bind(recipient.as_str());
-            }
-            for row in q.fetch_all(&self.0.writer).await? {
-                moved.push((row.try_get("doc_id")?, row.try_get("recipient")?));
-            }
-        }
-        Ok(moved)
     }
+    for (from, to) in transitions {
+        let legs: Vec<&&Advance> = padded(
+            calls
+                .iter()
+                .filter(|(_, _, f, t)| (*f, *t) == (from, to))
+                .collect(),
+        );
+        let which = (0..legs.len())
+            .map(|i| format!("(doc_id = ${} AND recipient = ${})", 4 + 2 * i, 5 + 2 * i))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let text = format!(
+            "UPDATE legs SET delivery = $1, updated_ms = $2 WHERE delivery = $3 AND ({which})
+                 RETURNING doc_id, recipient"
+        );
+        let mut values = vec![
+            Value::Text(to.as_str()),
+            Value::Int(now_ms()),
+            Value::Text(from.as_str()),
+        ];
+        for (doc_id, recipient, _, _) in &legs {
+            values.push(Value::Text(doc_id));
+            values.push(Value::Text(recipient));
+        }
+        moved.extend(
+            w.rows(&text, &values, |row| {
+                Ok((row.text("doc_id")?, row.text("recipient")?))
+            })
+            .await?,
+        );
+    }
+    Ok(moved)
+}
+
+/// Moves each call's leg on, if it is still in the state it moves from.
+async fn advance(w: &mut Writing<'_>, calls: &[Advance]) -> Result<Vec<bool>, StoreError> {
+    let keys: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|(d, r, _, _)| (d.as_str(), r.as_str()))
+        .collect();
+    let (firsts, again) = first_of_each(&keys);
+    let mut answers = vec![false; calls.len()];
+    let together: Vec<&Advance> = firsts.iter().map(|&i| &calls[i]).collect();
+    let moved = move_legs(w, &together).await?;
+    for &i in &firsts {
+        let (doc_id, recipient, ..) = &calls[i];
+        answers[i] = moved.iter().any(|(d, r)| d == doc_id && r == recipient);
+    }
+    // The same leg again: after the first, in the order asked.
+    for i in again {
+        answers[i] = !move_legs(w, &[&calls[i]]).await?.is_empty();
+    }
+    Ok(answers)
 }
 
 impl Group for Advances {
@@ -425,23 +443,12 @@ impl Group for Advances {
     const KIND: &'static str = "advance_leg";
     fn run<'a>(&'a self, calls: &'a [Advance]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
         Box::pin(async move {
-            let keys: Vec<(&str, &str)> = calls
-                .iter()
-                .map(|(d, r, _, _)| (d.as_str(), r.as_str()))
-                .collect();
-            let (firsts, again) = first_of_each(&keys);
-            let mut answers = vec![false; calls.len()];
-            let together: Vec<&Advance> = firsts.iter().map(|&i| &calls[i]).collect();
-            let moved = self.move_legs(&together).await?;
-            for &i in &firsts {
-                let (doc_id, recipient, ..) = &calls[i];
-                answers[i] = moved.iter().any(|(d, r)| d == doc_id && r == recipient);
+            if let Some(done) = self.0.in_place.as_ref().and_then(|in_place| {
+                in_place.write(|conn| at_once(advance(&mut Writing::InPlace(conn), calls)))
+            }) {
+                return done;
             }
-            // The same leg again: after the first, in the order asked.
-            for i in again {
-                answers[i] = !self.move_legs(&[&calls[i]]).await?.is_empty();
-            }
-            Ok(answers)
+            advance(&mut Writing::Pool(&self.0.writer), calls).await
         })
     }
 }
@@ -457,45 +464,54 @@ impl Group for VerdictRecords {
     const KIND: &'static str = "record_verdict";
     fn run<'a>(&'a self, calls: &'a [VerdictRow]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
         Box::pin(async move {
-            let keys: Vec<&str> = calls.iter().map(|v| v.doc_id.as_str()).collect();
-            // A second verdict for a document in the same group is not recorded: the first is.
-            let (firsts, _) = first_of_each(&keys);
-            let text = format!(
+            if let Some(done) = self.0.in_place.as_ref().and_then(|in_place| {
+                in_place.write(|conn| at_once(record_verdicts(&mut Writing::InPlace(conn), calls)))
+            }) {
+                return done;
+            }
+            record_verdicts(&mut Writing::Pool(&self.0.writer), calls).await
+        })
+    }
+}
+
+/// Records each verdict, unless its document has one: whether it was recorded.
+async fn record_verdicts(
+    w: &mut Writing<'_>,
+    calls: &[VerdictRow],
+) -> Result<Vec<bool>, StoreError> {
+    let keys: Vec<&str> = calls.iter().map(|v| v.doc_id.as_str()).collect();
+    // A second verdict for a document in the same group is not recorded: the first is.
+    let (firsts, _) = first_of_each(&keys);
+    let text = format!(
                 "INSERT INTO verdicts (doc_id, sender, sender_system, outcome, reason_code, reason, signer, issuer,
                                        serial, signature_method, verified_ms, verdict)
                  VALUES {} ON CONFLICT (doc_id) DO NOTHING RETURNING doc_id",
                 value_rows(firsts.len().next_power_of_two(), VERDICT_INSERT_COLUMNS)
             );
-            let mut q = sqlx::query(sql(text));
-            for i in padded(firsts.clone()) {
-                let v = &calls[i];
-                q = q
-                    .bind(&v.doc_id)
-                    .bind(&v.sender)
-                    .bind(&v.sender_system)
-                    .bind(&v.outcome)
-                    .bind(&v.reason_code)
-                    .bind(&v.reason)
-                    .bind(&v.signer)
-                    .bind(&v.issuer)
-                    .bind(&v.serial)
-                    .bind(&v.signature_method)
-                    .bind(v.verified_ms)
-                    .bind(&v.verdict);
-            }
-            let recorded: Vec<String> = q
-                .fetch_all(&self.0.writer)
-                .await?
-                .iter()
-                .map(|r| r.try_get("doc_id"))
-                .collect::<Result<_, _>>()?;
-            let mut answers = vec![false; calls.len()];
-            for i in firsts {
-                answers[i] = recorded.contains(&calls[i].doc_id);
-            }
-            Ok(answers)
-        })
+    let mut values = Vec::with_capacity(firsts.len().next_power_of_two() * VERDICT_INSERT_COLUMNS);
+    for i in padded(firsts.clone()) {
+        let v = &calls[i];
+        values.extend([
+            Value::Text(&v.doc_id),
+            Value::Text(&v.sender),
+            Value::Text(&v.sender_system),
+            Value::Text(&v.outcome),
+            Value::OptText(v.reason_code.as_deref()),
+            Value::OptText(v.reason.as_deref()),
+            Value::OptText(v.signer.as_deref()),
+            Value::OptText(v.issuer.as_deref()),
+            Value::OptText(v.serial.as_deref()),
+            Value::OptText(v.signature_method.as_deref()),
+            Value::Int(v.verified_ms),
+            Value::Text(&v.verdict),
+        ]);
     }
+    let recorded: Vec<String> = w.rows(&text, &values, |r| r.text("doc_id")).await?;
+    let mut answers = vec![false; calls.len()];
+    for i in firsts {
+        answers[i] = recorded.contains(&calls[i].doc_id);
+    }
+    Ok(answers)
 }
 
 /// A rendition small enough for the database stored with its bytes (`Store::put_rendition`):
@@ -514,69 +530,85 @@ impl Group for RenditionPuts {
         calls: &'a [RenditionPut],
     ) -> BoxFuture<'a, Result<Vec<RenditionRow>, StoreError>> {
         Box::pin(async move {
-            let doc_ids = distinct(calls.iter().map(|(id, ..)| id.as_str()));
+            if let Some(done) = self.0.in_place.as_ref().and_then(|in_place| {
+                in_place.write(|conn| at_once(put_renditions(&mut Writing::InPlace(conn), calls)))
+            }) {
+                return done;
+            }
             let mut tx = self.0.begin().await?;
-            // Those stored already keep their first rendition, and no blob is written for them.
-            let mut stored = renditions_of(&mut *tx, &doc_ids).await?;
-            let mut new: Vec<RenditionRow> = Vec::new();
-            let mut bytes: Vec<(&str, &[u8])> = Vec::new();
-            for (doc_id, format, body, digest) in calls {
-                let key = (doc_id.clone(), *format);
-                if stored.contains_key(&key)
-                    || new
-                        .iter()
-                        .any(|r| (&r.doc_id, r.format) == (doc_id, *format))
-                {
-                    continue;
-                }
-                new.push(RenditionRow {
-                    doc_id: doc_id.clone(),
-                    format: *format,
-                    size: i64::try_from(body.len()).unwrap_or(i64::MAX),
-                    sha256: digest.clone(),
-                    created_ms: now_ms(),
-                });
-                if !bytes.iter().any(|(d, _)| d == digest) {
-                    bytes.push((digest.as_str(), body.as_slice()));
-                }
-            }
-            if !new.is_empty() {
-                let text = format!(
-                    "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
-                    value_rows(bytes.len().next_power_of_two(), 2)
-                );
-                let mut q = sqlx::query(sql(text));
-                for (digest, data) in padded(bytes) {
-                    q = q.bind(digest).bind(data);
-                }
-                q.execute(&mut *tx).await?;
-                let text = format!(
-                    "INSERT INTO renditions ({RENDITION_COLUMNS}) VALUES {}
-                     ON CONFLICT (doc_id, format) DO NOTHING RETURNING doc_id, format",
-                    value_rows(new.len().next_power_of_two(), 5)
-                );
-                let mut q = sqlx::query(sql(text));
-                for r in padded(new.iter().collect()) {
-                    q = q
-                        .bind(&r.doc_id)
-                        .bind(r.format.as_str())
-                        .bind(r.size)
-                        .bind(&r.sha256)
-                        .bind(r.created_ms);
-                }
-                let inserted = q.fetch_all(&mut *tx).await?.len();
-                if inserted != new.len() {
-                    // Another process stored some meanwhile (PostgreSQL): theirs stand.
-                    tx.commit().await?;
-                    stored = renditions_of(&self.0.pool, &doc_ids).await?;
-                    return answers(calls, &stored);
-                }
-            }
+            let stored = put_renditions(&mut Writing::Tx(&mut tx), calls).await?;
             tx.commit().await?;
-            stored.extend(new.into_iter().map(|r| ((r.doc_id.clone(), r.format), r)));
-            answers(calls, &stored)
+            Ok(stored)
         })
     }
+}
+
+/// Stores each rendition and its bytes unless its document has one in that format: the
+/// renditions as stored.
+async fn put_renditions(
+    w: &mut Writing<'_>,
+    calls: &[RenditionPut],
+) -> Result<Vec<RenditionRow>, StoreError> {
+    let doc_ids = distinct(calls.iter().map(|(id, ..)| id.as_str()));
+    // Those stored already keep their first rendition, and no blob is written for them.
+    let mut stored = renditions_of(w, &doc_ids).await?;
+    let mut new: Vec<RenditionRow> = Vec::new();
+    let mut bytes: Vec<(&str, &[u8])> = Vec::new();
+    for (doc_id, format, body, digest) in calls {
+        let key = (doc_id.clone(), *format);
+        if stored.contains_key(&key)
+            || new
+                .iter()
+                .any(|r| (&r.doc_id, r.format) == (doc_id, *format))
+        {
+            continue;
+        }
+        new.push(RenditionRow {
+            doc_id: doc_id.clone(),
+            format: *format,
+            size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+            sha256: digest.clone(),
+            created_ms: now_ms(),
+        });
+        if !bytes.iter().any(|(d, _)| d == digest) {
+            bytes.push((digest.as_str(), body.as_slice()));
+        }
+    }
+    if !new.is_empty() {
+        let text = format!(
+            "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
+            value_rows(bytes.len().next_power_of_two(), 2)
+        );
+        let mut values = Vec::new();
+        for (digest, data) in padded(bytes) {
+            values.extend([Value::Text(digest), Value::Bytes(data)]);
+        }
+        w.execute(&text, &values).await?;
+        let text = format!(
+            "INSERT INTO renditions ({RENDITION_COLUMNS}) VALUES {}
+                     ON CONFLICT (doc_id, format) DO NOTHING RETURNING doc_id, format",
+            value_rows(new.len().next_power_of_two(), 5)
+        );
+        let mut values = Vec::new();
+        for r in padded(new.iter().collect()) {
+            values.extend([
+                Value::Text(&r.doc_id),
+                Value::Text(r.format.as_str()),
+                Value::Int(r.size),
+                Value::Text(&r.sha256),
+                Value::Int(r.created_ms),
+            ]);
+        }
+        let inserted = w.rows(&text, &values, |_| Ok(())).await?.len();
+        if inserted != new.len() {
+            // Another process stored some meanwhile (PostgreSQL, where this statement
+            // sees what committed before it began): theirs stand.
+            stored = renditions_of(w, &doc_ids).await?;
+            return answers(calls, &stored);
+        }
+    }
+    stored.extend(new.into_iter().map(|r| ((r.doc_id.clone(), r.format), r)));
+    answers(calls, &stored)
 }
 
 /// Each put's rendition as stored.

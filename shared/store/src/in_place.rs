@@ -8,11 +8,17 @@
 //! instead, with SQLite's own API (rusqlite, over the same bundled library sqlx links), on the
 //! thread of the task that asks.
 //!
-//! These connections only read (`PRAGMA query_only`): every write still goes through sqlx's one
-//! writer connection, so writers keep their one queue. In WAL mode a reader never waits for the
-//! writer; each statement reads the last committed state, as sqlx's readers do.
+//! The reading connections only read (`PRAGMA query_only`). In WAL mode a reader never waits for
+//! the writer; each statement reads the last committed state, as sqlx's readers do.
+//!
+//! The writes made for every document (`writing.rs`) are made in place too, on one writer
+//! connection per process, one at a time, when SQLite's write lock is free at that moment: the
+//! transaction starts with `BEGIN IMMEDIATE` and no busy timeout. When another connection holds
+//! the lock (sqlx's writer for the rarer writes, or another process), the write is not made
+//! here and goes through sqlx's writer instead, which waits its turn on its own thread; nothing
+//! on the asking thread ever waits for a lock.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -31,15 +37,80 @@ const PREPARED: usize = 64;
 pub(crate) struct InPlace {
     path: String,
     idle: Mutex<Vec<Connection>>,
+    /// The writer, opened on the first write.
+    writer: OnceLock<Mutex<Connection>>,
+    /// Held by the write in progress.
+    turn: Mutex<()>,
+    /// SQLite's checkpoints run in a task of their own (`store.checkpoint_ms`), not after commits.
+    checkpoints_apart: bool,
 }
 
 impl InPlace {
-    /// Reads of the database at `path` (which sqlx has opened and migrated).
-    pub(crate) fn new(path: String) -> Self {
+    /// Reads and writes of the database at `path` (which sqlx has opened and migrated).
+    pub(crate) fn new(path: String, checkpoints_apart: bool) -> Self {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            writer: OnceLock::new(),
+            turn: Mutex::new(()),
+            checkpoints_apart,
         }
+    }
+
+    fn open_writer(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // No busy timeout: a lock held elsewhere sends the write to sqlx's writer, which waits.
+        conn.busy_timeout(Duration::ZERO)?;
+        // As sqlx's connections (per connection, not per file).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        if self.checkpoints_apart {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        conn.set_prepared_statement_cache_capacity(PREPARED);
+        Ok(conn)
+    }
+
+    /// Runs `work` in a write transaction on this process's writer, committed if it succeeds
+    /// and rolled back if not; `None`, with nothing done, when SQLite's write lock is held
+    /// elsewhere right now (the caller then writes through sqlx). `work` must not wait: it is a
+    /// call on this thread ([`crate::writing::at_once`]).
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&Mutex<Connection>) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let writer = match self.writer.get() {
+            Some(writer) => writer,
+            None => match self.open_writer() {
+                Ok(conn) => self.writer.get_or_init(|| Mutex::new(conn)),
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        {
+            let conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if !conn.is_autocommit() {
+                // Left open by a write that panicked.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            match conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => {}
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                    return None;
+                }
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+        let done = work(writer);
+        let conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let done = done.and_then(|v| conn.execute_batch("COMMIT").map(|()| v).map_err(Into::into));
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        Some(done)
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
@@ -123,7 +194,7 @@ mod tests {
                  INSERT INTO t VALUES ('a', 1), ('b', 2), ('c', 3);",
             )
             .expect("schema");
-        let in_place = InPlace::new(path.display().to_string());
+        let in_place = InPlace::new(path.display().to_string(), false);
 
         assert_eq!(
             pairs(&in_place, &["c", "a"]).expect("read"),
@@ -155,5 +226,61 @@ mod tests {
             .expect_err("no such column");
         assert!(missing.to_string().contains("nope"), "{missing}");
         assert!(!missing.is_transient());
+    }
+
+    #[test]
+    fn a_write_is_made_only_while_the_lock_is_free_and_undone_when_it_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let other = Connection::open(&path).expect("open");
+        other
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+            )
+            .expect("schema");
+        let in_place = InPlace::new(path.display().to_string(), false);
+        let insert = |k: &'static str| {
+            move |conn: &Mutex<Connection>| -> Result<usize, StoreError> {
+                let conn = conn.lock().expect("writer");
+                Ok(conn.execute("INSERT INTO t VALUES ($1, 1)", [k])?)
+            }
+        };
+        let count = |k: &str| -> i64 {
+            other
+                .query_row("SELECT count(*) FROM t WHERE k = $1", [k], |r| r.get(0))
+                .expect("count")
+        };
+
+        // Another connection holds the write lock: nothing is done, and at once.
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let started = std::time::Instant::now();
+        assert!(in_place.write(insert("a")).is_none());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        other.execute_batch("COMMIT").expect("unlock");
+        assert_eq!(count("a"), 0);
+
+        // Free: made and committed.
+        assert_eq!(in_place.write(insert("a")).expect("made").expect("ok"), 1);
+        assert_eq!(count("a"), 1);
+
+        // A write that fails after a statement: the statement is undone, the next write goes on.
+        let failed = in_place.write(|conn| -> Result<(), StoreError> {
+            insert("b")(conn)?;
+            Err(StoreError::Corrupt("changed my mind".into()))
+        });
+        assert!(
+            matches!(failed, Some(Err(StoreError::Corrupt(_)))),
+            "{failed:?}"
+        );
+        assert_eq!(count("b"), 0);
+        // A statement that breaks a constraint: an error, the transaction undone.
+        let duplicate = in_place.write(insert("a")).expect("made");
+        assert!(
+            matches!(duplicate, Err(StoreError::Sqlite(_))),
+            "{duplicate:?}"
+        );
+        assert_eq!(in_place.write(insert("c")).expect("made").expect("ok"), 1);
+        assert_eq!((count("a"), count("b"), count("c")), (1, 0, 1));
     }
 }

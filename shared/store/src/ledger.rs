@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::{Store, StoreError, get_opt_string, sql};
+use crate::writing::{Value, Writing, at_once};
+use crate::{Store, StoreError, get_opt_string};
 
 /// One lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,72 +93,19 @@ impl Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        // In place on a SQLite file when its write lock is free (`in_place.rs`).
+        if let Some(done) = self.in_place.as_ref().and_then(|in_place| {
+            in_place.write(|conn| at_once(chain_events(&mut Writing::InPlace(conn), events)))
+        }) {
+            return done;
+        }
         let mut tx = self.begin().await?;
-        // Take the head's row lock before anything else: chain order is record order.
-        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-        let (mut seq, mut prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
-        // Which are recorded already (a redelivery), in one query; then the new ones in one
-        // statement. The head's lock keeps other ledgers out until the commit.
-        let mut known = std::collections::HashSet::new();
-        for ids in events.chunks(ROWS_PER_STATEMENT) {
-            // Placeholders only: the values are bound.
-            let mut q = sqlx::query(sql(format!(
-                "SELECT event_id FROM events WHERE event_id IN {}",
-                placeholders(1, ids.len())
-            )));
-            for e in ids {
-                q = q.bind(&e.event_id);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                known.insert(row.try_get::<String, _>("event_id")?);
-            }
-        }
-        let mut recorded = Vec::with_capacity(events.len());
-        let mut rows = Vec::new();
-        for e in events {
-            // Known before, or earlier in this batch.
-            let new = known.insert(e.event_id.clone());
-            if new {
-                let hash = chain_hash(&prev, e);
-                seq += 1;
-                rows.push((e, seq, std::mem::replace(&mut prev, hash.clone()), hash));
-            }
-            recorded.push(new);
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::query(sql(format!(
-                "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash) VALUES {}",
-                placeholders(chunk.len(), 9)
-            )));
-            for (e, seq, prev, hash) in chunk {
-                q = q
-                    .bind(&e.event_id)
-                    .bind(&e.doc_id)
-                    .bind(&e.kind)
-                    .bind(&e.organ)
-                    .bind(&e.detail)
-                    .bind(e.at_ms)
-                    .bind(*seq)
-                    .bind(prev)
-                    .bind(hash);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        if !recorded.contains(&true) {
+        let recorded = chain_events(&mut Writing::Tx(&mut tx), events).await?;
+        if recorded.contains(&true) {
+            tx.commit().await?;
+        } else {
             tx.rollback().await?;
-            return Ok(recorded);
         }
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(seq)
-            .bind(&prev)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(recorded)
     }
 
@@ -302,6 +250,78 @@ impl Store {
         .map(event_from_row)
         .collect()
     }
+}
+
+/// Chains `events` after the head, in order, in the write `w` has open: for each, false if it was
+/// already recorded, before or earlier in `events`.
+async fn chain_events(
+    w: &mut Writing<'_>,
+    events: &[LedgerEvent],
+) -> Result<Vec<bool>, StoreError> {
+    // Take the head's row lock before anything else: chain order is record order.
+    w.execute("UPDATE audit_head SET seq = seq WHERE id = 1", &[])
+        .await?;
+    let head = w
+        .rows("SELECT seq, hash FROM audit_head WHERE id = 1", &[], |r| {
+            Ok((r.int("seq")?, r.text("hash")?))
+        })
+        .await?;
+    let Some((mut seq, mut prev)) = head.into_iter().next() else {
+        return Err(StoreError::Corrupt("audit_head has no row".into()));
+    };
+    // Which are recorded already (a redelivery), in one query; then the new ones in one
+    // statement. The head's lock keeps other ledgers out until the commit.
+    let mut known = std::collections::HashSet::new();
+    for ids in events.chunks(ROWS_PER_STATEMENT) {
+        // Placeholders only: the values are bound.
+        let text = format!(
+            "SELECT event_id FROM events WHERE event_id IN {}",
+            placeholders(1, ids.len())
+        );
+        let values: Vec<Value> = ids.iter().map(|e| Value::Text(&e.event_id)).collect();
+        known.extend(w.rows(&text, &values, |r| r.text("event_id")).await?);
+    }
+    let mut recorded = Vec::with_capacity(events.len());
+    let mut rows = Vec::new();
+    for e in events {
+        // Known before, or earlier in this batch.
+        let new = known.insert(e.event_id.clone());
+        if new {
+            let hash = chain_hash(&prev, e);
+            seq += 1;
+            rows.push((e, seq, std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        recorded.push(new);
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let text = format!(
+            "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash) VALUES {}",
+            placeholders(chunk.len(), 9)
+        );
+        let mut values = Vec::with_capacity(chunk.len() * 9);
+        for (e, seq, prev, hash) in chunk {
+            values.extend([
+                Value::Text(&e.event_id),
+                Value::Text(&e.doc_id),
+                Value::Text(&e.kind),
+                Value::OptText(e.organ.as_deref()),
+                Value::OptText(e.detail.as_deref()),
+                Value::Int(e.at_ms),
+                Value::Int(*seq),
+                Value::Text(prev),
+                Value::Text(hash),
+            ]);
+        }
+        w.execute(&text, &values).await?;
+    }
+    if recorded.contains(&true) {
+        w.execute(
+            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+            &[Value::Int(seq), Value::Text(&prev)],
+        )
+        .await?;
+    }
+    Ok(recorded)
 }
 
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<LedgerEvent, StoreError> {

@@ -20,6 +20,7 @@ mod spool;
 pub mod testing;
 mod together;
 mod verdicts;
+mod writing;
 
 use std::time::Duration;
 
@@ -184,6 +185,8 @@ pub struct Store {
     documents: std::sync::Arc<cache::DocumentCache>,
     /// Small blobs already read by this process.
     small_blobs: std::sync::Arc<cache::BlobCache>,
+    /// On a SQLite file, reads made on the asking thread (`in_place.rs`).
+    in_place: Option<std::sync::Arc<in_place::InPlace>>,
     /// The stages' calls, each kind made for many callers at once (`together.rs`).
     groups: std::sync::Arc<groups::Groups>,
     /// SQLite's checkpoints, while any clone of this store lives (`store.checkpoint_ms`).
@@ -276,6 +279,9 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(30))
+                // A ping before each use is a round trip to the connection's thread; a SQLite
+                // connection is a file open in this process, with no server to hang up.
+                .test_before_acquire(backend == Backend::Postgres)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
@@ -306,18 +312,20 @@ impl Store {
         let blobs = blobs::Blobs::new(&config.blobs).await?;
         let checkpointer =
             checkpoints.map(|every| std::sync::Arc::new(checkpoint::spawn(pool.clone(), every)));
+        let in_place = (backend == Backend::Sqlite && !in_memory)
+            .then(|| sqlite_path(&url))
+            .flatten()
+            .map(|path| std::sync::Arc::new(in_place::InPlace::new(path, checkpoints.is_some())));
         let groups = std::sync::Arc::new(groups::Groups::spawn(&groups::Db {
             pool: pool.clone(),
             writer: writer.clone(),
             backend,
-            in_place: (backend == Backend::Sqlite && !in_memory)
-                .then(|| sqlite_path(&url))
-                .flatten()
-                .map(|path| std::sync::Arc::new(in_place::InPlace::new(path))),
+            in_place: in_place.clone(),
         }));
         let store = Self {
             pool,
             writer,
+            in_place,
             backend,
             groups,
             blobs,
@@ -458,6 +466,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// interpolated into query text, values are always bound.
 fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
+}
+
+/// The rows `text` selects with `params` bound to `$1, $2, ...` in order, each decoded: in place
+/// on a SQLite file (`in_place.rs`), else through `pool`.
+async fn read_rows<T>(
+    in_place: Option<&in_place::InPlace>,
+    pool: &AnyPool,
+    text: String,
+    params: &[&str],
+    decode: impl Fn(&dyn columns::Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    if let Some(in_place) = in_place {
+        return in_place.rows(&text, params, decode);
+    }
+    let mut q = sqlx::query(sql(text));
+    for p in params {
+        q = q.bind(*p);
+    }
+    q.fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| decode(row))
+        .collect()
 }
 
 /// `$first, $first+1, ...` for an `IN (...)` list.

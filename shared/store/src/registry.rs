@@ -587,46 +587,49 @@ impl Store {
         &self,
         system_id: &str,
     ) -> Result<Option<(System, String)>, StoreError> {
-        // One row per agency (one with none when it has none), then one per certificate.
-        let rows = sqlx::query(
-            "SELECT s.system_id, s.name, s.locked, s.secret_hash, 'organ' AS kind, \
+        // One row per agency (one with none when it has none), then one per certificate. Every
+        // request asks this, so on a SQLite file it is read in place.
+        let text = "SELECT s.system_id, s.name, s.locked, s.secret_hash, 'organ' AS kind, \
                     o.organ_id AS value \
                FROM systems s LEFT JOIN system_organs o ON o.system_id = s.system_id \
               WHERE s.system_id = $1 \
              UNION ALL \
              SELECT s.system_id, s.name, s.locked, s.secret_hash, 'certificate', c.sha256 \
                FROM systems s JOIN system_certificates c ON c.system_id = s.system_id \
-              WHERE s.system_id = $1",
+              WHERE s.system_id = $1";
+        let rows = crate::read_rows(
+            self.in_place.as_deref(),
+            &self.pool,
+            text.to_owned(),
+            &[system_id],
+            |row| {
+                let system = System {
+                    system_id: row.text("system_id")?,
+                    name: row.text("name")?,
+                    organs: Vec::new(),
+                    locked: row.int("locked")? != 0,
+                    certificates: Vec::new(),
+                };
+                let found = (row.text("kind")?, row.opt_text("value")?);
+                Ok((system, row.text("secret_hash")?, found))
+            },
         )
-        .bind(system_id)
-        .fetch_all(&self.pool)
         .await?;
-        let Some(first) = rows.first() else {
+        let Some((first, secret_hash, _)) = rows.first().cloned() else {
             return Ok(None);
         };
-        let (mut organs, mut certificates) = (Vec::new(), Vec::new());
-        for row in &rows {
-            let kind: String = row.try_get("kind")?;
-            if let Some(value) = row.try_get::<Option<String>, _>("value")? {
+        let mut system = first;
+        for (_, _, (kind, value)) in rows {
+            if let Some(value) = value {
                 match kind.as_str() {
-                    "organ" => organs.push(value),
-                    _ => certificates.push(value),
+                    "organ" => system.organs.push(value),
+                    _ => system.certificates.push(value),
                 }
             }
         }
-        organs.sort();
-        certificates.sort();
-        let locked: i64 = first.try_get("locked")?;
-        Ok(Some((
-            System {
-                system_id: first.try_get("system_id")?,
-                name: first.try_get("name")?,
-                organs,
-                locked: locked != 0,
-                certificates,
-            },
-            first.try_get("secret_hash")?,
-        )))
+        system.organs.sort();
+        system.certificates.sort();
+        Ok(Some((system, secret_hash)))
     }
 
     /// Binds a client certificate (the SHA-256 of its DER, hex) to a system. Binding it again to
