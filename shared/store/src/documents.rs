@@ -2,19 +2,19 @@
 //! transport status (as the recipient's system reports it) and its business status (from status
 //! packages).
 
-use crate::columns::Columns;
 use std::fmt;
 use std::str::FromStr;
 
 use lienthong_edxml::{CopyStatus, Format, MessageType, StatusCode};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use std::sync::Arc;
 
+use crate::columns::Columns;
 use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::spool::Body;
+use crate::writing::{Value, Writing, at_once};
 use crate::{
     RuleError, Store, StoreError, get_opt_string, now_ms, parse_format, placeholders, sha256_hex,
     sql, value_rows,
@@ -441,10 +441,10 @@ impl Store {
             "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES {} ON CONFLICT (idem_key) DO NOTHING",
             value_rows(1, DOCUMENT_VALUES)
         );
-        let inserted = bind_document(sqlx::query(sql(text)), doc, &digest, now)
-            .execute(&mut *tx)
+        let inserted = Writing::Tx(&mut tx)
+            .execute(&text, &document_values(doc, &digest, now))
             .await?;
-        if inserted.rows_affected() == 0 {
+        if inserted == 0 {
             // Accepted before under this key (by a concurrent submission, or long ago).
             tx.rollback().await?;
             let existing = self.doc_id_for_key(&doc.idem_key).await?.ok_or_else(|| {
@@ -511,7 +511,9 @@ impl Store {
             })
             .unzip();
         let mut in_group = 0;
-        if group.len() > 1 {
+        // A group of one too when it is stored in place: the group's statements are then calls
+        // on this thread, where `accept` would hand each to sqlx's connection.
+        if group.len() > 1 || (self.in_place.is_some() && !group.is_empty()) {
             match self.accept_group(&group).await {
                 Ok(stored) => {
                     for (&i, outbox) in grouped.iter().zip(stored) {
@@ -548,87 +550,22 @@ impl Store {
     ) -> Result<Vec<Option<Vec<OutboxRow>>>, StoreError> {
         let now = now_ms();
         let digests: Vec<String> = group.iter().map(|(d, _, _)| d.body.sha256()).collect();
-        let mut tx = self.begin().await?;
-
-        let text = format!(
-            "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES {} ON CONFLICT (idem_key) DO NOTHING RETURNING doc_id",
-            value_rows(group.len(), DOCUMENT_VALUES)
-        );
-        let mut insert = sqlx::query(sql(text));
-        for ((doc, _, _), digest) in group.iter().zip(&digests) {
-            insert = bind_document(insert, doc, digest, now);
-        }
-        // Only the rows inserted come back: a key taken before (or earlier in this group) is
-        // skipped, with no error.
-        let inserted: std::collections::HashSet<String> = insert
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("doc_id"))
-            .collect::<Result<_, _>>()?;
-        let new: Vec<usize> = (0..group.len())
-            .filter(|&i| inserted.contains(&group[i].0.doc_id))
-            .collect();
-
-        let mut blobs: Vec<(&str, &[u8])> = Vec::new();
-        for &i in &new {
-            if !blobs.iter().any(|(d, _)| *d == digests[i]) {
-                blobs.push((&digests[i], group[i].1));
-            }
-        }
-        if !blobs.is_empty() {
-            let text = format!(
-                "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
-                value_rows(blobs.len(), 2)
-            );
-            let mut q = sqlx::query(sql(text));
-            for (digest, bytes) in &blobs {
-                q = q.bind(*digest).bind(*bytes);
-            }
-            q.execute(&mut *tx).await?;
-        }
-
-        let legs: Vec<(&str, &str)> = new
-            .iter()
-            .flat_map(|&i| {
-                let doc = group[i].0;
-                doc.recipients
-                    .iter()
-                    .map(move |r| (doc.doc_id.as_str(), r.as_str()))
+        // In place on a SQLite file when its write lock is free (`in_place.rs`).
+        if let Some(done) = self.in_place.as_ref().and_then(|in_place| {
+            in_place.write(|conn| {
+                at_once(store_group(
+                    &mut Writing::InPlace(conn),
+                    group,
+                    &digests,
+                    now,
+                ))
             })
-            .collect();
-        if !legs.is_empty() {
-            let text = format!(
-                "INSERT INTO legs (doc_id, recipient, delivery, transport, created_ms, updated_ms) VALUES {}",
-                (0..legs.len())
-                    .map(|k| format!(
-                        "(${}, ${}, 'accepted', 'initial', ${}, ${})",
-                        3 * k + 1,
-                        3 * k + 2,
-                        3 * k + 3,
-                        3 * k + 3
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut q = sqlx::query(sql(text));
-            for (doc_id, recipient) in &legs {
-                q = q.bind(*doc_id).bind(*recipient).bind(now);
-            }
-            q.execute(&mut *tx).await?;
+        }) {
+            return done;
         }
-
-        let messages: Vec<&OutboxMessage> = new.iter().flat_map(|&i| group[i].2).collect();
-        let mut rows = Self::insert_outbox_many(&mut tx, &messages)
-            .await?
-            .into_iter();
+        let mut tx = self.begin().await?;
+        let stored = store_group(&mut Writing::Tx(&mut tx), group, &digests, now).await?;
         tx.commit().await?;
-
-        // The rows come in the order of the messages, so each document takes as many as it gave.
-        let mut stored: Vec<Option<Vec<OutboxRow>>> = vec![None; group.len()];
-        for &i in &new {
-            stored[i] = Some(rows.by_ref().take(group[i].2.len()).collect());
-        }
         Ok(stored)
     }
 
@@ -1235,32 +1172,115 @@ const DOCUMENT_COLUMNS: &str = "doc_id, idem_key, message_type, sender, sender_s
 const DOCUMENT_VALUES: usize = 17;
 
 /// Binds a new document's row: [`DOCUMENT_COLUMNS`], its package's digest, accepted at `now`.
-fn bind_document<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    doc: &'q NewDocument,
-    digest: &'q str,
+/// The statements of [`Store::accept_group`], in the write `w` has open.
+async fn store_group(
+    w: &mut Writing<'_>,
+    group: &[Grouped<'_>],
+    digests: &[String],
     now: i64,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    query
-        .bind(doc.doc_id.as_str())
-        .bind(doc.idem_key.as_str())
-        .bind(doc.message_type.as_str())
-        .bind(doc.sender.as_str())
-        .bind(doc.sender_system.as_str())
-        .bind(doc.document_id.as_str())
-        .bind(doc.subject.as_deref())
-        .bind(doc.status_code.map(|c| c.code().to_owned()))
-        .bind(doc.response_for.as_deref())
-        .bind(i64::try_from(doc.body.len()).unwrap_or(i64::MAX))
-        .bind(digest)
-        .bind(now)
-        .bind(doc.format.as_str())
-        .bind(doc.arrival.as_ref().map(|a| a.peer.clone()))
-        .bind(doc.arrival.as_ref().map(|a| a.peer_doc.clone()))
-        .bind(doc.arrival.as_ref().map(|a| a.via.join(",")))
-        .bind(
-            doc.arrival
-                .as_ref()
-                .map(|a| serde_json::to_string(&a.trace).unwrap_or_default()),
-        )
+) -> Result<Vec<Option<Vec<OutboxRow>>>, StoreError> {
+    let text = format!(
+        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES {} ON CONFLICT (idem_key) DO NOTHING RETURNING doc_id",
+        value_rows(group.len(), DOCUMENT_VALUES)
+    );
+    let mut values = Vec::with_capacity(group.len() * DOCUMENT_VALUES);
+    for ((doc, _, _), digest) in group.iter().zip(digests) {
+        values.extend(document_values(doc, digest, now));
+    }
+    // Only the rows inserted come back: a key taken before (or earlier in this group) is
+    // skipped, with no error.
+    let inserted: std::collections::HashSet<String> = w
+        .rows(&text, &values, |r| r.text("doc_id"))
+        .await?
+        .into_iter()
+        .collect();
+    let new: Vec<usize> = (0..group.len())
+        .filter(|&i| inserted.contains(&group[i].0.doc_id))
+        .collect();
+
+    let mut blobs: Vec<(&str, &[u8])> = Vec::new();
+    for &i in &new {
+        if !blobs.iter().any(|(d, _)| *d == digests[i]) {
+            blobs.push((&digests[i], group[i].1));
+        }
+    }
+    if !blobs.is_empty() {
+        let text = format!(
+            "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
+            value_rows(blobs.len(), 2)
+        );
+        let mut values = Vec::with_capacity(2 * blobs.len());
+        for (digest, bytes) in &blobs {
+            values.extend([Value::Text(digest), Value::Bytes(bytes)]);
+        }
+        w.execute(&text, &values).await?;
+    }
+
+    let legs: Vec<(&str, &str)> = new
+        .iter()
+        .flat_map(|&i| {
+            let doc = group[i].0;
+            doc.recipients
+                .iter()
+                .map(move |r| (doc.doc_id.as_str(), r.as_str()))
+        })
+        .collect();
+    if !legs.is_empty() {
+        let text = format!(
+            "INSERT INTO legs (doc_id, recipient, delivery, transport, created_ms, updated_ms) VALUES {}",
+            (0..legs.len())
+                .map(|k| format!(
+                    "(${}, ${}, 'accepted', 'initial', ${}, ${})",
+                    3 * k + 1,
+                    3 * k + 2,
+                    3 * k + 3,
+                    3 * k + 3
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut values = Vec::with_capacity(3 * legs.len());
+        for (doc_id, recipient) in &legs {
+            values.extend([Value::Text(doc_id), Value::Text(recipient), Value::Int(now)]);
+        }
+        w.execute(&text, &values).await?;
+    }
+
+    let messages: Vec<&OutboxMessage> = new.iter().flat_map(|&i| group[i].2).collect();
+    let mut rows = Store::insert_outbox_many(w, &messages).await?.into_iter();
+
+    // The rows come in the order of the messages, so each document takes as many as it gave.
+    let mut stored: Vec<Option<Vec<OutboxRow>>> = vec![None; group.len()];
+    for &i in &new {
+        stored[i] = Some(rows.by_ref().take(group[i].2.len()).collect());
+    }
+    Ok(stored)
+}
+
+/// A document's row for `INSERT INTO documents ({DOCUMENT_COLUMNS})`, in order.
+fn document_values<'a>(
+    doc: &'a NewDocument,
+    digest: &'a str,
+    now: i64,
+) -> [Value<'a>; DOCUMENT_VALUES] {
+    let arrival = doc.arrival.as_ref();
+    [
+        Value::Text(&doc.doc_id),
+        Value::Text(&doc.idem_key),
+        Value::Text(doc.message_type.as_str()),
+        Value::Text(&doc.sender),
+        Value::Text(&doc.sender_system),
+        Value::Text(&doc.document_id),
+        Value::OptText(doc.subject.as_deref()),
+        Value::OptText(doc.status_code.map(|c| c.code())),
+        Value::OptText(doc.response_for.as_deref()),
+        Value::Int(i64::try_from(doc.body.len()).unwrap_or(i64::MAX)),
+        Value::Text(digest),
+        Value::Int(now),
+        Value::Text(doc.format.as_str()),
+        Value::OptText(arrival.map(|a| a.peer.as_str())),
+        Value::OptText(arrival.map(|a| a.peer_doc.as_str())),
+        Value::Made(arrival.map(|a| a.via.join(","))),
+        Value::Made(arrival.map(|a| serde_json::to_string(&a.trace).unwrap_or_default())),
+    ]
 }

@@ -82,6 +82,18 @@ impl InPlace {
         &self,
         work: impl FnOnce(&Mutex<Connection>) -> Result<T, StoreError>,
     ) -> Option<Result<T, StoreError>> {
+        let started = std::time::Instant::now();
+        let made = self.write_now(work);
+        let outcome = if made.is_some() { "made" } else { "lock_held" };
+        metrics::histogram!("lienthong_store_in_place_write_seconds", "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        made
+    }
+
+    fn write_now<T>(
+        &self,
+        work: impl FnOnce(&Mutex<Connection>) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
         let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         let writer = match self.writer.get() {
             Some(writer) => writer,
@@ -151,6 +163,49 @@ impl InPlace {
     }
 }
 
+/// `values` in the order SQLite numbers `text`'s parameters. The store's statements name them
+/// `$1, $2, ...` and bind the values in that order, as sqlx does; SQLite numbers a `$N` by
+/// where it first appears, so a statement that names `$7` before `$2` (the outbox's rows all
+/// end with one `created_ms`) needs its values put in that order.
+pub(crate) fn in_sqlite_order<'v, V>(
+    text: &str,
+    values: &'v [V],
+) -> Result<Vec<&'v V>, StoreError> {
+    let mut order: Vec<&V> = Vec::with_capacity(values.len());
+    let mut seen = vec![false; values.len()];
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while end < bytes.len() && bytes[end].is_ascii_digit() {
+            end += 1;
+        }
+        i = end;
+        let Ok(n) = text[start..end].parse::<usize>() else {
+            continue;
+        };
+        let value = n
+            .checked_sub(1)
+            .and_then(|k| values.get(k).map(|v| (k, v)))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "a statement names ${n} but {} values are bound",
+                    values.len()
+                ))
+            })?;
+        if !seen[value.0] {
+            seen[value.0] = true;
+            order.push(value.1);
+        }
+    }
+    Ok(order)
+}
+
 fn read<T>(
     conn: &Connection,
     text: &str,
@@ -158,7 +213,7 @@ fn read<T>(
     decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut statement = conn.prepare_cached(text)?;
-    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    let mut rows = statement.query(rusqlite::params_from_iter(in_sqlite_order(text, params)?))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         out.push(decode(row)?);
@@ -180,6 +235,33 @@ mod tests {
             keys,
             |row| Ok((row.text("k")?, row.int("v")?)),
         )
+    }
+
+    #[test]
+    fn values_are_bound_in_the_order_sqlite_numbers_the_parameters() {
+        let values = ["a", "b", "c", "d", "e"];
+        let order = |text: &str| {
+            in_sqlite_order(text, &values).map(|v| v.into_iter().copied().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            order("WHERE k IN ($1, $2, $3)").expect("in order"),
+            ["a", "b", "c"]
+        );
+        // Each row ends with the same `$5`, named before `$3`.
+        assert_eq!(
+            order("VALUES ($1, $2, $5), ($3, $4, $5)").expect("reordered"),
+            ["a", "b", "e", "c", "d"]
+        );
+        // A name used twice is one parameter; `$1` is not the start of `$10`.
+        assert_eq!(
+            order("a = $1 OR b = $1 OR c = $2").expect("twice"),
+            ["a", "b"]
+        );
+        let many: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
+        let got = in_sqlite_order("($12, $1, $10)", &many).expect("two digits");
+        assert_eq!(got, [&many[11], &many[0], &many[9]]);
+        let missing = order("k = $6").expect_err("no sixth value");
+        assert!(missing.to_string().contains("$6"), "{missing}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError, get_opt_string, now_ms, placeholders, sql};
+use crate::writing::{Value, Writing, at_once};
+use crate::{Store, StoreError, get_opt_string, now_ms, placeholders};
 
 /// A message to publish: exchange, routing key, message id and JSON payload, and the document it
 /// is about.
@@ -70,7 +71,7 @@ impl Store {
     /// together. The rows come back from the database in no promised order; each is matched to
     /// its message by what it holds, and they are returned in the order of `messages`.
     pub(crate) async fn insert_outbox_many(
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        w: &mut Writing<'_>,
         messages: &[&OutboxMessage],
     ) -> Result<Vec<OutboxRow>, StoreError> {
         if messages.is_empty() {
@@ -85,16 +86,28 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut q = sqlx::query(sql(text));
+        let mut values = Vec::with_capacity(5 * messages.len() + 1);
         for m in messages {
-            q = q
-                .bind(m.doc_id.clone())
-                .bind(m.exchange.as_str())
-                .bind(m.routing_key.as_str())
-                .bind(m.message_id.as_str())
-                .bind(m.payload.as_str());
+            values.extend([
+                Value::OptText(m.doc_id.as_deref()),
+                Value::Text(&m.exchange),
+                Value::Text(&m.routing_key),
+                Value::Text(&m.message_id),
+                Value::Text(&m.payload),
+            ]);
         }
-        let returned = q.bind(now_ms()).fetch_all(&mut **tx).await?;
+        values.push(Value::Int(now_ms()));
+        let returned = w
+            .rows(&text, &values, |r| {
+                Ok((
+                    r.int("id")?,
+                    r.opt_text("doc_id")?,
+                    r.text("exchange")?,
+                    r.text("routing_key")?,
+                    r.text("message_id")?,
+                ))
+            })
+            .await?;
         if returned.len() != messages.len() {
             return Err(StoreError::Corrupt(format!(
                 "{} outbox messages inserted, {} rows returned",
@@ -103,11 +116,7 @@ impl Store {
             )));
         }
         let mut ids: Vec<Option<i64>> = vec![None; messages.len()];
-        for r in &returned {
-            let doc_id: Option<String> = r.try_get("doc_id")?;
-            let exchange: String = r.try_get("exchange")?;
-            let routing_key: String = r.try_get("routing_key")?;
-            let message_id: String = r.try_get("message_id")?;
+        for (id, doc_id, exchange, routing_key, message_id) in returned {
             // Two messages alike in all of these are alike for the relay too: either id will do.
             let at = (0..messages.len()).find(|&k| {
                 let m = messages[k];
@@ -122,7 +131,7 @@ impl Store {
                     "the outbox returned a row for message {message_id} that was not inserted"
                 )));
             };
-            ids[at] = Some(r.try_get("id")?);
+            ids[at] = Some(id);
         }
         Ok(ids
             .into_iter()
@@ -185,11 +194,17 @@ impl Store {
             "UPDATE outbox SET published_ms = $1 WHERE id IN ({})",
             placeholders(2, ids.len())
         );
-        let mut q = sqlx::query(sql(sql_text)).bind(now_ms());
-        for id in ids {
-            q = q.bind(*id);
+        let mut values = vec![Value::Int(now_ms())];
+        values.extend(ids.iter().map(|id| Value::Int(*id)));
+        // In place on a SQLite file when its write lock is free (`in_place.rs`).
+        if let Some(done) = self.in_place.as_ref().and_then(|in_place| {
+            in_place.write(|conn| at_once(Writing::InPlace(conn).execute(&sql_text, &values)))
+        }) {
+            return done.map(|_| ());
         }
-        q.execute(&self.writer).await?;
+        Writing::Pool(&self.writer)
+            .execute(&sql_text, &values)
+            .await?;
         Ok(())
     }
 

@@ -12,13 +12,16 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
 use crate::columns::Columns;
+use crate::in_place::in_sqlite_order;
 use crate::{StoreError, sql};
 
 /// A value bound to a statement's next `$n`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Value<'a> {
     Text(&'a str),
     OptText(Option<&'a str>),
+    /// Text made for the statement.
+    Made(Option<String>),
     Int(i64),
     Bytes(&'a [u8]),
 }
@@ -27,7 +30,8 @@ impl ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self {
             Value::Text(s) | Value::OptText(Some(s)) => ValueRef::Text(s.as_bytes()),
-            Value::OptText(None) => ValueRef::Null,
+            Value::Made(Some(s)) => ValueRef::Text(s.as_bytes()),
+            Value::OptText(None) | Value::Made(None) => ValueRef::Null,
             Value::Int(i) => ValueRef::Integer(*i),
             Value::Bytes(b) => ValueRef::Blob(b),
         }))
@@ -37,11 +41,12 @@ impl ToSql for Value<'_> {
 fn bound<'q>(text: &str, values: &[Value<'_>]) -> Query<'q, sqlx::Any, AnyArguments> {
     let mut q = sqlx::query(sql(text.to_owned()));
     for v in values {
-        q = match *v {
-            Value::Text(s) => q.bind(s),
-            Value::OptText(s) => q.bind(s),
-            Value::Int(i) => q.bind(i),
-            Value::Bytes(b) => q.bind(b),
+        q = match v {
+            Value::Text(s) => q.bind(*s),
+            Value::OptText(s) => q.bind(*s),
+            Value::Made(s) => q.bind(s.as_deref()),
+            Value::Int(i) => q.bind(*i),
+            Value::Bytes(b) => q.bind(*b),
         };
     }
     q
@@ -71,7 +76,8 @@ impl Writing<'_> {
             Self::InPlace(conn) => {
                 let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut statement = conn.prepare_cached(text)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+                let mut rows =
+                    statement.query(rusqlite::params_from_iter(in_sqlite_order(text, values)?))?;
                 let mut out = Vec::new();
                 while let Some(row) = rows.next()? {
                     out.push(decode(row)?);
@@ -97,7 +103,8 @@ impl Writing<'_> {
             Self::InPlace(conn) => {
                 let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut statement = conn.prepare_cached(text)?;
-                statement.execute(rusqlite::params_from_iter(values))? as u64
+                statement.execute(rusqlite::params_from_iter(in_sqlite_order(text, values)?))?
+                    as u64
             }
         })
     }

@@ -64,6 +64,18 @@ impl Stage {
             "lienthong_publish_seconds",
             &[],
         );
+        // SQLite: the writes made in place, and those that found the lock held elsewhere and
+        // went through sqlx's writer instead (the time here is the attempt).
+        row(
+            "store write in place (SQLite)".into(),
+            "lienthong_store_in_place_write_seconds",
+            &[("outcome", "made")],
+        );
+        row(
+            "  lock held elsewhere: through sqlx".into(),
+            "lienthong_store_in_place_write_seconds",
+            &[("outcome", "lock_held")],
+        );
         rows
     }
 }
@@ -496,7 +508,11 @@ mod tests {
              lienthong_http_request_seconds_sum{route=\"/v1/sendEdoc\"} 0.5\n\
              lienthong_http_request_seconds_count{route=\"/v1/sendEdoc\"} 100\n\
              lienthong_stage_seconds_sum{stage=\"delivery\"} 0.2\n\
-             lienthong_stage_seconds_count{stage=\"delivery\"} 100\n",
+             lienthong_stage_seconds_count{stage=\"delivery\"} 100\n\
+             lienthong_store_in_place_write_seconds_sum{outcome=\"made\"} 0.04\n\
+             lienthong_store_in_place_write_seconds_count{outcome=\"made\"} 400\n\
+             lienthong_store_in_place_write_seconds_sum{outcome=\"lock_held\"} 0.0005\n\
+             lienthong_store_in_place_write_seconds_count{outcome=\"lock_held\"} 10\n",
         )
         .expect("parse");
         let stages = Stage::from_scrapes(&before, &after);
@@ -517,6 +533,16 @@ mod tests {
                     name: "  stage delivery".into(),
                     count: 100.0,
                     mean_ms: 2.0
+                },
+                Stage {
+                    name: "store write in place (SQLite)".into(),
+                    count: 400.0,
+                    mean_ms: 0.1
+                },
+                Stage {
+                    name: "  lock held elsewhere: through sqlx".into(),
+                    count: 10.0,
+                    mean_ms: 0.05
                 },
             ]
         );
