@@ -324,6 +324,11 @@ load() {
             --documents "$documents" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
     )
     throttled
+    # SQLite: what the database and its write-ahead log take on disk now (the checkpointer
+    # starts the log again from the top under load; docs/performance.md).
+    if [[ $STORE == sqlite && -f "$tmp/$config.db" ]]; then
+        echo "  SQLite on disk: database $(du -m "$tmp/$config.db" | cut -f1) MiB, write-ahead log $(du -m "$tmp/$config.db-wal" 2>/dev/null | cut -f1) MiB"
+    fi
 }
 
 echo "== lienthong on $(nproc) cores, $(uname -r); RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?')"

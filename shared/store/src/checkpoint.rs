@@ -12,11 +12,23 @@
 //! and this task asks for a `PASSIVE` checkpoint on a reader connection at that interval: the
 //! same work, done once per interval whatever the commit rate, never on the writer's connection.
 //! A passive checkpoint never waits for readers or writers; what it cannot copy back now it
-//! copies at a later tick, and SQLite starts the log again from the top once all of it is in.
+//! copies at a later tick.
+//!
+//! SQLite starts the log again from the top only when a writer begins while all of it is copied
+//! back and no reader is reading from it. Under sustained load that moment never comes (some
+//! process is always mid-read), and the log grew without end: 3.4 GB after 20,000 documents,
+//! and every frame appended past its end made the kernel zero fresh blocks, 14% of a worker's
+//! CPU (`docs/performance.md`). So once the log holds [`RESTART_FRAMES`] and a passive
+//! checkpoint has copied all of it back, the task asks for a `RESTART` checkpoint: it holds new
+//! writers off while the readers still in the log finish, so the next write starts the log again
+//! from the top, where its pages are already in the page cache. It waits at most
+//! [`RESTART_WAIT_MS`] for them (the connection's busy timeout, lowered for that statement); a
+//! restart that cannot be had that soon is tried at a later tick. Each connection's
+//! `journal_size_limit` then gives back to the disk what a longer log took.
 
 use std::time::{Duration, Instant};
 
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::oneshot;
 use tokio::time::MissedTickBehavior;
 
@@ -25,6 +37,13 @@ use tokio::time::MissedTickBehavior;
 const LONG_LOG_FRAMES: i64 = 65_536;
 /// At most one warning in this long, whatever the interval.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// A log this long (pages of 4 KiB: 64 MiB), all copied back, is started again from the top.
+pub(crate) const RESTART_FRAMES: i64 = 16_384;
+/// How long a restart holds writers off, at most, waiting for readers to leave the log.
+const RESTART_WAIT_MS: u32 = 20;
+/// What each connection keeps of the log's file once it starts again from the top
+/// (`PRAGMA journal_size_limit`, bytes): the pages of one [`RESTART_FRAMES`] log.
+pub(crate) const LOG_KEPT_BYTES: i64 = RESTART_FRAMES * 4096;
 
 /// Keeps the task running; dropped with the last clone of the [`crate::Store`], it stops it.
 pub(crate) struct Checkpointer {
@@ -58,6 +77,24 @@ async fn checkpoint(pool: &AnyPool) -> Result<Checkpoint, sqlx::Error> {
     })
 }
 
+/// A `RESTART` checkpoint on one connection of `pool`, waiting at most [`RESTART_WAIT_MS`] for
+/// readers and writers: whether the log will start again from the top.
+async fn restart(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "PRAGMA busy_timeout = {RESTART_WAIT_MS}"
+    )))
+    .await?;
+    let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|row| row.try_get::<i64, _>(0));
+    // The connection goes back to the pool with the timeout every connection has.
+    conn.execute("PRAGMA busy_timeout = 15000").await?;
+    // First column: 1 when it could not finish for readers or writers (SQLITE_BUSY).
+    Ok(done? == 0)
+}
+
 /// Checkpoints `pool`'s database every `every` until the returned handle is dropped or the pool
 /// closed.
 pub(crate) fn spawn(pool: AnyPool, every: Duration) -> Checkpointer {
@@ -83,6 +120,13 @@ pub(crate) fn spawn(pool: AnyPool, every: Duration) -> Checkpointer {
                      back: a reader has kept an old snapshot open",
                     c.behind()
                 )),
+                Ok(c) if c.log >= RESTART_FRAMES && c.behind() == 0 => match restart(&pool).await {
+                    Ok(restarted) => tracing::debug!(log = c.log, restarted, "checkpoint, restart"),
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) => warn(format!(
+                        "SQLite checkpoint (restart) failed (tried again in {every:?}): {e}"
+                    )),
+                },
                 Ok(c) => tracing::trace!(log = c.log, copied = c.copied, "checkpoint"),
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(e) => warn(format!(
@@ -92,4 +136,73 @@ pub(crate) fn spawn(pool: AnyPool, every: Duration) -> Checkpointer {
         }
     });
     Checkpointer { _stop: stop }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restart_starts_the_log_again_unless_a_reader_is_still_in_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        for statement in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA wal_autocheckpoint = 0",
+            "CREATE TABLE t (v TEXT)",
+        ] {
+            pool.execute(statement).await.expect(statement);
+        }
+        let write = |n: usize| {
+            let pool = pool.clone();
+            async move {
+                for _ in 0..n {
+                    pool.execute("INSERT INTO t VALUES (hex(randomblob(3000)))")
+                        .await
+                        .expect("insert");
+                }
+            }
+        };
+        write(50).await;
+        let before = checkpoint(&pool).await.expect("checkpoint");
+        assert!(before.log >= 50, "{before:?}");
+        assert_eq!(before.behind(), 0);
+
+        // A reader in the middle of a read of the log: no restart, and writers go on.
+        write(5).await;
+        let reader = rusqlite::Connection::open(&path).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("read");
+        write(40).await;
+        let during = checkpoint(&pool).await.expect("checkpoint");
+        assert!(during.log >= 40, "{during:?}");
+        assert!(!restart(&pool).await.expect("restart"));
+        write(1).await;
+        assert!(checkpoint(&pool).await.expect("checkpoint").log > during.log);
+
+        // Once it is done, the log starts again from the top with the next write.
+        reader.execute_batch("COMMIT").expect("end of read");
+        checkpoint(&pool).await.expect("checkpoint");
+        assert!(restart(&pool).await.expect("restart"));
+        write(1).await;
+        let after = checkpoint(&pool).await.expect("checkpoint");
+        assert!(
+            after.log < 10,
+            "the log went on from {during:?} to {after:?}"
+        );
+        // The connection's own busy timeout is back.
+        let timeout: i64 = sqlx::query("PRAGMA busy_timeout")
+            .fetch_one(&pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .expect("busy_timeout");
+        assert_ne!(timeout, i64::from(RESTART_WAIT_MS));
+        pool.close().await;
+    }
 }

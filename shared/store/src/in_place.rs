@@ -67,6 +67,11 @@ impl InPlace {
         // As sqlx's connections (per connection, not per file).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(
+            None,
+            "journal_size_limit",
+            crate::checkpoint::LOG_KEPT_BYTES,
+        )?;
         if self.checkpoints_apart {
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }

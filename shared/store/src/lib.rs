@@ -293,6 +293,11 @@ impl Store {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA journal_size_limit = {}",
+                                checkpoint::LOG_KEPT_BYTES
+                            )))
+                            .await?;
                             if checkpoints.is_some() {
                                 // The checkpointer's task copies the log back, not the commits.
                                 conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
