@@ -360,6 +360,13 @@ enum AdminCommand {
     AdapterAccountsSync,
 }
 
+/// mimalloc, not the C library's allocator: a document is many short-lived buffers (the package,
+/// its parse, renditions, messages, statements' values) handed between threads, and glibc's
+/// malloc, its frees and their consolidation were about a tenth of a worker's CPU in a profile
+/// at full load (`docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
