@@ -551,16 +551,11 @@ impl Store {
         let now = now_ms();
         let digests: Vec<String> = group.iter().map(|(d, _, _)| d.body.sha256()).collect();
         // In place on a SQLite file when its write lock is free (`in_place.rs`).
-        if let Some(done) = self.in_place.as_ref().and_then(|in_place| {
-            in_place.write(|conn| {
-                at_once(store_group(
-                    &mut Writing::InPlace(conn),
-                    group,
-                    &digests,
-                    now,
-                ))
-            })
-        }) {
+        if let Some(done) = self
+            .in_place
+            .as_ref()
+            .and_then(|in_place| in_place.write(|w| at_once(store_group(w, group, &digests, now))))
+        {
             return done;
         }
         let mut tx = self.begin().await?;

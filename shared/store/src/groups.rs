@@ -443,9 +443,12 @@ impl Group for Advances {
     const KIND: &'static str = "advance_leg";
     fn run<'a>(&'a self, calls: &'a [Advance]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
         Box::pin(async move {
-            if let Some(done) = self.0.in_place.as_ref().and_then(|in_place| {
-                in_place.write(|conn| at_once(advance(&mut Writing::InPlace(conn), calls)))
-            }) {
+            if let Some(done) = self
+                .0
+                .in_place
+                .as_ref()
+                .and_then(|in_place| in_place.write(|w| at_once(advance(w, calls))))
+            {
                 return done;
             }
             advance(&mut Writing::Pool(&self.0.writer), calls).await
@@ -464,9 +467,12 @@ impl Group for VerdictRecords {
     const KIND: &'static str = "record_verdict";
     fn run<'a>(&'a self, calls: &'a [VerdictRow]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
         Box::pin(async move {
-            if let Some(done) = self.0.in_place.as_ref().and_then(|in_place| {
-                in_place.write(|conn| at_once(record_verdicts(&mut Writing::InPlace(conn), calls)))
-            }) {
+            if let Some(done) = self
+                .0
+                .in_place
+                .as_ref()
+                .and_then(|in_place| in_place.write(|w| at_once(record_verdicts(w, calls))))
+            {
                 return done;
             }
             record_verdicts(&mut Writing::Pool(&self.0.writer), calls).await
@@ -530,9 +536,12 @@ impl Group for RenditionPuts {
         calls: &'a [RenditionPut],
     ) -> BoxFuture<'a, Result<Vec<RenditionRow>, StoreError>> {
         Box::pin(async move {
-            if let Some(done) = self.0.in_place.as_ref().and_then(|in_place| {
-                in_place.write(|conn| at_once(put_renditions(&mut Writing::InPlace(conn), calls)))
-            }) {
+            if let Some(done) = self
+                .0
+                .in_place
+                .as_ref()
+                .and_then(|in_place| in_place.write(|w| at_once(put_renditions(w, calls))))
+            {
                 return done;
             }
             let mut tx = self.0.begin().await?;

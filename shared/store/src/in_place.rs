@@ -25,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 use crate::columns::Columns;
+use crate::writing::Writing;
 
 /// Idle connections kept for the next reads: one per kind of grouped read, and a few more.
 const KEPT: usize = 8;
@@ -85,7 +86,7 @@ impl InPlace {
     /// call on this thread ([`crate::writing::at_once`]).
     pub(crate) fn write<T>(
         &self,
-        work: impl FnOnce(&Mutex<Connection>) -> Result<T, StoreError>,
+        work: impl FnOnce(&mut Writing<'_>) -> Result<T, StoreError>,
     ) -> Option<Result<T, StoreError>> {
         let started = std::time::Instant::now();
         let made = self.write_now(work);
@@ -97,7 +98,7 @@ impl InPlace {
 
     fn write_now<T>(
         &self,
-        work: impl FnOnce(&Mutex<Connection>) -> Result<T, StoreError>,
+        work: impl FnOnce(&mut Writing<'_>) -> Result<T, StoreError>,
     ) -> Option<Result<T, StoreError>> {
         let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         let writer = match self.writer.get() {
@@ -121,7 +122,7 @@ impl InPlace {
                 Err(e) => return Some(Err(e.into())),
             }
         }
-        let done = work(writer);
+        let done = work(&mut Writing::InPlace(writer));
         let conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
         let done = done.and_then(|v| conn.execute_batch("COMMIT").map(|()| v).map_err(Into::into));
         if !conn.is_autocommit() {
@@ -328,9 +329,11 @@ mod tests {
             .expect("schema");
         let in_place = InPlace::new(path.display().to_string(), false);
         let insert = |k: &'static str| {
-            move |conn: &Mutex<Connection>| -> Result<usize, StoreError> {
-                let conn = conn.lock().expect("writer");
-                Ok(conn.execute("INSERT INTO t VALUES ($1, 1)", [k])?)
+            move |w: &mut Writing<'_>| -> Result<u64, StoreError> {
+                crate::writing::at_once(w.execute(
+                    "INSERT INTO t VALUES ($1, 1)",
+                    &[crate::writing::Value::Text(k)],
+                ))
             }
         };
         let count = |k: &str| -> i64 {
@@ -352,8 +355,8 @@ mod tests {
         assert_eq!(count("a"), 1);
 
         // A write that fails after a statement: the statement is undone, the next write goes on.
-        let failed = in_place.write(|conn| -> Result<(), StoreError> {
-            insert("b")(conn)?;
+        let failed = in_place.write(|w| -> Result<(), StoreError> {
+            insert("b")(w)?;
             Err(StoreError::Corrupt("changed my mind".into()))
         });
         assert!(

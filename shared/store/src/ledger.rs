@@ -94,9 +94,11 @@ impl Store {
             return Ok(Vec::new());
         }
         // In place on a SQLite file when its write lock is free (`in_place.rs`).
-        if let Some(done) = self.in_place.as_ref().and_then(|in_place| {
-            in_place.write(|conn| at_once(chain_events(&mut Writing::InPlace(conn), events)))
-        }) {
+        if let Some(done) = self
+            .in_place
+            .as_ref()
+            .and_then(|in_place| in_place.write(|w| at_once(chain_events(w, events))))
+        {
             return done;
         }
         let mut tx = self.begin().await?;

@@ -197,9 +197,11 @@ impl Store {
         let mut values = vec![Value::Int(now_ms())];
         values.extend(ids.iter().map(|id| Value::Int(*id)));
         // In place on a SQLite file when its write lock is free (`in_place.rs`).
-        if let Some(done) = self.in_place.as_ref().and_then(|in_place| {
-            in_place.write(|conn| at_once(Writing::InPlace(conn).execute(&sql_text, &values)))
-        }) {
+        if let Some(done) = self
+            .in_place
+            .as_ref()
+            .and_then(|in_place| in_place.write(|w| at_once(w.execute(&sql_text, &values))))
+        {
             return done.map(|_| ());
         }
         Writing::Pool(&self.writer)
