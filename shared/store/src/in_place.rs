@@ -212,10 +212,12 @@ pub(crate) fn in_sqlite_order<'v, V>(
     Ok(order)
 }
 
-fn read<T>(
+/// The rows `text` returns on `conn` with `params` bound to `$1, $2, ...`, each decoded: the
+/// readers' statements and those of a write in place (`writing.rs`).
+pub(crate) fn read<T, V: rusqlite::ToSql>(
     conn: &Connection,
     text: &str,
-    params: &[&str],
+    params: &[V],
     decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut statement = conn.prepare_cached(text)?;

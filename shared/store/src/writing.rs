@@ -12,7 +12,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
 use crate::columns::Columns;
-use crate::in_place::in_sqlite_order;
+use crate::in_place::{in_sqlite_order, read};
 use crate::{StoreError, sql};
 
 /// A value bound to a statement's next `$n`.
@@ -75,14 +75,7 @@ impl Writing<'_> {
             Self::Tx(conn) => bound(text, values).fetch_all(&mut **conn).await?,
             Self::InPlace(conn) => {
                 let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-                let mut statement = conn.prepare_cached(text)?;
-                let mut rows =
-                    statement.query(rusqlite::params_from_iter(in_sqlite_order(text, values)?))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    out.push(decode(row)?);
-                }
-                return Ok(out);
+                return read(&conn, text, values, decode);
             }
         };
         rows.iter().map(|row| decode(row)).collect()
