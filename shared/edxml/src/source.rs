@@ -119,10 +119,18 @@ pub struct Sequential {
 }
 
 impl Sequential {
+    /// The most read from the source at once.
+    const BUFFER: usize = 256 * 1024;
+
     pub fn new(source: Arc<dyn Source>) -> Self {
+        // No larger than the source: a 20 KB package read through a 256 KiB buffer paid for
+        // zeroing the whole buffer, about a tenth of a worker's CPU under load.
+        let size = usize::try_from(source.len())
+            .unwrap_or(usize::MAX)
+            .clamp(1, Self::BUFFER);
         Self {
             source,
-            buf: vec![0; 256 * 1024],
+            buf: vec![0; size],
             base: 0,
             len: 0,
             at: 0,
@@ -289,6 +297,22 @@ impl Range {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_is_read_through_a_buffer_no_larger_than_it_and_read_whole_either_way() {
+        for len in [0usize, 1, 20_000, Sequential::BUFFER + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut s = Sequential::new(Arc::new(data.clone()));
+            assert_eq!(s.buf.len(), len.clamp(1, Sequential::BUFFER), "{len} bytes");
+            let mut read = Vec::new();
+            while s.fill().expect("fill") {
+                read.extend_from_slice(s.buffered());
+                let n = s.buffered().len();
+                s.consume(n);
+            }
+            assert_eq!(read, data, "{len} bytes");
+        }
+    }
 
     #[test]
     fn ranges_are_read_in_chunks_with_line_ends_normalized() {

@@ -105,7 +105,8 @@ fn local(name: &[u8]) -> &[u8] {
 /// left for the parser to refuse.
 pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError> {
     let mut c = Cursor(Sequential::new(Arc::clone(&source)));
-    let mut xml = Vec::new();
+    // The copy is the package itself unless something spills: room for a small one at once.
+    let mut xml = Vec::with_capacity(usize::try_from(source.len()).unwrap_or(0).min(1 << 20));
     let mut spills = Vec::new();
     // Local names of the open elements.
     let mut open: Vec<Vec<u8>> = Vec::new();
