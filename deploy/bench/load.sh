@@ -13,6 +13,8 @@
 #                                          # each worker process held to half a core (root)
 #   OWN_CGROUPS=1 ./deploy/bench/load.sh   # each process in a cgroup of its own (root)
 #   FLOOR=1 ./deploy/bench/load.sh         # first the hops alone (lienthong-floor): the floor
+#   THREADS= ./deploy/bench/load.sh        # tokio's default threads in each bus process (one
+#                                          # per CPU) instead of runtime.worker_threads = 1
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -50,6 +52,10 @@
 # No bus with the same interface and promises carries more on this machine. Then the same with the
 # documents' work (parse, verify, translate with the bus's code; still nothing stored): what is
 # left between that and the bus is the store, the ledger and the stages' orchestration.
+# THREADS (1 unless set; empty for tokio's default, one per CPU) is each bus process's
+# `runtime.worker_threads`, BASELINE_THREADS the baseline's (THREADS unless set). It is given as
+# LIENTHONG_RUNTIME_WORKER_THREADS and as TOKIO_WORKER_THREADS, which builds from before the
+# setting honour.
 # After each run it prints what a document cost each process (and the broker) per kind of thread:
 # CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
 # document costs the broker in ceiling messages.
@@ -87,6 +93,8 @@ WORKER_CPU=${WORKER_CPU:-}
 OWN_CGROUPS=${OWN_CGROUPS:-0}
 FLOOR=${FLOOR:-0}
 FLOOR_DOCUMENTS=${FLOOR_DOCUMENTS:-20000}
+THREADS=${THREADS-1}
+BASELINE_THREADS=${BASELINE_THREADS-$THREADS}
 documents=$DOCUMENTS
 base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
@@ -206,10 +214,18 @@ config=bench
 bus_prefix=$prefix
 
 metrics_urls=()
+# The environment of the bus's processes: their threads (THREADS, BASELINE_THREADS).
+threads=$THREADS
+bus_env() {
+    if [[ -n $threads ]]; then
+        echo "LIENTHONG_RUNTIME_WORKER_THREADS=$threads" "TOKIO_WORKER_THREADS=$threads"
+    fi
+}
 start_gateway() {
     local roles=(gateway)
     if [[ $ONE_PROCESS == 1 ]]; then roles+=(verifier translator router delivery ledger); fi
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" "${roles[@]}" \
+    # shellcheck disable=SC2046 # bus_env's words are separate assignments
+    env $(bus_env) LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" "${roles[@]}" \
         >"$tmp/gateway.log" 2>&1 &
     pids+=($!)
     watched=("gateway=$!")
@@ -220,7 +236,8 @@ start_gateway() {
 ledger=$LEDGER
 start_ledger() {
     if [[ $ledger == own ]]; then
-        LIENTHONG_METRICS_LISTEN=127.0.0.1:18489 "$lienthong" serve --config "$tmp/$config.toml" ledger \
+        # shellcheck disable=SC2046
+        env $(bus_env) LIENTHONG_METRICS_LISTEN=127.0.0.1:18489 "$lienthong" serve --config "$tmp/$config.toml" ledger \
             >"$tmp/ledger.log" 2>&1 &
         pids+=($!)
         watched+=("ledger=$!")
@@ -232,7 +249,8 @@ start_ledger() {
 add_worker() {
     local n=$1 roles=(verifier translator router delivery)
     if [[ $ledger != own ]]; then roles+=(ledger); fi
-    LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$lienthong" serve --config "$tmp/$config.toml" \
+    # shellcheck disable=SC2046
+    env $(bus_env) LIENTHONG_METRICS_LISTEN=127.0.0.1:$((18490 + n)) "$lienthong" serve --config "$tmp/$config.toml" \
         "${roles[@]}" >"$tmp/worker-$n.log" 2>&1 &
     pids+=($!)
     watched+=("worker$n=$!")
@@ -376,6 +394,7 @@ if [[ $BASELINE == 1 ]]; then
     config=baseline
     bus_prefix=$prefix-base
     ledger=$BASELINE_LEDGER
+    threads=$BASELINE_THREADS
     start_gateway
     start_ledger
     if [[ $ONE_PROCESS == 1 ]]; then
@@ -385,7 +404,7 @@ if [[ $BASELINE == 1 ]]; then
         wait_ready 18490 18491
     fi
     echo
-    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, ledger in $BASELINE_LEDGER process, $base_workers worker process(es)"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     base_half=${HALF_RATE:-$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")}
@@ -397,6 +416,7 @@ if [[ $BASELINE == 1 ]]; then
     cgroups=()
     lienthong=$bin/lienthong
     ledger=$LEDGER
+    threads=$THREADS
     metrics_urls=()
     config=bench
     bus_prefix=$prefix
@@ -414,7 +434,7 @@ for workers in $WORKERS; do
     for ((n = 1; n <= started; n++)); do ports+=($((18490 + n))); done
     wait_ready "${ports[@]}"
     echo
-    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default})"
+    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default}, threads ${THREADS:-default})"
     load --summary "$tmp/max-$workers.json"
     rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
     summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")

@@ -35,6 +35,20 @@ pub struct Config {
     /// manages none.
     #[serde(default)]
     pub amqp_adapters: Option<lienthong_bus::adapters::AdaptersConfig>,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// `[runtime]`: the threads that run the process's tasks.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// How many threads run the process's tasks (tokio's workers); absent: one per CPU the
+    /// process may use. Where several of the bus's processes and the broker share a few cores,
+    /// 1 is cheaper: each process then hands its tasks to no other thread of its own, and the
+    /// bus grows by processes (`docs/operations.md`, capacity). The CPU work of verifying and
+    /// translating a large package runs on a pool of its own, not counted here.
+    pub worker_threads: Option<usize>,
 }
 
 /// `[telemetry]`: where this process serves `/metrics`, `/healthz` and `/readyz` besides the
@@ -123,6 +137,9 @@ impl Config {
         if let Some(c) = &self.console {
             c.check().map_err(|e| anyhow::anyhow!(e))?;
         }
+        if self.runtime.worker_threads == Some(0) {
+            anyhow::bail!("runtime.worker_threads must be at least 1 (absent: one per CPU)");
+        }
         if stages.iter().any(|s| s == "verifier") && self.verifier.is_none() {
             anyhow::bail!(
                 "gateway.document_stages names `verifier` but there is no [verifier] section"
@@ -175,6 +192,11 @@ impl Config {
         ) {
             a.management_password = v;
         }
+        if let Some(v) = var("LIENTHONG_RUNTIME_WORKER_THREADS") {
+            self.runtime.worker_threads = Some(v.parse().with_context(|| {
+                format!("LIENTHONG_RUNTIME_WORKER_THREADS `{v}` is not a number of threads")
+            })?);
+        }
         if let Some(v) = var("LIENTHONG_LISTEN") {
             self.gateway.listen = v
                 .parse()
@@ -200,12 +222,42 @@ mod tests {
             c.apply_env(|k| match k {
                 "LIENTHONG_LISTEN" => Some("127.0.0.1:0".into()),
                 "LIENTHONG_BUS_PREFIX" => Some("t1".into()),
+                "LIENTHONG_RUNTIME_WORKER_THREADS" => Some("1".into()),
                 _ => None,
             })
             .expect("env");
             assert_eq!(c.gateway.listen.port(), 0);
             assert_eq!(c.bus.prefix, "t1");
+            assert_eq!(c.runtime.worker_threads, Some(1));
         }
+    }
+
+    #[test]
+    fn the_runtime_threads_are_a_positive_number() {
+        let base = "[bus]\nurl = \"amqp://127.0.0.1\"\n[store]\nurl = \"sqlite://x.db\"\n";
+        let c: Config = toml::from_str(base).expect("parse");
+        assert_eq!(c.runtime.worker_threads, None, "absent: tokio's default");
+        let c: Config =
+            toml::from_str(&format!("{base}[runtime]\nworker_threads = 2\n")).expect("parse");
+        assert_eq!(c.runtime.worker_threads, Some(2));
+        let c: Config =
+            toml::from_str(&format!("{base}[runtime]\nworker_threads = 0\n")).expect("parse");
+        let e = c.check().expect_err("zero threads").to_string();
+        assert!(
+            e.starts_with("runtime.worker_threads must be at least 1"),
+            "{e}"
+        );
+        let mut c: Config = toml::from_str(base).expect("parse");
+        let e = c
+            .apply_env(|k| (k == "LIENTHONG_RUNTIME_WORKER_THREADS").then(|| "one".into()))
+            .expect_err("not a number")
+            .to_string();
+        assert!(e.contains("LIENTHONG_RUNTIME_WORKER_THREADS `one`"), "{e}");
+        let typo = format!("{base}[runtime]\nworker_thread = 1\n");
+        let e = toml::from_str::<Config>(&typo)
+            .expect_err("typo")
+            .to_string();
+        assert!(e.contains("worker_thread"), "{e}");
     }
 
     #[test]

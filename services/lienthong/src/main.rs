@@ -367,11 +367,12 @@ enum AdminCommand {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // The processes that run services name themselves in traces and may export them.
-    let (service, otlp) = match &cli.command {
+    // The processes that run services name themselves in traces and may export them, and may
+    // be given their number of threads. A configuration that does not load is reported where
+    // the command loads it.
+    let (service, otlp, threads) = match &cli.command {
         Command::Up { config, .. } | Command::Serve { config, .. } => {
             match config::Config::load(config) {
                 Ok(c) => (
@@ -382,12 +383,25 @@ async fn main() -> anyhow::Result<()> {
                             .map_or(c.bus.prefix.as_str(), |f| f.bus.as_str())
                     ),
                     c.telemetry.otlp_endpoint,
+                    c.runtime.worker_threads,
                 ),
-                Err(_) => ("lienthong".to_owned(), None),
+                Err(_) => ("lienthong".to_owned(), None, None),
             }
         }
-        _ => ("lienthong".to_owned(), None),
+        _ => ("lienthong".to_owned(), None, None),
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = threads {
+        runtime.worker_threads(n);
+    }
+    runtime
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run_command(cli, service, otlp))
+}
+
+async fn run_command(cli: Cli, service: String, otlp: Option<String>) -> anyhow::Result<()> {
     let _traces = lienthong_telemetry::init(&service, lienthong_telemetry::otlp_endpoint(otlp));
     match cli.command {
         Command::Up { config, demo } => {
