@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
+use lienthong_bus::work::on_package;
 use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Topology};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
 use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, Store, now_ms};
@@ -163,8 +164,8 @@ impl Translator {
         } else {
             CodeMap::default()
         };
-        // Parsing and writing are CPU work: off the async threads.
-        let rendered = tokio::task::spawn_blocking(move || {
+        // Parsing and writing are CPU work: off the async threads unless the package is small.
+        let rendered = on_package(original.len(), move || {
             let mut message = lienthong_translate::decode_source(from, original, threshold, &codes)
                 .map_err(|e| format!("the {from} package could not be read: {e}"))?;
             for hop in hops {

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
+use lienthong_bus::work::on_package;
 use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Publisher};
 use lienthong_edxml::{Format, MessageType, OrganId, Organization, StatusCode, write};
 use lienthong_outbox::to_outbox;
@@ -256,7 +257,8 @@ impl Verifier {
             // parts stay in the stored package).
             Format::Edocvn => {
                 let (source, threshold) = self.stored(doc).await?;
-                tokio::task::spawn_blocking(
+                on_package(
+                    source.len(),
                     move || match lienthong_translate::edocvn::unpack_source(source, threshold) {
                         Ok((envelope, _)) => check_package(&envelope, &used, &policy, at),
                         Err(e) => Verdict::unsignable(at, format!("unreadable MIME entity: {e}")),
@@ -268,7 +270,7 @@ impl Verifier {
             // Read from the stored package: large attachments are digested a piece at a time.
             Format::Edxml | Format::Govn => {
                 let (source, threshold) = self.stored(doc).await?;
-                tokio::task::spawn_blocking(move || {
+                on_package(source.len(), move || {
                     check_package_source(source, threshold, &used, &policy, at)
                 })
                 .await
@@ -405,7 +407,7 @@ impl Verifier {
             lienthong_translate::CodeMap::default()
         };
         let format = doc.format;
-        let read = tokio::task::spawn_blocking(move || {
+        let read = on_package(source.len(), move || {
             lienthong_translate::decode_source(format, source, threshold, &codes)
         })
         .await

@@ -13,6 +13,7 @@ pub mod messages;
 mod pipeline;
 mod publisher;
 mod topology;
+pub mod work;
 
 pub use config::{BusConfig, QueueType, TlsConfig};
 pub use consumer::{Handler, Incoming, Outcome, consume};
