@@ -55,7 +55,7 @@ impl Arrivals {
         let accepted = lienthong_gateway::accept_forwarded(
             &self.state,
             transfer.format,
-            Body::Bytes(transfer.package.clone()),
+            Body::Bytes(transfer.package.clone().into()),
             transfer.recipients.clone(),
             arrival,
         )

@@ -450,7 +450,7 @@ impl Verifier {
             response_for: Some(doc.doc_id.clone()),
             recipients: vec![doc.sender.clone()],
             format: lienthong_edxml::Format::Edxml,
-            body: lienthong_store::Body::Bytes(status_bytes),
+            body: lienthong_store::Body::Bytes(status_bytes.into()),
             status_update: None,
             arrival: None,
         };

@@ -737,7 +737,7 @@ impl Store {
             return self
                 .groups
                 .rendition_puts
-                .call((doc_id.to_owned(), format, bytes.clone(), digest))
+                .call((doc_id.to_owned(), format, bytes.to_vec(), digest))
                 .await;
         }
         if let Some(existing) = self.rendition_row(doc_id, format).await? {

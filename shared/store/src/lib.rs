@@ -38,7 +38,7 @@ pub use registry_file::{
     CSV_COLUMNS, RegistryFileError, check_bus_name, registry_csv, registry_from_csv,
     registry_from_json,
 };
-pub use spool::{Body, SpoolError, SpoolWriter, Spooled, SyncSpoolWriter};
+pub use spool::{Body, Held, SpoolError, SpoolWriter, Spooled, SyncSpoolWriter};
 pub use verdicts::*;
 
 /// Where the store lives.
