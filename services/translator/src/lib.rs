@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lienthong_bus::messages::{EventMessage, StageMessage};
-use lienthong_bus::work::on_package;
+use lienthong_bus::work::{IN_PLACE_BYTES, on_package};
 use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Topology};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
 use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, Store, now_ms};
@@ -164,8 +164,16 @@ impl Translator {
         } else {
             CodeMap::default()
         };
-        // Parsing and writing are CPU work: off the async threads unless the package is small.
-        let rendered = on_package(original.len(), move || {
+        // Parsing and writing are CPU work: off the async threads unless the package is small
+        // and its renditions stay in memory (a rendition written to a spool file is synced,
+        // which no task's thread should wait for). A rendition is at most about the package's
+        // size and a half.
+        let work_bytes = if self.store.inline_blob_bytes() >= 4 * IN_PLACE_BYTES {
+            original.len()
+        } else {
+            u64::MAX
+        };
+        let rendered = on_package(work_bytes, move || {
             let mut message = lienthong_translate::decode_source(from, original, threshold, &codes)
                 .map_err(|e| format!("the {from} package could not be read: {e}"))?;
             for hop in hops {

@@ -354,6 +354,12 @@ impl Store {
         self.large_attachment_bytes
     }
 
+    /// Packages and renditions up to this size are held in memory and kept in the database (see
+    /// [`StoreConfig::inline_blob_bytes`]); larger ones are written to spool files.
+    pub fn inline_blob_bytes(&self) -> u64 {
+        self.inline_blob_bytes
+    }
+
     /// Applies the migrations not yet applied, each in its own transaction.
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::raw_sql(
