@@ -69,7 +69,7 @@ impl Body {
 /// writers, otherwise on the first ask, and never again. A package's digest names its blob,
 /// is in its `accepted` event and checks it later; the gateway hashed each package three times
 /// before (6 to 9% of its CPU under load).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Held {
     bytes: Vec<u8>,
     sha256: OnceLock<String>,
@@ -80,7 +80,7 @@ impl Held {
     fn counted(bytes: Vec<u8>, digest: &ring::digest::Context) -> Self {
         Self {
             bytes,
-            sha256: OnceLock::from(hex::encode(digest.clone().finish())),
+            sha256: OnceLock::from(hex_of(digest)),
         }
     }
 
@@ -216,9 +216,14 @@ fn sealed(spooled: &mut Spooled, digest: &ring::digest::Context) -> Spooled {
     Spooled {
         // The writer's record keeps an empty name, so dropping it removes nothing.
         path: std::mem::take(&mut spooled.path),
-        sha256: hex::encode(digest.clone().finish()),
+        sha256: hex_of(digest),
         size: spooled.size,
     }
+}
+
+/// The digest of what a spool writer has been given so far, in lowercase hex.
+fn hex_of(digest: &ring::digest::Context) -> String {
+    hex::encode(digest.clone().finish())
 }
 
 /// A fresh spool file's name in `dir`.
