@@ -10,7 +10,7 @@ use std::time::Duration;
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lienthong_bus::messages::EventMessage;
 use lienthong_bus::{
-    DeadAction, Onward, Outcome, Outgoing, Pipeline, Publisher, Route, Stage, StageFuture,
+    DeadAction, Handoffs, Onward, Outcome, Outgoing, Pipeline, Publisher, Route, Stage, StageFuture,
 };
 use lienthong_tests::*;
 use tokio::sync::watch;
@@ -96,12 +96,12 @@ impl Taps {
 }
 
 /// One document to two agencies, with the stages chained or not, and the chain's events
-/// recorded in place by the process's ledger or not: what the broker carried, and what the
-/// ledger recorded (the same every way).
+/// recorded in place by the process's ledger or not: what the broker carried, what the ledger
+/// recorded (the same every way), and what the stages left one another.
 async fn one_document(
     chain: bool,
     ledger: bool,
-) -> (Vec<String>, Vec<(String, usize)>, Vec<String>) {
+) -> (Vec<String>, Vec<(String, usize)>, Vec<String>, Handoffs) {
     let mut env = Env::new(Backend::Sqlite).await;
     env.bus.chain_stages = chain;
     env.bus.chain_ledger = ledger;
@@ -139,11 +139,12 @@ async fn one_document(
         })
         .collect();
     taps.close().await;
+    let handoffs = bus.pipeline.handoffs();
     bus.stop().await;
     env.teardown().await;
     let mut recorded = recorded;
     recorded.sort();
-    (pipeline, events, recorded)
+    (pipeline, events, recorded, handoffs)
 }
 
 #[tokio::test]
@@ -151,17 +152,25 @@ async fn a_process_runs_its_stages_back_to_back_and_tells_the_ledger_once() {
     // The whole bus in one process: one hop through the broker, the gateway's to the
     // verifier. The translator, the router and both deliveries ran in place, and the ledger of
     // the process recorded every event in place, the gateway's `accepted` (carried by the
-    // verifier's message) included: nothing on the events exchange.
-    let (pipeline, events, recorded) = one_document(true, true).await;
+    // verifier's message) included: nothing on the events exchange. The verifier left the
+    // translator its parse of the package, and the translator took it.
+    let (pipeline, events, recorded, handoffs) = one_document(true, true).await;
     assert_eq!(pipeline, ["verifier"]);
     assert_eq!(events, [], "{recorded:?}");
     for kind in ["accepted", "verified", "translated", "routed", "delivered"] {
         assert!(recorded.iter().any(|k| k == kind), "{kind}: {recorded:?}");
     }
+    let one = Handoffs {
+        left: 1,
+        taken: 1,
+        let_go: 0,
+    };
+    assert_eq!(handoffs, one);
 
     // With `chain_ledger = false` the chain publishes every event in one message whose routing
     // key names each kind, the gateway's first.
-    let (pipeline_tap, events_tap, recorded_tap) = one_document(true, false).await;
+    let (pipeline_tap, events_tap, recorded_tap, handoffs_tap) = one_document(true, false).await;
+    assert_eq!(handoffs_tap, one);
     assert_eq!(pipeline_tap, ["verifier"]);
     assert_eq!(events_tap.len(), 1, "{events_tap:?}");
     let (key, n) = &events_tap[0];
@@ -173,8 +182,16 @@ async fn a_process_runs_its_stages_back_to_back_and_tells_the_ledger_once() {
     assert_eq!(recorded_tap, recorded);
 
     // Without the chain every stage hands on through the broker, each event a message; the
-    // ledger records the same events.
-    let (pipeline_off, events_off, recorded_off) = one_document(false, true).await;
+    // ledger records the same events. The translator reads the package itself.
+    let (pipeline_off, events_off, recorded_off, handoffs_off) = one_document(false, true).await;
+    assert_eq!(
+        handoffs_off,
+        Handoffs {
+            left: 0,
+            taken: 0,
+            let_go: 0
+        }
+    );
     assert_eq!(
         pipeline_off,
         ["delivery", "delivery", "router", "translator", "verifier"]

@@ -311,6 +311,8 @@ async fn seed(store: &Store) {
 /// The bus's services running as tasks in this process.
 pub struct InProcessBus {
     pub url: String,
+    /// The pipeline the bus's stages run in.
+    pub pipeline: lienthong_bus::Pipeline,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -426,7 +428,12 @@ impl InProcessBus {
                 other => panic!("no role {other}"),
             }
         }
-        InProcessBus { url, stop, tasks }
+        InProcessBus {
+            url,
+            pipeline,
+            stop,
+            tasks,
+        }
     }
 
     /// `system` sends a fresh edoc from `from` to `to`; its docId.

@@ -46,6 +46,8 @@ pub struct Translator {
     topology: Topology,
     bus_organ: OrganId,
     bus: Option<String>,
+    /// The pipeline this stage runs in, where the verifier may have left its parse.
+    pipeline: Option<Pipeline>,
 }
 
 /// What translating one document for one format came to.
@@ -68,7 +70,15 @@ impl Translator {
             topology,
             bus_organ,
             bus: config.bus.clone(),
+            pipeline: None,
         })
+    }
+
+    /// Takes the package the verifier parsed, when it ran in `pipeline`'s process just before
+    /// and left it, instead of reading it again.
+    pub fn taking_parses_from(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// The formats the document's open legs need, each with the recipients that need it.
@@ -106,6 +116,7 @@ impl Translator {
         &self,
         doc: &DocumentRow,
         formats: Vec<Format>,
+        parsed: Option<Parsed>,
     ) -> Result<BTreeMap<Format, Rendered>, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let mut done = BTreeMap::new();
@@ -133,12 +144,23 @@ impl Translator {
             return Ok(done);
         }
         // Read from the stored package: large attachments stay in it and are streamed into each
-        // rendition, which is written to a spool file, never held.
-        let original = self
-            .store
-            .package_source(doc)
-            .await
-            .map_err(|e| retry(&e))?;
+        // rendition, which is written to a spool file, never held. The verifier's tree of it,
+        // when it left one, holds the same (read with the same threshold, its large attachments
+        // ranges of the package): then the package is not read here.
+        let from = doc.format;
+        let (package, size) = match parsed.filter(|_| matches!(from, Format::Edxml | Format::Govn))
+        {
+            Some((tree, size)) => (Package::Read(tree), size),
+            None => {
+                let source = self
+                    .store
+                    .package_source(doc)
+                    .await
+                    .map_err(|e| retry(&e))?;
+                let size = source.len();
+                (Package::Stored(source), size)
+            }
+        };
         let threshold = self.store.large_attachment_bytes();
         let store = self.store.clone();
         // The buses the package passed before this one, then this bus.
@@ -157,7 +179,6 @@ impl Translator {
             organ_id: self.bus_organ.clone(),
             timestamp: Timestamp::from_unix_ms(now_ms()),
         });
-        let from = doc.format;
         // e-doc.vn names agencies by the registry's 9-character codes.
         let codes = if from == Format::Edocvn || missing.contains(&Format::Edocvn) {
             self.store.code_map().await.map_err(|e| retry(&e))?
@@ -169,12 +190,20 @@ impl Translator {
         // which no task's thread should wait for). A rendition is at most about the package's
         // size and a half.
         let work_bytes = if self.store.inline_blob_bytes() >= 4 * IN_PLACE_BYTES {
-            original.len()
+            size
         } else {
             u64::MAX
         };
         let rendered = on_package(work_bytes, move || {
-            let mut message = lienthong_translate::decode_source(from, original, threshold, &codes)
+            let decoded = match package {
+                Package::Read(tree) => lienthong_translate::decode_document(from, &tree),
+                Package::Stored(source) => Some(lienthong_translate::decode_source(
+                    from, source, threshold, &codes,
+                )),
+            };
+            // Only edXML and go.vn packages are taken as trees (filtered above).
+            let mut message = decoded
+                .ok_or_else(|| format!("a {from} package is not read from a tree"))?
                 .map_err(|e| format!("the {from} package could not be read: {e}"))?;
             for hop in hops {
                 lienthong_translate::append_trace(&mut message, hop);
@@ -231,8 +260,15 @@ impl Translator {
             .await
             .map_err(|e| retry(&e))?
             .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
+        // Taken whatever comes next, so that nothing left for this document stays behind.
+        let parsed = self
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.take_left::<Parsed>(STAGE, &doc.doc_id));
         let needed = self.formats_needed(&doc.doc_id).await?;
-        let rendered = self.render(&doc, needed.keys().copied().collect()).await?;
+        let rendered = self
+            .render(&doc, needed.keys().copied().collect(), parsed)
+            .await?;
         let mut events = Vec::new();
         for (format, recipients) in &needed {
             let reason = match rendered.get(format) {
@@ -262,6 +298,17 @@ impl Translator {
         }
         Ok(Onward::forward(&msg, events, &self.topology))
     }
+}
+
+/// A package read into a tree by the verifier, and its size in bytes (what it leaves this stage:
+/// `lienthong_verifier`'s `Parsed`).
+pub type Parsed = (lienthong_edxml::dom::Document, u64);
+
+/// The package a rendition is made from.
+enum Package {
+    /// Read into a tree by the verifier.
+    Read(lienthong_edxml::dom::Document),
+    Stored(Arc<dyn lienthong_edxml::source::Source>),
 }
 
 /// Why a rendition was not made.
@@ -308,7 +355,8 @@ pub async fn run(
     config: TranslatorConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let translator = Translator::new(store, pipeline.publisher().topology().clone(), &config)?;
+    let translator = Translator::new(store, pipeline.publisher().topology().clone(), &config)?
+        .taking_parses_from(pipeline.clone());
     pipeline
         .serve(Arc::new(Document(Arc::new(translator))), shutdown)
         .await;

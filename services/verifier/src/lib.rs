@@ -21,7 +21,8 @@ use lienthong_outbox::to_outbox;
 use lienthong_store::{DeliveryState, DocumentRow, NewDocument, Store, VerdictRow, now_ms};
 use lienthong_translate::Message;
 use lienthong_xmldsig::{
-    Outcome as SignatureOutcome, Policy, TrustStore, Verdict, check_package, check_package_source,
+    Outcome as SignatureOutcome, Policy, TrustStore, Verdict, check_package,
+    check_package_source_keeping_tree,
 };
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -30,6 +31,13 @@ pub mod revocation;
 pub use revocation::{Revocation, RevocationConfig};
 
 pub const STAGE: &str = "verifier";
+
+/// The stage after this one that reads a package as this one does (`lienthong_translator`'s
+/// `STAGE`): when it runs in the same process, it is left the package this stage parsed.
+const TRANSLATOR: &str = "translator";
+
+/// A package read into a tree, and its size: what the translator takes (its `Parsed`).
+type Parsed = (lienthong_edxml::dom::Document, u64);
 
 /// Whether a signature is required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -125,6 +133,8 @@ pub struct Verifier {
     bus_organ: OrganId,
     trust: Arc<RwLock<Arc<TrustStore>>>,
     revocation: Option<Revocation>,
+    /// The pipeline this stage runs in, when the stage after it may be left its parse.
+    pipeline: Option<Pipeline>,
 }
 
 impl Verifier {
@@ -154,7 +164,15 @@ impl Verifier {
             bus_organ,
             trust: Arc::new(RwLock::new(Arc::new(trust))),
             revocation,
+            pipeline: None,
         })
+    }
+
+    /// Leaves the translator, when it runs in `pipeline`'s process and takes its messages from
+    /// the chain, each package this stage parsed and let go on: it then reads none of them again.
+    pub fn leaving_parses_in(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// Trust anchors and CRL files, plus what the fetcher has.
@@ -223,7 +241,9 @@ impl Verifier {
         }
     }
 
-    async fn verdict_for(&self, doc: &DocumentRow) -> Result<(Verdict, bool), Outcome> {
+    /// The document's verdict, made now or recorded before; with the package read into a tree
+    /// when it was read for the verdict now and the stage after this may be left it.
+    async fn verdict_for(&self, doc: &DocumentRow) -> Result<(Verdict, Option<Parsed>), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         // A redelivered message reuses the recorded verdict: the decision is made once.
         if let Some(row) = self
@@ -238,7 +258,7 @@ impl Verifier {
                     doc.doc_id
                 ))
             })?;
-            return Ok((verdict, false));
+            return Ok((verdict, None));
         }
         let trust = self
             .trust
@@ -248,6 +268,7 @@ impl Verifier {
         let policy = self.config.crypto_policy();
         let at = now_ms() / 1000;
         let used = Arc::clone(&trust);
+        let mut parsed = None;
         let verdict = match doc.format {
             Format::Json => Verdict::unsignable(
                 at,
@@ -268,13 +289,20 @@ impl Verifier {
                 .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
             }
             // Read from the stored package: large attachments are digested a piece at a time.
+            // The tree is kept for the translator when it may take it.
             Format::Edxml | Format::Govn => {
                 let (source, threshold) = self.stored(doc).await?;
-                on_package(source.len(), move || {
-                    check_package_source(source, threshold, &used, &policy, at)
+                let size = source.len();
+                let keep = self.pipeline.is_some();
+                let (verdict, tree) = on_package(size, move || {
+                    let (verdict, tree) =
+                        check_package_source_keeping_tree(source, threshold, &used, &policy, at);
+                    (verdict, tree.filter(|_| keep))
                 })
                 .await
-                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?
+                .map_err(|e| Outcome::Poison(format!("verification panicked: {e}")))?;
+                parsed = tree.map(|t| (t, size));
+                verdict
             }
         };
         if let Some(r) = &self.revocation {
@@ -314,7 +342,7 @@ impl Verifier {
             metrics::counter!("lienthong_verdicts_total", "outcome" => row.outcome.clone())
                 .increment(1);
         }
-        Ok((verdict, true))
+        Ok((verdict, parsed))
     }
 
     async fn verify(&self, msg: StageMessage) -> Result<Onward, Outcome> {
@@ -325,7 +353,7 @@ impl Verifier {
             .await
             .map_err(|e| retry(&e))?
             .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
-        let (verdict, _) = self.verdict_for(&doc).await?;
+        let (verdict, parsed) = self.verdict_for(&doc).await?;
         let required = self.config.policy_for(&doc) == SignaturePolicy::Required;
         let passes = match verdict.outcome {
             SignatureOutcome::Valid => true,
@@ -340,7 +368,15 @@ impl Verifier {
             describe(&verdict),
         )];
         if passes {
-            return Ok(Onward::forward(&msg, events, t));
+            let onward = Onward::forward(&msg, events, t);
+            // The translator, next and in this process, reads the package as this stage did.
+            let next = msg.slip.get(1).map(String::as_str);
+            if let (Some(pipeline), Some((tree, size)), Some(TRANSLATOR)) =
+                (&self.pipeline, parsed, next)
+            {
+                pipeline.leave_for(TRANSLATOR, &doc.doc_id, size, Box::new((tree, size)));
+            }
+            return Ok(onward);
         }
 
         let reason = match (verdict.outcome, &verdict.reason) {
@@ -527,7 +563,10 @@ pub async fn run(
     config: VerifierConfig,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let verifier = Arc::new(Verifier::new(store, pipeline.publisher().clone(), config)?);
+    let verifier = Arc::new(
+        Verifier::new(store, pipeline.publisher().clone(), config)?
+            .leaving_parses_in(pipeline.clone()),
+    );
     let reload = tokio::spawn(Arc::clone(&verifier).reload(shutdown.clone()));
     let fetch = tokio::spawn(Arc::clone(&verifier).fetch_revocation(shutdown.clone()));
     pipeline.serve(Arc::new(Document(verifier)), shutdown).await;

@@ -20,7 +20,8 @@ pub use consumer::{Handler, Incoming, Outcome, consume};
 pub use dead::{DeadAction, DeadLetter};
 pub use error::BusError;
 pub use pipeline::{
-    Document, DocumentStage, EventSink, Onward, Pipeline, RecordFuture, Stage, StageFuture,
+    Document, DocumentStage, EventSink, Handoffs, Onward, Pipeline, RecordFuture, Stage,
+    StageFuture,
 };
 pub use publisher::{Outgoing, Publisher, Route};
 pub use topology::{STAGES, Topology, declare};

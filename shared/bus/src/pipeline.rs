@@ -14,11 +14,18 @@
 //! handle its message (poison, or a panic) gets it on its own queue instead, where its consumer
 //! dead-letters it as it would without the chain. A stage in another process gets its message through the
 //! broker, as before: processes can run any set of stages.
+//!
+//! A stage may also leave the stage after it something it would otherwise work out again (the
+//! verifier's parse of a package, for the translator): kept in the pipeline, for a stage that
+//! runs in this process and takes its messages from the chain, and let go, oldest first, past a
+//! bound. Only ever a saving: a stage that finds nothing left does the work itself.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::FutureExt;
 use tokio::sync::watch;
@@ -111,6 +118,37 @@ struct Inner {
     local: RwLock<BTreeMap<&'static str, Arc<dyn Stage>>>,
     /// The ledger of this process, when it runs one and may take the chain's events in place.
     ledger: RwLock<Option<Arc<dyn EventSink>>>,
+    /// What stages left for the stages after them, oldest first.
+    left: Mutex<Left>,
+    /// How many were left, taken and let go untaken, since the pipeline began.
+    handoffs: [AtomicU64; 3],
+}
+
+/// What stages of a pipeline left for the stages after them ([`Pipeline::leave_for`]), since it
+/// began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoffs {
+    pub left: u64,
+    pub taken: u64,
+    /// Let go untaken, past the bound.
+    pub let_go: u64,
+}
+
+/// Everything left at most: as many as the chains that can be under way at once, twice over, and
+/// this many bytes of the packages they stand for.
+const LEFT_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Default)]
+struct Left {
+    items: VecDeque<LeftItem>,
+    bytes: u64,
+}
+
+struct LeftItem {
+    stage: &'static str,
+    doc_id: String,
+    bytes: u64,
+    value: Box<dyn Any + Send>,
 }
 
 impl Pipeline {
@@ -121,6 +159,8 @@ impl Pipeline {
                 publisher: Publisher::new(config, "lienthong-stages"),
                 local: RwLock::new(BTreeMap::new()),
                 ledger: RwLock::new(None),
+                left: Mutex::new(Left::default()),
+                handoffs: Default::default(),
             }),
         }
     }
@@ -179,6 +219,87 @@ impl Pipeline {
         }
         if let Ok(mut slot) = self.inner.ledger.write() {
             *slot = ledger.filter(|_| allowed);
+        }
+    }
+
+    /// Leaves `value` for `stage`'s run on document `doc_id`: something it would otherwise work
+    /// out again (a package `bytes` long, parsed). Kept only while `stage` runs in this process
+    /// and takes its messages from the chain (`bus.chain_stages`); the oldest is let go first past
+    /// twice `bus.prefetch` items or 64 MiB of packages. Returns whether it was kept.
+    pub fn leave_for(
+        &self,
+        stage: &'static str,
+        doc_id: &str,
+        bytes: u64,
+        value: Box<dyn Any + Send>,
+    ) -> bool {
+        let chained = self.inner.config.chain_stages
+            && self
+                .inner
+                .local
+                .read()
+                .is_ok_and(|local| local.contains_key(stage));
+        if !chained || bytes > LEFT_BYTES {
+            return false;
+        }
+        let most = usize::from(self.inner.config.prefetch).max(1) * 2;
+        let mut gone = Vec::new();
+        {
+            let Ok(mut left) = self.inner.left.lock() else {
+                return false;
+            };
+            left.bytes += bytes;
+            left.items.push_back(LeftItem {
+                stage,
+                doc_id: doc_id.to_owned(),
+                bytes,
+                value,
+            });
+            while left.items.len() > most || left.bytes > LEFT_BYTES {
+                let Some(oldest) = left.items.pop_front() else {
+                    break;
+                };
+                left.bytes -= oldest.bytes;
+                gone.push(oldest);
+            }
+        }
+        self.inner.handoffs[0].fetch_add(1, Ordering::Relaxed);
+        self.inner.handoffs[2].fetch_add(gone.len() as u64, Ordering::Relaxed);
+        // Let go (and dropped) outside the lock.
+        for item in gone {
+            metrics::counter!("lienthong_stage_handoffs_total", "stage" => item.stage, "outcome" => "let_go")
+                .increment(1);
+        }
+        true
+    }
+
+    /// What a stage before left for `stage` about document `doc_id`, taken (see
+    /// [`Pipeline::leave_for`]): `None` when nothing of type `T` was left, or it was let go.
+    pub fn take_left<T: Any>(&self, stage: &'static str, doc_id: &str) -> Option<T> {
+        let item = {
+            let mut left = self.inner.left.lock().ok()?;
+            let at = left
+                .items
+                .iter()
+                .position(|i| i.stage == stage && i.doc_id == doc_id)?;
+            let item = left.items.remove(at)?;
+            left.bytes -= item.bytes;
+            item
+        };
+        let value = item.value.downcast::<T>().ok()?;
+        self.inner.handoffs[1].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("lienthong_stage_handoffs_total", "stage" => stage, "outcome" => "taken")
+            .increment(1);
+        Some(*value)
+    }
+
+    /// How many things stages left for the stages after them, took, and let go untaken.
+    pub fn handoffs(&self) -> Handoffs {
+        let [left, taken, let_go] = &self.inner.handoffs;
+        Handoffs {
+            left: left.load(Ordering::Relaxed),
+            taken: taken.load(Ordering::Relaxed),
+            let_go: let_go.load(Ordering::Relaxed),
         }
     }
 
@@ -345,6 +466,103 @@ mod tests {
         pipeline.record_events_in_place(None);
         assert!(pipeline.ledger().is_none(), "a stopped ledger is let go");
         taken
+    }
+
+    struct Nothing;
+    impl Stage for Nothing {
+        fn name(&self) -> &'static str {
+            "translator"
+        }
+        fn run<'a>(&'a self, _payload: &'a [u8]) -> StageFuture<'a> {
+            Box::pin(async { Ok(Onward::default()) })
+        }
+    }
+
+    /// A pipeline on `config` where the translator runs (as `serve` has it while it consumes).
+    fn with_translator(config: &BusConfig) -> Pipeline {
+        let pipeline = Pipeline::new(config);
+        pipeline
+            .inner
+            .local
+            .write()
+            .expect("the stages of a new pipeline")
+            .insert("translator", Arc::new(Nothing));
+        pipeline
+    }
+
+    #[test]
+    fn what_a_stage_leaves_is_taken_once_by_the_stage_and_document_it_was_left_for() {
+        let config = BusConfig::new("amqp://127.0.0.1:1/%2f");
+        let pipeline = with_translator(&config);
+        assert!(pipeline.leave_for("translator", "doc-1", 100, Box::new(String::from("tree 1"))));
+        assert!(pipeline.leave_for("translator", "doc-2", 100, Box::new(String::from("tree 2"))));
+        assert_eq!(pipeline.take_left::<String>("router", "doc-1"), None);
+        assert_eq!(pipeline.take_left::<String>("translator", "doc-3"), None);
+        assert_eq!(
+            pipeline
+                .take_left::<String>("translator", "doc-2")
+                .as_deref(),
+            Some("tree 2")
+        );
+        assert_eq!(
+            pipeline.take_left::<String>("translator", "doc-2"),
+            None,
+            "taken once"
+        );
+        // Of another type than asked for: nothing, and it is gone.
+        assert_eq!(pipeline.take_left::<u32>("translator", "doc-1"), None);
+        assert_eq!(pipeline.take_left::<String>("translator", "doc-1"), None);
+        assert_eq!(
+            pipeline.handoffs(),
+            Handoffs {
+                left: 2,
+                taken: 1,
+                let_go: 0
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_is_left_for_a_stage_that_does_not_take_its_messages_from_this_chain() {
+        let config = BusConfig::new("amqp://127.0.0.1:1/%2f");
+        // The translator runs in another process.
+        let elsewhere = Pipeline::new(&config);
+        assert!(!elsewhere.leave_for("translator", "doc-1", 1, Box::new(1u8)));
+        assert_eq!(elsewhere.take_left::<u8>("translator", "doc-1"), None);
+        // It runs here, but its messages come through the broker.
+        let mut unchained = config;
+        unchained.chain_stages = false;
+        let unchained = with_translator(&unchained);
+        assert!(!unchained.leave_for("translator", "doc-1", 1, Box::new(1u8)));
+        assert_eq!(unchained.handoffs().left, 0);
+    }
+
+    #[test]
+    fn the_oldest_is_let_go_past_twice_the_prefetch_or_64_mib_of_packages() {
+        let mut config = BusConfig::new("amqp://127.0.0.1:1/%2f");
+        config.prefetch = 2;
+        let pipeline = with_translator(&config);
+        for n in 0..5u32 {
+            assert!(pipeline.leave_for("translator", &format!("doc-{n}"), 10, Box::new(n)));
+        }
+        // Four kept: doc-0 was let go.
+        assert_eq!(pipeline.take_left::<u32>("translator", "doc-0"), None);
+        for n in 1..5u32 {
+            assert_eq!(
+                pipeline.take_left::<u32>("translator", &format!("doc-{n}")),
+                Some(n)
+            );
+        }
+        assert_eq!(pipeline.handoffs().let_go, 1);
+        // A package of 40 MiB, then one of 30: the first is let go for the second.
+        assert!(pipeline.leave_for("translator", "big-1", 40 << 20, Box::new(1u32)));
+        assert!(pipeline.leave_for("translator", "big-2", 30 << 20, Box::new(2u32)));
+        assert_eq!(pipeline.take_left::<u32>("translator", "big-1"), None);
+        assert_eq!(pipeline.take_left::<u32>("translator", "big-2"), Some(2));
+        // Larger than the bound alone: not kept at all.
+        assert!(!pipeline.leave_for("translator", "huge", 65 << 20, Box::new(3u32)));
+        assert_eq!(pipeline.take_left::<u32>("translator", "huge"), None);
+        assert_eq!(pipeline.handoffs().let_go, 2);
     }
 
     #[test]

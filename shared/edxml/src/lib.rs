@@ -23,7 +23,8 @@ pub use legacy::CodeMap;
 pub use model::*;
 pub use parse::{
     MimePart, Whole, parse, parse_as, parse_slim, parse_source, parse_source_as, read_edoc,
-    read_edocvn_envelope, read_govn, read_govn_source, read_whole, read_whole_source,
+    read_edocvn_envelope, read_govn, read_govn_document, read_govn_source, read_whole,
+    read_whole_document, read_whole_source,
 };
 pub use status::{CopyStatus, IllegalTransition, StatusCode};
 pub use write::{

@@ -68,6 +68,13 @@ pub fn read_whole_source(
     whole_of(&dom::read_document_source(source, spill_threshold)?.root)
 }
 
+/// [`read_whole_source`] of a package already read into a tree (by
+/// [`dom::read_document_source`], with the same threshold): for a caller that has read it for
+/// something else, its signature's check.
+pub fn read_whole_document(document: &dom::Document) -> Result<Whole, PackageError> {
+    whole_of(&document.root)
+}
+
 fn whole_of(root: &Element) -> Result<Whole, PackageError> {
     let edoc = match checked(root)? {
         Package::Edoc(edoc) => edoc,
@@ -140,6 +147,11 @@ pub fn read_govn_source(
     spill_threshold: u64,
 ) -> Result<Whole, PackageError> {
     govn_of(&dom::read_document_source(source, spill_threshold)?.root)
+}
+
+/// [`read_govn_source`] of a package already read into a tree (see [`read_whole_document`]).
+pub fn read_govn_document(document: &dom::Document) -> Result<Whole, PackageError> {
+    govn_of(&document.root)
 }
 
 fn govn_of(root: &Element) -> Result<Whole, PackageError> {
@@ -1009,8 +1021,12 @@ fn decoded(content: &Element) -> Vec<u8> {
     for node in &content.children {
         if let crate::dom::Node::Text(t) = node {
             // Checked as base64 (so readable) before; a source failing now decodes to nothing.
+            // Base64 in XML comes in lines: copied a line at a time, not a byte.
             let _ = t.for_each_chunk(|chunk| {
-                compact.extend(chunk.iter().filter(|b| !b.is_ascii_whitespace()));
+                compact.reserve(chunk.len());
+                for line in chunk.split(u8::is_ascii_whitespace) {
+                    compact.extend_from_slice(line);
+                }
             });
         }
     }

@@ -108,6 +108,20 @@ pub fn decode_source(
     })
 }
 
+/// [`decode_source`] of a package already read into a tree from its source, with the same
+/// threshold (by [`lienthong_edxml::dom::read_document_source`]): `None` for the formats not read
+/// that way (e-doc.vn's MIME entity, JSON).
+pub fn decode_document(
+    format: Format,
+    document: &lienthong_edxml::dom::Document,
+) -> Option<Result<Message, DecodeError>> {
+    match format {
+        Format::Edxml => Some(lienthong_edxml::read_whole_document(document).map_err(Into::into)),
+        Format::Govn => Some(lienthong_edxml::read_govn_document(document).map_err(Into::into)),
+        Format::Edocvn | Format::Json => None,
+    }
+}
+
 /// Writes a message in any format to `out`, attachment contents left in their package streamed
 /// in (see [`expand`]).
 pub fn encode_to(

@@ -13,5 +13,7 @@ pub mod verify;
 pub use c14n::{Algorithm, Sink, canonicalize, canonicalize_into};
 pub use sign::{SignError, sign};
 pub use trust::{ChainFailure, ChainReport, Expiry, ExpiryKind, Policy, TrustStore};
-pub use verdict::{Outcome, Verdict, check_package, check_package_source};
+pub use verdict::{
+    Outcome, Verdict, check_package, check_package_source, check_package_source_keeping_tree,
+};
 pub use verify::{DigestMethod, Failure, SignatureMethod, Verified, verify};

@@ -89,9 +89,22 @@ pub fn check_package_source(
     policy: &Policy,
     at: i64,
 ) -> Verdict {
+    check_package_source_keeping_tree(source, spill_threshold, store, policy, at).0
+}
+
+/// [`check_package_source`], giving back the package's tree as well when it could be read, for a
+/// caller that would otherwise read it again (the translator maps it with
+/// `lienthong_edxml::read_whole_document`).
+pub fn check_package_source_keeping_tree(
+    source: std::sync::Arc<dyn lienthong_edxml::source::Source>,
+    spill_threshold: u64,
+    store: &TrustStore,
+    policy: &Policy,
+    at: i64,
+) -> (Verdict, Option<lienthong_edxml::dom::Document>) {
     match lienthong_edxml::dom::read_document_source(source, spill_threshold) {
-        Ok(d) => check_document(&d, store, policy, at),
-        Err(e) => Verdict::refused(at, "malformed", e.to_string()),
+        Ok(d) => (check_document(&d, store, policy, at), Some(d)),
+        Err(e) => (Verdict::refused(at, "malformed", e.to_string()), None),
     }
 }
 
