@@ -15,6 +15,9 @@
 #   FLOOR=1 ./deploy/bench/load.sh         # first the hops alone (lienthong-floor): the floor
 #   THREADS= ./deploy/bench/load.sh        # tokio's default threads in each bus process (one
 #                                          # per CPU) instead of runtime.worker_threads = 1
+#   BASELINE_BIN=/tmp/before ROUNDS=5 ./deploy/bench/load.sh
+#                                          # then the baseline and this build in turns, 5 rounds
+#                                          # each, and their medians
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -95,6 +98,7 @@ FLOOR=${FLOOR:-0}
 FLOOR_DOCUMENTS=${FLOOR_DOCUMENTS:-20000}
 THREADS=${THREADS-1}
 BASELINE_THREADS=${BASELINE_THREADS-$THREADS}
+ROUNDS=${ROUNDS:-0}
 documents=$DOCUMENTS
 base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
@@ -463,3 +467,61 @@ for row in "${summary[@]}"; do
     # shellcheck disable=SC2086
     printf '%-8s %14s %12s %18s\n' $row
 done
+
+# ROUNDS=N (with the baseline): then N rounds more as fast as the bus takes them, the baseline's
+# bus and this build's in turns, each with one worker process, on the stores of the runs above.
+# A shared host's speed drifts by a fifth within minutes, more than most changes are worth; in
+# turns, both builds see the same drift, and the rounds' medians show what one run of each may
+# not. The ceiling is measured in every round too: it gauges the host's speed at that moment.
+if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
+    stop_all
+    rounds_json=()
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for which in baseline bench; do
+            if [[ $which == baseline ]]; then
+                lienthong=$BASELINE_BIN ledger=$BASELINE_LEDGER threads=$BASELINE_THREADS bus_prefix=$prefix-base
+            else
+                lienthong=$bin/lienthong ledger=$LEDGER threads=$THREADS bus_prefix=$prefix
+            fi
+            config=$which
+            metrics_urls=()
+            start_gateway
+            start_ledger
+            if [[ $ONE_PROCESS == 1 ]]; then
+                wait_ready 18490
+            else
+                add_worker 1
+                wait_ready 18490 18491
+            fi
+            echo
+            echo "== round $round of $ROUNDS: $which"
+            load --summary "$tmp/round-$round-$which.json"
+            stop_all
+            rounds_json+=("$tmp/round-$round-$which.json")
+        done
+    done
+    echo
+    echo "== in turns: $ROUNDS rounds of each, $base_workers worker process(es)"
+    python3 - "${rounds_json[@]}" <<'PYEOF'
+import json, statistics, sys
+rows = {"baseline": [], "bench": []}
+print(f"{'round':<6} {'build':<9} {'documents/s':>12} {'x ceiling':>10} {'ceiling msg/s':>14} {'CPU ms/doc':>11} {'broker ms/doc':>14}")
+for i, path in enumerate(sys.argv[1:]):
+    d = json.load(open(path))
+    which = "baseline" if path.endswith("-baseline.json") else "bench"
+    rows[which].append(d)
+    name = "baseline" if which == "baseline" else "this"
+    f = lambda k, fmt: (fmt % d[k]) if d.get(k) is not None else "-"
+    print(f"{i // 2 + 1:<6} {name:<9} {f('documentsPerSecond', '%.1f'):>12} {f('fractionOfCeiling', '%.3f'):>10} "
+          f"{f('ceilingPerSecond', '%.1f'):>14} {f('cpuMsPerDocument', '%.2f'):>11} {f('brokerCpuMsPerDocument', '%.2f'):>14}")
+def med(which, key):
+    v = [d[key] for d in rows[which] if d.get(key) is not None]
+    return statistics.median(v) if v else float("nan")
+for which, name in (("baseline", "baseline"), ("bench", "this")):
+    print(f"{'median':<6} {name:<9} {med(which, 'documentsPerSecond'):>12.1f} {med(which, 'fractionOfCeiling'):>10.3f} "
+          f"{med(which, 'ceilingPerSecond'):>14.1f} {med(which, 'cpuMsPerDocument'):>11.2f} {med(which, 'brokerCpuMsPerDocument'):>14.2f}")
+b, t = med("baseline", "documentsPerSecond"), med("bench", "documentsPerSecond")
+cb, ct = med("baseline", "cpuMsPerDocument"), med("bench", "cpuMsPerDocument")
+print(f"this build against the baseline, medians: documents/s {100 * (t / b - 1):+.1f}%, CPU per document {100 * (ct / cb - 1):+.1f}%")
+PYEOF
+fi
