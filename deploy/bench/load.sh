@@ -391,14 +391,9 @@ if [[ $FLOOR == 1 ]]; then
     echo "== floor with the work: the hops, and parse, verify and translate with the bus's code (no store)"
     floor floor-work --work "$repo/config/demo/trust"
 fi
-baseline=""
-if [[ $BASELINE == 1 ]]; then
-    lienthong=$BASELINE_BIN
-    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS"
-    config=baseline
-    bus_prefix=$prefix-base
-    ledger=$BASELINE_LEDGER
-    threads=$BASELINE_THREADS
+# start_baseline_sized: a bus the size the baseline runs at (a gateway, and one worker process
+# unless ONE_PROCESS), ready.
+start_baseline_sized() {
     start_gateway
     start_ledger
     if [[ $ONE_PROCESS == 1 ]]; then
@@ -407,6 +402,16 @@ if [[ $BASELINE == 1 ]]; then
         add_worker 1
         wait_ready 18490 18491
     fi
+}
+baseline=""
+if [[ $BASELINE == 1 ]]; then
+    lienthong=$BASELINE_BIN
+    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS"
+    config=baseline
+    bus_prefix=$prefix-base
+    ledger=$BASELINE_LEDGER
+    threads=$BASELINE_THREADS
+    start_baseline_sized
     echo
     echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
     load --summary "$tmp/baseline.json"
@@ -485,14 +490,7 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
             fi
             config=$which
             metrics_urls=()
-            start_gateway
-            start_ledger
-            if [[ $ONE_PROCESS == 1 ]]; then
-                wait_ready 18490
-            else
-                add_worker 1
-                wait_ready 18490 18491
-            fi
+            start_baseline_sized
             echo
             echo "== round $round of $ROUNDS: $which"
             load --summary "$tmp/round-$round-$which.json"
