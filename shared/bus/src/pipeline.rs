@@ -121,7 +121,14 @@ struct Inner {
     /// What stages left for the stages after them, oldest first.
     left: Mutex<Left>,
     /// How many were left, taken and let go untaken, since the pipeline began.
-    handoffs: [AtomicU64; 3],
+    handoffs: HandoffCounts,
+}
+
+#[derive(Default)]
+struct HandoffCounts {
+    left: AtomicU64,
+    taken: AtomicU64,
+    let_go: AtomicU64,
 }
 
 /// What stages of a pipeline left for the stages after them ([`Pipeline::leave_for`]), since it
@@ -263,8 +270,11 @@ impl Pipeline {
                 gone.push(oldest);
             }
         }
-        self.inner.handoffs[0].fetch_add(1, Ordering::Relaxed);
-        self.inner.handoffs[2].fetch_add(gone.len() as u64, Ordering::Relaxed);
+        let counts = &self.inner.handoffs;
+        counts.left.fetch_add(1, Ordering::Relaxed);
+        counts
+            .let_go
+            .fetch_add(gone.len() as u64, Ordering::Relaxed);
         // Let go (and dropped) outside the lock.
         for item in gone {
             metrics::counter!("lienthong_stage_handoffs_total", "stage" => item.stage, "outcome" => "let_go")
@@ -287,7 +297,7 @@ impl Pipeline {
             item
         };
         let value = item.value.downcast::<T>().ok()?;
-        self.inner.handoffs[1].fetch_add(1, Ordering::Relaxed);
+        self.inner.handoffs.taken.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("lienthong_stage_handoffs_total", "stage" => stage, "outcome" => "taken")
             .increment(1);
         Some(*value)
@@ -295,11 +305,11 @@ impl Pipeline {
 
     /// How many things stages left for the stages after them, took, and let go untaken.
     pub fn handoffs(&self) -> Handoffs {
-        let [left, taken, let_go] = &self.inner.handoffs;
+        let counts = &self.inner.handoffs;
         Handoffs {
-            left: left.load(Ordering::Relaxed),
-            taken: taken.load(Ordering::Relaxed),
-            let_go: let_go.load(Ordering::Relaxed),
+            left: counts.left.load(Ordering::Relaxed),
+            taken: counts.taken.load(Ordering::Relaxed),
+            let_go: counts.let_go.load(Ordering::Relaxed),
         }
     }
 
