@@ -79,6 +79,7 @@ impl Env {
             cached_documents: lienthong_store::CACHED_DOCUMENTS,
             cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
             checkpoint_ms: lienthong_store::CHECKPOINT_MS,
+            sqlite_synchronous: Default::default(),
             blobs: BlobConfig::Db,
         };
         Self::with_store(tempfile::tempdir().expect("tempdir"), store_config, None).await
@@ -96,6 +97,7 @@ impl Env {
                     cached_documents: lienthong_store::CACHED_DOCUMENTS,
                     cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
                     checkpoint_ms: lienthong_store::CHECKPOINT_MS,
+                    sqlite_synchronous: Default::default(),
                     blobs: BlobConfig::Files {
                         dir: dir.path().join("blobs"),
                     },
@@ -115,6 +117,7 @@ impl Env {
                         cached_documents: lienthong_store::CACHED_DOCUMENTS,
                         cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
                         checkpoint_ms: lienthong_store::CHECKPOINT_MS,
+                        sqlite_synchronous: Default::default(),
                         blobs: BlobConfig::Db,
                     },
                     Some(pg),

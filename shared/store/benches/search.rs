@@ -244,6 +244,7 @@ async fn main() {
         cached_documents: lienthong_store::CACHED_DOCUMENTS,
         cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
         checkpoint_ms: lienthong_store::CHECKPOINT_MS,
+        sqlite_synchronous: Default::default(),
         blobs: lienthong_store::BlobConfig::Files {
             dir: dir.join("blobs"),
         },

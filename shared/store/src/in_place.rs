@@ -45,17 +45,24 @@ pub(crate) struct InPlace {
     turn: Mutex<()>,
     /// SQLite's checkpoints run in a task of their own (`store.checkpoint_ms`), not after commits.
     checkpoints_apart: bool,
+    /// When the writer's commits are on the disk (`store.sqlite_synchronous`).
+    synchronous: crate::SqliteSynchronous,
 }
 
 impl InPlace {
     /// Reads and writes of the database at `path` (which sqlx has opened and migrated).
-    pub(crate) fn new(path: String, checkpoints_apart: bool) -> Self {
+    pub(crate) fn new(
+        path: String,
+        checkpoints_apart: bool,
+        synchronous: crate::SqliteSynchronous,
+    ) -> Self {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
             writer: OnceLock::new(),
             turn: Mutex::new(()),
             checkpoints_apart,
+            synchronous,
         }
     }
 
@@ -67,7 +74,7 @@ impl InPlace {
         // No busy timeout: a lock held elsewhere sends the write to sqlx's writer, which waits.
         conn.busy_timeout(Duration::ZERO)?;
         // As sqlx's connections (per connection, not per file).
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", self.synchronous.pragma())?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(
             None,
@@ -282,6 +289,26 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_syncs_the_disk_at_each_commit_only_when_asked() {
+        for (setting, pragma) in [
+            (crate::SqliteSynchronous::Normal, 1),
+            (crate::SqliteSynchronous::Full, 2),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("t.db");
+            Connection::open(&path)
+                .and_then(|c| c.execute_batch("PRAGMA journal_mode = WAL;"))
+                .expect("database");
+            let in_place = InPlace::new(path.display().to_string(), false, setting);
+            let writer = in_place.open_writer().expect("writer");
+            let value: i64 = writer
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .expect("PRAGMA synchronous");
+            assert_eq!(value, pragma, "{setting:?}");
+        }
+    }
+
+    #[test]
     fn reads_bind_in_order_see_each_commit_and_never_write() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
@@ -293,7 +320,11 @@ mod tests {
                  INSERT INTO t VALUES ('a', 1), ('b', 2), ('c', 3);",
             )
             .expect("schema");
-        let in_place = InPlace::new(path.display().to_string(), false);
+        let in_place = InPlace::new(
+            path.display().to_string(),
+            false,
+            crate::SqliteSynchronous::Normal,
+        );
 
         assert_eq!(
             pairs(&in_place, &["c", "a"]).expect("read"),
@@ -338,7 +369,11 @@ mod tests {
                  CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
             )
             .expect("schema");
-        let in_place = InPlace::new(path.display().to_string(), false);
+        let in_place = InPlace::new(
+            path.display().to_string(),
+            false,
+            crate::SqliteSynchronous::Normal,
+        );
         let insert = |k: &'static str| {
             move |w: &mut Writing<'_>| -> Result<u64, StoreError> {
                 crate::writing::at_once(w.execute(

@@ -77,6 +77,34 @@ pub struct StoreConfig {
     /// 0 leaves checkpoints to SQLite.
     #[serde(default = "default_checkpoint_ms")]
     pub checkpoint_ms: u64,
+    /// SQLite only: when a commit is on the disk (`PRAGMA synchronous`).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// When a SQLite commit is on the disk (`store.sqlite_synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// A commit is in the write-ahead log when it returns, in the operating system's cache; the
+    /// disk is synced by the checkpoints (every `store.checkpoint_ms`). A process that crashes
+    /// or is killed loses nothing; a host that crashes or loses power can lose the commits since
+    /// the last checkpoint, while the broker keeps the messages it confirmed.
+    #[default]
+    Normal,
+    /// Each commit syncs the write-ahead log before it returns: a host that loses power loses
+    /// no commit, for a sync of the disk per commit.
+    Full,
+}
+
+impl SqliteSynchronous {
+    /// The value of `PRAGMA synchronous`.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
 }
 
 /// How long [`Store::close`] waits for the connections to close.
@@ -275,6 +303,7 @@ impl Store {
         let in_memory = backend == Backend::Sqlite && sqlite_path(&url).is_none();
         let checkpoints = (backend == Backend::Sqlite && !in_memory && config.checkpoint_ms > 0)
             .then(|| Duration::from_millis(config.checkpoint_ms));
+        let synchronous = config.sqlite_synchronous;
         let options = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
@@ -291,7 +320,11 @@ impl Store {
                             // holds a lock (recovering the WAL after a crash) waits its turn too.
                             conn.execute("PRAGMA busy_timeout = 15000").await?;
                             conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA synchronous = {}",
+                                synchronous.pragma()
+                            )))
+                            .await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute(sqlx::AssertSqlSafe(format!(
                                 "PRAGMA journal_size_limit = {}",
@@ -320,7 +353,13 @@ impl Store {
         let in_place = (backend == Backend::Sqlite && !in_memory)
             .then(|| sqlite_path(&url))
             .flatten()
-            .map(|path| std::sync::Arc::new(in_place::InPlace::new(path, checkpoints.is_some())));
+            .map(|path| {
+                std::sync::Arc::new(in_place::InPlace::new(
+                    path,
+                    checkpoints.is_some(),
+                    config.sqlite_synchronous,
+                ))
+            });
         let groups = std::sync::Arc::new(groups::Groups::spawn(&groups::Db {
             pool: pool.clone(),
             writer: writer.clone(),
@@ -549,6 +588,7 @@ mod tests {
             cached_documents: 0,
             cached_blob_bytes: 0,
             checkpoint_ms: 0,
+            sqlite_synchronous: SqliteSynchronous::Normal,
         })
         .await
         .expect("store");

@@ -54,6 +54,16 @@ impl ScratchPostgres {
 }
 
 impl crate::Store {
+    /// `PRAGMA synchronous` on the store's sqlx writer (SQLite: 1 NORMAL, 2 FULL).
+    pub async fn sqlite_synchronous_for_tests(&self) -> i64 {
+        use sqlx::Row;
+        sqlx::query("PRAGMA synchronous")
+            .fetch_one(&self.writer)
+            .await
+            .and_then(|row| row.try_get::<i64, _>(0))
+            .unwrap_or_else(|e| panic!("PRAGMA synchronous: {e}"))
+    }
+
     /// Dates a document (and its copies) as accepted at `ms`: for tests of searches by time.
     pub async fn set_created_for_tests(&self, doc_id: &str, ms: i64) {
         for table in ["documents", "legs"] {

@@ -22,6 +22,7 @@ fn sqlite_config(dir: &std::path::Path, checkpoint_ms: u64) -> StoreConfig {
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
         checkpoint_ms,
+        sqlite_synchronous: Default::default(),
         blobs: BlobConfig::Files {
             dir: dir.join("blobs"),
         },
@@ -55,6 +56,7 @@ async fn s3() -> Env {
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
         checkpoint_ms: CHECKPOINT_MS,
+        sqlite_synchronous: Default::default(),
         blobs: BlobConfig::S3 {
             endpoint,
             bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
@@ -86,6 +88,7 @@ async fn postgres() -> Env {
         cached_documents: CACHED_DOCUMENTS,
         cached_blob_bytes: CACHED_BLOB_BYTES,
         checkpoint_ms: CHECKPOINT_MS,
+        sqlite_synchronous: Default::default(),
         blobs: BlobConfig::Db,
     })
     .await
@@ -1647,6 +1650,44 @@ conformance!(
 
 /// SQLite's checkpoints (`store.checkpoint_ms`): a task of the store's copies the write-ahead log
 /// back into the database file, not the commits.
+/// `store.sqlite_synchronous`: NORMAL unless FULL is asked for, on every connection of the store;
+/// a value that is neither is refused, naming it.
+#[tokio::test]
+async fn sqlite_commits_are_synced_to_the_disk_when_asked() {
+    for (setting, pragma) in [
+        (lienthong_store::SqliteSynchronous::Normal, 1),
+        (lienthong_store::SqliteSynchronous::Full, 2),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&StoreConfig {
+            sqlite_synchronous: setting,
+            ..sqlite_config(dir.path(), CHECKPOINT_MS)
+        })
+        .await
+        .expect("store");
+        assert_eq!(
+            store.sqlite_synchronous_for_tests().await,
+            pragma,
+            "{setting:?}"
+        );
+        store.close().await;
+    }
+    let parsed: StoreConfig =
+        toml::from_str("url = \"sqlite://x.db\"\nsqlite_synchronous = \"full\"").expect("full");
+    assert_eq!(
+        parsed.sqlite_synchronous,
+        lienthong_store::SqliteSynchronous::Full
+    );
+    let refused =
+        toml::from_str::<StoreConfig>("url = \"sqlite://x.db\"\nsqlite_synchronous = \"off\"")
+            .expect_err("off");
+    assert!(
+        refused.to_string().contains("sqlite_synchronous"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("off"), "{refused}");
+}
+
 mod sqlite_checkpoints {
     use super::*;
     use sqlx::Connection;
