@@ -240,17 +240,16 @@ impl Base64Check {
                 .sum::<u64>();
             rest = &rest[run..];
         }
+        // From the first `=` on (or the first byte that is not base64), with the same table.
         for &b in rest {
-            if self.bad.is_some() {
-                return;
-            }
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if self.padding == 0 => {
-                    self.symbols += 1
+            match BASE64_CLASS[usize::from(b)] {
+                SYMBOL if self.padding == 0 => self.symbols += 1,
+                SPACE if self.allow_whitespace => {}
+                _ if b == b'=' => self.padding += 1,
+                _ => {
+                    self.bad = Some(b);
+                    return;
                 }
-                b'=' => self.padding += 1,
-                b' ' | b'\t' | b'\r' | b'\n' if self.allow_whitespace => {}
-                _ => self.bad = Some(b),
             }
         }
     }
