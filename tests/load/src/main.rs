@@ -20,7 +20,7 @@ use clap::Parser;
 use lienthong_client::{Client, ClientError};
 use lienthong_edxml::OrganId;
 
-use crate::report::{Report, Stage};
+use crate::report::{Grouped, Report, Stage};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -312,6 +312,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         None => last,
     };
     let stages = Stage::from_scrapes(&before, &after);
+    let groups = Grouped::from_scrapes(&before, &after);
     Ok(Report {
         documents: args.documents,
         size: args.size,
@@ -354,6 +355,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         })
         .collect(),
         stages,
+        groups,
         inbox_check,
         threads,
         ceiling_threads,

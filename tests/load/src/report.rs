@@ -80,6 +80,34 @@ impl Stage {
     }
 }
 
+/// Store calls of one kind made together (`lienthong_store_group_calls`): how many groups,
+/// and how many calls each held on average.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grouped {
+    pub kind: String,
+    pub groups: f64,
+    pub calls_per_group: f64,
+}
+
+impl Grouped {
+    /// Every kind the bus's processes grouped between the scrapes.
+    pub fn from_scrapes(before: &Snapshot, after: &Snapshot) -> Vec<Grouped> {
+        label_values(after, "lienthong_store_group_calls_count", "kind")
+            .into_iter()
+            .filter_map(|kind| {
+                let filter = [("kind", kind.as_str())];
+                let groups = increase(before, after, "lienthong_store_group_calls_count", &filter);
+                let calls = increase(before, after, "lienthong_store_group_calls_sum", &filter);
+                (groups > 0.0).then(|| Grouped {
+                    kind,
+                    groups,
+                    calls_per_group: calls / groups,
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug)]
 pub struct Report {
     pub documents: usize,
@@ -112,6 +140,8 @@ pub struct Report {
     pub published: f64,
     pub published_by_exchange: Vec<(String, f64)>,
     pub stages: Vec<Stage>,
+    /// The store's calls made together, by kind.
+    pub groups: Vec<Grouped>,
     /// Per recipient system checked over /v1: documents of the run in its inbox exactly once
     /// (`None`: more documents than one list answers, not read).
     pub inbox_check: Vec<(String, Option<usize>)>,
@@ -274,6 +304,21 @@ impl Report {
                 );
             }
         }
+        if !self.groups.is_empty() {
+            let _ = writeln!(
+                w,
+                "  store calls made together (the bus's metrics): groups per document, calls per group"
+            );
+            for g in &self.groups {
+                let _ = writeln!(
+                    w,
+                    "    {:<40} {:>8.2}   {:>7.2}",
+                    g.kind,
+                    g.groups / self.documents.max(1) as f64,
+                    g.calls_per_group
+                );
+            }
+        }
         if !self.threads.is_empty() {
             let n = self.documents.max(1) as f64;
             let _ = writeln!(
@@ -381,6 +426,10 @@ impl Report {
             "cpuMsPerDocument": (!self.threads.is_empty()).then(|| total(&self.threads, None).run_ns as f64 / 1e6 / self.documents.max(1) as f64),
             "brokerCpuMsPerDocument": self.broker_cpu_ms().map(|b| b.0),
             "brokerCpuMsPerCeilingMessage": self.broker_cpu_ms().map(|b| b.1),
+            "storeGroups": self.groups.iter().map(|g| (g.kind.clone(), serde_json::json!({
+                "groupsPerDocument": g.groups / self.documents.max(1) as f64,
+                "callsPerGroup": g.calls_per_group,
+            }))).collect::<serde_json::Map<_, _>>(),
             "complete": self.complete(),
         })
     }
@@ -417,6 +466,7 @@ mod tests {
             published: 900.0,
             published_by_exchange: vec![("pipeline".into(), 400.0), ("events".into(), 500.0)],
             stages: vec![],
+            groups: vec![],
             inbox_check: vec![("vpcp".into(), Some(100))],
             threads: vec![],
             ceiling_threads: vec![],
@@ -516,6 +566,32 @@ mod tests {
         )
         .expect("parse");
         let stages = Stage::from_scrapes(&before, &after);
+        let grouped = Snapshot::parse(
+            "lienthong_store_group_calls_sum{kind=\"stage_write\"} 300\n\
+             lienthong_store_group_calls_count{kind=\"stage_write\"} 100\n\
+             lienthong_store_group_calls_sum{kind=\"blob\"} 0\n\
+             lienthong_store_group_calls_count{kind=\"blob\"} 0\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            Grouped::from_scrapes(&before, &grouped),
+            [Grouped {
+                kind: "stage_write".into(),
+                groups: 100.0,
+                calls_per_group: 3.0
+            }]
+        );
+        let mut r = report(vec![Duration::from_millis(1); 50]);
+        r.groups = Grouped::from_scrapes(&before, &grouped);
+        let text = r.render();
+        assert!(
+            text.contains("stage_write                                  2.00      3.00"),
+            "{text}"
+        );
+        assert_eq!(
+            r.json()["storeGroups"]["stage_write"]["groupsPerDocument"],
+            2.0
+        );
         assert_eq!(
             stages,
             [
