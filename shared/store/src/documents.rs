@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use std::sync::Arc;
 
 use crate::columns::Columns;
+use crate::groups::{StageWrite, StageWritten};
 use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::spool::Body;
 use crate::writing::{Value, Writing, at_once};
@@ -734,11 +735,13 @@ impl Store {
         let digest = body.sha256();
         let inline = self.stores_inline(body);
         if inline && let Body::Bytes(bytes) = body {
-            return self
-                .groups
-                .rendition_puts
-                .call((doc_id.to_owned(), format, bytes.to_vec(), digest))
-                .await;
+            let put = (doc_id.to_owned(), format, bytes.to_vec(), digest);
+            return match self.groups.writes.call(StageWrite::Rendition(put)).await? {
+                StageWritten::Stored(row) => Ok(row),
+                _ => Err(StoreError::Corrupt(
+                    "a rendition's write answered another kind".into(),
+                )),
+            };
         }
         if let Some(existing) = self.rendition_row(doc_id, format).await? {
             return Ok(existing);
@@ -819,10 +822,18 @@ impl Store {
         from: DeliveryState,
         to: DeliveryState,
     ) -> Result<bool, StoreError> {
-        self.groups
-            .advances
-            .call((doc_id.to_owned(), recipient.to_owned(), from, to))
-            .await
+        let advance = (doc_id.to_owned(), recipient.to_owned(), from, to);
+        match self
+            .groups
+            .writes
+            .call(StageWrite::Advance(advance))
+            .await?
+        {
+            StageWritten::Advanced(moved) => Ok(moved),
+            _ => Err(StoreError::Corrupt(
+                "a leg's move answered another kind".into(),
+            )),
+        }
     }
 
     /// Routes a leg to another bus: `accepted` to `routed`, remembering the bus; false when the

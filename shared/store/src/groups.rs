@@ -52,9 +52,7 @@ pub(crate) struct Groups {
     pub(crate) renditions: Together<Renditions>,
     pub(crate) agencies: Together<Agencies>,
     pub(crate) blobs: Together<Blobs>,
-    pub(crate) advances: Together<Advances>,
-    pub(crate) verdict_records: Together<VerdictRecords>,
-    pub(crate) rendition_puts: Together<RenditionPuts>,
+    pub(crate) writes: Together<StageWrites>,
 }
 
 impl Groups {
@@ -67,9 +65,7 @@ impl Groups {
             renditions: Together::spawn(Renditions(db.clone())),
             agencies: Together::spawn(Agencies(db.clone())),
             blobs: Together::spawn(Blobs(db.clone())),
-            advances: Together::spawn(Advances(db.clone())),
-            verdict_records: Together::spawn(VerdictRecords(db.clone())),
-            rendition_puts: Together::spawn(RenditionPuts(db.clone())),
+            writes: Together::spawn(StageWrites(db.clone())),
         }
     }
 }
@@ -364,8 +360,6 @@ impl Group for Blobs {
 }
 
 /// A leg moved from one delivery state to the next (`Store::advance_leg`): whether it moved.
-pub(crate) struct Advances(Db);
-
 /// Which leg, from which state, to which.
 pub(crate) type Advance = (String, String, DeliveryState, DeliveryState);
 
@@ -417,14 +411,14 @@ async fn move_legs(
 }
 
 /// Moves each call's leg on, if it is still in the state it moves from.
-async fn advance(w: &mut Writing<'_>, calls: &[Advance]) -> Result<Vec<bool>, StoreError> {
+async fn advance(w: &mut Writing<'_>, calls: &[&Advance]) -> Result<Vec<bool>, StoreError> {
     let keys: Vec<(&str, &str)> = calls
         .iter()
         .map(|(d, r, _, _)| (d.as_str(), r.as_str()))
         .collect();
     let (firsts, again) = first_of_each(&keys);
     let mut answers = vec![false; calls.len()];
-    let together: Vec<&Advance> = firsts.iter().map(|&i| &calls[i]).collect();
+    let together: Vec<&Advance> = firsts.iter().map(|&i| calls[i]).collect();
     let moved = move_legs(w, &together).await?;
     for &i in &firsts {
         let (doc_id, recipient, ..) = &calls[i];
@@ -432,58 +426,17 @@ async fn advance(w: &mut Writing<'_>, calls: &[Advance]) -> Result<Vec<bool>, St
     }
     // The same leg again: after the first, in the order asked.
     for i in again {
-        answers[i] = !move_legs(w, &[&calls[i]]).await?.is_empty();
+        answers[i] = !move_legs(w, &[calls[i]]).await?.is_empty();
     }
     Ok(answers)
 }
 
-impl Group for Advances {
-    type Call = Advance;
-    type Answer = bool;
-    const KIND: &'static str = "advance_leg";
-    fn run<'a>(&'a self, calls: &'a [Advance]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
-        Box::pin(async move {
-            if let Some(done) = self
-                .0
-                .in_place
-                .as_ref()
-                .and_then(|in_place| in_place.write(|w| at_once(advance(w, calls))))
-            {
-                return done;
-            }
-            advance(&mut Writing::Pool(&self.0.writer), calls).await
-        })
-    }
-}
-
-/// A verdict recorded (`Store::record_verdict`): false when the document had one.
-pub(crate) struct VerdictRecords(Db);
-
 const VERDICT_INSERT_COLUMNS: usize = 12;
-
-impl Group for VerdictRecords {
-    type Call = VerdictRow;
-    type Answer = bool;
-    const KIND: &'static str = "record_verdict";
-    fn run<'a>(&'a self, calls: &'a [VerdictRow]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
-        Box::pin(async move {
-            if let Some(done) = self
-                .0
-                .in_place
-                .as_ref()
-                .and_then(|in_place| in_place.write(|w| at_once(record_verdicts(w, calls))))
-            {
-                return done;
-            }
-            record_verdicts(&mut Writing::Pool(&self.0.writer), calls).await
-        })
-    }
-}
 
 /// Records each verdict, unless its document has one: whether it was recorded.
 async fn record_verdicts(
     w: &mut Writing<'_>,
-    calls: &[VerdictRow],
+    calls: &[&VerdictRow],
 ) -> Result<Vec<bool>, StoreError> {
     let keys: Vec<&str> = calls.iter().map(|v| v.doc_id.as_str()).collect();
     // A second verdict for a document in the same group is not recorded: the first is.
@@ -520,43 +473,14 @@ async fn record_verdicts(
     Ok(answers)
 }
 
-/// A rendition small enough for the database stored with its bytes (`Store::put_rendition`):
-/// the rendition stored, the first one when the document had one in that format already.
-pub(crate) struct RenditionPuts(Db);
-
 /// Which document, in which format, these bytes (with their SHA-256).
 pub(crate) type RenditionPut = (String, Format, Vec<u8>, String);
-
-impl Group for RenditionPuts {
-    type Call = RenditionPut;
-    type Answer = RenditionRow;
-    const KIND: &'static str = "put_rendition";
-    fn run<'a>(
-        &'a self,
-        calls: &'a [RenditionPut],
-    ) -> BoxFuture<'a, Result<Vec<RenditionRow>, StoreError>> {
-        Box::pin(async move {
-            if let Some(done) = self
-                .0
-                .in_place
-                .as_ref()
-                .and_then(|in_place| in_place.write(|w| at_once(put_renditions(w, calls))))
-            {
-                return done;
-            }
-            let mut tx = self.0.begin().await?;
-            let stored = put_renditions(&mut Writing::Tx(&mut tx), calls).await?;
-            tx.commit().await?;
-            Ok(stored)
-        })
-    }
-}
 
 /// Stores each rendition and its bytes unless its document has one in that format: the
 /// renditions as stored.
 async fn put_renditions(
     w: &mut Writing<'_>,
-    calls: &[RenditionPut],
+    calls: &[&RenditionPut],
 ) -> Result<Vec<RenditionRow>, StoreError> {
     let doc_ids = distinct(calls.iter().map(|(id, ..)| id.as_str()));
     // Those stored already keep their first rendition, and no blob is written for them.
@@ -622,7 +546,7 @@ async fn put_renditions(
 
 /// Each put's rendition as stored.
 fn answers(
-    calls: &[RenditionPut],
+    calls: &[&RenditionPut],
     stored: &HashMap<(String, Format), RenditionRow>,
 ) -> Result<Vec<RenditionRow>, StoreError> {
     calls
@@ -634,6 +558,115 @@ fn answers(
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("rendition {format} of {doc_id} vanished"))
                 })
+        })
+        .collect()
+}
+
+/// A write the stages make for every document, whichever stage makes it.
+pub(crate) enum StageWrite {
+    /// A leg moved on, if still in the state it moves from (`Store::advance_leg`).
+    Advance(Advance),
+    /// A verdict recorded, unless its document has one (`Store::record_verdict`).
+    Verdict(VerdictRow),
+    /// A rendition small enough for the database stored with its bytes, unless its document
+    /// has one in that format (`Store::put_rendition`).
+    Rendition(RenditionPut),
+}
+
+/// What a [`StageWrite`] did.
+pub(crate) enum StageWritten {
+    /// Whether the leg moved.
+    Advanced(bool),
+    /// Whether the verdict was recorded (false: the document had one).
+    Recorded(bool),
+    /// The rendition as stored: the first, when the document had one in that format already.
+    Stored(RenditionRow),
+}
+
+/// The stages' writes, of every kind, that wait together: one transaction for all of them.
+/// Each stage of a chain writes once per document (the verifier a verdict, the translator a
+/// rendition, the router and the delivery a leg's move), and a process holds many documents
+/// at different stages, so the writes waiting at any moment are of every kind; a transaction
+/// per kind was a commit, a write of the log and a new snapshot for every reader per kind.
+pub(crate) struct StageWrites(Db);
+
+impl Group for StageWrites {
+    type Call = StageWrite;
+    type Answer = StageWritten;
+    const KIND: &'static str = "stage_write";
+    fn run<'a>(
+        &'a self,
+        calls: &'a [StageWrite],
+    ) -> BoxFuture<'a, Result<Vec<StageWritten>, StoreError>> {
+        Box::pin(async move {
+            if let Some(done) = self
+                .0
+                .in_place
+                .as_ref()
+                .and_then(|in_place| in_place.write(|w| at_once(write_all(w, calls))))
+            {
+                return done;
+            }
+            let mut tx = self.0.begin().await?;
+            let written = write_all(&mut Writing::Tx(&mut tx), calls).await?;
+            tx.commit().await?;
+            Ok(written)
+        })
+    }
+}
+
+/// Makes `calls`, each kind in the statements of its own (in the order they came within
+/// a kind; kinds write different tables), and answers each in order.
+async fn write_all(
+    w: &mut Writing<'_>,
+    calls: &[StageWrite],
+) -> Result<Vec<StageWritten>, StoreError> {
+    let mut advances = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut renditions = Vec::new();
+    for call in calls {
+        match call {
+            StageWrite::Advance(a) => advances.push(a),
+            StageWrite::Verdict(v) => verdicts.push(v),
+            StageWrite::Rendition(r) => renditions.push(r),
+        }
+    }
+    for (kind, made) in [
+        ("advance_leg", advances.len()),
+        ("record_verdict", verdicts.len()),
+        ("put_rendition", renditions.len()),
+    ] {
+        if made > 0 {
+            metrics::histogram!("lienthong_store_group_calls", "kind" => kind).record(made as f64);
+        }
+    }
+    let mut advanced = if advances.is_empty() {
+        Vec::new()
+    } else {
+        advance(w, &advances).await?
+    }
+    .into_iter();
+    let mut recorded = if verdicts.is_empty() {
+        Vec::new()
+    } else {
+        record_verdicts(w, &verdicts).await?
+    }
+    .into_iter();
+    let mut stored = if renditions.is_empty() {
+        Vec::new()
+    } else {
+        put_renditions(w, &renditions).await?
+    }
+    .into_iter();
+    calls
+        .iter()
+        .map(|call| {
+            match call {
+                StageWrite::Advance(_) => advanced.next().map(StageWritten::Advanced),
+                StageWrite::Verdict(_) => recorded.next().map(StageWritten::Recorded),
+                StageWrite::Rendition(_) => stored.next().map(StageWritten::Stored),
+            }
+            .ok_or_else(|| StoreError::Corrupt("a stage write went unanswered".into()))
         })
         .collect()
 }

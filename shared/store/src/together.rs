@@ -11,7 +11,10 @@
 //! waiting (up to [`MAX_GROUP`]), makes them in one statement (or one transaction), and answers
 //! each. There is no timer: a call made when no other waits goes alone and at once; under load,
 //! the calls made while a statement runs go together in the next ("smart batching"), so the
-//! groups grow with the load that needs them. One group of a kind runs at a time, on PostgreSQL
+//! groups grow with the load that needs them. The stages' writes (a leg moved on, a verdict,
+//! a small rendition) are one kind whatever they write, made in one transaction: a process holds
+//! documents at every stage at once, so the writes waiting together are of every kind, and a
+//! transaction per kind was a commit per kind. One group of a kind runs at a time, on PostgreSQL
 //! too: four side by side there made the groups smaller and the bus slower, the database's
 //! server sharing the CPU with the bus (`docs/performance.md`).
 //!

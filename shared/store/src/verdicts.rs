@@ -1,6 +1,7 @@
 //! Signature verdicts, kept for security officers (one per document, written once).
 
 use crate::columns::Columns;
+use crate::groups::{StageWrite, StageWritten};
 use serde::Serialize;
 
 use crate::{Store, StoreError, get_opt_string, sql};
@@ -60,7 +61,17 @@ pub(crate) fn verdict_from_row(r: &(impl Columns + ?Sized)) -> Result<VerdictRow
 impl Store {
     /// Records a verdict; false if the document already has one (a redelivered message).
     pub async fn record_verdict(&self, v: &VerdictRow) -> Result<bool, StoreError> {
-        self.groups.verdict_records.call(v.clone()).await
+        match self
+            .groups
+            .writes
+            .call(StageWrite::Verdict(v.clone()))
+            .await?
+        {
+            StageWritten::Recorded(recorded) => Ok(recorded),
+            _ => Err(StoreError::Corrupt(
+                "a verdict's write answered another kind".into(),
+            )),
+        }
     }
 
     pub async fn verdict(&self, doc_id: &str) -> Result<Option<VerdictRow>, StoreError> {

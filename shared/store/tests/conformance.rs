@@ -1609,6 +1609,133 @@ async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) 
             Some(("d2".into(), Format::Json))
         ]
     );
+
+    // Writes of every kind made at once go in one transaction, each answered as alone; one
+    // that fails (a rendition of no document) fails alone, and the others stand.
+    s.accept(&edoc("d3", "k-d3", &[g22]), &[])
+        .await
+        .expect("accept");
+    let (d, e) = (
+        Body::Bytes(b"{\"rendition\":\"d\"}".to_vec().into()),
+        Body::Bytes(b"{\"rendition\":\"e\"}".to_vec().into()),
+    );
+    enum Answer {
+        Moved(bool),
+        Recorded(bool),
+        Stored(String),
+        Failed(String),
+    }
+    let (first, second) = (verdict("d3", "valid"), verdict("d3", "invalid"));
+    let writes: Vec<futures_util::future::BoxFuture<'_, Answer>> = vec![
+        Box::pin(async {
+            Answer::Moved(
+                s.advance_leg("d3", g22, Accepted, Routed)
+                    .await
+                    .expect("move"),
+            )
+        }),
+        Box::pin(async { Answer::Recorded(s.record_verdict(&first).await.expect("verdict")) }),
+        Box::pin(async {
+            Answer::Stored(
+                s.put_rendition("d3", Format::Json, &d)
+                    .await
+                    .expect("put")
+                    .sha256,
+            )
+        }),
+        Box::pin(async {
+            Answer::Moved(
+                s.advance_leg("d3", g22, Accepted, Routed)
+                    .await
+                    .expect("again"),
+            )
+        }),
+        Box::pin(async { Answer::Recorded(s.record_verdict(&second).await.expect("second")) }),
+        Box::pin(async {
+            Answer::Stored(
+                s.put_rendition("d3", Format::Json, &e)
+                    .await
+                    .expect("put")
+                    .sha256,
+            )
+        }),
+        Box::pin(async {
+            Answer::Moved(
+                s.advance_leg("d3", g22, Routed, Delivered)
+                    .await
+                    .expect("on"),
+            )
+        }),
+    ];
+    let answers = join_all(writes).await;
+    assert!(matches!(answers[0], Answer::Moved(true)), "the first move");
+    assert!(
+        matches!(answers[1], Answer::Recorded(true)),
+        "the first verdict"
+    );
+    assert!(
+        matches!(&answers[2], Answer::Stored(sha) if *sha == d.sha256()),
+        "the first rendition"
+    );
+    assert!(
+        matches!(answers[3], Answer::Moved(false)),
+        "the same move again"
+    );
+    assert!(
+        matches!(answers[4], Answer::Recorded(false)),
+        "a second verdict"
+    );
+    assert!(
+        matches!(&answers[5], Answer::Stored(sha) if *sha == d.sha256()),
+        "a second rendition keeps the first"
+    );
+    assert!(
+        matches!(answers[6], Answer::Moved(true)),
+        "the next move, after"
+    );
+    let third = verdict("d2", "valid");
+    let writes: Vec<futures_util::future::BoxFuture<'_, Answer>> = vec![
+        Box::pin(async { Answer::Recorded(s.record_verdict(&third).await.expect("verdict")) }),
+        Box::pin(async {
+            match s.put_rendition("none", Format::Json, &e).await {
+                Ok(row) => Answer::Stored(row.sha256),
+                Err(e) => Answer::Failed(e.to_string()),
+            }
+        }),
+        Box::pin(async {
+            Answer::Stored(
+                s.put_rendition("d3", Format::Govn, &e)
+                    .await
+                    .expect("put")
+                    .sha256,
+            )
+        }),
+    ];
+    let answers = join_all(writes).await;
+    assert!(matches!(answers[0], Answer::Recorded(false)), "d2 has one");
+    assert!(
+        matches!(&answers[1], Answer::Failed(why) if why.to_lowercase().contains("foreign key")),
+        "a rendition of no document is refused"
+    );
+    assert!(
+        matches!(&answers[2], Answer::Stored(sha) if *sha == e.sha256()),
+        "beside a refused one, a rendition is stored"
+    );
+    assert_eq!(
+        s.legs("d3").await.expect("legs")[0].delivery,
+        Delivered,
+        "both moves, in the order asked"
+    );
+    assert_eq!(
+        s.verdict("d3").await.expect("verdict").map(|v| v.outcome),
+        Some("valid".into())
+    );
+    assert!(
+        s.rendition_row("none", Format::Json)
+            .await
+            .expect("row")
+            .is_none()
+    );
 }
 
 macro_rules! conformance {
