@@ -42,7 +42,8 @@
 # or full) and BASELINE_SQLITE_SYNCHRONOUS set `store.sqlite_synchronous` the same way.
 # STORE_EXTRA adds lines to the bus's [store] section (for any other setting: say
 # STORE_EXTRA='sqlite_mmap_bytes = 268435456'), and BASELINE_STORE_EXTRA to the baseline's (unset:
-# the same as STORE_EXTRA).
+# the same as STORE_EXTRA). PREFETCH sets `bus.prefetch` (messages each consumer holds at once;
+# 32 unless set) and BASELINE_PREFETCH the baseline's.
 # HALF_RATE=N schedules the latency runs, the baseline's and the bus's, at N documents/s instead
 # of each at half its own rate: both latencies at the same offered load.
 # WORKER_CPU=F holds each worker process (the baseline's too) to F of one core, with a CPU quota
@@ -107,6 +108,8 @@ SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-}
 BASELINE_SQLITE_SYNCHRONOUS=${BASELINE_SQLITE_SYNCHRONOUS-$SQLITE_SYNCHRONOUS}
 STORE_EXTRA=${STORE_EXTRA:-}
 BASELINE_STORE_EXTRA=${BASELINE_STORE_EXTRA-$STORE_EXTRA}
+PREFETCH=${PREFETCH:-32}
+BASELINE_PREFETCH=${BASELINE_PREFETCH:-$PREFETCH}
 documents=$DOCUMENTS
 base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
@@ -156,12 +159,14 @@ drop_cgroups() {
 trap 'stop_all; drop_cgroups; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
-# write_config NAME PREFIX CHAIN CACHE CHECKPOINT SYNCHRONOUS EXTRA: a bus of its own (store,
-# blobs, queue prefix), its systems set up; CACHE on or off; CHECKPOINT `store.checkpoint_ms` and
-# SYNCHRONOUS `store.sqlite_synchronous`, each empty for the build's default; EXTRA more lines
-# for [store]. The store is a SQLite file, or with STORE=postgres a database.
+# write_config NAME PREFIX CHAIN CACHE CHECKPOINT SYNCHRONOUS EXTRA PREFETCH: a bus of its own
+# (store, blobs, queue prefix), its systems set up; CACHE on or off; CHECKPOINT
+# `store.checkpoint_ms` and SYNCHRONOUS `store.sqlite_synchronous`, each empty for the build's
+# default; EXTRA more lines for [store]; PREFETCH `bus.prefetch`. The store is a SQLite file, or
+# with STORE=postgres a database.
 write_config() {
     local name=$1 bus_prefix=$2 chain=$3 cache=$4 checkpoint=$5 synchronous=${6:-} extra=${7:-}
+    local prefetch=${8:-32}
     local store_extra="" url="sqlite://$tmp/$name.db"
     if [[ $STORE == postgres ]]; then
         # A database of its own, dropped at the end.
@@ -184,7 +189,7 @@ $store_extra
 url = "$AMQP"
 prefix = "$bus_prefix"
 queue_type = "quorum"
-prefetch = 32
+prefetch = $prefetch
 chain_stages = $chain
 
 [gateway]
@@ -224,7 +229,7 @@ for ((i = 0; i < RECIPIENTS; i++)); do
     to_args+=(--to "${recipients[$i]}")
     check_args+=(--check-inbox "bench-r$i:bench-r$i-secret")
 done
-write_config bench "$prefix" true on "$CHECKPOINT_MS" "$SQLITE_SYNCHRONOUS" "$STORE_EXTRA"
+write_config bench "$prefix" true on "$CHECKPOINT_MS" "$SQLITE_SYNCHRONOUS" "$STORE_EXTRA" "$PREFETCH"
 config=bench
 bus_prefix=$prefix
 
@@ -417,14 +422,14 @@ start_baseline_sized() {
 baseline=""
 if [[ $BASELINE == 1 ]]; then
     lienthong=$BASELINE_BIN
-    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS" "$BASELINE_SQLITE_SYNCHRONOUS" "$BASELINE_STORE_EXTRA"
+    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS" "$BASELINE_SQLITE_SYNCHRONOUS" "$BASELINE_STORE_EXTRA" "$BASELINE_PREFETCH"
     config=baseline
     bus_prefix=$prefix-base
     ledger=$BASELINE_LEDGER
     threads=$BASELINE_THREADS
     start_baseline_sized
     echo
-    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, sqlite_synchronous ${BASELINE_SQLITE_SYNCHRONOUS:-default}, store extra [${BASELINE_STORE_EXTRA//$'\n'/; }], ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, sqlite_synchronous ${BASELINE_SQLITE_SYNCHRONOUS:-default}, store extra [${BASELINE_STORE_EXTRA//$'\n'/; }], prefetch $BASELINE_PREFETCH, ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     base_half=${HALF_RATE:-$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")}
@@ -454,7 +459,7 @@ for workers in $WORKERS; do
     for ((n = 1; n <= started; n++)); do ports+=($((18490 + n))); done
     wait_ready "${ports[@]}"
     echo
-    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default}, sqlite_synchronous ${SQLITE_SYNCHRONOUS:-default}, store extra [${STORE_EXTRA//$'\n'/; }], threads ${THREADS:-default})"
+    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default}, sqlite_synchronous ${SQLITE_SYNCHRONOUS:-default}, store extra [${STORE_EXTRA//$'\n'/; }], prefetch $PREFETCH, threads ${THREADS:-default})"
     load --summary "$tmp/max-$workers.json"
     rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
     summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")

@@ -90,6 +90,20 @@ impl Taps {
         out
     }
 
+    /// The events published from now on, once there are some (`what`: what is waited for).
+    async fn some_events(&self, what: &str) -> Vec<EventMessage> {
+        eventually(what, Duration::from_secs(20), || async {
+            let got: Vec<EventMessage> = self
+                .drain(&self.events)
+                .await
+                .into_iter()
+                .flat_map(|(_, p)| EventMessage::read_all(&p).expect("events"))
+                .collect();
+            (!got.is_empty()).then_some(got)
+        })
+        .await
+    }
+
     async fn close(self) {
         let _ = self.conn.close(200, "bye".into()).await;
     }
@@ -153,24 +167,26 @@ async fn a_process_runs_its_stages_back_to_back_and_tells_the_ledger_once() {
     // verifier. The translator, the router and both deliveries ran in place, and the ledger of
     // the process recorded every event in place, the gateway's `accepted` (carried by the
     // verifier's message) included: nothing on the events exchange. The verifier left the
-    // translator its parse of the package, and the translator took it.
+    // translator its parse of the package, the translator left the router the legs and
+    // agencies it read, the router left delivery each of the two copies it routed; each was
+    // taken.
     let (pipeline, events, recorded, handoffs) = one_document(true, true).await;
     assert_eq!(pipeline, ["verifier"]);
     assert_eq!(events, [], "{recorded:?}");
     for kind in ["accepted", "verified", "translated", "routed", "delivered"] {
         assert!(recorded.iter().any(|k| k == kind), "{kind}: {recorded:?}");
     }
-    let one = Handoffs {
-        left: 1,
-        taken: 1,
+    let four = Handoffs {
+        left: 4,
+        taken: 4,
         let_go: 0,
     };
-    assert_eq!(handoffs, one);
+    assert_eq!(handoffs, four);
 
     // With `chain_ledger = false` the chain publishes every event in one message whose routing
     // key names each kind, the gateway's first.
     let (pipeline_tap, events_tap, recorded_tap, handoffs_tap) = one_document(true, false).await;
-    assert_eq!(handoffs_tap, one);
+    assert_eq!(handoffs_tap, four);
     assert_eq!(pipeline_tap, ["verifier"]);
     assert_eq!(events_tap.len(), 1, "{events_tap:?}");
     let (key, n) = &events_tap[0];
@@ -225,20 +241,7 @@ async fn a_chain_run_again_after_delivery_tells_the_ledger_again_and_delivers_no
         )
         .await
         .expect("published");
-    let events = eventually(
-        "the chain's events again",
-        Duration::from_secs(20),
-        || async {
-            let got: Vec<EventMessage> = taps
-                .drain(&taps.events)
-                .await
-                .into_iter()
-                .flat_map(|(_, p)| EventMessage::read_all(&p).expect("events"))
-                .collect();
-            (!got.is_empty()).then_some(got)
-        },
-    )
-    .await;
+    let events = taps.some_events("the chain's events again").await;
     // Delivery ran again on the delivered copies, so its events went out again: had the first
     // attempt's publish been lost, the ledger would still get them.
     let delivered: Vec<&str> = events
@@ -263,6 +266,71 @@ async fn a_chain_run_again_after_delivery_tells_the_ledger_again_and_delivers_no
         assert_eq!(trace.iter().filter(|e| e.kind == kind).count(), 1, "{kind}");
     }
     assert_eq!(trace.iter().filter(|e| e.kind == "delivered").count(), 2);
+    taps.close().await;
+    bus.stop().await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_copy_left_to_delivery_as_routed_but_delivered_meanwhile_is_delivered_once() {
+    let mut env = Env::new(Backend::Sqlite).await;
+    // The events on the exchange, where the test sees them.
+    env.bus.chain_ledger = false;
+    let bus = InProcessBus::start(&env).await;
+    let doc_id = bus.send_edoc("province", PROVINCE, &[MINISTRY]).await;
+    env.all_delivered(&doc_id).await;
+    let before = bus.pipeline.handoffs();
+    // As if the router had just routed the copy in this process while another delivery,
+    // elsewhere, delivered it: what the router left says `routed`, the store says `delivered`.
+    let copy = lienthong_bus::messages::DeliverLeg {
+        doc_id: doc_id.clone(),
+        recipient: MINISTRY.into(),
+    };
+    let leg = env
+        .store
+        .legs(&doc_id)
+        .await
+        .expect("legs")
+        .into_iter()
+        .next()
+        .expect("a leg");
+    assert_eq!(leg.delivery, lienthong_store::DeliveryState::Delivered);
+    let routed = lienthong_store::Leg {
+        delivery: lienthong_store::DeliveryState::Routed,
+        ..leg
+    };
+    assert!(
+        bus.pipeline
+            .leave_for("delivery", &copy.key(), 0, Box::new(routed)),
+        "delivery runs here, chained: kept"
+    );
+    let taps = Taps::new(&env).await;
+    Publisher::new(&env.bus, "test-redelivery")
+        .publish(copy.to_outgoing(&env.topology()))
+        .await
+        .expect("published");
+    // Delivery took what was left, found the copy delivered, and published its event again.
+    let events = taps.some_events("the delivered event again").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "delivered" && e.organ.as_deref() == Some(MINISTRY)),
+        "{events:?}"
+    );
+    let after = bus.pipeline.handoffs();
+    assert_eq!(
+        (after.left, after.taken, after.let_go),
+        (before.left + 1, before.taken + 1, before.let_go)
+    );
+    // Still one copy, delivered, and one `delivered` in the ledger.
+    assert_eq!(
+        inbox_doc_ids(&bus.client("ministry"), "edoc").await,
+        std::slice::from_ref(&doc_id)
+    );
+    let legs = env.store.legs(&doc_id).await.expect("legs");
+    assert_eq!(legs[0].delivery, lienthong_store::DeliveryState::Delivered);
+    let trace = env.store.trace(&doc_id).await.expect("trace");
+    assert_eq!(trace.iter().filter(|e| e.kind == "delivered").count(), 1);
     taps.close().await;
     bus.stop().await;
     env.teardown().await;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use lienthong_bus::messages::{DeliverLeg, EventMessage, StageMessage};
 use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Publisher};
 use lienthong_federation::{FederationConfig, LinkOrder, Route};
-use lienthong_store::{AgencyState, DeliveryState, Store, now_ms};
+use lienthong_store::{AgencyState, DeliveryState, Leg, LegsRead, Store, now_ms};
 use tokio::sync::watch;
 
 pub const STAGE: &str = "router";
@@ -27,7 +27,13 @@ pub struct Router {
     store: Store,
     publisher: Publisher,
     federation: Option<Arc<FederationConfig>>,
+    /// Where the stage before may have left the legs it read, and where this stage leaves
+    /// delivery the copies it routed here (when they run in this process, chained).
+    pipeline: Option<Pipeline>,
 }
+
+/// The delivery's stage (`lienthong_delivery::STAGE`).
+const DELIVERY: &str = "delivery";
 
 impl Router {
     pub fn new(
@@ -39,7 +45,15 @@ impl Router {
             store,
             publisher,
             federation,
+            pipeline: None,
         }
+    }
+
+    /// Takes the legs the stage before read, when it ran in `pipeline`'s process just before and
+    /// left them, and leaves delivery each copy routed here.
+    pub fn chained_in(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// Where a copy goes: here when the bus has no links.
@@ -63,13 +77,24 @@ impl Router {
         let via = document.arrival.map(|a| a.via).unwrap_or_default();
         // The copies for each other bus, sent as one package per bus.
         let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let legs = self.store.legs(&msg.doc_id).await.map_err(|e| retry(&e))?;
-        let codes: Vec<&str> = legs.iter().map(|l| l.recipient.as_str()).collect();
-        let agencies = self
-            .store
-            .agencies_in(&codes)
-            .await
-            .map_err(|e| retry(&e))?;
+        // Taken whatever comes next, so that nothing left for this document stays behind.
+        let left = self
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.take_left::<LegsRead>(STAGE, &msg.doc_id));
+        let (legs, agencies) = match left {
+            Some(read) => (read.legs, read.agencies),
+            None => {
+                let legs = self.store.legs(&msg.doc_id).await.map_err(|e| retry(&e))?;
+                let codes: Vec<&str> = legs.iter().map(|l| l.recipient.as_str()).collect();
+                let agencies = self
+                    .store
+                    .agencies_in(&codes)
+                    .await
+                    .map_err(|e| retry(&e))?;
+                (legs, agencies)
+            }
+        };
         let t = self.publisher.topology();
         let day = lienthong_store::today();
         let mut out = Onward::default();
@@ -116,6 +141,15 @@ impl Router {
                                 return Err(changed_meanwhile(leg));
                             }
                             here(&mut out, &msg.doc_id, &leg.recipient, now_ms(), t);
+                            // Delivery, next and in this process, knows the copy is routed.
+                            if let Some(pipeline) = &self.pipeline {
+                                let routed = Leg {
+                                    delivery: DeliveryState::Routed,
+                                    ..leg.clone()
+                                };
+                                let key = deliver(&msg.doc_id, &leg.recipient).key();
+                                pipeline.leave_for(DELIVERY, &key, 0, Box::new(routed));
+                            }
                         }
                         Some(reason) => {
                             let failed = self
@@ -309,7 +343,8 @@ pub async fn run(
     federation: Option<Arc<FederationConfig>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let router = Router::new(store, pipeline.publisher().clone(), federation);
+    let router =
+        Router::new(store, pipeline.publisher().clone(), federation).chained_in(pipeline.clone());
     pipeline
         .serve(Arc::new(Document(Arc::new(router))), shutdown)
         .await;

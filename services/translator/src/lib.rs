@@ -23,11 +23,14 @@ use lienthong_bus::messages::{EventMessage, StageMessage};
 use lienthong_bus::work::{IN_PLACE_BYTES, on_package};
 use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Topology};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
-use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, Store, now_ms};
+use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, LegsRead, Store, now_ms};
 use serde::Deserialize;
 use tokio::sync::watch;
 
 pub const STAGE: &str = "translator";
+
+/// The router's stage (`lienthong_router::STAGE`), which this stage may leave the legs it read.
+const ROUTER: &str = "router";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,8 +84,12 @@ impl Translator {
         self
     }
 
-    /// The formats the document's open legs need, each with the recipients that need it.
-    async fn formats_needed(&self, doc_id: &str) -> Result<BTreeMap<Format, Vec<String>>, Outcome> {
+    /// The formats the document's open legs need, each with the recipients that need it; and
+    /// the legs and agencies read for it.
+    async fn formats_needed(
+        &self,
+        doc_id: &str,
+    ) -> Result<(BTreeMap<Format, Vec<String>>, LegsRead), Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
         let legs = self.store.legs(doc_id).await.map_err(|e| retry(&e))?;
         let open: Vec<&str> = legs
@@ -108,7 +115,7 @@ impl Translator {
                 .or_default()
                 .push(a.code.clone());
         }
-        Ok(needed)
+        Ok((needed, LegsRead { legs, agencies }))
     }
 
     /// Produces and stores the renditions not stored yet.
@@ -265,11 +272,12 @@ impl Translator {
             .pipeline
             .as_ref()
             .and_then(|p| p.take_left::<Parsed>(STAGE, &doc.doc_id));
-        let needed = self.formats_needed(&doc.doc_id).await?;
+        let (needed, read) = self.formats_needed(&doc.doc_id).await?;
         let rendered = self
             .render(&doc, needed.keys().copied().collect(), parsed)
             .await?;
         let mut events = Vec::new();
+        let mut legs_changed = false;
         for (format, recipients) in &needed {
             let reason = match rendered.get(format) {
                 Some(Rendered::Stored { sha256, size }) => {
@@ -294,7 +302,17 @@ impl Translator {
                     .await
                     .map_err(|e| retry(&e))?;
                 events.push(event(&doc.doc_id, "failed", recipient, reason.clone()));
+                legs_changed = true;
             }
+        }
+        // The router, next and in this process, reads the legs and agencies this stage read,
+        // unless a leg failed here.
+        if let (Some(pipeline), false, Some(ROUTER)) = (
+            &self.pipeline,
+            legs_changed,
+            msg.slip.get(1).map(String::as_str),
+        ) {
+            pipeline.leave_for(ROUTER, &doc.doc_id, 0, Box::new(read));
         }
         Ok(Onward::forward(&msg, events, &self.topology))
     }

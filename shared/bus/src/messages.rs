@@ -87,6 +87,11 @@ pub struct DeliverLeg {
 }
 
 impl DeliverLeg {
+    /// What a stage leaves delivery's run on this copy under (`Pipeline::leave_for`).
+    pub fn key(&self) -> String {
+        format!("{}\u{1f}{}", self.doc_id, self.recipient)
+    }
+
     pub fn to_outgoing(&self, t: &Topology) -> Outgoing {
         Outgoing {
             route: Route {

@@ -217,6 +217,17 @@ pub struct RenditionRow {
     pub created_ms: i64,
 }
 
+/// A document's legs and their recipients' agencies, as a stage read them: what a stage
+/// chained before the router hands it in the same process (`lienthong_bus::Pipeline::leave_for`),
+/// so that the router reads neither again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegsRead {
+    pub legs: Vec<Leg>,
+    /// The agencies of the legs not failed (those the router may route), as `Store::agencies_in`
+    /// answers.
+    pub agencies: Vec<crate::Agency>,
+}
+
 /// One recipient's copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leg {
