@@ -41,9 +41,9 @@
 # each build's default (a build from before the setting knows no other). SQLITE_SYNCHRONOUS (normal
 # or full) and BASELINE_SQLITE_SYNCHRONOUS set `store.sqlite_synchronous` the same way.
 # STORE_EXTRA adds lines to the bus's [store] section (for any other setting: say
-# STORE_EXTRA='sqlite_mmap_bytes = 268435456'), and BASELINE_STORE_EXTRA to the baseline's (unset:
+# STORE_EXTRA='cached_documents = 0'), and BASELINE_STORE_EXTRA to the baseline's (unset:
 # the same as STORE_EXTRA). PREFETCH sets `bus.prefetch` (messages each consumer holds at once;
-# 32 unless set) and BASELINE_PREFETCH the baseline's.
+# 128, the default, unless set) and BASELINE_PREFETCH the baseline's.
 # HALF_RATE=N schedules the latency runs, the baseline's and the bus's, at N documents/s instead
 # of each at half its own rate: both latencies at the same offered load.
 # WORKER_CPU=F holds each worker process (the baseline's too) to F of one core, with a CPU quota
@@ -108,7 +108,7 @@ SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-}
 BASELINE_SQLITE_SYNCHRONOUS=${BASELINE_SQLITE_SYNCHRONOUS-$SQLITE_SYNCHRONOUS}
 STORE_EXTRA=${STORE_EXTRA:-}
 BASELINE_STORE_EXTRA=${BASELINE_STORE_EXTRA-$STORE_EXTRA}
-PREFETCH=${PREFETCH:-32}
+PREFETCH=${PREFETCH:-128}
 BASELINE_PREFETCH=${BASELINE_PREFETCH:-$PREFETCH}
 documents=$DOCUMENTS
 base_workers=1
@@ -166,7 +166,7 @@ gateway_port=18480
 # with STORE=postgres a database.
 write_config() {
     local name=$1 bus_prefix=$2 chain=$3 cache=$4 checkpoint=$5 synchronous=${6:-} extra=${7:-}
-    local prefetch=${8:-32}
+    local prefetch=${8:-128}
     local store_extra="" url="sqlite://$tmp/$name.db"
     if [[ $STORE == postgres ]]; then
         # A database of its own, dropped at the end.

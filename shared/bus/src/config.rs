@@ -109,8 +109,11 @@ fn default_prefix() -> String {
 fn default_delivery_limit() -> u32 {
     10
 }
+/// `bus.prefetch` by default: enough messages in hand that a process with one thread keeps its
+/// CPU busy while some wait for the store and for confirms, and that the writes of many go in
+/// one transaction (`docs/performance.md`: 32 left a worker idle a fifth of the time).
 fn default_prefetch() -> u16 {
-    32
+    128
 }
 fn yes() -> bool {
     true
