@@ -66,6 +66,11 @@ impl Router {
 
     async fn route(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        // Taken first, whatever comes next, so that nothing left for this document stays behind.
+        let left = self
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.take_left::<LegsRead>(STAGE, &msg.doc_id));
         let Some(document) = self
             .store
             .document(&msg.doc_id)
@@ -77,11 +82,6 @@ impl Router {
         let via = document.arrival.map(|a| a.via).unwrap_or_default();
         // The copies for each other bus, sent as one package per bus.
         let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        // Taken whatever comes next, so that nothing left for this document stays behind.
-        let left = self
-            .pipeline
-            .as_ref()
-            .and_then(|p| p.take_left::<LegsRead>(STAGE, &msg.doc_id));
         let (legs, agencies) = match left {
             Some(read) => (read.legs, read.agencies),
             None => {

@@ -261,17 +261,17 @@ impl Translator {
 
     async fn translate(&self, msg: StageMessage) -> Result<Onward, Outcome> {
         let retry = |e: &dyn std::fmt::Display| Outcome::Retry(e.to_string());
+        // Taken first, whatever comes next, so that nothing left for this document stays behind.
+        let parsed = self
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.take_left::<Parsed>(STAGE, &msg.doc_id));
         let doc = self
             .store
             .document(&msg.doc_id)
             .await
             .map_err(|e| retry(&e))?
             .ok_or_else(|| Outcome::Poison(format!("no document {}", msg.doc_id)))?;
-        // Taken whatever comes next, so that nothing left for this document stays behind.
-        let parsed = self
-            .pipeline
-            .as_ref()
-            .and_then(|p| p.take_left::<Parsed>(STAGE, &doc.doc_id));
         let (needed, read) = self.formats_needed(&doc.doc_id).await?;
         let rendered = self
             .render(&doc, needed.keys().copied().collect(), parsed)

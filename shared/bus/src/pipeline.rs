@@ -285,17 +285,37 @@ impl Pipeline {
 
     /// What a stage before left for `stage` about document `doc_id`, taken (see
     /// [`Pipeline::leave_for`]): `None` when nothing of type `T` was left, or it was let go.
+    /// When a chain run again left it something more than once (the first run stopped before
+    /// this stage took it), the last is taken and the others are let go.
     pub fn take_left<T: Any>(&self, stage: &'static str, doc_id: &str) -> Option<T> {
-        let item = {
+        let (item, older) = {
             let mut left = self.inner.left.lock().ok()?;
             let at = left
                 .items
                 .iter()
-                .position(|i| i.stage == stage && i.doc_id == doc_id)?;
+                .rposition(|i| i.stage == stage && i.doc_id == doc_id)?;
             let item = left.items.remove(at)?;
-            left.bytes -= item.bytes;
-            item
+            let mut older = Vec::new();
+            while let Some(at) = left
+                .items
+                .iter()
+                .position(|i| i.stage == stage && i.doc_id == doc_id)
+            {
+                older.extend(left.items.remove(at));
+            }
+            left.bytes -= item.bytes + older.iter().map(|i| i.bytes).sum::<u64>();
+            (item, older)
         };
+        if !older.is_empty() {
+            self.inner
+                .handoffs
+                .let_go
+                .fetch_add(older.len() as u64, Ordering::Relaxed);
+            metrics::counter!("lienthong_stage_handoffs_total", "stage" => stage, "outcome" => "let_go")
+                .increment(older.len() as u64);
+            // Dropped outside the lock.
+            drop(older);
+        }
         let value = item.value.downcast::<T>().ok()?;
         self.inner.handoffs.taken.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("lienthong_stage_handoffs_total", "stage" => stage, "outcome" => "taken")
@@ -573,6 +593,27 @@ mod tests {
         assert!(!pipeline.leave_for("translator", "huge", 65 << 20, Box::new(3u32)));
         assert_eq!(pipeline.take_left::<u32>("translator", "huge"), None);
         assert_eq!(pipeline.handoffs().let_go, 2);
+    }
+
+    #[test]
+    fn what_a_chain_run_again_left_twice_is_taken_from_its_last_run() {
+        let config = BusConfig::new("amqp://127.0.0.1:1/%2f");
+        let pipeline = with_translator(&config);
+        assert!(pipeline.leave_for("translator", "doc-1", 10, Box::new(1u32)));
+        assert!(pipeline.leave_for("translator", "doc-2", 10, Box::new(7u32)));
+        assert!(pipeline.leave_for("translator", "doc-1", 10, Box::new(2u32)));
+        assert_eq!(pipeline.take_left::<u32>("translator", "doc-1"), Some(2));
+        // The first run's is gone with it, the other document's stays.
+        assert_eq!(pipeline.take_left::<u32>("translator", "doc-1"), None);
+        assert_eq!(pipeline.take_left::<u32>("translator", "doc-2"), Some(7));
+        assert_eq!(
+            pipeline.handoffs(),
+            Handoffs {
+                left: 3,
+                taken: 2,
+                let_go: 1
+            }
+        );
     }
 
     #[test]
