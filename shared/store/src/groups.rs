@@ -359,8 +359,8 @@ impl Group for Blobs {
     }
 }
 
-/// A leg moved from one delivery state to the next (`Store::advance_leg`): whether it moved.
-/// Which leg, from which state, to which.
+/// A leg to move from one delivery state to the next (`Store::advance_leg`): which leg, from
+/// which state, to which.
 pub(crate) type Advance = (String, String, DeliveryState, DeliveryState);
 
 /// Moves the legs of `calls` (no leg twice) with one statement per pair of states; the moved

@@ -106,6 +106,11 @@ impl Grouped {
             })
             .collect()
     }
+
+    /// Groups per document, over `documents`.
+    pub fn per_document(&self, documents: usize) -> f64 {
+        self.groups / documents.max(1) as f64
+    }
 }
 
 #[derive(Debug)]
@@ -314,7 +319,7 @@ impl Report {
                     w,
                     "    {:<40} {:>8.2}   {:>7.2}",
                     g.kind,
-                    g.groups / self.documents.max(1) as f64,
+                    g.per_document(self.documents),
                     g.calls_per_group
                 );
             }
@@ -427,7 +432,7 @@ impl Report {
             "brokerCpuMsPerDocument": self.broker_cpu_ms().map(|b| b.0),
             "brokerCpuMsPerCeilingMessage": self.broker_cpu_ms().map(|b| b.1),
             "storeGroups": self.groups.iter().map(|g| (g.kind.clone(), serde_json::json!({
-                "groupsPerDocument": g.groups / self.documents.max(1) as f64,
+                "groupsPerDocument": g.per_document(self.documents),
                 "callsPerGroup": g.calls_per_group,
             }))).collect::<serde_json::Map<_, _>>(),
             "complete": self.complete(),
