@@ -357,7 +357,7 @@ impl Store {
                 std::sync::Arc::new(in_place::InPlace::new(
                     path,
                     checkpoints.is_some(),
-                    config.sqlite_synchronous,
+                    synchronous,
                 ))
             });
         let groups = std::sync::Arc::new(groups::Groups::spawn(&groups::Db {

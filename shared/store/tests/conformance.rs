@@ -1775,8 +1775,6 @@ conformance!(
     the_audit_log_lists_administrative_actions_newest_first,
 );
 
-/// SQLite's checkpoints (`store.checkpoint_ms`): a task of the store's copies the write-ahead log
-/// back into the database file, not the commits.
 /// `store.sqlite_synchronous`: NORMAL unless FULL is asked for, on every connection of the store;
 /// a value that is neither is refused, naming it.
 #[tokio::test]
@@ -1815,6 +1813,8 @@ async fn sqlite_commits_are_synced_to_the_disk_when_asked() {
     assert!(refused.to_string().contains("off"), "{refused}");
 }
 
+/// SQLite's checkpoints (`store.checkpoint_ms`): a task of the store's copies the write-ahead log
+/// back into the database file, not the commits.
 mod sqlite_checkpoints {
     use super::*;
     use sqlx::Connection;
