@@ -108,6 +108,13 @@ SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-}
 BASELINE_SQLITE_SYNCHRONOUS=${BASELINE_SQLITE_SYNCHRONOUS-$SQLITE_SYNCHRONOUS}
 STORE_EXTRA=${STORE_EXTRA:-}
 BASELINE_STORE_EXTRA=${BASELINE_STORE_EXTRA-$STORE_EXTRA}
+# SQLITE_SYNCHRONOUS is a line of STORE_EXTRA, named for the runs that compare it.
+if [[ -n $SQLITE_SYNCHRONOUS ]]; then
+    STORE_EXTRA="sqlite_synchronous = \"$SQLITE_SYNCHRONOUS\""$'\n'"$STORE_EXTRA"
+fi
+if [[ -n $BASELINE_SQLITE_SYNCHRONOUS ]]; then
+    BASELINE_STORE_EXTRA="sqlite_synchronous = \"$BASELINE_SQLITE_SYNCHRONOUS\""$'\n'"$BASELINE_STORE_EXTRA"
+fi
 PREFETCH=${PREFETCH:-128}
 BASELINE_PREFETCH=${BASELINE_PREFETCH:-$PREFETCH}
 documents=$DOCUMENTS
@@ -159,14 +166,12 @@ drop_cgroups() {
 trap 'stop_all; drop_cgroups; keep_logs; drop_queues; drop_databases; rm -rf "$tmp"' EXIT
 
 gateway_port=18480
-# write_config NAME PREFIX CHAIN CACHE CHECKPOINT SYNCHRONOUS EXTRA PREFETCH: a bus of its own
-# (store, blobs, queue prefix), its systems set up; CACHE on or off; CHECKPOINT
-# `store.checkpoint_ms` and SYNCHRONOUS `store.sqlite_synchronous`, each empty for the build's
-# default; EXTRA more lines for [store]; PREFETCH `bus.prefetch`. The store is a SQLite file, or
-# with STORE=postgres a database.
+# write_config NAME PREFIX CHAIN CACHE CHECKPOINT EXTRA PREFETCH: a bus of its own (store, blobs,
+# queue prefix), its systems set up; CACHE on or off; CHECKPOINT `store.checkpoint_ms`, empty for
+# the build's default; EXTRA more lines for [store]; PREFETCH `bus.prefetch`. The store is a
+# SQLite file, or with STORE=postgres a database.
 write_config() {
-    local name=$1 bus_prefix=$2 chain=$3 cache=$4 checkpoint=$5 synchronous=${6:-} extra=${7:-}
-    local prefetch=${8:-128}
+    local name=$1 bus_prefix=$2 chain=$3 cache=$4 checkpoint=$5 extra=${6:-} prefetch=${7:-128}
     local store_extra="" url="sqlite://$tmp/$name.db"
     if [[ $STORE == postgres ]]; then
         # A database of its own, dropped at the end.
@@ -177,7 +182,6 @@ write_config() {
     fi
     if [[ $cache == off ]]; then store_extra=$'cached_documents = 0\ncached_blob_bytes = 0'; fi
     if [[ -n $checkpoint ]]; then store_extra+=$'\n'"checkpoint_ms = $checkpoint"; fi
-    if [[ -n $synchronous ]]; then store_extra+=$'\n'"sqlite_synchronous = \"$synchronous\""; fi
     if [[ -n $extra ]]; then store_extra+=$'\n'"$extra"; fi
     cat >"$tmp/$name.toml" <<EOF
 [store]
@@ -229,7 +233,7 @@ for ((i = 0; i < RECIPIENTS; i++)); do
     to_args+=(--to "${recipients[$i]}")
     check_args+=(--check-inbox "bench-r$i:bench-r$i-secret")
 done
-write_config bench "$prefix" true on "$CHECKPOINT_MS" "$SQLITE_SYNCHRONOUS" "$STORE_EXTRA" "$PREFETCH"
+write_config bench "$prefix" true on "$CHECKPOINT_MS" "$STORE_EXTRA" "$PREFETCH"
 config=bench
 bus_prefix=$prefix
 
@@ -422,14 +426,14 @@ start_baseline_sized() {
 baseline=""
 if [[ $BASELINE == 1 ]]; then
     lienthong=$BASELINE_BIN
-    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS" "$BASELINE_SQLITE_SYNCHRONOUS" "$BASELINE_STORE_EXTRA" "$BASELINE_PREFETCH"
+    write_config baseline "$prefix-base" "$BASELINE_CHAIN" "$BASELINE_CACHE" "$BASELINE_CHECKPOINT_MS" "$BASELINE_STORE_EXTRA" "$BASELINE_PREFETCH"
     config=baseline
     bus_prefix=$prefix-base
     ledger=$BASELINE_LEDGER
     threads=$BASELINE_THREADS
     start_baseline_sized
     echo
-    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, sqlite_synchronous ${BASELINE_SQLITE_SYNCHRONOUS:-default}, store extra [${BASELINE_STORE_EXTRA//$'\n'/; }], prefetch $BASELINE_PREFETCH, ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
+    echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, store extra [${BASELINE_STORE_EXTRA//$'\n'/; }], prefetch $BASELINE_PREFETCH, ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
     load --summary "$tmp/baseline.json"
     baseline=$(python3 -c "import json;d=json.load(open('$tmp/baseline.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")
     base_half=${HALF_RATE:-$(python3 -c "import json;print(round(json.load(open('$tmp/baseline.json'))['documentsPerSecond'] / 2, 1))")}
@@ -459,7 +463,7 @@ for workers in $WORKERS; do
     for ((n = 1; n <= started; n++)); do ports+=($((18490 + n))); done
     wait_ready "${ports[@]}"
     echo
-    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default}, sqlite_synchronous ${SQLITE_SYNCHRONOUS:-default}, store extra [${STORE_EXTRA//$'\n'/; }], prefetch $PREFETCH, threads ${THREADS:-default})"
+    echo "== $workers worker process(es), as fast as the bus takes them (checkpoint_ms ${CHECKPOINT_MS:-default}, store extra [${STORE_EXTRA//$'\n'/; }], prefetch $PREFETCH, threads ${THREADS:-default})"
     load --summary "$tmp/max-$workers.json"
     rate=$(python3 -c "import json;print(json.load(open('$tmp/max-$workers.json'))['documentsPerSecond'])")
     summary+=("$workers $(python3 -c "import json;d=json.load(open('$tmp/max-$workers.json'));print('%.1f %.3f %.1f' % (d['documentsPerSecond'], d['fractionOfCeiling'], d['ceilingPerSecond']))")")
