@@ -5,6 +5,8 @@
 #   DOCUMENTS=5000 SIZE=20000 RECIPIENTS=1 WORKERS="1 2 3" ./deploy/bench/load.sh
 #   STORE=postgres ./deploy/bench/load.sh  # each bus on a PostgreSQL database of its own
 #   KEEP_LOGS=/tmp/load-logs ./deploy/bench/load.sh   # keep the processes' logs
+#   TIMELINES=/tmp/timelines ./deploy/bench/load.sh    # every submission of every run, as CSV
+#                                          # (due ms, accept ms, submit -> inbox ms, due Unix ms)
 #   LEDGER=own ./deploy/bench/load.sh      # the ledger in a process of its own, not in each worker
 #                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
 #   ONE_PROCESS=1 ./deploy/bench/load.sh   # every role in the gateway's process, as `lienthong up`
@@ -104,6 +106,7 @@ FLOOR_DOCUMENTS=${FLOOR_DOCUMENTS:-20000}
 THREADS=${THREADS-1}
 BASELINE_THREADS=${BASELINE_THREADS-$THREADS}
 ROUNDS=${ROUNDS:-0}
+TIMELINES=${TIMELINES:-}
 SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-}
 BASELINE_SQLITE_SYNCHRONOUS=${BASELINE_SQLITE_SYNCHRONOUS-$SQLITE_SYNCHRONOUS}
 STORE_EXTRA=${STORE_EXTRA:-}
@@ -352,6 +355,17 @@ load() {
     local w watch=()
     for w in "${watched[@]}"; do watch+=(--watch "$w"); done
     if [[ -n $broker_pid ]]; then watch+=(--watch "broker=$broker_pid"); fi
+    # TIMELINES=DIR: each run's submissions, one CSV line each, named after its summary.
+    local a prev="" timeline=()
+    if [[ -n $TIMELINES ]]; then
+        mkdir -p "$TIMELINES"
+        for a in "$@"; do
+            if [[ $prev == --summary ]]; then
+                timeline=(--timeline "$TIMELINES/$(basename "$a" .json).csv")
+            fi
+            prev=$a
+        done
+    fi
     local load_cgroup=""
     if [[ $OWN_CGROUPS == 1 ]]; then
         in_cgroup load ""
@@ -363,7 +377,8 @@ load() {
         exec "$bin/lienthong-load" --url "http://127.0.0.1:$target_port" --system bench-sender \
             --secret bench-sender-secret --from 000.00.00.H49 "${to_args[@]}" "${check_args[@]}" \
             --amqp "$AMQP" --prefix "$bus_prefix" --size "$SIZE" --sign "$repo/tests/vectors/xmldsig/keys/signer" \
-            --documents "$documents" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" "$@"
+            --documents "$documents" --concurrency "$CONCURRENCY" "${metrics_urls[@]}" "${watch[@]}" \
+            "${timeline[@]}" "$@"
     )
     throttled
     # SQLite: what the database and its write-ahead log take on disk now (the checkpointer

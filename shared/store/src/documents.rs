@@ -562,11 +562,13 @@ impl Store {
     ) -> Result<Vec<Option<Vec<OutboxRow>>>, StoreError> {
         let now = now_ms();
         let digests: Vec<String> = group.iter().map(|(d, _, _)| d.body.sha256()).collect();
-        // In place on a SQLite file when its write lock is free (`in_place.rs`).
-        if let Some(done) = self
-            .in_place
-            .as_ref()
-            .and_then(|in_place| in_place.write(|w| at_once(store_group(w, group, &digests, now))))
+        // In place on a SQLite file once its write lock is free (`in_place.rs`).
+        if let Some(in_place) = &self.in_place
+            && let Some(done) = in_place
+                .write_soon("acceptance", |w| {
+                    at_once(store_group(w, group, &digests, now))
+                })
+                .await
         {
             return done;
         }

@@ -599,11 +599,10 @@ impl Group for StageWrites {
         calls: &'a [StageWrite],
     ) -> BoxFuture<'a, Result<Vec<StageWritten>, StoreError>> {
         Box::pin(async move {
-            if let Some(done) = self
-                .0
-                .in_place
-                .as_ref()
-                .and_then(|in_place| in_place.write(|w| at_once(write_all(w, calls))))
+            if let Some(in_place) = &self.0.in_place
+                && let Some(done) = in_place
+                    .write_soon("stage_write", |w| at_once(write_all(w, calls)))
+                    .await
             {
                 return done;
             }

@@ -14,9 +14,10 @@
 //! The writes made for every document (`writing.rs`) are made in place too, on one writer
 //! connection per process, one at a time, when SQLite's write lock is free at that moment: the
 //! transaction starts with `BEGIN IMMEDIATE` and no busy timeout. When another connection holds
-//! the lock (sqlx's writer for the rarer writes, or another process), the write is not made
-//! here and goes through sqlx's writer instead, which waits its turn on its own thread; nothing
-//! on the asking thread ever waits for a lock.
+//! the lock (sqlx's writer for the rarer writes, another process, or a checkpoint restarting the
+//! log), the asking task sleeps a millisecond and tries again ([`InPlace::write_soon`]); only a
+//! lock held for longer than [`WAIT_IN_PLACE`] sends the write through sqlx's writer, which waits
+//! its turn on its own thread. Nothing on the asking thread ever blocks on a lock.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -26,6 +27,14 @@ use rusqlite::{Connection, OpenFlags};
 use crate::StoreError;
 use crate::columns::Columns;
 use crate::writing::Writing;
+
+/// How long a write waits for SQLite's write lock to be free, trying again in place every
+/// [`TRY_AGAIN_EVERY`], before it goes through sqlx's writer instead (which then waits as long as
+/// the busy timeout lets it). Another process's write, or SQLite's checkpoint restarting the log,
+/// holds the lock for a few milliseconds; a longer hold is rare (a large import through sqlx).
+const WAIT_IN_PLACE: Duration = Duration::from_millis(250);
+/// How often a write that found the lock held tries again.
+const TRY_AGAIN_EVERY: Duration = Duration::from_millis(1);
 
 /// Idle connections kept for the next reads: one per kind of grouped read, and a few more.
 const KEPT: usize = 8;
@@ -91,17 +100,51 @@ impl InPlace {
     /// Runs `work` in a write transaction on this process's writer, committed if it succeeds
     /// and rolled back if not; `None`, with nothing done, when SQLite's write lock is held
     /// elsewhere right now (the caller then writes through sqlx). `work` must not wait: it is a
-    /// call on this thread ([`crate::writing::at_once`]).
+    /// call on this thread ([`crate::writing::at_once`]). `kind` names the write in the metrics
+    /// (each one is a commit: the load report counts them per document).
     pub(crate) fn write<T>(
         &self,
+        kind: &'static str,
         work: impl FnOnce(&mut Writing<'_>) -> Result<T, StoreError>,
     ) -> Option<Result<T, StoreError>> {
         let started = std::time::Instant::now();
         let made = self.write_now(work);
         let outcome = if made.is_some() { "made" } else { "lock_held" };
-        metrics::histogram!("lienthong_store_in_place_write_seconds", "outcome" => outcome)
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(
+            "lienthong_store_in_place_write_seconds",
+            "outcome" => outcome,
+            "kind" => kind
+        )
+        .record(started.elapsed().as_secs_f64());
         made
+    }
+
+    /// [`InPlace::write`], trying again every [`TRY_AGAIN_EVERY`] while the lock is held
+    /// elsewhere, for at most [`WAIT_IN_PLACE`]; `None` after that.
+    ///
+    /// Going through sqlx's writer at once, as before, made every write that came while the
+    /// lock was held a transaction of its own on sqlx's one connection, one after another, each
+    /// slept in SQLite's busy handler (1, 2, 5, 10 ms...): after each restart of the log a few
+    /// dozen documents queued there and the latency's tail was those queues
+    /// (`docs/performance.md`). Waiting here, a group's calls stay one transaction, the calls
+    /// that come meanwhile gather into the next, and nothing waits on the asking thread.
+    pub(crate) async fn write_soon<T>(
+        &self,
+        kind: &'static str,
+        mut work: impl FnMut(&mut Writing<'_>) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(done) = self.write(kind, &mut work) {
+                return Some(done);
+            }
+            if started.elapsed() >= WAIT_IN_PLACE {
+                metrics::counter!("lienthong_store_in_place_gave_up_total", "kind" => kind)
+                    .increment(1);
+                return None;
+            }
+            tokio::time::sleep(TRY_AGAIN_EVERY).await;
+        }
     }
 
     fn write_now<T>(
@@ -358,11 +401,10 @@ mod tests {
         assert!(!missing.is_transient());
     }
 
-    #[test]
-    fn a_write_is_made_only_while_the_lock_is_free_and_undone_when_it_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let other = Connection::open(&path).expect("open");
+    /// A WAL database at `path` with a table `t (k, v)`: a connection of its own (another
+    /// writer, and to read what was written) and this module's writer.
+    fn table_and_writer(path: &std::path::Path) -> (Connection, InPlace) {
+        let other = Connection::open(path).expect("open");
         other
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
@@ -374,14 +416,24 @@ mod tests {
             false,
             crate::SqliteSynchronous::Normal,
         );
-        let insert = |k: &'static str| {
-            move |w: &mut Writing<'_>| -> Result<u64, StoreError> {
-                crate::writing::at_once(w.execute(
-                    "INSERT INTO t VALUES ($1, 1)",
-                    &[crate::writing::Value::Text(k)],
-                ))
-            }
-        };
+        (other, in_place)
+    }
+
+    /// A write inserting row `k` into `t`.
+    fn insert(k: &'static str) -> impl FnMut(&mut Writing<'_>) -> Result<u64, StoreError> {
+        move |w| {
+            crate::writing::at_once(w.execute(
+                "INSERT INTO t VALUES ($1, 1)",
+                &[crate::writing::Value::Text(k)],
+            ))
+        }
+    }
+
+    #[test]
+    fn a_write_is_made_only_while_the_lock_is_free_and_undone_when_it_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let (other, in_place) = table_and_writer(&path);
         let count = |k: &str| -> i64 {
             other
                 .query_row("SELECT count(*) FROM t WHERE k = $1", [k], |r| r.get(0))
@@ -391,17 +443,23 @@ mod tests {
         // Another connection holds the write lock: nothing is done, and at once.
         other.execute_batch("BEGIN IMMEDIATE").expect("lock");
         let started = std::time::Instant::now();
-        assert!(in_place.write(insert("a")).is_none());
+        assert!(in_place.write("test", insert("a")).is_none());
         assert!(started.elapsed() < Duration::from_secs(1));
         other.execute_batch("COMMIT").expect("unlock");
         assert_eq!(count("a"), 0);
 
         // Free: made and committed.
-        assert_eq!(in_place.write(insert("a")).expect("made").expect("ok"), 1);
+        assert_eq!(
+            in_place
+                .write("test", insert("a"))
+                .expect("made")
+                .expect("ok"),
+            1
+        );
         assert_eq!(count("a"), 1);
 
         // A write that fails after a statement: the statement is undone, the next write goes on.
-        let failed = in_place.write(|w| -> Result<(), StoreError> {
+        let failed = in_place.write("test", |w| -> Result<(), StoreError> {
             insert("b")(w)?;
             Err(StoreError::Corrupt("changed my mind".into()))
         });
@@ -411,12 +469,74 @@ mod tests {
         );
         assert_eq!(count("b"), 0);
         // A statement that breaks a constraint: an error, the transaction undone.
-        let duplicate = in_place.write(insert("a")).expect("made");
+        let duplicate = in_place.write("test", insert("a")).expect("made");
         assert!(
             matches!(duplicate, Err(StoreError::Sqlite(_))),
             "{duplicate:?}"
         );
-        assert_eq!(in_place.write(insert("c")).expect("made").expect("ok"), 1);
+        assert_eq!(
+            in_place
+                .write("test", insert("c"))
+                .expect("made")
+                .expect("ok"),
+            1
+        );
         assert_eq!((count("a"), count("b"), count("c")), (1, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_in_place_for_a_lock_held_briefly_and_gives_up_on_one_held_long() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let (other, in_place) = table_and_writer(&path);
+
+        // Held for 30 ms by another connection (on a thread of its own, as another process):
+        // the write is made in place once it is free, and the task was not blocked meanwhile.
+        let held = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let holder = {
+            let (path, held) = (path.clone(), held.clone());
+            std::thread::spawn(move || {
+                let c = Connection::open(&path).expect("open");
+                c.execute_batch("BEGIN IMMEDIATE").expect("lock");
+                held.wait();
+                std::thread::sleep(Duration::from_millis(30));
+                c.execute_batch("COMMIT").expect("unlock");
+            })
+        };
+        held.wait();
+        let started = std::time::Instant::now();
+        // A task on the same (one) thread, counting milliseconds.
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticking = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let made = in_place.write_soon("test", insert("a")).await;
+        assert_eq!(made.expect("made in place").expect("ok"), 1);
+        assert!(started.elapsed() >= Duration::from_millis(25));
+        assert!(started.elapsed() < WAIT_IN_PLACE);
+        // The other task ran while it waited: the thread was not held.
+        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(ticked >= 5, "{ticked}");
+        ticking.abort();
+        holder.join().expect("holder");
+
+        // Held for longer than it waits: nothing is made here (the caller goes through sqlx).
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let started = std::time::Instant::now();
+        assert!(in_place.write_soon("test", insert("b")).await.is_none());
+        assert!(started.elapsed() >= WAIT_IN_PLACE);
+        other.execute_batch("COMMIT").expect("unlock");
+        let count = |k: &str| -> i64 {
+            other
+                .query_row("SELECT count(*) FROM t WHERE k = $1", [k], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!((count("a"), count("b")), (1, 0));
     }
 }

@@ -93,11 +93,11 @@ impl Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        // In place on a SQLite file when its write lock is free (`in_place.rs`).
-        if let Some(done) = self
-            .in_place
-            .as_ref()
-            .and_then(|in_place| in_place.write(|w| at_once(chain_events(w, events))))
+        // In place on a SQLite file once its write lock is free (`in_place.rs`).
+        if let Some(in_place) = &self.in_place
+            && let Some(done) = in_place
+                .write_soon("ledger", |w| at_once(chain_events(w, events)))
+                .await
         {
             return done;
         }

@@ -196,11 +196,13 @@ impl Store {
         );
         let mut values = vec![Value::Int(now_ms())];
         values.extend(ids.iter().map(|id| Value::Int(*id)));
-        // In place on a SQLite file when its write lock is free (`in_place.rs`).
-        if let Some(done) = self
-            .in_place
-            .as_ref()
-            .and_then(|in_place| in_place.write(|w| at_once(w.execute(&sql_text, &values))))
+        // In place on a SQLite file once its write lock is free (`in_place.rs`).
+        if let Some(in_place) = &self.in_place
+            && let Some(done) = in_place
+                .write_soon("outbox_published", |w| {
+                    at_once(w.execute(&sql_text, &values))
+                })
+                .await
         {
             return done.map(|_| ());
         }

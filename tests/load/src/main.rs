@@ -95,6 +95,12 @@ struct Args {
     /// Also write the figures as JSON here.
     #[arg(long)]
     summary: Option<std::path::PathBuf>,
+    /// Also write every measured submission here, one CSV line each: when it was due (ms from
+    /// the start), its acceptance and its submit-to-inbox latency (ms; empty if it never came
+    /// in), and when it was due by the wall clock (Unix ms, to line it up with the bus's logs).
+    /// Shows whether a tail is spread out or comes in bursts, and at what.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -294,18 +300,39 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut latencies = Vec::with_capacity(submissions.len());
     let mut accept = Vec::with_capacity(submissions.len());
     let mut last = started;
+    let mut timeline = String::from("due_ms,accept_ms,inbox_ms,due_unix_ms\n");
+    // The wall clock at `started`, to line the timeline up with the processes' logs.
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(started.elapsed());
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for s in &submissions {
         accept.push(s.accepted - s.due);
-        let Some(doc) = &s.doc_id else { continue };
-        let Some(copies) = a.copies.get(doc) else {
-            continue;
-        };
-        if copies.len() < recipients {
-            continue;
-        }
-        let done = copies.iter().map(|(_, t)| *t).max().unwrap_or(s.due);
+        let inbox = s
+            .doc_id
+            .as_ref()
+            .and_then(|doc| a.copies.get(doc))
+            .filter(|copies| copies.len() >= recipients)
+            .map(|copies| copies.iter().map(|(_, t)| *t).max().unwrap_or(s.due));
+        let due = s.due.saturating_duration_since(started);
+        timeline.push_str(&format!(
+            "{:.3},{:.3},{},{}\n",
+            ms(due),
+            ms(s.accepted - s.due),
+            inbox.map_or(String::new(), |done| format!(
+                "{:.3}",
+                ms(done.saturating_duration_since(s.due))
+            )),
+            (started_unix + due).as_millis()
+        ));
+        let Some(done) = inbox else { continue };
         last = last.max(done);
         latencies.push(done.saturating_duration_since(s.due));
+    }
+    if let Some(path) = &args.timeline {
+        std::fs::write(path, timeline)
+            .with_context(|| format!("writing the timeline to {}", path.display()))?;
     }
     let finished = match ledger_drained {
         Some(t) => last.max(t),
