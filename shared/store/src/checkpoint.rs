@@ -23,8 +23,10 @@
 //! writers off while the readers still in the log finish, so the next write starts the log again
 //! from the top, where its pages are already in the page cache. It waits at most
 //! [`RESTART_WAIT_MS`] for them (the connection's busy timeout, lowered for that statement); a
-//! restart that cannot be had that soon is tried at a later tick. Each connection's
-//! `journal_size_limit` then gives back to the disk what a longer log took.
+//! restart that cannot be had that soon is tried at a later tick. Before it, the task syncs the
+//! database file and the log itself ([`sync_files`]), holding no lock, so that the restart,
+//! which syncs them too while it holds the writers off, has only its last few pages to sync.
+//! Each connection's `journal_size_limit` then gives back to the disk what a longer log took.
 
 use std::time::{Duration, Instant};
 
@@ -79,25 +81,54 @@ async fn checkpoint(pool: &AnyPool) -> Result<Checkpoint, sqlx::Error> {
 
 /// A `RESTART` checkpoint on one connection of `pool`, waiting at most [`RESTART_WAIT_MS`] for
 /// readers and writers: whether the log will start again from the top.
-async fn restart(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+async fn restart(pool: &AnyPool) -> Result<(bool, Duration), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     conn.execute(sqlx::AssertSqlSafe(format!(
         "PRAGMA busy_timeout = {RESTART_WAIT_MS}"
     )))
     .await?;
+    let started = Instant::now();
     let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
         .fetch_one(&mut *conn)
         .await
         .and_then(|row| row.try_get::<i64, _>(0));
+    let took = started.elapsed();
     // The connection goes back to the pool with the timeout every connection has.
     conn.execute("PRAGMA busy_timeout = 15000").await?;
     // First column: 1 when it could not finish for readers or writers (SQLITE_BUSY).
-    Ok(done? == 0)
+    Ok((done? == 0, took))
 }
 
-/// Checkpoints `pool`'s database every `every` until the returned handle is dropped or the pool
-/// closed.
-pub(crate) fn spawn(pool: AnyPool, every: Duration) -> Checkpointer {
+/// Syncs the database file at `path` and its write-ahead log to the disk, holding no lock of
+/// SQLite's: `fdatasync` on a descriptor of our own, which flushes whatever any connection wrote.
+///
+/// A passive checkpoint under load syncs the log but not the database file: SQLite syncs the
+/// file only when the checkpoint copied back every frame in the log, and commits go on while it
+/// copies. So the pages copied back since the last restart (tens of megabytes) were still to be
+/// written out when the restart came, and the restart wrote them out while it held every
+/// writer off: 20 to 60 ms, a burst of late documents each time (`docs/performance.md`). Synced
+/// here first, the restart has only its own few pages to sync.
+async fn sync_files(path: &std::path::Path) -> std::io::Result<()> {
+    let database = path.to_path_buf();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&database)?.sync_data()?;
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data(),
+            // No log (yet, or any more): nothing of it to sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Checkpoints `pool`'s database (the file at `path`) every `every` until the returned handle is
+/// dropped or the pool closed.
+pub(crate) fn spawn(pool: AnyPool, path: std::path::PathBuf, every: Duration) -> Checkpointer {
     let (stop, mut stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -120,13 +151,27 @@ pub(crate) fn spawn(pool: AnyPool, every: Duration) -> Checkpointer {
                      back: a reader has kept an old snapshot open",
                     c.behind()
                 )),
-                Ok(c) if c.log >= RESTART_FRAMES && c.behind() == 0 => match restart(&pool).await {
-                    Ok(restarted) => tracing::debug!(log = c.log, restarted, "checkpoint, restart"),
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(e) => warn(format!(
-                        "SQLite checkpoint (restart) failed (tried again in {every:?}): {e}"
-                    )),
-                },
+                Ok(c) if c.log >= RESTART_FRAMES && c.behind() == 0 => {
+                    if let Err(e) = sync_files(&path).await {
+                        warn(format!(
+                            "SQLite checkpoint: syncing {} failed (tried again in {every:?}): {e}",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                    match restart(&pool).await {
+                        Ok((restarted, took)) => tracing::debug!(
+                            log = c.log,
+                            restarted,
+                            took_ms = took.as_secs_f64() * 1000.0,
+                            "checkpoint, restart"
+                        ),
+                        Err(sqlx::Error::PoolClosed) => return,
+                        Err(e) => warn(format!(
+                            "SQLite checkpoint (restart) failed (tried again in {every:?}): {e}"
+                        )),
+                    }
+                }
                 Ok(c) => tracing::trace!(log = c.log, copied = c.copied, "checkpoint"),
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(e) => warn(format!(
@@ -182,14 +227,14 @@ mod tests {
         write(40).await;
         let during = checkpoint(&pool).await.expect("checkpoint");
         assert!(during.log >= 40, "{during:?}");
-        assert!(!restart(&pool).await.expect("restart"));
+        assert!(!restart(&pool).await.expect("restart").0);
         write(1).await;
         assert!(checkpoint(&pool).await.expect("checkpoint").log > during.log);
 
         // Once it is done, the log starts again from the top with the next write.
         reader.execute_batch("COMMIT").expect("end of read");
         checkpoint(&pool).await.expect("checkpoint");
-        assert!(restart(&pool).await.expect("restart"));
+        assert!(restart(&pool).await.expect("restart").0);
         write(1).await;
         let after = checkpoint(&pool).await.expect("checkpoint");
         assert!(
@@ -204,5 +249,28 @@ mod tests {
             .expect("busy_timeout");
         assert_ne!(timeout, i64::from(RESTART_WAIT_MS));
         pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_files_are_synced_with_or_without_a_log_and_a_missing_database_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let db = rusqlite::Connection::open(&path).expect("open");
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE t (v TEXT);
+             INSERT INTO t VALUES ('a');",
+        )
+        .expect("write");
+        assert!(dir.path().join("t.db-wal").exists());
+        sync_files(&path).await.expect("with a log");
+        drop(db);
+        // The last connection closed: SQLite took the log away.
+        assert!(!dir.path().join("t.db-wal").exists());
+        sync_files(&path).await.expect("without a log");
+        let missing = sync_files(&dir.path().join("none.db"))
+            .await
+            .expect_err("no database");
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 }

@@ -348,8 +348,9 @@ impl Store {
             _ => pool.clone(),
         };
         let blobs = blobs::Blobs::new(&config.blobs).await?;
-        let checkpointer =
-            checkpoints.map(|every| std::sync::Arc::new(checkpoint::spawn(pool.clone(), every)));
+        let checkpointer = checkpoints.zip(sqlite_path(&url)).map(|(every, path)| {
+            std::sync::Arc::new(checkpoint::spawn(pool.clone(), path.into(), every))
+        });
         let in_place = (backend == Backend::Sqlite && !in_memory)
             .then(|| sqlite_path(&url))
             .flatten()
