@@ -131,6 +131,16 @@ impl InPlace {
     pub(crate) async fn write_soon<T>(
         &self,
         kind: &'static str,
+        work: impl FnMut(&mut Writing<'_>) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        self.write_within(WAIT_IN_PLACE, kind, work).await
+    }
+
+    /// [`InPlace::write_soon`], waiting at most `wait`.
+    async fn write_within<T>(
+        &self,
+        wait: Duration,
+        kind: &'static str,
         mut work: impl FnMut(&mut Writing<'_>) -> Result<T, StoreError>,
     ) -> Option<Result<T, StoreError>> {
         let started = std::time::Instant::now();
@@ -138,7 +148,7 @@ impl InPlace {
             if let Some(done) = self.write(kind, &mut work) {
                 return Some(done);
             }
-            if started.elapsed() >= WAIT_IN_PLACE {
+            if started.elapsed() >= wait {
                 metrics::counter!("lienthong_store_in_place_gave_up_total", "kind" => kind)
                     .increment(1);
                 return None;
@@ -490,47 +500,60 @@ mod tests {
         let path = dir.path().join("t.db");
         let (other, in_place) = table_and_writer(&path);
 
-        // Held for 30 ms by another connection (on a thread of its own, as another process):
-        // the write is made in place once it is free, and the task was not blocked meanwhile.
-        let held = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let holder = {
-            let (path, held) = (path.clone(), held.clone());
-            std::thread::spawn(move || {
-                let c = Connection::open(&path).expect("open");
-                c.execute_batch("BEGIN IMMEDIATE").expect("lock");
-                held.wait();
-                std::thread::sleep(Duration::from_millis(30));
-                c.execute_batch("COMMIT").expect("unlock");
-            })
-        };
-        held.wait();
-        let started = std::time::Instant::now();
-        // A task on the same (one) thread, counting milliseconds.
-        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // A task on the same (one) thread, counting the milliseconds it gets to run.
+        let ticks = Arc::new(AtomicU32::new(0));
         let ticking = {
             let ticks = ticks.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(1)).await;
-                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ticks.fetch_add(1, Ordering::Relaxed);
                 }
             })
         };
-        let made = in_place.write_soon("test", insert("a")).await;
+        // Held by another connection (on a thread of its own, as another process would) until
+        // that task has run five times: only a write that waits without holding the thread
+        // lets it, and once the lock is free the write is made in place. (No deadline is
+        // tested: the wait allowed is far longer than any machine takes.)
+        let held = Arc::new(std::sync::Barrier::new(2));
+        let holder = {
+            let (path, held, ticks) = (path.clone(), held.clone(), ticks.clone());
+            std::thread::spawn(move || {
+                let c = Connection::open(&path).expect("open");
+                c.execute_batch("BEGIN IMMEDIATE").expect("lock");
+                held.wait();
+                // (A write that held the thread would never let it: given up after 10 s, so
+                // that such a write fails the test below instead of hanging it.)
+                let since = std::time::Instant::now();
+                while ticks.load(Ordering::Relaxed) < 5 && since.elapsed() < Duration::from_secs(10)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                c.execute_batch("COMMIT").expect("unlock");
+            })
+        };
+        held.wait();
+        let made = in_place
+            .write_within(Duration::from_secs(60), "test", insert("a"))
+            .await;
         assert_eq!(made.expect("made in place").expect("ok"), 1);
-        assert!(started.elapsed() >= Duration::from_millis(25));
-        assert!(started.elapsed() < WAIT_IN_PLACE);
-        // The other task ran while it waited: the thread was not held.
-        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(ticked >= 5, "{ticked}");
+        assert!(ticks.load(Ordering::Relaxed) >= 5);
         ticking.abort();
         holder.join().expect("holder");
 
         // Held for longer than it waits: nothing is made here (the caller goes through sqlx).
         other.execute_batch("BEGIN IMMEDIATE").expect("lock");
         let started = std::time::Instant::now();
-        assert!(in_place.write_soon("test", insert("b")).await.is_none());
-        assert!(started.elapsed() >= WAIT_IN_PLACE);
+        let wait = Duration::from_millis(20);
+        assert!(
+            in_place
+                .write_within(wait, "test", insert("b"))
+                .await
+                .is_none()
+        );
+        assert!(started.elapsed() >= wait);
         other.execute_batch("COMMIT").expect("unlock");
         let count = |k: &str| -> i64 {
             other
