@@ -300,13 +300,16 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut latencies = Vec::with_capacity(submissions.len());
     let mut accept = Vec::with_capacity(submissions.len());
     let mut last = started;
-    let mut timeline = String::from("due_ms,accept_ms,inbox_ms,due_unix_ms\n");
+    // Only when asked for (`--timeline`).
+    let mut timeline = args
+        .timeline
+        .as_ref()
+        .map(|_| String::from(report::TIMELINE_HEADER));
     // The wall clock at `started`, to line the timeline up with the processes' logs.
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .saturating_sub(started.elapsed());
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for s in &submissions {
         accept.push(s.accepted - s.due);
         let inbox = s
@@ -315,22 +318,19 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             .and_then(|doc| a.copies.get(doc))
             .filter(|copies| copies.len() >= recipients)
             .map(|copies| copies.iter().map(|(_, t)| *t).max().unwrap_or(s.due));
-        let due = s.due.saturating_duration_since(started);
-        timeline.push_str(&format!(
-            "{:.3},{:.3},{},{}\n",
-            ms(due),
-            ms(s.accepted - s.due),
-            inbox.map_or(String::new(), |done| format!(
-                "{:.3}",
-                ms(done.saturating_duration_since(s.due))
-            )),
-            (started_unix + due).as_millis()
-        ));
+        if let Some(timeline) = &mut timeline {
+            timeline.push_str(&report::timeline_line(
+                s.due.saturating_duration_since(started),
+                s.accepted - s.due,
+                inbox.map(|done| done.saturating_duration_since(s.due)),
+                started_unix,
+            ));
+        }
         let Some(done) = inbox else { continue };
         last = last.max(done);
         latencies.push(done.saturating_duration_since(s.due));
     }
-    if let Some(path) = &args.timeline {
+    if let (Some(path), Some(timeline)) = (&args.timeline, timeline) {
         std::fs::write(path, timeline)
             .with_context(|| format!("writing the timeline to {}", path.display()))?;
     }

@@ -94,6 +94,28 @@ impl Stage {
     }
 }
 
+/// The first line of `lienthong-load --timeline`'s CSV.
+pub const TIMELINE_HEADER: &str = "due_ms,accept_ms,inbox_ms,due_unix_ms\n";
+
+/// One submission's line of the timeline: when it was due (from the start), how long its
+/// acceptance took, how long until it was in every recipient's inbox (empty if never), all in
+/// ms, and when it was due by the wall clock (Unix ms; `started_unix` is the start's).
+pub fn timeline_line(
+    due: Duration,
+    accept: Duration,
+    inbox: Option<Duration>,
+    started_unix: Duration,
+) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{:.3},{:.3},{},{}\n",
+        ms(due),
+        ms(accept),
+        inbox.map_or(String::new(), |d| format!("{:.3}", ms(d))),
+        (started_unix + due).as_millis()
+    )
+}
+
 /// Store calls of one kind made together (`lienthong_store_group_calls`): how many groups,
 /// and how many calls each held on average.
 #[derive(Debug, Clone, PartialEq)]
@@ -562,6 +584,21 @@ mod tests {
         assert!(text.contains("0.167 x the ceiling"), "{text}");
         assert!(text.contains("worker1    tokio-rt-worker"), "{text}");
         assert_eq!(r.json()["cpuMsPerDocument"], 3.5);
+    }
+
+    #[test]
+    fn a_timeline_line_gives_times_in_ms_and_leaves_a_copy_never_in_empty() {
+        let start = Duration::from_millis(1_765_000_000_000);
+        let line = timeline_line(
+            Duration::from_micros(2_500),
+            Duration::from_micros(4_250),
+            Some(Duration::from_millis(12)),
+            start,
+        );
+        assert_eq!(line, "2.500,4.250,12.000,1765000000002\n");
+        let never = timeline_line(Duration::from_secs(1), Duration::ZERO, None, start);
+        assert_eq!(never, "1000.000,0.000,,1765000001000\n");
+        assert_eq!(TIMELINE_HEADER.trim_end().split(',').count(), 4);
     }
 
     #[test]
