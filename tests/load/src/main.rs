@@ -383,6 +383,12 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         .collect(),
         stages,
         groups,
+        in_place_gave_up: prom::increase(
+            &before,
+            &after,
+            "lienthong_store_in_place_gave_up_total",
+            &[],
+        ),
         inbox_check,
         threads,
         ceiling_threads,

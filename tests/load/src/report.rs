@@ -183,6 +183,9 @@ pub struct Report {
     pub stages: Vec<Stage>,
     /// The store's calls made together, by kind.
     pub groups: Vec<Grouped>,
+    /// SQLite writes that waited for the lock longer than the store waits in place and went
+    /// through sqlx instead (`lienthong_store_in_place_gave_up_total`).
+    pub in_place_gave_up: f64,
     /// Per recipient system checked over /v1: documents of the run in its inbox exactly once
     /// (`None`: more documents than one list answers, not read).
     pub inbox_check: Vec<(String, Option<usize>)>,
@@ -344,6 +347,18 @@ impl Report {
                     s.name, s.count, s.mean_ms
                 );
             }
+            // On SQLite (a bus whose writes are made in place): the writes that waited too long.
+            if self
+                .stages
+                .iter()
+                .any(|s| s.name.starts_with("store write in place"))
+            {
+                let _ = writeln!(
+                    w,
+                    "    {:<40} {:>8.0}",
+                    "  gave up waiting: through sqlx", self.in_place_gave_up
+                );
+            }
         }
         if !self.groups.is_empty() {
             let _ = writeln!(
@@ -467,6 +482,7 @@ impl Report {
             "cpuMsPerDocument": (!self.threads.is_empty()).then(|| total(&self.threads, None).run_ns as f64 / 1e6 / self.documents.max(1) as f64),
             "brokerCpuMsPerDocument": self.broker_cpu_ms().map(|b| b.0),
             "brokerCpuMsPerCeilingMessage": self.broker_cpu_ms().map(|b| b.1),
+            "inPlaceGaveUp": self.in_place_gave_up,
             "storeGroups": self.groups.iter().map(|g| (g.kind.clone(), serde_json::json!({
                 "groupsPerDocument": g.per_document(self.documents),
                 "callsPerGroup": g.calls_per_group,
@@ -508,6 +524,7 @@ mod tests {
             published_by_exchange: vec![("pipeline".into(), 400.0), ("events".into(), 500.0)],
             stages: vec![],
             groups: vec![],
+            in_place_gave_up: 0.0,
             inbox_check: vec![("vpcp".into(), Some(100))],
             threads: vec![],
             ceiling_threads: vec![],
@@ -641,7 +658,15 @@ mod tests {
         );
         let mut r = report(vec![Duration::from_millis(1); 50]);
         r.groups = Grouped::from_scrapes(&before, &grouped);
+        assert!(!r.render().contains("gave up waiting"));
+        r.stages = stages.clone();
+        r.in_place_gave_up = 2.0;
         let text = r.render();
+        assert!(
+            text.contains("      gave up waiting: through sqlx                 2\n"),
+            "{text}"
+        );
+        assert_eq!(r.json()["inPlaceGaveUp"], 2.0);
         assert!(
             text.contains("stage_write                                  2.00      3.00"),
             "{text}"
