@@ -99,10 +99,10 @@ impl InPlace {
 
     /// Runs `work` in a write transaction on this process's writer, committed if it succeeds
     /// and rolled back if not; `None`, with nothing done, when SQLite's write lock is held
-    /// elsewhere right now (the caller then writes through sqlx). `work` must not wait: it is a
-    /// call on this thread ([`crate::writing::at_once`]). `kind` names the write in the metrics
-    /// (each one is a commit: the load report counts them per document).
-    pub(crate) fn write<T>(
+    /// elsewhere right now ([`InPlace::write_soon`] then tries again). `work` must not wait: it
+    /// is a call on this thread ([`crate::writing::at_once`]). `kind` names the write in the
+    /// metrics (each one is a commit: the load report counts them per document).
+    fn write<T>(
         &self,
         kind: &'static str,
         work: impl FnOnce(&mut Writing<'_>) -> Result<T, StoreError>,
