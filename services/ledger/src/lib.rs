@@ -25,8 +25,9 @@ pub struct Ledger {
 
 impl Ledger {
     /// Starts the writer (on the current runtime): it records whatever events are waiting in
-    /// one transaction, so the events handled together (up to the prefetch) cost one commit;
-    /// each message is acked only after its event's commit.
+    /// one transaction (on SQLite, the one the stages' writes waiting meanwhile share), so the
+    /// events handled together (up to the prefetch) cost one commit; each message is acked only
+    /// after its event's commit.
     pub fn new(store: Store) -> Self {
         let (queue, waiting) = mpsc::channel(MAX_GROUP);
         tokio::spawn(write(store, waiting));

@@ -13,6 +13,7 @@ use crate::documents::{
     DOC_COLUMNS, LEG_COLUMNS, document_from_row, leg_from_row, rendition_from_row,
 };
 use crate::in_place::InPlace;
+use crate::ledger::{LedgerEvent, chain_events};
 use crate::registry::{AGENCY_COLUMNS, agency_from_row};
 use crate::together::{Group, Together, first_of_each};
 use crate::verdicts::{VERDICT_COLUMNS, verdict_from_row};
@@ -87,7 +88,7 @@ fn distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
 /// takes time for each parameter in proportion to the parameters before it). Repeating a key
 /// or a row changes nothing: an `IN` list, an `OR` of conditions, and an `INSERT ... ON
 /// CONFLICT DO NOTHING` of a row already in the statement each take it once.
-fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
+pub(crate) fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
     if let Some(last) = items.last().cloned() {
         items.resize(items.len().next_power_of_two(), last);
     }
@@ -571,6 +572,10 @@ pub(crate) enum StageWrite {
     /// A rendition small enough for the database stored with its bytes, unless its document
     /// has one in that format (`Store::put_rendition`).
     Rendition(RenditionPut),
+    /// Lifecycle events chained at the end of the ledger, in order (`Store::record_events`, on
+    /// SQLite: its one writer holds the chain's head for a transaction whatever else that
+    /// transaction writes).
+    Events(Vec<LedgerEvent>),
 }
 
 /// What a [`StageWrite`] did.
@@ -581,6 +586,8 @@ pub(crate) enum StageWritten {
     Recorded(bool),
     /// The rendition as stored: the first, when the document had one in that format already.
     Stored(RenditionRow),
+    /// For each event, whether it was chained (false: recorded before, or earlier in the group).
+    Chained(Vec<bool>),
 }
 
 /// The stages' writes, of every kind, that wait together: one transaction for all of them.
@@ -588,6 +595,8 @@ pub(crate) enum StageWritten {
 /// rendition, the router and the delivery a leg's move), and a process holds many documents
 /// at different stages, so the writes waiting at any moment are of every kind; a transaction
 /// per kind was a commit, a write of the log and a new snapshot for every reader per kind.
+/// On SQLite the ledger's events join them too: the ledger of a worker process records the
+/// events of the chains that just ended while those behind them write their stages.
 pub(crate) struct StageWrites(Db);
 
 impl Group for StageWrites {
@@ -623,17 +632,21 @@ async fn write_all(
     let mut advances = Vec::new();
     let mut verdicts = Vec::new();
     let mut renditions = Vec::new();
+    // Every call's events, in the order the calls came: one chain, one statement.
+    let mut events: Vec<LedgerEvent> = Vec::new();
     for call in calls {
         match call {
             StageWrite::Advance(a) => advances.push(a),
             StageWrite::Verdict(v) => verdicts.push(v),
             StageWrite::Rendition(r) => renditions.push(r),
+            StageWrite::Events(e) => events.extend_from_slice(e),
         }
     }
     for (kind, made) in [
         ("advance_leg", advances.len()),
         ("record_verdict", verdicts.len()),
         ("put_rendition", renditions.len()),
+        ("record_events", events.len()),
     ] {
         if made > 0 {
             metrics::histogram!("lienthong_store_group_calls", "kind" => kind).record(made as f64);
@@ -657,6 +670,12 @@ async fn write_all(
         put_renditions(w, &renditions).await?
     }
     .into_iter();
+    let mut chained = if events.is_empty() {
+        Vec::new()
+    } else {
+        chain_events(w, &events).await?
+    }
+    .into_iter();
     calls
         .iter()
         .map(|call| {
@@ -664,6 +683,10 @@ async fn write_all(
                 StageWrite::Advance(_) => advanced.next().map(StageWritten::Advanced),
                 StageWrite::Verdict(_) => recorded.next().map(StageWritten::Recorded),
                 StageWrite::Rendition(_) => stored.next().map(StageWritten::Stored),
+                StageWrite::Events(e) => {
+                    let mine: Vec<bool> = chained.by_ref().take(e.len()).collect();
+                    (mine.len() == e.len()).then_some(StageWritten::Chained(mine))
+                }
             }
             .ok_or_else(|| StoreError::Corrupt("a stage write went unanswered".into()))
         })

@@ -12,8 +12,9 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::writing::{Value, Writing, at_once};
-use crate::{Store, StoreError, get_opt_string};
+use crate::groups::{StageWrite, StageWritten, padded};
+use crate::writing::{Value, Writing};
+use crate::{Backend, Store, StoreError, get_opt_string};
 
 /// One lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,8 +77,9 @@ fn placeholders(rows: usize, columns: usize) -> String {
 }
 
 /// Events per statement when a batch is recorded: 9 parameters each, well under the limits of
-/// SQLite (32,766) and PostgreSQL (65,535).
-const ROWS_PER_STATEMENT: usize = 500;
+/// SQLite (32,766) and PostgreSQL (65,535). A power of two: each statement's rows are padded
+/// to one (`padded`), so that a few statement texts serve every group's size.
+const ROWS_PER_STATEMENT: usize = 512;
 
 impl Store {
     /// Records an event at the end of the chain; false if it was already recorded.
@@ -93,13 +95,18 @@ impl Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        // In place on a SQLite file once its write lock is free (`in_place.rs`).
-        if let Some(in_place) = &self.in_place
-            && let Some(done) = in_place
-                .write_soon("ledger", |w| at_once(chain_events(w, events)))
-                .await
-        {
-            return done;
+        // On SQLite, in the transaction of the stages' writes waiting meanwhile (`groups.rs`):
+        // one writer there, so the chain's head is held by one transaction at a time anyway.
+        // On PostgreSQL, a transaction of their own, so the head's row lock, which every
+        // ledger of the bus waits for, is held no longer than the events' own statements.
+        if self.backend == Backend::Sqlite {
+            let call = StageWrite::Events(events.to_vec());
+            return match self.groups.writes.call(call).await? {
+                StageWritten::Chained(recorded) => Ok(recorded),
+                _ => Err(StoreError::Corrupt(
+                    "the ledger's write answered another kind".into(),
+                )),
+            };
         }
         let mut tx = self.begin().await?;
         let recorded = chain_events(&mut Writing::Tx(&mut tx), events).await?;
@@ -256,7 +263,7 @@ impl Store {
 
 /// Chains `events` after the head, in order, in the write `w` has open: for each, false if it was
 /// already recorded, before or earlier in `events`.
-async fn chain_events(
+pub(crate) async fn chain_events(
     w: &mut Writing<'_>,
     events: &[LedgerEvent],
 ) -> Result<Vec<bool>, StoreError> {
@@ -275,6 +282,7 @@ async fn chain_events(
     // statement. The head's lock keeps other ledgers out until the commit.
     let mut known = std::collections::HashSet::new();
     for ids in events.chunks(ROWS_PER_STATEMENT) {
+        let ids = padded(ids.iter().collect());
         // Placeholders only: the values are bound.
         let text = format!(
             "SELECT event_id FROM events WHERE event_id IN {}",
@@ -296,8 +304,11 @@ async fn chain_events(
         recorded.push(new);
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        // A row repeated to pad the statement is the same event: its conflict does nothing.
+        let chunk = padded(chunk.iter().collect());
         let text = format!(
-            "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash) VALUES {}",
+            "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash)
+             VALUES {} ON CONFLICT (event_id) DO NOTHING",
             placeholders(chunk.len(), 9)
         );
         let mut values = Vec::with_capacity(chunk.len() * 9);

@@ -675,6 +675,16 @@ async fn business_status_follows_the_rules(env: &Env) {
     );
 }
 
+/// The kinds of a document's trace, in order.
+async fn trace_kinds(s: &Store, doc_id: &str) -> Vec<String> {
+    s.trace(doc_id)
+        .await
+        .expect("trace")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
 async fn ledger_and_outbox(env: &Env) {
     let s = &env.store;
     s.accept(&edoc("d1", "k1", &["000.00.00.G22"]), &[])
@@ -712,14 +722,10 @@ async fn ledger_and_outbox(env: &Env) {
             .await
             .expect("record")
     );
-    let kinds: Vec<String> = s
-        .trace("d1")
-        .await
-        .expect("trace")
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
-    assert_eq!(kinds, ["accepted", "routed", "delivered"]);
+    assert_eq!(
+        trace_kinds(s, "d1").await,
+        ["accepted", "routed", "delivered"]
+    );
 
     let rows = s
         .enqueue(&[event_msg("d1"), event_msg("d1")])
@@ -848,18 +854,19 @@ async fn the_ledger_is_a_verifiable_hash_chain(env: &Env) {
         s.record_event(&ev(i)).await.expect("record");
     }
     // A group in one transaction, as the ledger records what arrives together: one already
-    // recorded, and one repeated inside the group, are chained once.
+    // recorded, and one repeated inside the group, are chained once (three new events: a
+    // statement padded to four rows with the last).
     assert_eq!(
-        s.record_events(&[ev(8), ev(2), ev(9), ev(8)])
+        s.record_events(&[ev(8), ev(2), ev(9), ev(10), ev(8)])
             .await
             .expect("group"),
-        [true, false, true, false]
+        [true, false, true, true, false]
     );
     assert_eq!(s.record_events(&[ev(9)]).await.expect("all known"), [false]);
     match s.verify_chain().await.expect("verify") {
         ChainCheck::Intact {
             events, anchors, ..
-        } => assert_eq!((events, anchors), (9, 1)),
+        } => assert_eq!((events, anchors), (10, 1)),
         broken => panic!("{broken:?}"),
     }
     assert_ne!(s.chain_head().await.expect("head").1, head);
@@ -1623,10 +1630,27 @@ async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) 
         Moved(bool),
         Recorded(bool),
         Stored(String),
+        Chained(Vec<bool>),
         Failed(String),
     }
     let (first, second) = (verdict("d3", "valid"), verdict("d3", "invalid"));
+    let event = |kind: &str| LedgerEvent {
+        event_id: format!("d3:{kind}"),
+        doc_id: "d3".into(),
+        kind: kind.into(),
+        organ: Some(g22.into()),
+        detail: None,
+        at_ms: 1,
+    };
+    let (routed, delivered, fetched) = (event("routed"), event("delivered"), event("fetched"));
+    // On SQLite the ledger's events go in the stages' transaction: each call is answered for
+    // its own events, in its order, an event of an earlier call counting as recorded before.
+    let (before, after) = (
+        [routed.clone(), delivered.clone()],
+        [delivered, fetched.clone(), fetched],
+    );
     let writes: Vec<futures_util::future::BoxFuture<'_, Answer>> = vec![
+        Box::pin(async { Answer::Chained(s.record_events(&before).await.expect("events")) }),
         Box::pin(async {
             Answer::Moved(
                 s.advance_leg("d3", g22, Accepted, Routed)
@@ -1666,8 +1690,17 @@ async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) 
                     .expect("on"),
             )
         }),
+        Box::pin(async { Answer::Chained(s.record_events(&after).await.expect("events")) }),
     ];
-    let answers = join_all(writes).await;
+    let mut answers = join_all(writes).await;
+    assert!(
+        matches!(&answers.remove(0), Answer::Chained(c) if *c == [true, true]),
+        "the first events"
+    );
+    assert!(
+        matches!(&answers.pop(), Some(Answer::Chained(c)) if *c == [false, true, false]),
+        "events after: one recorded before, one new, one repeated"
+    );
     assert!(matches!(answers[0], Answer::Moved(true)), "the first move");
     assert!(
         matches!(answers[1], Answer::Recorded(true)),
@@ -1736,6 +1769,14 @@ async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) 
             .expect("row")
             .is_none()
     );
+    assert_eq!(
+        trace_kinds(s, "d3").await,
+        ["routed", "delivered", "fetched"]
+    );
+    match s.verify_chain().await.expect("verify") {
+        ChainCheck::Intact { events, .. } => assert_eq!(events, 3),
+        broken => panic!("{broken:?}"),
+    }
 }
 
 macro_rules! conformance {
