@@ -304,6 +304,7 @@ pub(crate) async fn chain_events(
         recorded.push(new);
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let new = chunk.len();
         // A row repeated to pad the statement is the same event: its conflict does nothing.
         let chunk = padded(chunk.iter().collect());
         let text = format!(
@@ -325,7 +326,14 @@ pub(crate) async fn chain_events(
                 Value::Text(hash),
             ]);
         }
-        w.execute(&text, &values).await?;
+        // Only the padding may conflict: an event recorded meanwhile outside the head's lock
+        // would leave a gap in the chain, so the transaction fails instead.
+        let inserted = w.execute(&text, &values).await?;
+        if inserted != new as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "{inserted} of {new} new events inserted: an event was recorded outside the chain"
+            )));
+        }
     }
     if recorded.contains(&true) {
         w.execute(
