@@ -99,7 +99,9 @@ impl Marks {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while waiting.recv_many(&mut batch, MAX_MARKS).await > 0 {
-                tokio::time::sleep(MARK_EVERY).await;
+                if batch.len() < MAX_MARKS {
+                    tokio::time::sleep(MARK_EVERY).await;
+                }
                 while batch.len() < MAX_MARKS
                     && let Ok(ids) = waiting.try_recv()
                 {

@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::groups::{StageWrite, StageWritten, padded};
 use crate::writing::{Value, Writing};
-use crate::{Backend, Store, StoreError, get_opt_string};
+use crate::{Backend, Store, StoreError, get_opt_string, value_rows};
 
 /// One lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,19 +61,6 @@ pub enum ChainCheck {
         event_id: String,
         reason: String,
     },
-}
-
-/// `rows` groups of `columns` numbered placeholders: `($1, $2), ($3, $4)`.
-fn placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Events per statement when a batch is recorded: 9 parameters each, well under the limits of
@@ -286,7 +273,7 @@ pub(crate) async fn chain_events(
         // Placeholders only: the values are bound.
         let text = format!(
             "SELECT event_id FROM events WHERE event_id IN {}",
-            placeholders(1, ids.len())
+            value_rows(1, ids.len())
         );
         let values: Vec<Value> = ids.iter().map(|e| Value::Text(&e.event_id)).collect();
         known.extend(w.rows(&text, &values, |r| r.text("event_id")).await?);
@@ -310,7 +297,7 @@ pub(crate) async fn chain_events(
         let text = format!(
             "INSERT INTO events (event_id, doc_id, kind, organ, detail, at_ms, chain_seq, prev_hash, hash)
              VALUES {} ON CONFLICT (event_id) DO NOTHING",
-            placeholders(chunk.len(), 9)
+            value_rows(chunk.len(), 9)
         );
         let mut values = Vec::with_capacity(chunk.len() * 9);
         for (e, seq, prev, hash) in chunk {
@@ -354,13 +341,4 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> Result<LedgerEvent, StoreError> {
         detail: get_opt_string(r, "detail")?,
         at_ms: r.try_get("at_ms")?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_are_numbered_row_by_row() {
-        assert_eq!(super::placeholders(1, 3), "($1, $2, $3)");
-        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
-    }
 }

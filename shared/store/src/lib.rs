@@ -577,6 +577,12 @@ fn get_opt_string(
 mod tests {
     use super::*;
 
+    #[test]
+    fn value_rows_are_numbered_row_by_row() {
+        assert_eq!(value_rows(1, 3), "($1, $2, $3)");
+        assert_eq!(value_rows(2, 2), "($1, $2), ($3, $4)");
+    }
+
     #[tokio::test]
     async fn closing_returns_while_a_connection_is_still_out() {
         let dir = tempfile::tempdir().expect("tempdir");
