@@ -6,6 +6,9 @@
 #   STORE=postgres ./deploy/bench/load.sh  # each bus on a PostgreSQL database of its own
 #   KEEP_LOGS=/tmp/load-logs ./deploy/bench/load.sh   # keep the processes' logs
 #   TIMELINES=/tmp/timelines ./deploy/bench/load.sh    # every submission of every run, as CSV
+#   CHECKPOINT_MS=86400000 BASELINE_CHECKPOINT_MS=86400000 WAL_PAGES=/tmp/pages ./deploy/bench/load.sh
+#                                          # checkpoints off, and after each run the pages SQLite
+#                                          # wrote per document, by table and index (wal-pages.py)
 #                                          # (due ms, accept ms, submit -> inbox ms, due Unix ms)
 #   LEDGER=own ./deploy/bench/load.sh      # the ledger in a process of its own, not in each worker
 #                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
@@ -107,6 +110,7 @@ THREADS=${THREADS-1}
 BASELINE_THREADS=${BASELINE_THREADS-$THREADS}
 ROUNDS=${ROUNDS:-0}
 TIMELINES=${TIMELINES:-}
+WAL_PAGES=${WAL_PAGES:-}
 SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-}
 BASELINE_SQLITE_SYNCHRONOUS=${BASELINE_SQLITE_SYNCHRONOUS-$SQLITE_SYNCHRONOUS}
 STORE_EXTRA=${STORE_EXTRA:-}
@@ -356,15 +360,14 @@ load() {
     for w in "${watched[@]}"; do watch+=(--watch "$w"); done
     if [[ -n $broker_pid ]]; then watch+=(--watch "broker=$broker_pid"); fi
     # TIMELINES=DIR: each run's submissions, one CSV line each, named after its summary.
-    local a prev="" timeline=()
+    local a prev="" run="" timeline=()
+    for a in "$@"; do
+        if [[ $prev == --summary ]]; then run=$(basename "$a" .json); fi
+        prev=$a
+    done
     if [[ -n $TIMELINES ]]; then
         mkdir -p "$TIMELINES"
-        for a in "$@"; do
-            if [[ $prev == --summary ]]; then
-                timeline=(--timeline "$TIMELINES/$(basename "$a" .json).csv")
-            fi
-            prev=$a
-        done
+        timeline=(--timeline "$TIMELINES/$run.csv")
     fi
     local load_cgroup=""
     if [[ $OWN_CGROUPS == 1 ]]; then
@@ -385,6 +388,15 @@ load() {
     # starts the log again from the top under load; docs/performance.md).
     if [[ $STORE == sqlite && -f "$tmp/$config.db" ]]; then
         echo "  SQLite on disk: database $(du -m "$tmp/$config.db" | cut -f1) MiB, write-ahead log $(du -m "$tmp/$config.db-wal" 2>/dev/null | cut -f1) MiB"
+        # WAL_PAGES=DIR: the store and its log as they are now, and the pages written for each
+        # document by table and index (wal-pages.py; meaningful with checkpoints off, say
+        # CHECKPOINT_MS=86400000, so the log holds every page written since the bus started).
+        if [[ -n $WAL_PAGES ]]; then
+            mkdir -p "$WAL_PAGES/$run"
+            cp "$tmp/$config.db" "$tmp/$config.db-wal" "$WAL_PAGES/$run/"
+            echo "  pages written, since the bus started (wal-pages.py):"
+            "$repo/deploy/bench/wal-pages.py" "$WAL_PAGES/$run/$config.db" | sed 's/^/    /'
+        fi
     fi
 }
 

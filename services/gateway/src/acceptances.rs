@@ -2,8 +2,9 @@
 //! while a group is being stored wait for its commit and then go in together: one transaction
 //! for all of them, each statement carrying every document (`Store::accept_many`), instead of a
 //! transaction and four statements each. Nothing waits for a group to fill: a request that
-//! finds no other is stored at once, alone, so a quiet bus answers as fast as before, and a
-//! busy one stores as many at a time as arrived during the last group's commit.
+//! finds no other is stored alone as soon as the tasks ready beside it have run
+//! (`lienthong_store::gather`), so a quiet bus answers as fast as before, and a busy one stores
+//! as many at a time as arrived during the last group's commit.
 //!
 //! Each request still gets its own answer, after the commit that stored its document, and
 //! publishes its own messages with confirms before answering. A group that fails is retried a
@@ -51,8 +52,12 @@ impl Acceptances {
             tokio::spawn(async move {
                 let mut group = Vec::with_capacity(MAX_GROUP);
                 loop {
-                    // Whatever is waiting, one at least: no timer, no group left to fill.
-                    if waiting.lock().await.recv_many(&mut group, MAX_GROUP).await == 0 {
+                    // Whatever is waiting, one at least, and what the tasks ready beside it
+                    // add: no timer, no group left to fill.
+                    if lienthong_store::gather(&mut *waiting.lock().await, &mut group, MAX_GROUP)
+                        .await
+                        == 0
+                    {
                         return;
                     }
                     store_group(&store, &mut group).await;

@@ -9,9 +9,10 @@
 //!
 //! Here each kind of call has one task. When it wakes it takes every call of its kind that is
 //! waiting (up to [`MAX_GROUP`]), makes them in one statement (or one transaction), and answers
-//! each. There is no timer: a call made when no other waits goes alone and at once; under load,
-//! the calls made while a statement runs go together in the next ("smart batching"), so the
-//! groups grow with the load that needs them. The stages' writes (a leg moved on, a verdict,
+//! each. There is no timer: a call made when no other waits goes alone, as soon as the tasks
+//! that were ready to run beside it have run ([`gather`]); under load, the calls made while a
+//! statement runs go together in the next ("smart batching"), so the groups grow with the load
+//! that needs them. The stages' writes (a leg moved on, a verdict,
 //! a small rendition) are one kind whatever they write, made in one transaction: a process holds
 //! documents at every stage at once, so the writes waiting together are of every kind, and a
 //! transaction per kind was a commit per kind. One group of a kind runs at a time, on PostgreSQL
@@ -78,7 +79,7 @@ impl<G: Group> Together<G> {
         tokio::spawn(async move {
             let group = task_group;
             let mut next = Vec::with_capacity(MAX_GROUP);
-            while waiting.recv_many(&mut next, MAX_GROUP).await > 0 {
+            while gather(&mut waiting, &mut next, MAX_GROUP).await > 0 {
                 let (calls, answers): (Vec<_>, Vec<_>) = std::mem::take(&mut next)
                     .into_iter()
                     .filter(|(_, answer)| !answer.is_closed())
@@ -108,6 +109,35 @@ impl<G: Group> Together<G> {
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
     }
+}
+
+/// Takes into `into` what waits on `waiting`, up to `max`: at least one (waiting for it), then,
+/// once the tasks that were ready when it came have run, whatever they added. `0` when the
+/// channel is closed and empty.
+///
+/// The runtime runs a task woken by the one it is running next, before the tasks that were
+/// ready already (tokio's "LIFO slot"): without the yield, the task that makes a group would
+/// take the first call the moment its caller paused, and the calls the other ready tasks were
+/// about to make would wait for the next group. Yielding costs no timer: the group goes as soon
+/// as nothing else is ready to run.
+pub async fn gather<T>(
+    waiting: &mut mpsc::UnboundedReceiver<T>,
+    into: &mut Vec<T>,
+    max: usize,
+) -> usize {
+    if waiting.recv_many(into, max).await == 0 {
+        return 0;
+    }
+    if into.len() < max {
+        tokio::task::yield_now().await;
+        while into.len() < max {
+            match waiting.try_recv() {
+                Ok(call) => into.push(call),
+                Err(_) => break,
+            }
+        }
+    }
+    into.len()
 }
 
 /// Makes `calls` together, or each alone when together fails, and answers them.
@@ -293,6 +323,37 @@ mod tests {
             "{answers:?}"
         );
         assert_eq!(together.call(4).await.expect("after the panic"), 8);
+    }
+
+    /// The calls that tasks ready at the same moment make go in one group, though the task that
+    /// gathers them is woken by the first (and a runtime of one thread runs a task woken by the
+    /// running one next), and none is left behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_group_takes_the_calls_of_every_task_that_was_ready() {
+        let (calls, mut waiting) = mpsc::unbounded_channel::<usize>();
+        let gathered = tokio::spawn(async move {
+            let mut groups = Vec::new();
+            let mut next = Vec::new();
+            while gather(&mut waiting, &mut next, 64).await > 0 {
+                groups.push(std::mem::take(&mut next));
+            }
+            groups
+        });
+        // The gathering task waits on the empty channel before any caller runs.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let calls = calls.clone();
+                tokio::spawn(async move { calls.send(i).expect("gathering") });
+            }
+        })
+        .await
+        .expect("callers spawned");
+        let groups = gathered.await.expect("gathered");
+        let mut all: Vec<usize> = groups.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>(), "every call, once");
+        assert_eq!(groups.len(), 1, "one group: {groups:?}");
     }
 
     #[test]
