@@ -355,6 +355,8 @@ wait_ready() {
 # The processes whose threads lienthong-load accounts for (CPU, waiting for a CPU, context
 # switches per document), the broker among them.
 broker_pid=$(pgrep -o -f beam.smp || true)
+# WAL_PAGES: the last copy of each bus's store (by config name).
+declare -A wal_copied
 load() {
     local w watch=()
     for w in "${watched[@]}"; do watch+=(--watch "$w"); done
@@ -391,11 +393,14 @@ load() {
         # WAL_PAGES=DIR: the store and its log as they are now, and the pages written for each
         # document by table and index (wal-pages.py; meaningful with checkpoints off, say
         # CHECKPOINT_MS=86400000, so the log holds every page written since the bus started).
+        # Counted from the copy after the run before on the same bus, if any.
         if [[ -n $WAL_PAGES ]]; then
             mkdir -p "$WAL_PAGES/$run"
             cp "$tmp/$config.db" "$tmp/$config.db-wal" "$WAL_PAGES/$run/"
-            echo "  pages written, since the bus started (wal-pages.py):"
-            "$repo/deploy/bench/wal-pages.py" "$WAL_PAGES/$run/$config.db" | sed 's/^/    /'
+            local earlier=${wal_copied[$config]:-}
+            echo "  pages written in this run (wal-pages.py):"
+            "$repo/deploy/bench/wal-pages.py" "$WAL_PAGES/$run/$config.db" ${earlier:+"$earlier"} | sed 's/^/    /'
+            wal_copied[$config]=$WAL_PAGES/$run/$config.db
         fi
     fi
 }

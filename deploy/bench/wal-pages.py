@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The pages SQLite wrote for each document, by table and index, read from the write-ahead log.
 
-    ./deploy/bench/wal-pages.py DIR/bench.db
+    ./deploy/bench/wal-pages.py DIR/bench.db [EARLIER/bench.db]
 
 DIR/bench.db and DIR/bench.db-wal are a copy of a bus's store taken while the bus ran with
 checkpoints off (`store.checkpoint_ms` longer than the run, so the log holds every page written
@@ -9,6 +9,10 @@ since the bus started): `load.sh` makes one with `WAL_PAGES=DIR`. Every commit w
 it changed, whole, to the log (a frame), and a checkpoint later copies the frames back into the
 database; so the frames per document are the bytes each document costs the disk twice, and the
 system calls and checksums that go with them.
+
+With EARLIER, a copy of the same store taken before (same log, fewer frames), only what was
+written between the two copies is counted: the frames after the earlier log's last, for the
+documents stored in between.
 
 Each frame's page is named after the table or index that owns it at the end of the log (SQLite's
 `dbstat`; a page freed and taken by another table meanwhile counts for its last owner). Prints
@@ -45,19 +49,38 @@ def frames(wal):
     return page_size, out
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    db = sys.argv[1]
-    page_size, written = frames(db + "-wal")
-    # dbstat on a copy: opening the database may write (recovering the log's index).
+def opened(db, read):
+    """`read` of a connection to a copy of `db` and its log: opening may write (the log's index)."""
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(db, tmp)
         shutil.copy(db + "-wal", tmp)
         conn = sqlite3.connect(os.path.join(tmp, os.path.basename(db)))
-        owner = {page: (name, kind) for name, page, kind in conn.execute("SELECT name, pageno, pagetype FROM dbstat")}
-        documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-        conn.close()
+        try:
+            return read(conn)
+        finally:
+            conn.close()
+
+
+def count_documents(conn):
+    return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    db = sys.argv[1]
+    page_size, written = frames(db + "-wal")
+    owner = opened(
+        db, lambda conn: {page: (name, kind) for name, page, kind in conn.execute("SELECT name, pageno, pagetype FROM dbstat")}
+    )
+    documents = opened(db, count_documents)
+    if len(sys.argv) == 3:
+        earlier = sys.argv[2]
+        _, before = frames(earlier + "-wal")
+        if before != written[: len(before)]:
+            sys.exit(f"{earlier}: not an earlier copy of the same log as {db}")
+        written = written[len(before) :]
+        documents -= opened(earlier, count_documents)
     if not written or not documents:
         sys.exit(f"{db}: no frames in the log, or no documents")
     commits = sum(1 for _, commit in written if commit)
