@@ -111,9 +111,9 @@ impl<G: Group> Together<G> {
     }
 }
 
-/// Takes into `into` what waits on `waiting`, up to `max`: at least one (waiting for it), then,
-/// once the tasks that were ready when it came have run, whatever they added. `0` when the
-/// channel is closed and empty.
+/// Adds to `into` what waits on `waiting`, up to `max`: at least one (waiting for it), then,
+/// once the tasks that were ready when it came have run, whatever they added. The number
+/// added: `0` when the channel is closed and empty.
 ///
 /// The runtime runs a task woken by the one it is running next, before the tasks that were
 /// ready already (tokio's "LIFO slot"): without the yield, the task that makes a group would
@@ -125,19 +125,21 @@ pub async fn gather<T>(
     into: &mut Vec<T>,
     max: usize,
 ) -> usize {
-    if waiting.recv_many(into, max).await == 0 {
+    let mut added = waiting.recv_many(into, max).await;
+    if added == 0 {
         return 0;
     }
-    if into.len() < max {
+    if added < max {
         tokio::task::yield_now().await;
-        while into.len() < max {
+        while added < max {
             match waiting.try_recv() {
                 Ok(call) => into.push(call),
                 Err(_) => break,
             }
+            added += 1;
         }
     }
-    into.len()
+    added
 }
 
 /// Makes `calls` together, or each alone when together fails, and answers them.
