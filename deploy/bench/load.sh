@@ -6,10 +6,10 @@
 #   STORE=postgres ./deploy/bench/load.sh  # each bus on a PostgreSQL database of its own
 #   KEEP_LOGS=/tmp/load-logs ./deploy/bench/load.sh   # keep the processes' logs
 #   TIMELINES=/tmp/timelines ./deploy/bench/load.sh    # every submission of every run, as CSV
+#                                          # (due ms, accept ms, submit -> inbox ms, due Unix ms)
 #   CHECKPOINT_MS=86400000 BASELINE_CHECKPOINT_MS=86400000 WAL_PAGES=/tmp/pages ./deploy/bench/load.sh
 #                                          # checkpoints off, and after each run the pages SQLite
 #                                          # wrote per document, by table and index (wal-pages.py)
-#                                          # (due ms, accept ms, submit -> inbox ms, due Unix ms)
 #   LEDGER=own ./deploy/bench/load.sh      # the ledger in a process of its own, not in each worker
 #                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
 #   ONE_PROCESS=1 ./deploy/bench/load.sh   # every role in the gateway's process, as `lienthong up`
@@ -399,7 +399,9 @@ load() {
             cp "$tmp/$config.db" "$tmp/$config.db-wal" "$WAL_PAGES/$run/"
             local earlier=${wal_copied[$config]:-}
             echo "  pages written in this run (wal-pages.py):"
-            "$repo/deploy/bench/wal-pages.py" "$WAL_PAGES/$run/$config.db" ${earlier:+"$earlier"} | sed 's/^/    /'
+            # A diagnostic: when it cannot count (a checkpoint restarted the log), the run goes on.
+            "$repo/deploy/bench/wal-pages.py" "$WAL_PAGES/$run/$config.db" ${earlier:+"$earlier"} 2>&1 |
+                sed 's/^/    /' || true
             wal_copied[$config]=$WAL_PAGES/$run/$config.db
         fi
     fi
