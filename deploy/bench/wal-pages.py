@@ -31,21 +31,24 @@ import tempfile
 
 def frames(wal):
     """The page size, and (page number, whether the frame ends a commit) for each frame of the log."""
+    size = os.path.getsize(wal)
     with open(wal, "rb") as f:
-        data = f.read()
-    if len(data) < 32:
-        return 0, []
-    magic, _version, page_size, _seq, salt1, salt2, _c1, _c2 = struct.unpack(">IIIIIIII", data[:32])
-    if magic not in (0x377F0682, 0x377F0683):
-        sys.exit(f"{wal}: not a SQLite write-ahead log")
-    out = []
-    at = 32
-    while at + 24 + page_size <= len(data):
-        page, db_size, s1, s2 = struct.unpack(">IIII", data[at : at + 16])
-        if (s1, s2) != (salt1, salt2):
-            break  # frames of an earlier log, left behind a restart
-        out.append((page, db_size != 0))
-        at += 24 + page_size
+        header = f.read(32)
+        if len(header) < 32:
+            return 0, []
+        magic, _version, page_size, _seq, salt1, salt2, _c1, _c2 = struct.unpack(">IIIIIIII", header)
+        if magic not in (0x377F0682, 0x377F0683):
+            sys.exit(f"{wal}: not a SQLite write-ahead log")
+        out = []
+        at = 32
+        # Only the frames' headers are read: the log can be gigabytes.
+        while at + 24 + page_size <= size:
+            f.seek(at)
+            page, db_size, s1, s2 = struct.unpack(">IIII", f.read(16))
+            if (s1, s2) != (salt1, salt2):
+                break  # frames of an earlier log, left behind a restart
+            out.append((page, db_size != 0))
+            at += 24 + page_size
     return page_size, out
 
 
@@ -70,10 +73,13 @@ def main():
         sys.exit(__doc__)
     db = sys.argv[1]
     page_size, written = frames(db + "-wal")
-    owner = opened(
-        db, lambda conn: {page: (name, kind) for name, page, kind in conn.execute("SELECT name, pageno, pagetype FROM dbstat")}
+    owner, documents = opened(
+        db,
+        lambda conn: (
+            {page: (name, kind) for name, page, kind in conn.execute("SELECT name, pageno, pagetype FROM dbstat")},
+            count_documents(conn),
+        ),
     )
-    documents = opened(db, count_documents)
     if len(sys.argv) == 3:
         earlier = sys.argv[2]
         _, before = frames(earlier + "-wal")
