@@ -98,15 +98,10 @@ impl Marks {
         let (queue, mut waiting) = mpsc::unbounded_channel::<Vec<i64>>();
         tokio::spawn(async move {
             let mut batch = Vec::new();
-            while waiting.recv_many(&mut batch, MAX_MARKS).await > 0 {
-                if batch.len() < MAX_MARKS {
-                    tokio::time::sleep(MARK_EVERY).await;
-                }
-                while batch.len() < MAX_MARKS
-                    && let Ok(ids) = waiting.try_recv()
-                {
-                    batch.push(ids);
-                }
+            let pause = || tokio::time::sleep(MARK_EVERY);
+            while lienthong_store::gather_after(&mut waiting, &mut batch, MAX_MARKS, pause).await
+                > 0
+            {
                 let ids: Vec<i64> = batch.drain(..).flatten().collect();
                 if let Err(e) = store.mark_published(&ids).await {
                     // Published but not marked: the relay publishes again, consumers deduplicate.

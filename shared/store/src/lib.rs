@@ -39,7 +39,7 @@ pub use registry_file::{
     registry_from_json,
 };
 pub use spool::{Body, Held, SpoolError, SpoolWriter, Spooled, SyncSpoolWriter};
-pub use together::gather;
+pub use together::{gather, gather_after};
 pub use verdicts::*;
 
 /// Where the store lives.

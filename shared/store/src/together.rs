@@ -125,12 +125,23 @@ pub async fn gather<T>(
     into: &mut Vec<T>,
     max: usize,
 ) -> usize {
+    gather_after(waiting, into, max, tokio::task::yield_now).await
+}
+
+/// [`gather`], pausing with `pause()` instead of a yield between the first and the rest (a
+/// timer, for writes nothing waits on: the outbox's marks).
+pub async fn gather_after<T, F: std::future::Future<Output = ()>>(
+    waiting: &mut mpsc::UnboundedReceiver<T>,
+    into: &mut Vec<T>,
+    max: usize,
+    pause: impl FnOnce() -> F,
+) -> usize {
     let mut added = waiting.recv_many(into, max).await;
     if added == 0 {
         return 0;
     }
     if added < max {
-        tokio::task::yield_now().await;
+        pause().await;
         while added < max {
             match waiting.try_recv() {
                 Ok(call) => into.push(call),
