@@ -23,6 +23,8 @@
 #   BASELINE_BIN=/tmp/before ROUNDS=5 ./deploy/bench/load.sh
 #                                          # then the baseline and this build in turns, 5 rounds
 #                                          # each, and their medians
+#   BASELINE_BIN=/tmp/before ROUNDS=5 ROUND_RATE=800 ./deploy/bench/load.sh
+#                                          # the rounds scheduled at 800/s: latency in turns
 #
 # Starts a bus of its own (a fresh SQLite store in a temporary directory, its own queue prefix on
 # the local RabbitMQ): one gateway process and worker processes that each run every stage
@@ -109,6 +111,7 @@ FLOOR_DOCUMENTS=${FLOOR_DOCUMENTS:-20000}
 THREADS=${THREADS-1}
 BASELINE_THREADS=${BASELINE_THREADS-$THREADS}
 ROUNDS=${ROUNDS:-0}
+ROUND_RATE=${ROUND_RATE:-}
 TIMELINES=${TIMELINES:-}
 WAL_PAGES=${WAL_PAGES:-}
 SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-}
@@ -532,6 +535,8 @@ done
 # A shared host's speed drifts by a fifth within minutes, more than most changes are worth; in
 # turns, both builds see the same drift, and the rounds' medians show what one run of each may
 # not. The ceiling is measured in every round too: it gauges the host's speed at that moment.
+# ROUND_RATE=N schedules the rounds at N documents/s instead (no ceiling then): the latency of
+# both builds at the same offered load, in turns, since one run of each says little about a tail.
 if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
     stop_all
     rounds_json=()
@@ -546,8 +551,13 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
             metrics_urls=()
             start_baseline_sized
             echo
-            echo "== round $round of $ROUNDS: $which"
-            load --summary "$tmp/round-$round-$which.json"
+            if [[ -n $ROUND_RATE ]]; then
+                echo "== round $round of $ROUNDS: $which, scheduled at $ROUND_RATE/s"
+                load --rate "$ROUND_RATE" --ceiling-messages 0 --summary "$tmp/round-$round-$which.json"
+            else
+                echo "== round $round of $ROUNDS: $which"
+                load --summary "$tmp/round-$round-$which.json"
+            fi
             stop_all
             rounds_json+=("$tmp/round-$round-$which.json")
         done
@@ -557,23 +567,29 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
     python3 - "${rounds_json[@]}" <<'PYEOF'
 import json, statistics, sys
 rows = {"baseline": [], "bench": []}
-print(f"{'round':<6} {'build':<9} {'documents/s':>12} {'x ceiling':>10} {'ceiling msg/s':>14} {'CPU ms/doc':>11} {'broker ms/doc':>14}")
+print(f"{'round':<6} {'build':<9} {'documents/s':>12} {'x ceiling':>10} {'ceiling msg/s':>14} {'CPU ms/doc':>11} {'broker ms/doc':>14} {'p50 ms':>8} {'p99 ms':>8}")
 for i, path in enumerate(sys.argv[1:]):
     d = json.load(open(path))
     which = "baseline" if path.endswith("-baseline.json") else "bench"
     rows[which].append(d)
     name = "baseline" if which == "baseline" else "this"
+    for q in ("p50", "p99"):
+        d[q] = (d.get("latencyMs") or {}).get(q)
     f = lambda k, fmt: (fmt % d[k]) if d.get(k) is not None else "-"
     print(f"{i // 2 + 1:<6} {name:<9} {f('documentsPerSecond', '%.1f'):>12} {f('fractionOfCeiling', '%.3f'):>10} "
-          f"{f('ceilingPerSecond', '%.1f'):>14} {f('cpuMsPerDocument', '%.2f'):>11} {f('brokerCpuMsPerDocument', '%.2f'):>14}")
+          f"{f('ceilingPerSecond', '%.1f'):>14} {f('cpuMsPerDocument', '%.2f'):>11} {f('brokerCpuMsPerDocument', '%.2f'):>14} "
+          f"{f('p50', '%.1f'):>8} {f('p99', '%.1f'):>8}")
 def med(which, key):
     v = [d[key] for d in rows[which] if d.get(key) is not None]
     return statistics.median(v) if v else float("nan")
 for which, name in (("baseline", "baseline"), ("bench", "this")):
     print(f"{'median':<6} {name:<9} {med(which, 'documentsPerSecond'):>12.1f} {med(which, 'fractionOfCeiling'):>10.3f} "
-          f"{med(which, 'ceilingPerSecond'):>14.1f} {med(which, 'cpuMsPerDocument'):>11.2f} {med(which, 'brokerCpuMsPerDocument'):>14.2f}")
+          f"{med(which, 'ceilingPerSecond'):>14.1f} {med(which, 'cpuMsPerDocument'):>11.2f} {med(which, 'brokerCpuMsPerDocument'):>14.2f} "
+          f"{med(which, 'p50'):>8.1f} {med(which, 'p99'):>8.1f}")
 b, t = med("baseline", "documentsPerSecond"), med("bench", "documentsPerSecond")
 cb, ct = med("baseline", "cpuMsPerDocument"), med("bench", "cpuMsPerDocument")
-print(f"this build against the baseline, medians: documents/s {100 * (t / b - 1):+.1f}%, CPU per document {100 * (ct / cb - 1):+.1f}%")
+lb, lt = med("baseline", "p99"), med("bench", "p99")
+print(f"this build against the baseline, medians: documents/s {100 * (t / b - 1):+.1f}%, CPU per document {100 * (ct / cb - 1):+.1f}%, "
+      f"p99 {lb:.1f} -> {lt:.1f} ms")
 PYEOF
 fi

@@ -27,6 +27,10 @@
 //! database file and the log itself ([`sync_files`]), holding no lock, so that the restart,
 //! which syncs them too while it holds the writers off, has only its last few pages to sync.
 //! Each connection's `journal_size_limit` then gives back to the disk what a longer log took.
+//!
+//! A restart does not start the log again itself: the next write does. Until then a checkpoint
+//! sees the same log, long and all copied back, so the task remembers the log it last restarted
+//! and does not sync and restart it again: an idle bus syncs nothing.
 
 use std::time::{Duration, Instant};
 
@@ -99,6 +103,13 @@ async fn restart(pool: &AnyPool) -> Result<(bool, Duration), sqlx::Error> {
     Ok((done? == 0, took))
 }
 
+/// Whether a passive checkpoint's outcome calls for a restart: the log is long and all copied
+/// back, and it is not the log this task's last restart already asked to start again (`restarted`,
+/// its length then), which no write has touched since.
+fn wants_restart(c: Checkpoint, restarted: Option<i64>) -> bool {
+    c.log >= RESTART_FRAMES && c.behind() == 0 && restarted != Some(c.log)
+}
+
 /// Syncs the database file at `path` and its write-ahead log to the disk, holding no lock of
 /// SQLite's: `fdatasync` on a descriptor of our own, which flushes whatever any connection wrote.
 ///
@@ -131,6 +142,8 @@ async fn sync_files(path: &std::path::Path) -> std::io::Result<()> {
 pub(crate) fn spawn(pool: AnyPool, path: std::path::PathBuf, every: Duration) -> Checkpointer {
     let (stop, mut stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
+        // The length of the log this task last restarted, until a write starts it again.
+        let mut restarted: Option<i64> = None;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut warned: Option<Instant> = None;
@@ -151,7 +164,7 @@ pub(crate) fn spawn(pool: AnyPool, path: std::path::PathBuf, every: Duration) ->
                      back: a reader has kept an old snapshot open",
                     c.behind()
                 )),
-                Ok(c) if c.log >= RESTART_FRAMES && c.behind() == 0 => {
+                Ok(c) if wants_restart(c, restarted) => {
                     if let Err(e) = sync_files(&path).await {
                         warn(format!(
                             "SQLite checkpoint: syncing {} failed (tried again in {every:?}): {e}",
@@ -160,12 +173,17 @@ pub(crate) fn spawn(pool: AnyPool, path: std::path::PathBuf, every: Duration) ->
                         continue;
                     }
                     match restart(&pool).await {
-                        Ok((restarted, took)) => tracing::debug!(
-                            log = c.log,
-                            restarted,
-                            took_ms = took.as_secs_f64() * 1000.0,
-                            "checkpoint, restart"
-                        ),
+                        Ok((done, took)) => {
+                            if done {
+                                restarted = Some(c.log);
+                            }
+                            tracing::debug!(
+                                log = c.log,
+                                restarted = done,
+                                took_ms = took.as_secs_f64() * 1000.0,
+                                "checkpoint, restart"
+                            );
+                        }
                         Err(sqlx::Error::PoolClosed) => return,
                         Err(e) => warn(format!(
                             "SQLite checkpoint (restart) failed (tried again in {every:?}): {e}"
@@ -249,6 +267,30 @@ mod tests {
             .expect("busy_timeout");
         assert_ne!(timeout, i64::from(RESTART_WAIT_MS));
         pool.close().await;
+    }
+
+    #[test]
+    fn a_log_is_restarted_when_long_and_copied_back_and_not_again_before_a_write() {
+        let long = Checkpoint {
+            log: RESTART_FRAMES,
+            copied: RESTART_FRAMES,
+        };
+        assert!(wants_restart(long, None));
+        assert!(!wants_restart(long, Some(RESTART_FRAMES)), "asked already");
+        assert!(wants_restart(long, Some(RESTART_FRAMES + 7)), "another log");
+        let behind = Checkpoint {
+            log: RESTART_FRAMES,
+            copied: RESTART_FRAMES - 1,
+        };
+        assert!(
+            !wants_restart(behind, None),
+            "a reader keeps a page in the log"
+        );
+        let short = Checkpoint {
+            log: RESTART_FRAMES - 1,
+            copied: RESTART_FRAMES - 1,
+        };
+        assert!(!wants_restart(short, None));
     }
 
     #[tokio::test]
