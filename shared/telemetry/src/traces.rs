@@ -69,7 +69,16 @@ pub fn init(service: &str, otlp: Option<String>) -> TraceGuard {
     }
     let provider = builder.build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("lienthong"));
+    // Without an exporter the spans still carry the trace from message to message (the
+    // `traceparent` of what this process publishes), but nothing reads their attributes: the
+    // time each span spent busy and idle (taken at every poll of every instrumented future),
+    // the thread and the code location are kept only for an exporter.
+    let exporting = otlp.is_some() && export_error.is_none();
+    let otel = tracing_opentelemetry::layer()
+        .with_tracked_inactivity(exporting)
+        .with_threads(exporting)
+        .with_location(exporting)
+        .with_tracer(provider.tracer("lienthong"));
 
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"));
