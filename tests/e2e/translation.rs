@@ -387,7 +387,7 @@ async fn a_large_attachment_crosses_every_interface_streamed_and_intact() {
     env.receives(&[(COMMUNE, Format::Json), (MINISTRY, Format::Edocvn)])
         .await;
     let bus = InProcessBus::start(&env).await;
-    let mut doc = edoc(PROVINCE, &[MINISTRY, COMMUNE], unique_number());
+    let mut doc = edoc(PROVINCE, &[MINISTRY, COMMUNE, DEPARTMENT], unique_number());
     doc.attachments[0].data = large_attachment(7);
     let signed_bytes = signed(&write_edoc(&doc), "signer");
     let path = env.dir.path().join("large.edxml");
@@ -435,6 +435,46 @@ async fn a_large_attachment_crosses_every_interface_streamed_and_intact() {
     // getEdoc's JSON, streamed: the original in base64, the rendition beside it.
     let fetched = ministry.fetch(&doc_id).await.expect("getEdoc");
     assert_eq!(fetched.bytes, signed_bytes);
+
+    // The edXML recipient's rendition: the signed original with the bus's TraceHeader put in
+    // and the signature, which no longer holds for it, taken out; kept as edits to the stored
+    // original, not a second copy, and streamed through them.
+    let (format, sha256, size) = province
+        .fetch_file(&doc_id, true, &out)
+        .await
+        .expect("edXML rendition");
+    let rendition = std::fs::read(&out).expect("read");
+    assert_eq!(format, "edxml");
+    assert_eq!(
+        (sha256, size),
+        (
+            lienthong_store::sha256_hex(&rendition),
+            rendition.len() as u64
+        )
+    );
+    let text = String::from_utf8_lossy(&rendition);
+    assert!(!text.contains("Signature"), "the signature is taken out");
+    assert!(
+        String::from_utf8_lossy(&signed_bytes).contains("Signature"),
+        "the original is signed"
+    );
+    let as_edxml = edoc_of(decode(Format::Edxml, &rendition).expect("edXML"));
+    assert_eq!(
+        last_hop(&Message::Edoc(as_edxml.clone())).as_deref(),
+        Some(DEPARTMENT)
+    );
+    assert_eq!(as_edxml.attachments[0].data, doc.attachments[0].data);
+    let row = env
+        .store
+        .rendition_row(&doc_id, Format::Edxml)
+        .await
+        .expect("read")
+        .expect("stored");
+    let spliced = row.spliced.expect("kept as edits to the original");
+    assert_eq!(
+        spliced.base_sha256,
+        lienthong_store::sha256_hex(&signed_bytes)
+    );
 
     // The JSON system: the attachment inside its JSON package, the original beside it.
     let got = bus

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use lienthong_bus::messages::{EventMessage, StageMessage};
 use lienthong_bus::work::{IN_PLACE_BYTES, on_package};
 use lienthong_bus::{Document, DocumentStage, Onward, Outcome, Pipeline, Topology};
+use lienthong_edxml::source::Source;
+use lienthong_edxml::splice::{self, Edit, Unspliced};
 use lienthong_edxml::{CodeMap, Format, OrganId, Timestamp, TraceHeader};
 use lienthong_store::{AgencyState, Body, DeliveryState, DocumentRow, LegsRead, Store, now_ms};
 use serde::Deserialize;
@@ -51,6 +53,22 @@ pub struct Translator {
     bus: Option<String>,
     /// The pipeline this stage runs in, where the verifier may have left its parse.
     pipeline: Option<Pipeline>,
+}
+
+/// A rendition made.
+enum Made {
+    /// Bytes of its own.
+    Body(Body),
+    /// The package and a few edits (an edXML rendition of an edXML package).
+    Spliced(SplicedRendition),
+}
+
+/// An edXML rendition kept as the package and the edits that make it, with the SHA-256 and size
+/// of the bytes they make.
+struct SplicedRendition {
+    edits: Vec<Edit>,
+    sha256: String,
+    size: u64,
 }
 
 /// What translating one document for one format came to.
@@ -155,15 +173,30 @@ impl Translator {
         // when it left one, holds the same (read with the same threshold, its large attachments
         // ranges of the package): then the package is not read here.
         let from = doc.format;
+        // An edXML recipient's rendition of an edXML package is the package with the trace put
+        // in: kept as edits to the stored package, read for them.
+        let splice_base = if from == Format::Edxml && missing.contains(&Format::Edxml) {
+            Some(
+                self.store
+                    .package_source(doc)
+                    .await
+                    .map_err(|e| retry(&e))?,
+            )
+        } else {
+            None
+        };
         let (package, size) = match parsed.filter(|_| matches!(from, Format::Edxml | Format::Govn))
         {
             Some((tree, size)) => (Package::Read(tree), size),
             None => {
-                let source = self
-                    .store
-                    .package_source(doc)
-                    .await
-                    .map_err(|e| retry(&e))?;
+                let source = match &splice_base {
+                    Some(source) => Arc::clone(source),
+                    None => self
+                        .store
+                        .package_source(doc)
+                        .await
+                        .map_err(|e| retry(&e))?,
+                };
                 let size = source.len();
                 (Package::Stored(source), size)
             }
@@ -201,7 +234,21 @@ impl Translator {
         } else {
             u64::MAX
         };
-        let rendered = on_package(work_bytes, move || {
+        let list = on_package(work_bytes, move || {
+            let mut made = Vec::new();
+            let mut rest = missing;
+            if let Some(base) = splice_base {
+                rest.retain(|f| *f != Format::Edxml);
+                match spliced(&base, &hops) {
+                    Ok(Some(s)) => made.push((Format::Edxml, Ok(Made::Spliced(s)))),
+                    // A shape the edits do not cover: encoded from the message, as the others.
+                    Ok(None) => rest.push(Format::Edxml),
+                    Err(e) => made.push((Format::Edxml, Err(Render::Io(e)))),
+                }
+            }
+            if rest.is_empty() {
+                return made;
+            }
             let decoded = match package {
                 Package::Read(tree) => lienthong_translate::decode_document(from, &tree),
                 Package::Stored(source) => Some(lienthong_translate::decode_source(
@@ -209,52 +256,52 @@ impl Translator {
                 )),
             };
             // Only edXML and go.vn packages are taken as trees (filtered above).
-            let mut message = decoded
-                .ok_or_else(|| format!("a {from} package is not read from a tree"))?
-                .map_err(|e| format!("the {from} package could not be read: {e}"))?;
+            let message = decoded
+                .ok_or_else(|| format!("a {from} package is not read from a tree"))
+                .and_then(|d| d.map_err(|e| format!("the {from} package could not be read: {e}")));
+            let mut message = match message {
+                Ok(m) => m,
+                Err(reason) => {
+                    made.extend(
+                        rest.into_iter()
+                            .map(|f| (f, Err(Render::Untranslatable(reason.clone())))),
+                    );
+                    return made;
+                }
+            };
             for hop in hops {
                 lienthong_translate::append_trace(&mut message, hop);
             }
-            Ok::<_, String>(
-                missing
-                    .into_iter()
-                    .map(|f| (f, render(&store, f, &message, &codes)))
-                    .collect::<Vec<_>>(),
-            )
+            made.extend(
+                rest.into_iter()
+                    .map(|f| (f, render(&store, f, &message, &codes).map(Made::Body))),
+            );
+            made
         })
         .await
         .map_err(|e| Outcome::Poison(format!("translation panicked: {e}")))?;
-        match rendered {
-            Ok(list) => {
-                for (format, encoded) in list {
-                    let body = match encoded {
-                        Ok(s) => s,
-                        Err(Render::Untranslatable(why)) => {
-                            done.insert(format, Rendered::Failed(why));
-                            continue;
-                        }
-                        Err(Render::Io(e)) => return Err(retry(&e)),
-                    };
-                    let row = self
-                        .store
-                        .put_rendition(&doc.doc_id, format, &body)
+        for (format, made) in list {
+            let row = match made {
+                Ok(Made::Body(body)) => self.store.put_rendition(&doc.doc_id, format, &body).await,
+                Ok(Made::Spliced(s)) => {
+                    self.store
+                        .put_spliced_rendition(doc, format, s.edits, s.sha256, s.size)
                         .await
-                        .map_err(|e| retry(&e))?;
-                    done.insert(
-                        format,
-                        Rendered::Stored {
-                            sha256: row.sha256,
-                            size: row.size,
-                        },
-                    );
                 }
-            }
-            Err(reason) => {
-                for format in Format::ALL {
-                    done.entry(format)
-                        .or_insert_with(|| Rendered::Failed(reason.clone()));
+                Err(Render::Untranslatable(why)) => {
+                    done.insert(format, Rendered::Failed(why));
+                    continue;
                 }
+                Err(Render::Io(e)) => return Err(retry(&e)),
             }
+            .map_err(|e| retry(&e))?;
+            done.insert(
+                format,
+                Rendered::Stored {
+                    sha256: row.sha256,
+                    size: row.size,
+                },
+            );
         }
         Ok(done)
     }
@@ -336,6 +383,37 @@ enum Render {
     Untranslatable(String),
     /// Writing the spool file failed: worth retrying.
     Io(std::io::Error),
+}
+
+/// The edXML rendition of the edXML package `base` as edits that put `hops` in; `None` when
+/// the package is shaped so that it must be encoded from the message instead.
+fn spliced(
+    base: &Arc<dyn Source>,
+    hops: &[TraceHeader],
+) -> std::io::Result<Option<SplicedRendition>> {
+    let len = base.len();
+    // The header is at the start: its first 64 KiB hold all of it but for thousands of
+    // recipients.
+    let mut want = len.min(64 * 1024);
+    let edits = loop {
+        let mut head = vec![0; usize::try_from(want).map_err(std::io::Error::other)?];
+        let n = base.read_at(0, &mut head)?;
+        head.truncate(n);
+        let whole = n as u64 >= len;
+        match splice::trace_edits(&head, whole, hops) {
+            Ok(edits) => break edits,
+            Err(Unspliced::NeedMore(_)) if !whole => want = want.saturating_mul(4).min(len),
+            Err(Unspliced::NeedMore(_) | Unspliced::Shape(_)) => return Ok(None),
+        }
+    };
+    let Some(made) = splice::Spliced::new(Arc::clone(base), &edits) else {
+        return Ok(None);
+    };
+    Ok(Some(SplicedRendition {
+        sha256: made.sha256_hex()?,
+        size: made.len(),
+        edits,
+    }))
 }
 
 /// Writes one rendition (held while small, then to a spool file), attachment contents streamed

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod sample;
 pub mod source;
 pub mod spill;
+pub mod splice;
 pub mod status;
 pub mod write;
 

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use lienthong_edxml::splice::{Edit, Spliced};
 use lienthong_edxml::{CopyStatus, Format, MessageType, StatusCode};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -12,7 +13,7 @@ use sqlx::any::AnyRow;
 use std::sync::Arc;
 
 use crate::columns::Columns;
-use crate::groups::{StageWrite, StageWritten};
+use crate::groups::{RenditionPut, StageWrite, StageWritten};
 use crate::outbox::{OutboxMessage, OutboxRow};
 use crate::spool::Body;
 use crate::writing::{Value, Writing, at_once};
@@ -215,6 +216,18 @@ pub struct RenditionRow {
     pub size: i64,
     pub sha256: String,
     pub created_ms: i64,
+    /// Set when the rendition is kept as the document's package and a few edits instead of
+    /// bytes of its own (an edXML recipient's rendition of an edXML package).
+    #[serde(skip)]
+    pub spliced: Option<SplicedFrom>,
+}
+
+/// A rendition kept as a package and the edits that make it (`lienthong_edxml::splice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplicedFrom {
+    /// The blob of the package the edits apply to (the document's own).
+    pub base_sha256: String,
+    pub edits: Vec<Edit>,
 }
 
 /// A document's legs and their recipients' agencies, as a stage read them: what a stage
@@ -410,7 +423,26 @@ pub(crate) fn rendition_from_row(
         size: row.int("size")?,
         sha256: row.text("sha256")?,
         created_ms: row.int("created_ms")?,
+        spliced: spliced_from_row(row)?,
     })
+}
+
+fn spliced_from_row(row: &(impl Columns + ?Sized)) -> Result<Option<SplicedFrom>, StoreError> {
+    let (Some(base_sha256), Some(edits)) = (row.opt_text("base_sha256")?, row.opt_text("edits")?)
+    else {
+        return Ok(None);
+    };
+    let edits = serde_json::from_str(&edits).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "a rendition's edits of {base_sha256} are not readable: {e}"
+        ))
+    })?;
+    Ok(Some(SplicedFrom { base_sha256, edits }))
+}
+
+/// A spliced rendition's edits as stored (JSON).
+pub(crate) fn edits_json(edits: &[Edit]) -> String {
+    serde_json::to_string(edits).unwrap_or_else(|_| "[]".to_owned())
 }
 
 pub(crate) fn leg_from_row(row: &(impl Columns + ?Sized)) -> Result<Leg, StoreError> {
@@ -642,10 +674,40 @@ impl Store {
         let Some(row) = self.rendition_row(doc_id, format).await? else {
             return Ok(None);
         };
-        let source = self
-            .blob_source(&row.sha256, || format!("{format} rendition of {doc_id}"))
-            .await?;
+        let what = || format!("{format} rendition of {doc_id}");
+        let source = match &row.spliced {
+            None => self.blob_source(&row.sha256, what).await?,
+            Some(from) => self.spliced_source(&row, from, what).await?,
+        };
         Ok(Some((row, source)))
+    }
+
+    /// A spliced rendition read through its package, checked against its SHA-256 (kept among
+    /// the small blobs read, under its own, when it is one).
+    async fn spliced_source(
+        &self,
+        row: &RenditionRow,
+        from: &SplicedFrom,
+        what: impl Fn() -> String,
+    ) -> Result<Arc<dyn lienthong_edxml::source::Source>, StoreError> {
+        if let Some(bytes) = self.small_blobs.get(&row.sha256) {
+            return Ok(bytes);
+        }
+        let base = self
+            .blob_source(&from.base_sha256, || {
+                format!("the package under the {}", what())
+            })
+            .await?;
+        let spliced = Spliced::new(base, &from.edits)
+            .ok_or_else(|| StoreError::Corrupt(format!("{}: its edits do not fit", what())))?;
+        if lienthong_edxml::source::Source::len(&spliced) <= self.inline_blob_bytes {
+            let bytes = Arc::new(checked(spliced.to_vec()?, &row.sha256, what)?);
+            self.small_blobs.put(&row.sha256, &bytes);
+            return Ok(bytes);
+        }
+        let source: Arc<dyn lienthong_edxml::source::Source> = Arc::new(spliced);
+        Self::check_source(Arc::clone(&source), &row.sha256, what).await?;
+        Ok(source)
     }
 
     /// Whether a body's bytes go in the database with its row: always for the `db` blob store,
@@ -705,7 +767,16 @@ impl Store {
         let Some(source) = self.blobs.source(key).await? else {
             return Err(StoreError::Corrupt(format!("{} is missing", what())));
         };
-        let check = Arc::clone(&source);
+        Self::check_source(Arc::clone(&source), key, what).await?;
+        Ok(source)
+    }
+
+    /// Reads a source through, checking it against its SHA-256 (off the async threads).
+    async fn check_source(
+        check: Arc<dyn lienthong_edxml::source::Source>,
+        key: &str,
+        what: impl Fn() -> String,
+    ) -> Result<(), StoreError> {
         let digest = tokio::task::spawn_blocking(move || {
             let mut context = ring::digest::Context::new(&ring::digest::SHA256);
             lienthong_edxml::source::Range {
@@ -724,7 +795,7 @@ impl Store {
                 what()
             )));
         }
-        Ok(source)
+        Ok(())
     }
 
     /// Blob bytes by their SHA-256, checked against it.
@@ -745,34 +816,28 @@ impl Store {
         format: Format,
         body: &Body,
     ) -> Result<RenditionRow, StoreError> {
-        let digest = body.sha256();
+        let row = RenditionRow {
+            doc_id: doc_id.to_owned(),
+            format,
+            size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+            sha256: body.sha256(),
+            created_ms: now_ms(),
+            spliced: None,
+        };
         let inline = self.stores_inline(body);
         if inline && let Body::Bytes(bytes) = body {
-            let put = (doc_id.to_owned(), format, bytes.to_vec(), digest);
-            return match self.groups.writes.call(StageWrite::Rendition(put)).await? {
-                StageWritten::Stored(row) => Ok(row),
-                _ => Err(StoreError::Corrupt(
-                    "a rendition's write answered another kind".into(),
-                )),
-            };
+            return self.put_grouped_rendition(row, Some(bytes.to_vec())).await;
         }
         if let Some(existing) = self.rendition_row(doc_id, format).await? {
             return Ok(existing);
         }
         if !inline {
-            self.put_outside(&digest, body).await?;
+            self.put_outside(&row.sha256, body).await?;
         }
         let mut tx = self.begin().await?;
         if inline {
-            Self::insert_blob(&mut tx, &digest, body).await?;
+            Self::insert_blob(&mut tx, &row.sha256, body).await?;
         }
-        let row = RenditionRow {
-            doc_id: doc_id.to_owned(),
-            format,
-            size: i64::try_from(body.len()).unwrap_or(i64::MAX),
-            sha256: digest,
-            created_ms: now_ms(),
-        };
         let inserted = sqlx::query(
             "INSERT INTO renditions (doc_id, format, size, sha256, created_ms) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (doc_id, format) DO NOTHING",
@@ -796,6 +861,47 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("rendition {format} of {doc_id} vanished")))
     }
 
+    /// Stores a document's rendition made of its package and a few edits
+    /// (`lienthong_edxml::splice`), with the SHA-256 and size of the bytes they make; as
+    /// [`Store::put_rendition`], storing the same format again keeps the first. No bytes are
+    /// written but the edits.
+    pub async fn put_spliced_rendition(
+        &self,
+        doc: &DocumentRow,
+        format: Format,
+        edits: Vec<Edit>,
+        sha256: String,
+        size: u64,
+    ) -> Result<RenditionRow, StoreError> {
+        let row = RenditionRow {
+            doc_id: doc.doc_id.clone(),
+            format,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256,
+            created_ms: now_ms(),
+            spliced: Some(SplicedFrom {
+                base_sha256: doc.sha256.clone(),
+                edits,
+            }),
+        };
+        self.put_grouped_rendition(row, None).await
+    }
+
+    /// A rendition, and its bytes unless spliced, written with the stages' other writes.
+    async fn put_grouped_rendition(
+        &self,
+        row: RenditionRow,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<RenditionRow, StoreError> {
+        let put = RenditionPut { row, bytes };
+        match self.groups.writes.call(StageWrite::Rendition(put)).await? {
+            StageWritten::Stored(row) => Ok(row),
+            _ => Err(StoreError::Corrupt(
+                "a rendition's write answered another kind".into(),
+            )),
+        }
+    }
+
     pub async fn rendition_row(
         &self,
         doc_id: &str,
@@ -816,9 +922,21 @@ impl Store {
         let Some(row) = self.rendition_row(doc_id, format).await? else {
             return Ok(None);
         };
-        let bytes = self
-            .blob(&row.sha256, || format!("{format} rendition of {doc_id}"))
-            .await?;
+        let what = || format!("{format} rendition of {doc_id}");
+        let bytes = match &row.spliced {
+            None => self.blob(&row.sha256, what).await?,
+            Some(from) => {
+                let base = self
+                    .blob(&from.base_sha256, || {
+                        format!("the package under the {}", what())
+                    })
+                    .await?;
+                let spliced = Spliced::new(Arc::new(base), &from.edits).ok_or_else(|| {
+                    StoreError::Corrupt(format!("{}: its edits do not fit", what()))
+                })?;
+                checked(spliced.to_vec()?, &row.sha256, what)?
+            }
+        };
         Ok(Some((row, bytes)))
     }
 

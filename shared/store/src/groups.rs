@@ -10,7 +10,7 @@ use sqlx::AnyPool;
 
 use crate::columns::Columns;
 use crate::documents::{
-    DOC_COLUMNS, LEG_COLUMNS, document_from_row, leg_from_row, rendition_from_row,
+    DOC_COLUMNS, LEG_COLUMNS, document_from_row, edits_json, leg_from_row, rendition_from_row,
 };
 use crate::in_place::InPlace;
 use crate::ledger::{LedgerEvent, chain_events};
@@ -241,7 +241,7 @@ impl Group for Verdicts {
     }
 }
 
-const RENDITION_COLUMNS: &str = "doc_id, format, size, sha256, created_ms";
+const RENDITION_COLUMNS: &str = "doc_id, format, size, sha256, created_ms, base_sha256, edits";
 
 /// The renditions of `doc_ids`, by document and format, read in a write.
 async fn renditions_of(
@@ -477,8 +477,12 @@ async fn record_verdicts(
     Ok(answers)
 }
 
-/// Which document, in which format, these bytes (with their SHA-256).
-pub(crate) type RenditionPut = (String, Format, Vec<u8>, String);
+/// A rendition to store, with its bytes (none for a spliced rendition, whose package is
+/// stored).
+pub(crate) struct RenditionPut {
+    pub(crate) row: RenditionRow,
+    pub(crate) bytes: Option<Vec<u8>>,
+}
 
 /// Stores each rendition and its bytes unless its document has one in that format: the
 /// renditions as stored.
@@ -486,54 +490,55 @@ async fn put_renditions(
     w: &mut Writing<'_>,
     calls: &[&RenditionPut],
 ) -> Result<Vec<RenditionRow>, StoreError> {
-    let doc_ids = distinct(calls.iter().map(|(id, ..)| id.as_str()));
+    let doc_ids = distinct(calls.iter().map(|p| p.row.doc_id.as_str()));
     // Those stored already keep their first rendition, and no blob is written for them.
     let mut stored = renditions_of(w, &doc_ids).await?;
-    let mut new: Vec<RenditionRow> = Vec::new();
+    let mut new: Vec<&RenditionRow> = Vec::new();
     let mut bytes: Vec<(&str, &[u8])> = Vec::new();
-    for (doc_id, format, body, digest) in calls {
-        let key = (doc_id.clone(), *format);
-        if stored.contains_key(&key)
+    for put in calls {
+        let r = &put.row;
+        if stored.contains_key(&(r.doc_id.clone(), r.format))
             || new
                 .iter()
-                .any(|r| (&r.doc_id, r.format) == (doc_id, *format))
+                .any(|n| (&n.doc_id, n.format) == (&r.doc_id, r.format))
         {
             continue;
         }
-        new.push(RenditionRow {
-            doc_id: doc_id.clone(),
-            format: *format,
-            size: i64::try_from(body.len()).unwrap_or(i64::MAX),
-            sha256: digest.clone(),
-            created_ms: now_ms(),
-        });
-        if !bytes.iter().any(|(d, _)| d == digest) {
-            bytes.push((digest.as_str(), body.as_slice()));
+        new.push(r);
+        if let Some(body) = &put.bytes
+            && !bytes.iter().any(|(d, _)| *d == r.sha256)
+        {
+            bytes.push((r.sha256.as_str(), body.as_slice()));
         }
     }
     if !new.is_empty() {
-        let text = format!(
-            "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
-            value_rows(bytes.len().next_power_of_two(), 2)
-        );
-        let mut values = Vec::new();
-        for (digest, data) in padded(bytes) {
-            values.extend([Value::Text(digest), Value::Bytes(data)]);
+        if !bytes.is_empty() {
+            let text = format!(
+                "INSERT INTO blobs (blob_key, data) VALUES {} ON CONFLICT (blob_key) DO NOTHING",
+                value_rows(bytes.len().next_power_of_two(), 2)
+            );
+            let mut values = Vec::new();
+            for (digest, data) in padded(bytes) {
+                values.extend([Value::Text(digest), Value::Bytes(data)]);
+            }
+            w.execute(&text, &values).await?;
         }
-        w.execute(&text, &values).await?;
         let text = format!(
             "INSERT INTO renditions ({RENDITION_COLUMNS}) VALUES {}
                      ON CONFLICT (doc_id, format) DO NOTHING RETURNING doc_id, format",
-            value_rows(new.len().next_power_of_two(), 5)
+            value_rows(new.len().next_power_of_two(), 7)
         );
         let mut values = Vec::new();
-        for r in padded(new.iter().collect()) {
+        for r in padded(new.clone()) {
+            let spliced = r.spliced.as_ref();
             values.extend([
                 Value::Text(&r.doc_id),
                 Value::Text(r.format.as_str()),
                 Value::Int(r.size),
                 Value::Text(&r.sha256),
                 Value::Int(r.created_ms),
+                Value::OptText(spliced.map(|s| s.base_sha256.as_str())),
+                Value::Made(spliced.map(|s| edits_json(&s.edits))),
             ]);
         }
         let inserted = w.rows(&text, &values, |_| Ok(())).await?.len();
@@ -544,7 +549,10 @@ async fn put_renditions(
             return answers(calls, &stored);
         }
     }
-    stored.extend(new.into_iter().map(|r| ((r.doc_id.clone(), r.format), r)));
+    stored.extend(
+        new.into_iter()
+            .map(|r| ((r.doc_id.clone(), r.format), r.clone())),
+    );
     answers(calls, &stored)
 }
 
@@ -555,9 +563,10 @@ fn answers(
 ) -> Result<Vec<RenditionRow>, StoreError> {
     calls
         .iter()
-        .map(|(doc_id, format, ..)| {
+        .map(|RenditionPut { row, .. }| {
+            let (doc_id, format) = (&row.doc_id, row.format);
             stored
-                .get(&(doc_id.clone(), *format))
+                .get(&(doc_id.clone(), format))
                 .cloned()
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("rendition {format} of {doc_id} vanished"))

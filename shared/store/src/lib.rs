@@ -245,6 +245,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/sqlite/0008_system_certificates.sql"),
     ),
+    (
+        9,
+        include_str!("../migrations/sqlite/0009_spliced_renditions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -266,6 +270,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../migrations/postgres/0008_system_certificates.sql"),
+    ),
+    (
+        9,
+        include_str!("../migrations/postgres/0009_spliced_renditions.sql"),
     ),
 ];
 

@@ -980,6 +980,135 @@ async fn formats_and_renditions(env: &Env) {
     );
 }
 
+/// The bytes `edits` make of `base`.
+fn apply(base: &[u8], edits: &[lienthong_edxml::splice::Edit]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for e in edits {
+        let at = e.at as usize;
+        out.extend_from_slice(&base[from..at]);
+        out.extend_from_slice(e.put.as_bytes());
+        from = at + e.cut as usize;
+    }
+    out.extend_from_slice(&base[from..]);
+    out
+}
+
+async fn spliced_renditions_read_as_their_package_through_their_edits(env: &Env) {
+    use lienthong_edxml::splice::Edit;
+    let s = &env.store;
+    let edit = |at, cut, put: &str| Edit {
+        at,
+        cut,
+        put: put.into(),
+    };
+    // A package kept in the database, and one past the inline limit, in the blob store.
+    let small = b"<edXML><h><m/><sig>x</sig></h><b/></edXML>".to_vec();
+    let large = [
+        b"<edXML><h><m/></h>".as_slice(),
+        &[b'b'; 100 * 1024],
+        b"</edXML>",
+    ]
+    .concat();
+    for (doc_id, package, edits) in [
+        (
+            "d-splice-small",
+            &small,
+            vec![edit(14, 0, "<t>trace</t>"), edit(14, 12, "")],
+        ),
+        ("d-splice-large", &large, vec![edit(14, 0, "<t>trace</t>")]),
+    ] {
+        let mut doc = edoc(doc_id, &format!("k-{doc_id}"), &["000.00.00.G22"]);
+        doc.body = if package.len() > 64 * 1024 {
+            let mut spool = s.spool(10 * 1024 * 1024).await.expect("spool");
+            spool.write(package).await.expect("write");
+            spool.finish().await.expect("finish")
+        } else {
+            Body::Bytes(package.clone().into())
+        };
+        s.accept(&doc, &[]).await.expect("accept");
+        let row = s.document(doc_id).await.expect("doc").expect("row");
+        let made = apply(package, &edits);
+        let stored = s
+            .put_spliced_rendition(
+                &row,
+                Format::Edxml,
+                edits.clone(),
+                sha256_hex(&made),
+                made.len() as u64,
+            )
+            .await
+            .expect("put");
+        assert_eq!(stored.size, made.len() as i64);
+        // Stored once: a second put keeps the first.
+        let again = s
+            .put_spliced_rendition(&row, Format::Edxml, vec![], sha256_hex(package), 0)
+            .await
+            .expect("put again");
+        assert_eq!(again, stored, "the first rendition stays");
+        let (read, bytes) = s
+            .rendition(doc_id, Format::Edxml)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(bytes, made, "{doc_id}");
+        let spliced = read.spliced.expect("kept as edits");
+        assert_eq!(
+            (spliced.base_sha256.as_str(), spliced.edits),
+            (row.sha256.as_str(), edits)
+        );
+        let (_, source) = s
+            .rendition_source(doc_id, Format::Edxml)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(source.len(), made.len() as u64);
+        let mut back = vec![0u8; made.len()];
+        assert_eq!(source.read_at(0, &mut back).expect("read"), made.len());
+        assert_eq!(back, made, "{doc_id} as a source");
+    }
+    // Edits that do not make the bytes their digest names, or do not fit the package, are
+    // found when read.
+    let row = s
+        .document("d-splice-small")
+        .await
+        .expect("doc")
+        .expect("row");
+    s.put_spliced_rendition(
+        &row,
+        Format::Json,
+        vec![edit(0, 0, "x")],
+        sha256_hex(b"something else"),
+        1,
+    )
+    .await
+    .expect("put");
+    s.put_spliced_rendition(
+        &row,
+        Format::Govn,
+        vec![edit(small.len() as u64, 1, "")],
+        sha256_hex(b""),
+        0,
+    )
+    .await
+    .expect("put");
+    for (format, why) in [
+        (Format::Json, "does not match its SHA-256"),
+        (Format::Govn, "its edits do not fit"),
+    ] {
+        let whole = s
+            .rendition("d-splice-small", format)
+            .await
+            .expect_err("bad");
+        assert!(whole.to_string().contains(why), "{format}: {whole}");
+        let source = s
+            .rendition_source("d-splice-small", format)
+            .await
+            .expect_err("bad");
+        assert!(source.to_string().contains(why), "{format}: {source}");
+    }
+}
+
 async fn spooled_packages_are_stored_without_being_held_and_read_back_as_sources(env: &Env) {
     let s = &env.store;
     // Spooled a chunk at a time, with its digest and size counted on the way.
@@ -1808,6 +1937,7 @@ conformance!(
     verdicts_are_kept_once_and_searchable,
     the_ledger_is_a_verifiable_hash_chain,
     formats_and_renditions,
+    spliced_renditions_read_as_their_package_through_their_edits,
     spooled_packages_are_stored_without_being_held_and_read_back_as_sources,
     small_packages_stay_in_memory_and_in_the_database,
     mergers_hand_documents_to_successors,

@@ -227,6 +227,43 @@ proptest! {
         prop_assert_eq!(through, Message::Edoc(Box::new(as_read(*flat))));
     }
 
+    /// An edXML recipient's rendition kept as the package and edits (`lienthong_edxml::splice`)
+    /// reads as the rendition encoded from the message with the hops appended, signed or not.
+    #[test]
+    fn edxml_packages_spliced_read_as_encoded_with_the_hops(
+        doc in edoc(),
+        st in status(),
+        signed in any::<bool>(),
+        hop_count in 1..4usize,
+    ) {
+        let hops: Vec<TraceHeader> = (0..hop_count)
+            .map(|i| TraceHeader {
+                organ_id: organ(i + 2),
+                timestamp: Timestamp::parse(&format!("2026/12/07 10:0{i}:00")).expect("time"),
+            })
+            .collect();
+        for message in [Message::Edoc(Box::new(doc.clone())), Message::Status(Box::new(st.clone()))] {
+            let mut package = String::from_utf8(to_edxml(&message)).expect("utf-8");
+            if signed {
+                let at = package.find("</edXMLHeader>").expect("a header");
+                package.insert_str(
+                    at,
+                    "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo/></Signature>",
+                );
+            }
+            let edits = splice::trace_edits(package.as_bytes(), true, &hops).expect("edits");
+            let base: std::sync::Arc<dyn source::Source> = std::sync::Arc::new(package.into_bytes());
+            let spliced = splice::Spliced::new(base, &edits).expect("fits").to_vec().expect("reads");
+            prop_assert!(!String::from_utf8_lossy(&spliced).contains("Signature"));
+            let mut expected = message.clone();
+            for hop in &hops {
+                lienthong_translate::append_trace(&mut expected, hop.clone());
+            }
+            let expected = from_edxml(&to_edxml(&expected)).expect("encoded");
+            prop_assert_eq!(from_edxml(&spliced).expect("valid edXML"), expected);
+        }
+    }
+
     #[test]
     fn edocs_and_statuses_survive_edocvn_except_for_the_manifest(doc in edoc(), st in status()) {
         let codes = codes();
