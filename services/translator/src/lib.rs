@@ -7,6 +7,11 @@
 //! The original is never touched: it stays in the store and travels beside the rendition, with
 //! the verifier's verdict, so a recipient can still check what the sender signed.
 //!
+//! An edXML recipient of an edXML package gets the sender's bytes with the `TraceHeader`s put in
+//! and the sender's `Signature` (which no longer holds) taken out: found in the package's header,
+//! kept as those edits to the stored package (`lienthong_edxml::splice`), neither decoded nor
+//! encoded nor stored a second time.
+//!
 //! A package that cannot be translated for some format (an e-doc.vn recipient, and an agency
 //! named in the package without a 9-character code in the registry) fails those recipients'
 //! legs with the reason (the sender sees it in the trace); the other recipients go on. Renditions are stored
