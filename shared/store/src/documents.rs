@@ -441,8 +441,9 @@ fn spliced_from_row(row: &(impl Columns + ?Sized)) -> Result<Option<SplicedFrom>
 }
 
 /// A spliced rendition's edits as stored (JSON).
-pub(crate) fn edits_json(edits: &[Edit]) -> String {
-    serde_json::to_string(edits).unwrap_or_else(|_| "[]".to_owned())
+pub(crate) fn edits_json(edits: &[Edit]) -> Result<String, StoreError> {
+    serde_json::to_string(edits)
+        .map_err(|e| StoreError::Corrupt(format!("a rendition's edits were not written: {e}")))
 }
 
 pub(crate) fn leg_from_row(row: &(impl Columns + ?Sized)) -> Result<Leg, StoreError> {
@@ -926,15 +927,12 @@ impl Store {
         let bytes = match &row.spliced {
             None => self.blob(&row.sha256, what).await?,
             Some(from) => {
-                let base = self
-                    .blob(&from.base_sha256, || {
-                        format!("the package under the {}", what())
-                    })
-                    .await?;
-                let spliced = Spliced::new(Arc::new(base), &from.edits).ok_or_else(|| {
-                    StoreError::Corrupt(format!("{}: its edits do not fit", what()))
-                })?;
-                checked(spliced.to_vec()?, &row.sha256, what)?
+                let source = self.spliced_source(&row, from, what).await?;
+                let mut bytes =
+                    vec![0; usize::try_from(source.len()).map_err(std::io::Error::other)?];
+                let n = source.read_at(0, &mut bytes)?;
+                bytes.truncate(n);
+                bytes
             }
         };
         Ok(Some((row, bytes)))

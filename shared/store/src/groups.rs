@@ -531,6 +531,7 @@ async fn put_renditions(
         let mut values = Vec::new();
         for r in padded(new.clone()) {
             let spliced = r.spliced.as_ref();
+            let edits = spliced.map(|s| edits_json(&s.edits)).transpose()?;
             values.extend([
                 Value::Text(&r.doc_id),
                 Value::Text(r.format.as_str()),
@@ -538,7 +539,7 @@ async fn put_renditions(
                 Value::Text(&r.sha256),
                 Value::Int(r.created_ms),
                 Value::OptText(spliced.map(|s| s.base_sha256.as_str())),
-                Value::Made(spliced.map(|s| edits_json(&s.edits))),
+                Value::Made(edits),
             ]);
         }
         let inserted = w.rows(&text, &values, |_| Ok(())).await?.len();
