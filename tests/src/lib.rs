@@ -80,6 +80,7 @@ impl Env {
             cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
             checkpoint_ms: lienthong_store::CHECKPOINT_MS,
             sqlite_synchronous: Default::default(),
+            sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
             blobs: BlobConfig::Db,
         };
         Self::with_store(tempfile::tempdir().expect("tempdir"), store_config, None).await
@@ -98,6 +99,7 @@ impl Env {
                     cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
                     checkpoint_ms: lienthong_store::CHECKPOINT_MS,
                     sqlite_synchronous: Default::default(),
+                    sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
                     blobs: BlobConfig::Files {
                         dir: dir.path().join("blobs"),
                     },
@@ -118,6 +120,7 @@ impl Env {
                         cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
                         checkpoint_ms: lienthong_store::CHECKPOINT_MS,
                         sqlite_synchronous: Default::default(),
+                        sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
                         blobs: BlobConfig::Db,
                     },
                     Some(pg),

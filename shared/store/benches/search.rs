@@ -6,7 +6,8 @@
 //!
 //! `cargo bench -p lienthong-store --bench search [-- DOCUMENTS]` (default 10,000,000; SQLite in
 //! `target/bench-search/`, about 9 GB at 10 million; `LIENTHONG_BENCH_STORE=postgres://...` for
-//! PostgreSQL). Prints milliseconds, the median of 7 runs of each search.
+//! PostgreSQL; `LIENTHONG_BENCH_SQLITE_PAGE_SIZE=4096` for SQLite pages of another size than
+//! `store.sqlite_page_size`'s default). Prints milliseconds, the median of 7 runs of each search.
 
 use std::time::Instant;
 
@@ -245,6 +246,13 @@ async fn main() {
         cached_blob_bytes: lienthong_store::CACHED_BLOB_BYTES,
         checkpoint_ms: lienthong_store::CHECKPOINT_MS,
         sqlite_synchronous: Default::default(),
+        sqlite_page_size: std::env::var("LIENTHONG_BENCH_SQLITE_PAGE_SIZE")
+            .ok()
+            .map(|v| {
+                v.parse()
+                    .expect("LIENTHONG_BENCH_SQLITE_PAGE_SIZE: a number of bytes")
+            })
+            .unwrap_or(lienthong_store::SQLITE_PAGE_SIZE),
         blobs: lienthong_store::BlobConfig::Files {
             dir: dir.join("blobs"),
         },

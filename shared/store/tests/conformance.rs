@@ -23,6 +23,7 @@ fn sqlite_config(dir: &std::path::Path, checkpoint_ms: u64) -> StoreConfig {
         cached_blob_bytes: CACHED_BLOB_BYTES,
         checkpoint_ms,
         sqlite_synchronous: Default::default(),
+        sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
         blobs: BlobConfig::Files {
             dir: dir.join("blobs"),
         },
@@ -57,6 +58,7 @@ async fn s3() -> Env {
         cached_blob_bytes: CACHED_BLOB_BYTES,
         checkpoint_ms: CHECKPOINT_MS,
         sqlite_synchronous: Default::default(),
+        sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
         blobs: BlobConfig::S3 {
             endpoint,
             bucket: format!("lt-test-{}", uuid::Uuid::new_v4().simple()),
@@ -89,6 +91,7 @@ async fn postgres() -> Env {
         cached_blob_bytes: CACHED_BLOB_BYTES,
         checkpoint_ms: CHECKPOINT_MS,
         sqlite_synchronous: Default::default(),
+        sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
         blobs: BlobConfig::Db,
     })
     .await
@@ -1957,6 +1960,7 @@ async fn sqlite_commits_are_synced_to_the_disk_when_asked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::connect(&StoreConfig {
             sqlite_synchronous: setting,
+            sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
             ..sqlite_config(dir.path(), CHECKPOINT_MS)
         })
         .await
@@ -1982,6 +1986,80 @@ async fn sqlite_commits_are_synced_to_the_disk_when_asked() {
         "{refused}"
     );
     assert!(refused.to_string().contains("off"), "{refused}");
+}
+
+/// `store.sqlite_page_size`: a new database file is made with it; a file that exists keeps its
+/// own, with everything in it; a size SQLite does not take is refused, naming the setting and the
+/// rule, before any file is made.
+#[tokio::test]
+async fn sqlite_files_are_made_with_the_page_size_asked_for() {
+    /// The page size in the file's header (offset 16, big-endian; 1 stands for 65,536).
+    fn page_size_of(db: &std::path::Path) -> u32 {
+        let header = std::fs::read(db).expect("database file");
+        match u16::from_be_bytes([header[16], header[17]]) {
+            1 => 65536,
+            n => u32::from(n),
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let store = Store::connect(&StoreConfig {
+        sqlite_page_size: 1024,
+        ..sqlite_config(dir.path(), CHECKPOINT_MS)
+    })
+    .await
+    .expect("store");
+    let doc = edoc("page-1", "page-1", &["000.00.00.G22"]);
+    store.accept(&doc, &[]).await.expect("accept");
+    store.close().await;
+    assert_eq!(page_size_of(&db), 1024);
+
+    // Opened again asking for another size: the file keeps its own, and its documents.
+    let store = Store::connect(&StoreConfig {
+        sqlite_page_size: 8192,
+        ..sqlite_config(dir.path(), CHECKPOINT_MS)
+    })
+    .await
+    .expect("store again");
+    assert_eq!(
+        store
+            .document("page-1")
+            .await
+            .expect("read")
+            .map(|d| d.doc_id),
+        Some("page-1".into())
+    );
+    store.close().await;
+    assert_eq!(page_size_of(&db), 1024);
+
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&sqlite_config(fresh.path(), CHECKPOINT_MS))
+        .await
+        .expect("store with the default");
+    store.close().await;
+    assert_eq!(
+        page_size_of(&fresh.path().join("t.db")),
+        lienthong_store::SQLITE_PAGE_SIZE
+    );
+
+    for wrong in [0, 256, 3000, 131072] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let refused = Store::connect(&StoreConfig {
+            sqlite_page_size: wrong,
+            ..sqlite_config(dir.path(), CHECKPOINT_MS)
+        })
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+        let said = refused.to_string();
+        assert!(said.contains("store.sqlite_page_size"), "{said}");
+        assert!(said.contains(&format!("= {wrong}:")), "{said}");
+        assert!(said.contains("power of two from 512 to 65536"), "{said}");
+        assert!(
+            !dir.path().join("t.db").exists(),
+            "no database file is made for a size refused"
+        );
+    }
 }
 
 /// SQLite's checkpoints (`store.checkpoint_ms`): a task of the store's copies the write-ahead log
