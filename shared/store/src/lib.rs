@@ -83,20 +83,40 @@ pub struct StoreConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     /// SQLite only: the size of the database's pages, in bytes (a power of two from 512 to
     /// 65,536), set when the database file is created; an existing file keeps its own.
-    #[serde(default = "default_sqlite_page_size")]
+    #[serde(
+        default = "default_sqlite_page_size",
+        deserialize_with = "deserialize_sqlite_page_size"
+    )]
     pub sqlite_page_size: u32,
 }
 
 /// `store.sqlite_page_size` by default. A commit writes every page it changed whole, to the log
 /// and again to the database file; most of a document's are leaves of the indexes, each changed
 /// by a few dozen bytes. At 2 KiB instead of SQLite's 4 KiB a document of 20 KB writes about a
-/// fifth fewer bytes at full speed and a third fewer at half that rate, for about 1% more CPU
+/// fifth fewer bytes at full speed and a third fewer at half that rate, for 1 to 3% more CPU
 /// (a package's overflow pages are twice as many); smaller still, the CPU grows by a fifth
 /// (docs/performance.md).
 pub const SQLITE_PAGE_SIZE: u32 = 2048;
 
 fn default_sqlite_page_size() -> u32 {
     SQLITE_PAGE_SIZE
+}
+
+/// A page size SQLite takes, or which rule it breaks.
+fn check_sqlite_page_size(bytes: u32) -> Result<u32, String> {
+    if (512..=65536).contains(&bytes) && bytes.is_power_of_two() {
+        Ok(bytes)
+    } else {
+        Err(format!(
+            "store.sqlite_page_size = {bytes}: must be a power of two from 512 to 65536"
+        ))
+    }
+}
+
+/// Refuses a page size SQLite does not take when the configuration is read (so that
+/// `lienthong check-config` names it), not only when the store opens.
+fn deserialize_sqlite_page_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    check_sqlite_page_size(u32::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 /// When a SQLite commit is on the disk (`store.sqlite_synchronous`).
@@ -335,12 +355,8 @@ impl Store {
             .then(|| Duration::from_millis(config.checkpoint_ms));
         let synchronous = config.sqlite_synchronous;
         let page_size = config.sqlite_page_size;
-        if backend == Backend::Sqlite
-            && !((512..=65536).contains(&page_size) && page_size.is_power_of_two())
-        {
-            return Err(StoreError::InvalidConfig(format!(
-                "store.sqlite_page_size = {page_size}: must be a power of two from 512 to 65536"
-            )));
+        if backend == Backend::Sqlite {
+            check_sqlite_page_size(page_size).map_err(StoreError::InvalidConfig)?;
         }
         let options = |max: u32| {
             AnyPoolOptions::new()

@@ -1960,7 +1960,6 @@ async fn sqlite_commits_are_synced_to_the_disk_when_asked() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::connect(&StoreConfig {
             sqlite_synchronous: setting,
-            sqlite_page_size: lienthong_store::SQLITE_PAGE_SIZE,
             ..sqlite_config(dir.path(), CHECKPOINT_MS)
         })
         .await
@@ -2059,7 +2058,20 @@ async fn sqlite_files_are_made_with_the_page_size_asked_for() {
             !dir.path().join("t.db").exists(),
             "no database file is made for a size refused"
         );
+        // And when the configuration is read, as `lienthong check-config` reads it.
+        let refused = toml::from_str::<StoreConfig>(&format!(
+            "url = \"sqlite://x.db\"\nsqlite_page_size = {wrong}"
+        ))
+        .expect_err("refused when read");
+        let said = refused.to_string();
+        assert!(said.contains("store.sqlite_page_size"), "{said}");
+        assert!(said.contains("power of two from 512 to 65536"), "{said}");
     }
+    let read: StoreConfig =
+        toml::from_str("url = \"sqlite://x.db\"\nsqlite_page_size = 8192").expect("8192");
+    assert_eq!(read.sqlite_page_size, 8192);
+    let read: StoreConfig = toml::from_str("url = \"sqlite://x.db\"").expect("default");
+    assert_eq!(read.sqlite_page_size, lienthong_store::SQLITE_PAGE_SIZE);
 }
 
 /// SQLite's checkpoints (`store.checkpoint_ms`): a task of the store's copies the write-ahead log
