@@ -329,6 +329,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(config.url.clone()));
         };
+        // Before anything is made on the disk (the database's directory, its file).
+        if backend == Backend::Sqlite {
+            check_sqlite_page_size(config.sqlite_page_size).map_err(StoreError::InvalidConfig)?;
+        }
         let mut url = config.url.clone();
         if backend == Backend::Sqlite {
             if let Some(path) = sqlite_path(&url)
@@ -355,9 +359,6 @@ impl Store {
             .then(|| Duration::from_millis(config.checkpoint_ms));
         let synchronous = config.sqlite_synchronous;
         let page_size = config.sqlite_page_size;
-        if backend == Backend::Sqlite {
-            check_sqlite_page_size(page_size).map_err(StoreError::InvalidConfig)?;
-        }
         let options = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)

@@ -2043,20 +2043,20 @@ async fn sqlite_files_are_made_with_the_page_size_asked_for() {
 
     for wrong in [0, 256, 3000, 131072] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let refused = Store::connect(&StoreConfig {
-            sqlite_page_size: wrong,
-            ..sqlite_config(dir.path(), CHECKPOINT_MS)
-        })
-        .await
-        .map(|_| ())
-        .expect_err("refused");
+        let mut config = sqlite_config(dir.path(), CHECKPOINT_MS);
+        config.url = format!("sqlite://{}", dir.path().join("data/t.db").display());
+        config.sqlite_page_size = wrong;
+        let refused = Store::connect(&config)
+            .await
+            .map(|_| ())
+            .expect_err("refused");
         let said = refused.to_string();
         assert!(said.contains("store.sqlite_page_size"), "{said}");
         assert!(said.contains(&format!("= {wrong}:")), "{said}");
         assert!(said.contains("power of two from 512 to 65536"), "{said}");
         assert!(
-            !dir.path().join("t.db").exists(),
-            "no database file is made for a size refused"
+            !dir.path().join("data").exists(),
+            "neither the database's directory nor its file is made for a size refused"
         );
         // And when the configuration is read, as `lienthong check-config` reads it.
         let refused = toml::from_str::<StoreConfig>(&format!(
