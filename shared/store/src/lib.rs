@@ -290,6 +290,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/sqlite/0009_spliced_renditions.sql"),
     ),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_response_for_partial.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
@@ -315,6 +319,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../migrations/postgres/0009_spliced_renditions.sql"),
+    ),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_response_for_partial.sql"),
     ),
 ];
 

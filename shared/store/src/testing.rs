@@ -64,6 +64,44 @@ impl crate::Store {
             .unwrap_or_else(|e| panic!("PRAGMA synchronous: {e}"))
     }
 
+    /// The plan the database makes for `sql` with `$1` bound to `arg`, as text. On PostgreSQL
+    /// with sequential scans set aside, so that an index the query can use shows even on the few
+    /// rows of a test.
+    pub async fn query_plan_for_tests(&self, sql: &str, arg: &str) -> String {
+        use sqlx::Row;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .unwrap_or_else(|e| panic!("begin: {e}"));
+        let column = match self.backend {
+            crate::Backend::Sqlite => "detail",
+            crate::Backend::Postgres => {
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap_or_else(|e| panic!("enable_seqscan: {e}"));
+                "QUERY PLAN"
+            }
+        };
+        let explain = match self.backend {
+            crate::Backend::Sqlite => "EXPLAIN QUERY PLAN",
+            crate::Backend::Postgres => "EXPLAIN",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{explain} {sql}")))
+            .bind(arg)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{explain} {sql}: {e}"));
+        let plan = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(column))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|e| panic!("reading the plan: {e}"));
+        let _ = tx.rollback().await;
+        plan.join("\n")
+    }
+
     /// Dates a document (and its copies) as accepted at `ms`: for tests of searches by time.
     pub async fn set_created_for_tests(&self, doc_id: &str, ms: i64) {
         for table in ["documents", "legs"] {

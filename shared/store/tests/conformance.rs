@@ -137,6 +137,14 @@ fn edoc(doc_id: &str, key: &str, recipients: &[&str]) -> NewDocument {
     }
 }
 
+/// A status package from the edoc's recipient back to its sender, answering `answers`.
+fn status_answering(doc_id: &str, key: &str, answers: &str) -> NewDocument {
+    let mut st = edoc(doc_id, key, &["000.00.00.H49"]);
+    st.message_type = MessageType::Status;
+    st.response_for = Some(answers.into());
+    st
+}
+
 fn event_msg(doc: &str) -> OutboxMessage {
     OutboxMessage {
         doc_id: Some(doc.into()),
@@ -693,10 +701,9 @@ async fn ledger_and_outbox(env: &Env) {
     s.accept(&edoc("d1", "k1", &["000.00.00.G22"]), &[])
         .await
         .expect("accept");
-    let mut st = edoc("st1", "k2", &["000.00.00.H49"]);
-    st.message_type = MessageType::Status;
-    st.response_for = Some("d1".into());
-    s.accept(&st, &[]).await.expect("status doc");
+    s.accept(&status_answering("st1", "k2", "d1"), &[])
+        .await
+        .expect("status doc");
     let ev = |id: &str, doc: &str, kind: &str, at: i64| LedgerEvent {
         event_id: id.into(),
         doc_id: doc.into(),
@@ -1911,6 +1918,47 @@ async fn stage_calls_made_at_once_are_each_answered_as_if_made_alone(env: &Env) 
     }
 }
 
+/// The trace of a document finds the statuses answering it through `documents_response_for`,
+/// an index that holds statuses only (an edoc answers nothing): its query must still be one
+/// the index serves, or every trace would read every document.
+async fn statuses_answering_a_document_are_found_through_the_index(env: &Env) {
+    let s = &env.store;
+    s.accept(&edoc("d1", "k1", &["000.00.00.G22"]), &[])
+        .await
+        .expect("accept");
+    s.accept(&edoc("d2", "k2", &["000.00.00.G22"]), &[])
+        .await
+        .expect("accept");
+    s.accept(&status_answering("st1", "k3", "d1"), &[])
+        .await
+        .expect("status doc");
+    let at = |id: &str, doc: &str, kind: &str, at_ms: i64| LedgerEvent {
+        event_id: id.into(),
+        doc_id: doc.into(),
+        kind: kind.into(),
+        organ: None,
+        detail: None,
+        at_ms,
+    };
+    s.record_events(&[
+        at("e1", "d1", "accepted", 1),
+        at("e2", "st1", "accepted", 2),
+        at("e3", "d2", "accepted", 3),
+    ])
+    .await
+    .expect("events");
+    assert_eq!(trace_kinds(s, "d1").await, ["accepted", "accepted"]);
+    assert_eq!(trace_kinds(s, "d2").await, ["accepted"]);
+    let plan = s
+        .query_plan_for_tests(
+            "SELECT e.event_id FROM events e JOIN documents d ON d.doc_id = e.doc_id \
+             WHERE d.response_for = $1",
+            "d1",
+        )
+        .await;
+    assert!(plan.contains("documents_response_for"), "{plan}");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -1937,6 +1985,7 @@ conformance!(
     stage_calls_made_at_once_are_each_answered_as_if_made_alone,
     business_status_follows_the_rules,
     ledger_and_outbox,
+    statuses_answering_a_document_are_found_through_the_index,
     verdicts_are_kept_once_and_searchable,
     the_ledger_is_a_verifiable_hash_chain,
     formats_and_renditions,
