@@ -1,6 +1,8 @@
 //! The raw broker ceiling: persistent messages of the run's size published with confirms to a
 //! queue of the bus's type and consumed with manual acks, as fast as the broker takes them. The
 //! pipeline's figure is read against this one, measured on the same broker in the same run.
+//! A measurement of a few thousand messages lasts about a second, and on a shared host one such
+//! second can differ from the next by a third: the ceiling is the median of several.
 
 use std::time::{Duration, Instant};
 
@@ -13,28 +15,69 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-/// What the broker alone sustained.
-#[derive(Debug, Clone, Copy)]
+/// What the broker alone sustained: `messages` in each measurement, which took `seconds`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ceiling {
     pub messages: usize,
-    pub seconds: f64,
+    pub seconds: Vec<f64>,
 }
 
 impl Ceiling {
+    /// Messages per second of each measurement, in the order they were made.
+    pub fn rates(&self) -> Vec<f64> {
+        self.seconds
+            .iter()
+            .map(|s| self.messages as f64 / s.max(1e-9))
+            .collect()
+    }
+
+    /// The ceiling: the median of the measurements' rates.
     pub fn per_second(&self) -> f64 {
-        self.messages as f64 / self.seconds
+        let mut rates = self.rates();
+        rates.sort_by(f64::total_cmp);
+        match rates.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => rates[n / 2],
+            n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
+        }
+    }
+
+    /// Messages over every measurement.
+    pub fn total_messages(&self) -> usize {
+        self.messages * self.seconds.len()
     }
 }
 
-/// Publishes `count` messages of `size` bytes with up to `window` confirms outstanding, while a
-/// consumer with the same prefetch acks each; the clock runs until the last is acked.
-pub async fn measure(
+/// `repeats` measurements of `count` messages each, one after the other (see [`measure`]).
+pub async fn measure_repeated(
     url: &str,
     queue_type: &str,
     size: usize,
     count: usize,
     window: usize,
+    repeats: usize,
 ) -> anyhow::Result<Ceiling> {
+    anyhow::ensure!(repeats > 0, "--ceiling-repeats must be at least 1");
+    let mut seconds = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        seconds.push(measure(url, queue_type, size, count, window).await?);
+    }
+    Ok(Ceiling {
+        messages: count,
+        seconds,
+    })
+}
+
+/// Publishes `count` messages of `size` bytes with up to `window` confirms outstanding, while a
+/// consumer with the same prefetch acks each, on a queue of its own; the clock runs until the
+/// last is acked. Returns the seconds it took.
+async fn measure(
+    url: &str,
+    queue_type: &str,
+    size: usize,
+    count: usize,
+    window: usize,
+) -> anyhow::Result<f64> {
     let conn = Connection::connect(
         url,
         ConnectionProperties::default().with_connection_name("lienthong-load-ceiling".into()),
@@ -126,14 +169,32 @@ pub async fn measure(
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
         .await;
     let _ = conn.close(200, "bye".into()).await;
-    Ok(Ceiling {
-        messages: count,
-        seconds: (finished - started).as_secs_f64(),
-    })
+    Ok((finished - started).as_secs_f64())
 }
 
 async fn wait_confirm(confirm: lapin::PublisherConfirm) -> anyhow::Result<()> {
     let c = confirm.await?;
     anyhow::ensure!(!c.is_nack(), "the broker refused a message (nack)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_is_the_median_measurement() {
+        let c = Ceiling {
+            messages: 1000,
+            seconds: vec![0.25, 0.5, 0.2],
+        };
+        assert_eq!(c.rates(), [4000.0, 2000.0, 5000.0]);
+        assert_eq!(c.per_second(), 4000.0);
+        assert_eq!(c.total_messages(), 3000);
+        let even = Ceiling {
+            messages: 1000,
+            seconds: vec![0.25, 0.5],
+        };
+        assert_eq!(even.per_second(), 3000.0);
+    }
 }

@@ -78,6 +78,10 @@ struct Args {
     /// Messages for the broker ceiling (0: skip it).
     #[arg(long, default_value_t = 5000)]
     ceiling_messages: usize,
+    /// Ceiling measurements of `--ceiling-messages` each, one after the other; the ceiling is
+    /// their median.
+    #[arg(long, default_value_t = 3)]
+    ceiling_repeats: usize,
     /// Confirms outstanding (and the consumer's prefetch) for the ceiling.
     #[arg(long, default_value_t = 64)]
     ceiling_window: usize,
@@ -189,16 +193,17 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let before_ceiling = threads::snapshot(&watch);
     let ceiling = if args.ceiling_messages > 0 {
         eprintln!(
-            "broker ceiling: {} persistent messages of {} bytes...",
-            args.ceiling_messages, args.size
+            "broker ceiling: {} persistent messages of {} bytes, {} time(s)...",
+            args.ceiling_messages, args.size, args.ceiling_repeats
         );
         Some(
-            ceiling::measure(
+            ceiling::measure_repeated(
                 &args.amqp,
                 &args.queue_type,
                 args.size,
                 args.ceiling_messages,
                 args.ceiling_window,
+                args.ceiling_repeats,
             )
             .await?,
         )

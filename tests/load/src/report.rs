@@ -230,6 +230,7 @@ impl Report {
     /// The pipeline's documents/s over the broker's messages/s.
     pub fn fraction_of_ceiling(&self) -> Option<f64> {
         self.ceiling
+            .as_ref()
             .map(|c| self.documents_per_second() / c.per_second())
     }
 
@@ -239,11 +240,12 @@ impl Report {
 
     /// The broker's CPU per measured document and per ceiling message, in milliseconds.
     pub fn broker_cpu_ms(&self) -> Option<(f64, f64)> {
-        let c = self.ceiling?;
+        let c = self.ceiling.as_ref()?;
         let per_doc =
             total(&self.threads, Some(BROKER)).run_ns as f64 / 1e6 / self.documents as f64;
-        let per_message =
-            total(&self.ceiling_threads, Some(BROKER)).run_ns as f64 / 1e6 / c.messages as f64;
+        let per_message = total(&self.ceiling_threads, Some(BROKER)).run_ns as f64
+            / 1e6
+            / c.total_messages() as f64;
         (per_doc > 0.0 && per_message > 0.0).then_some((per_doc, per_message))
     }
 
@@ -279,11 +281,14 @@ impl Report {
                 None => format!("{} submissions in flight", self.concurrency),
             }
         );
-        if let Some(c) = self.ceiling {
+        if let Some(c) = &self.ceiling {
+            let rates: Vec<String> = c.rates().iter().map(|r| format!("{r:.1}")).collect();
             let _ = writeln!(
                 w,
-                "  broker ceiling        {:>9.1} messages/s  ({} persistent messages of {} bytes, published with confirms, consumed with acks)",
+                "  broker ceiling        {:>9.1} messages/s  (the median of {}: {}; each {} persistent messages of {} bytes, published with confirms, consumed with acks)",
                 c.per_second(),
+                rates.len(),
+                rates.join(", "),
                 c.messages,
                 self.size
             );
@@ -473,7 +478,8 @@ impl Report {
             "recipients": self.recipients,
             "rate": self.rate,
             "concurrency": self.concurrency,
-            "ceilingPerSecond": self.ceiling.map(|c| c.per_second()),
+            "ceilingPerSecond": self.ceiling.as_ref().map(|c| c.per_second()),
+            "ceilingMeasurements": self.ceiling.as_ref().map(|c| c.rates()),
             "documentsPerSecond": self.documents_per_second(),
             "fractionOfCeiling": self.fraction_of_ceiling(),
             "latencyMs": p(&self.latencies),
@@ -506,7 +512,7 @@ mod tests {
             concurrency: 8,
             ceiling: Some(Ceiling {
                 messages: 1000,
-                seconds: 1.0,
+                seconds: vec![1.0],
             }),
             accepted: latencies.len(),
             delivered: latencies.len(),
