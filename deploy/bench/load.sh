@@ -583,10 +583,12 @@ for i, path in enumerate(sys.argv[1:]):
 def med(which, key):
     v = [d[key] for d in rows[which] if d.get(key) is not None]
     return statistics.median(v) if v else float("nan")
+# A figure the rounds did not measure (the ceiling, in scheduled rounds) shows as "-".
+m = lambda which, key, fmt: "-" if med(which, key) != med(which, key) else fmt % med(which, key)
 for which, name in (("baseline", "baseline"), ("bench", "this")):
-    print(f"{'median':<6} {name:<9} {med(which, 'documentsPerSecond'):>12.1f} {med(which, 'fractionOfCeiling'):>10.3f} "
-          f"{med(which, 'ceilingPerSecond'):>14.1f} {med(which, 'cpuMsPerDocument'):>11.2f} {med(which, 'brokerCpuMsPerDocument'):>14.2f} "
-          f"{med(which, 'p50'):>8.1f} {med(which, 'p99'):>8.1f}")
+    print(f"{'median':<6} {name:<9} {m(which, 'documentsPerSecond', '%.1f'):>12} {m(which, 'fractionOfCeiling', '%.3f'):>10} "
+          f"{m(which, 'ceilingPerSecond', '%.1f'):>14} {m(which, 'cpuMsPerDocument', '%.2f'):>11} {m(which, 'brokerCpuMsPerDocument', '%.2f'):>14} "
+          f"{m(which, 'p50', '%.1f'):>8} {m(which, 'p99', '%.1f'):>8}")
 b, t = med("baseline", "documentsPerSecond"), med("bench", "documentsPerSecond")
 cb, ct = med("baseline", "cpuMsPerDocument"), med("bench", "cpuMsPerDocument")
 lb, lt = med("baseline", "p99"), med("bench", "p99")
