@@ -74,20 +74,16 @@ impl crate::Store {
             .begin()
             .await
             .unwrap_or_else(|e| panic!("begin: {e}"));
-        let column = match self.backend {
-            crate::Backend::Sqlite => "detail",
-            crate::Backend::Postgres => {
-                sqlx::query("SET LOCAL enable_seqscan = off")
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap_or_else(|e| panic!("enable_seqscan: {e}"));
-                "QUERY PLAN"
-            }
+        let (explain, column) = match self.backend {
+            crate::Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
+            crate::Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
         };
-        let explain = match self.backend {
-            crate::Backend::Sqlite => "EXPLAIN QUERY PLAN",
-            crate::Backend::Postgres => "EXPLAIN",
-        };
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("enable_seqscan: {e}"));
+        }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{explain} {sql}")))
             .bind(arg)
             .fetch_all(&mut *tx)
