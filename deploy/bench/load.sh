@@ -583,8 +583,11 @@ for i, path in enumerate(sys.argv[1:]):
 def med(which, key):
     v = [d[key] for d in rows[which] if d.get(key) is not None]
     return statistics.median(v) if v else float("nan")
-# A figure the rounds did not measure (the ceiling, in scheduled rounds) shows as "-".
-m = lambda which, key, fmt: "-" if med(which, key) != med(which, key) else fmt % med(which, key)
+def m(which, key, fmt):
+    """The median as text; "-" for a figure the rounds did not measure (the ceiling, in
+    scheduled rounds)."""
+    v = med(which, key)
+    return "-" if v != v else fmt % v
 for which, name in (("baseline", "baseline"), ("bench", "this")):
     print(f"{'median':<6} {name:<9} {m(which, 'documentsPerSecond', '%.1f'):>12} {m(which, 'fractionOfCeiling', '%.3f'):>10} "
           f"{m(which, 'ceilingPerSecond', '%.1f'):>14} {m(which, 'cpuMsPerDocument', '%.2f'):>11} {m(which, 'brokerCpuMsPerDocument', '%.2f'):>14} "
