@@ -14,6 +14,9 @@
 #                                          # (BASELINE_LEDGER=worker keeps it there in the baseline)
 #   ONE_PROCESS=1 ./deploy/bench/load.sh   # every role in the gateway's process, as `lienthong up`
 #                                          # runs them (the baseline too); no worker processes
+#   ONE_PROCESS=1 THREADS=2 BASELINE_ONE_PROCESS=0 BASELINE_THREADS=1 ROUNDS=3 ./deploy/bench/load.sh
+#                                          # one process of two threads in turns with a gateway
+#                                          # and a worker process of one thread each
 #   WORKER_CPU=0.5 WORKERS="1 2 3 4" ./deploy/bench/load.sh
 #                                          # each worker process held to half a core (root)
 #   OWN_CGROUPS=1 ./deploy/bench/load.sh   # each process in a cgroup of its own (root)
@@ -105,6 +108,7 @@ HALF_RATE=${HALF_RATE:-}
 BASELINE_CHECKPOINT_MS=${BASELINE_CHECKPOINT_MS:-$CHECKPOINT_MS}
 LEDGER=${LEDGER:-worker}
 ONE_PROCESS=${ONE_PROCESS:-0}
+BASELINE_ONE_PROCESS=${BASELINE_ONE_PROCESS:-$ONE_PROCESS}
 WORKER_CPU=${WORKER_CPU:-}
 OWN_CGROUPS=${OWN_CGROUPS:-0}
 FLOOR=${FLOOR:-0}
@@ -133,10 +137,15 @@ base_workers=1
 if [[ $ONE_PROCESS == 1 ]]; then
     WORKERS=0
     LEDGER=worker
+fi
+BASELINE_LEDGER=${BASELINE_LEDGER:-$LEDGER}
+if [[ $BASELINE_ONE_PROCESS == 1 ]]; then
     BASELINE_LEDGER=worker
     base_workers=0
 fi
-BASELINE_LEDGER=${BASELINE_LEDGER:-$LEDGER}
+# Whether the bus being started runs every role in the gateway's process (ONE_PROCESS,
+# BASELINE_ONE_PROCESS).
+one_process=$ONE_PROCESS
 
 cargo build --release --bin lienthong --bin lienthong-load --bin lienthong-floor
 bin=$repo/target/release
@@ -258,7 +267,7 @@ bus_env() {
 }
 start_gateway() {
     local roles=(gateway)
-    if [[ $ONE_PROCESS == 1 ]]; then roles+=(verifier translator router delivery ledger); fi
+    if [[ $one_process == 1 ]]; then roles+=(verifier translator router delivery ledger); fi
     # shellcheck disable=SC2046 # bus_env's words are separate assignments
     env $(bus_env) LIENTHONG_METRICS_LISTEN=127.0.0.1:18490 "$lienthong" serve --config "$tmp/$config.toml" "${roles[@]}" \
         >"$tmp/gateway.log" 2>&1 &
@@ -450,11 +459,11 @@ if [[ $FLOOR == 1 ]]; then
     floor floor-work --work "$repo/config/demo/trust"
 fi
 # start_baseline_sized: a bus the size the baseline runs at (a gateway, and one worker process
-# unless ONE_PROCESS), ready.
+# unless one_process), ready.
 start_baseline_sized() {
     start_gateway
     start_ledger
-    if [[ $ONE_PROCESS == 1 ]]; then
+    if [[ $one_process == 1 ]]; then
         wait_ready 18490
     else
         add_worker 1
@@ -469,6 +478,7 @@ if [[ $BASELINE == 1 ]]; then
     bus_prefix=$prefix-base
     ledger=$BASELINE_LEDGER
     threads=$BASELINE_THREADS
+    one_process=$BASELINE_ONE_PROCESS
     start_baseline_sized
     echo
     echo "== baseline: $BASELINE_BIN, chain_stages = $BASELINE_CHAIN, caches $BASELINE_CACHE, checkpoint_ms ${BASELINE_CHECKPOINT_MS:-default}, store extra [${BASELINE_STORE_EXTRA//$'\n'/; }], prefetch $BASELINE_PREFETCH, ledger in $BASELINE_LEDGER process, $base_workers worker process(es), threads ${BASELINE_THREADS:-default}"
@@ -484,6 +494,7 @@ if [[ $BASELINE == 1 ]]; then
     lienthong=$bin/lienthong
     ledger=$LEDGER
     threads=$THREADS
+    one_process=$ONE_PROCESS
     metrics_urls=()
     config=bench
     bus_prefix=$prefix
@@ -545,8 +556,10 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
         for which in baseline bench; do
             if [[ $which == baseline ]]; then
                 lienthong=$BASELINE_BIN ledger=$BASELINE_LEDGER threads=$BASELINE_THREADS bus_prefix=$prefix-base
+                one_process=$BASELINE_ONE_PROCESS
             else
                 lienthong=$bin/lienthong ledger=$LEDGER threads=$THREADS bus_prefix=$prefix
+                one_process=$ONE_PROCESS
             fi
             config=$which
             metrics_urls=()
@@ -564,7 +577,9 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
         done
     done
     echo
-    echo "== in turns: $ROUNDS rounds of each, $base_workers worker process(es)"
+    bus_workers=1
+    if [[ $ONE_PROCESS == 1 ]]; then bus_workers=0; fi
+    echo "== in turns: $ROUNDS rounds of each, $base_workers worker process(es) in the baseline, $bus_workers in this build's bus"
     python3 - "${rounds_json[@]}" <<'PYEOF'
 import json, statistics, sys
 rows = {"baseline": [], "bench": []}
