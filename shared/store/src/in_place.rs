@@ -11,6 +11,12 @@
 //! The reading connections only read (`PRAGMA query_only`). In WAL mode a reader never waits for
 //! the writer; each statement reads the last committed state, as sqlx's readers do.
 //!
+//! A read made while no write holds the process's writer is made on the writer itself: a
+//! connection's page cache lasts until another connection commits, so a reader's was dropped at
+//! each of this process's commits and its pages read again from the operating system, where the
+//! writer's lasts across them. A statement that would write still goes to a reader, which
+//! refuses it.
+//!
 //! The writes made for every document (`writing.rs`) are made in place too, on one writer
 //! connection per process, one at a time, when SQLite's write lock is free at that moment: the
 //! transaction starts with `BEGIN IMMEDIATE` and no busy timeout. When another connection holds
@@ -220,6 +226,9 @@ impl InPlace {
         params: &[&str],
         decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
+        if let Some(rows) = self.rows_on_writer(text, params, &decode) {
+            return rows;
+        }
         let idle = self
             .idle
             .lock()
@@ -235,6 +244,42 @@ impl InPlace {
             idle.push(conn);
         }
         rows
+    }
+
+    /// [`InPlace::rows`] on this process's writer, when it is open and no write holds it:
+    /// `None` otherwise, and for a statement that would write (a reader refuses it) or a read
+    /// that found the database busy (a reader waits for it).
+    ///
+    /// A connection keeps the pages it read until another connection commits; a reader's are
+    /// dropped at every commit of this process's writer, and read again from the operating
+    /// system, once for each commit (at low rates two a document: `docs/performance.md`). The
+    /// writer's stay valid across its own commits, and what a read brings in is what the next
+    /// write of the same document touches.
+    fn rows_on_writer<T>(
+        &self,
+        text: &str,
+        params: &[&str],
+        decode: &impl Fn(&dyn Columns) -> Result<T, StoreError>,
+    ) -> Option<Result<Vec<T>, StoreError>> {
+        let _turn = self.turn.try_lock().ok()?;
+        let conn = self.writer.get()?.try_lock().ok()?;
+        if !conn.is_autocommit() {
+            // Left open by a write that panicked: the next write rolls it back.
+            return None;
+        }
+        match conn.prepare_cached(text) {
+            Ok(statement) if statement.readonly() => {}
+            Ok(_) => return None,
+            Err(e) => return Some(Err(e.into())),
+        }
+        match read(&conn, text, params, decode) {
+            Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                None
+            }
+            rows => Some(rows),
+        }
     }
 }
 
@@ -437,6 +482,55 @@ mod tests {
                 &[crate::writing::Value::Text(k)],
             ))
         }
+    }
+
+    #[test]
+    fn reads_are_made_on_the_writer_while_no_write_holds_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let (other, in_place) = table_and_writer(&path);
+        in_place
+            .write("test", insert("a"))
+            .expect("made")
+            .expect("ok");
+
+        // The writer is open and free: the read is made on it, and no reader is opened.
+        assert_eq!(
+            pairs(&in_place, &["a"]).expect("read"),
+            [("a".to_owned(), 1)]
+        );
+        assert_eq!(in_place.idle.lock().expect("idle").len(), 0);
+        // It sees what another connection commits, as a reader does.
+        other
+            .execute("UPDATE t SET v = 10 WHERE k = 'a'", [])
+            .expect("update");
+        assert_eq!(
+            pairs(&in_place, &["a"]).expect("read again"),
+            [("a".to_owned(), 10)]
+        );
+        assert_eq!(in_place.idle.lock().expect("idle").len(), 0);
+
+        // During a write, a read goes to a reader, which sees what is committed only.
+        let during = in_place
+            .write("test", |w| {
+                insert("b")(w)?;
+                pairs(&in_place, &["a", "b"])
+            })
+            .expect("made")
+            .expect("ok");
+        assert_eq!(during, [("a".to_owned(), 10)]);
+        assert_eq!(in_place.idle.lock().expect("idle").len(), 1);
+        assert_eq!(
+            pairs(&in_place, &["a", "b"]).expect("after the write"),
+            [("a".to_owned(), 10), ("b".to_owned(), 1)]
+        );
+
+        // A statement that would write is refused with the writer free too, and changes nothing.
+        let refused = in_place.rows("DELETE FROM t WHERE k = $1 RETURNING k", &["a"], |row| {
+            row.text("k")
+        });
+        assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{refused:?}");
+        assert_eq!(pairs(&in_place, &["a"]).expect("read").len(), 1);
     }
 
     #[test]
