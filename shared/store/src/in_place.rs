@@ -267,12 +267,12 @@ impl InPlace {
             // Left open by a write that panicked: the next write rolls it back.
             return None;
         }
-        match conn.prepare_cached(text) {
-            Ok(statement) if statement.readonly() => {}
+        let mut statement = match conn.prepare_cached(text) {
+            Ok(statement) if statement.readonly() => statement,
             Ok(_) => return None,
             Err(e) => return Some(Err(e.into())),
-        }
-        match read(&conn, text, params, decode) {
+        };
+        match rows_of(&mut statement, text, params, decode) {
             Err(StoreError::Sqlite(e))
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
             {
@@ -334,7 +334,16 @@ pub(crate) fn read<T, V: rusqlite::ToSql>(
     params: &[V],
     decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut statement = conn.prepare_cached(text)?;
+    rows_of(&mut conn.prepare_cached(text)?, text, params, decode)
+}
+
+/// The rows `statement` (prepared from `text`) returns with `params` bound, each decoded.
+fn rows_of<T, V: rusqlite::ToSql>(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    text: &str,
+    params: &[V],
+    decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut rows = statement.query(rusqlite::params_from_iter(in_sqlite_order(text, params)?))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
