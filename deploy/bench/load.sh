@@ -76,8 +76,8 @@
 # LIENTHONG_RUNTIME_WORKER_THREADS and as TOKIO_WORKER_THREADS, which builds from before the
 # setting honour.
 # After each run it prints what a document cost each process (and the broker) per kind of thread:
-# CPU time, time runnable but waiting for a CPU, context switches (read from /proc), and what a
-# document costs the broker in ceiling messages.
+# CPU time, time runnable but waiting for a CPU, context switches, minor page faults (read from
+# /proc), and what a document costs the broker in ceiling messages.
 # Every run also checks the recipient's inbox over /v1 (every document exactly once) and fails
 # if anything is missing.
 set -euo pipefail

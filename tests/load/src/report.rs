@@ -384,7 +384,7 @@ impl Report {
             let n = self.documents.max(1) as f64;
             let _ = writeln!(
                 w,
-                "  per document, by process and kind of thread (/proc): ms on a CPU, ms runnable but waiting for one, context switches"
+                "  per document, by process and kind of thread (/proc): ms on a CPU, ms runnable but waiting for one, context switches, minor page faults"
             );
             let row = |w: &mut String,
                        process: &str,
@@ -393,10 +393,11 @@ impl Report {
                        c: crate::threads::Counters| {
                 let _ = writeln!(
                     w,
-                    "    {process:<10} {kind:<22} {threads:>3} {:>8.2} {:>8.2} {:>9.1}",
+                    "    {process:<10} {kind:<22} {threads:>3} {:>8.2} {:>8.2} {:>9.1} {:>9.1}",
                     c.run_ns as f64 / 1e6 / n,
                     c.wait_ns as f64 / 1e6 / n,
-                    c.switches() as f64 / n
+                    c.switches() as f64 / n,
+                    c.minor_faults as f64 / n
                 );
             };
             for c in self
@@ -588,6 +589,7 @@ mod tests {
                 wait_ns: 0,
                 voluntary: 100,
                 involuntary: 0,
+                minor_faults: 0,
             },
         };
         let mut r = report((1..=100).map(Duration::from_millis).collect());

@@ -1,5 +1,6 @@
 //! Where the bus's processes spend a document, thread by thread: time on a CPU, time runnable
-//! but waiting for a CPU, and context switches, read from `/proc` (Linux) before and after a
+//! but waiting for a CPU, context switches and minor page faults (a page the allocator gave back
+//! to the kernel and touched again), read from `/proc` (Linux) before and after a
 //! phase of the run. Threads are grouped by kind: their name without its number
 //! (`tokio-rt-worker`, `sqlx-sqlite-worker`, `lapin-io-loop`, the broker's `scheduler`...).
 
@@ -12,6 +13,7 @@ pub struct Counters {
     pub wait_ns: u64,
     pub voluntary: u64,
     pub involuntary: u64,
+    pub minor_faults: u64,
 }
 
 impl Counters {
@@ -21,6 +23,7 @@ impl Counters {
             wait_ns: self.wait_ns.saturating_sub(before.wait_ns),
             voluntary: self.voluntary.saturating_sub(before.voluntary),
             involuntary: self.involuntary.saturating_sub(before.involuntary),
+            minor_faults: self.minor_faults.saturating_sub(before.minor_faults),
         }
     }
 
@@ -29,6 +32,7 @@ impl Counters {
         self.wait_ns += other.wait_ns;
         self.voluntary += other.voluntary;
         self.involuntary += other.involuntary;
+        self.minor_faults += other.minor_faults;
     }
 
     pub fn switches(&self) -> u64 {
@@ -81,6 +85,13 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
     Some((it.next()?.ok()?, it.next()?.ok()?))
 }
 
+/// `stat`: the minor page faults, its tenth field, counted after the name's closing parenthesis
+/// (a thread's name may hold spaces and parentheses).
+fn parse_minor_faults(text: &str) -> Option<u64> {
+    let (_, rest) = text.rsplit_once(')')?;
+    rest.split_whitespace().nth(7)?.parse().ok()
+}
+
 fn status_field(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
@@ -107,9 +118,12 @@ pub fn snapshot(watched: &[Watched]) -> Snapshot {
             };
             let path = task.path();
             let read = |f: &str| std::fs::read_to_string(path.join(f)).ok();
-            let (Some(comm), Some(sched), Some(status)) =
-                (read("comm"), read("schedstat"), read("status"))
-            else {
+            let (Some(comm), Some(sched), Some(status), Some(stat)) = (
+                read("comm"),
+                read("schedstat"),
+                read("status"),
+                read("stat"),
+            ) else {
                 continue;
             };
             let Some((run_ns, wait_ns)) = parse_schedstat(&sched) else {
@@ -120,6 +134,7 @@ pub fn snapshot(watched: &[Watched]) -> Snapshot {
                 wait_ns,
                 voluntary: status_field(&status, "voluntary_ctxt_switches").unwrap_or(0),
                 involuntary: status_field(&status, "nonvoluntary_ctxt_switches").unwrap_or(0),
+                minor_faults: parse_minor_faults(&stat).unwrap_or(0),
             };
             out.insert((w.name.clone(), tid), (kind(&comm), counters));
         }
@@ -206,6 +221,9 @@ mod tests {
         assert_eq!(status_field(status, "nonvoluntary_ctxt_switches"), Some(4));
         assert_eq!("gateway=12".parse::<Watched>().map(|w| w.pid), Ok(12));
         assert!("gateway".parse::<Watched>().is_err());
+        let stat = "4242 (tokio (rt) 1) S 1 4242 4242 0 -1 4194560 9876 0 3 0 12 4 0 0 20 0";
+        assert_eq!(parse_minor_faults(stat), Some(9876));
+        assert_eq!(parse_minor_faults("4242 (x) S 1 2"), None);
     }
 
     #[test]
@@ -236,6 +254,7 @@ mod tests {
             wait_ns: run_ns / 2,
             voluntary,
             involuntary: 1,
+            minor_faults: 0,
         };
         let snap = |rows: &[(&str, u32, &str, Counters)]| {
             Snapshot(
@@ -296,9 +315,16 @@ mod tests {
             x = x.wrapping_mul(31).wrapping_add(i);
         }
         std::hint::black_box(x);
+        // 16 MiB written for the first time: fresh pages, each a minor fault of this thread.
+        let fresh = vec![1u8; 16 << 20];
+        std::hint::black_box(&fresh);
         let after = snapshot(&me);
         let key = ("me".to_owned(), tid);
         let (was, now) = (before.0[&key].1, after.0[&key].1);
         assert!(now.run_ns > was.run_ns, "{was:?} {now:?}");
+        assert!(
+            now.minor_faults >= was.minor_faults + 1_000,
+            "4,096 pages touched: {was:?} {now:?}"
+        );
     }
 }
