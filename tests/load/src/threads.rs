@@ -1,7 +1,7 @@
 //! Where the bus's processes spend a document, thread by thread: time on a CPU, time runnable
-//! but waiting for a CPU, context switches and minor page faults (a page the allocator gave back
-//! to the kernel and touched again), read from `/proc` (Linux) before and after a
-//! phase of the run. Threads are grouped by kind: their name without its number
+//! but waiting for a CPU, context switches and minor page faults (a page touched for the first
+//! time, or again after the allocator gave it back), read from `/proc` (Linux) before and after
+//! a phase of the run. Threads are grouped by kind: their name without its number
 //! (`tokio-rt-worker`, `sqlx-sqlite-worker`, `lapin-io-loop`, the broker's `scheduler`...).
 
 use std::collections::BTreeMap;
