@@ -1301,13 +1301,13 @@ fn checked(bytes: Vec<u8>, key: &str, what: impl Fn() -> String) -> Result<Vec<u
 /// memory, kept in the database) and its outbox messages.
 type Grouped<'a> = (&'a NewDocument, &'a [u8], &'a [OutboxMessage]);
 
-/// The columns of a new document's row, in the order [`bind_document`] binds them.
+/// The columns of a new document's row, in the order [`document_values`] gives them.
 const DOCUMENT_COLUMNS: &str = "doc_id, idem_key, message_type, sender, sender_system, document_id, \
      subject, status_code, response_for, size, sha256, created_ms, format, peer, peer_doc, via, trace";
 const DOCUMENT_VALUES: usize = 17;
 
-/// Binds a new document's row: [`DOCUMENT_COLUMNS`], its package's digest, accepted at `now`.
-/// The statements of [`Store::accept_group`], in the write `w` has open.
+/// The statements of [`Store::accept_group`], in the write `w` has open: each document's row
+/// ([`DOCUMENT_COLUMNS`], with its package's digest, accepted at `now`) and its outbox.
 async fn store_group(
     w: &mut Writing<'_>,
     group: &[Grouped<'_>],

@@ -56,7 +56,10 @@ pub(crate) struct InPlace {
     idle: Mutex<Vec<Connection>>,
     /// The writer, opened on the first write.
     writer: OnceLock<Mutex<Connection>>,
-    /// Held by the write in progress.
+    /// Held by the write in progress, from its `BEGIN` to its `COMMIT` (it takes the writer's
+    /// lock a statement at a time), and by a read made on the writer meanwhile
+    /// ([`InPlace::rows_on_writer`], which only tries it, so that it never reads inside a write's
+    /// open transaction). A write on another runtime thread waits for that one statement.
     turn: Mutex<()>,
     /// SQLite's checkpoints run in a task of their own (`store.checkpoint_ms`), not after commits.
     checkpoints_apart: bool,
