@@ -104,6 +104,17 @@ fn local(name: &[u8]) -> &[u8] {
 /// bytes replaced by a marker. Markup is copied as it is; what the scan cannot make sense of is
 /// left for the parser to refuse.
 pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError> {
+    if let Some(xml) = whole_if_nothing_spills(&*source, threshold)? {
+        return Ok(Slim {
+            xml,
+            spills: Vec::new(),
+        });
+    }
+    scan(source, threshold)
+}
+
+/// [`slim`] by scanning the package: markup copied, each text run measured and spilled or copied.
+fn scan(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError> {
     let mut c = Cursor(Sequential::new(Arc::clone(&source)));
     // The copy is the package itself unless something spills: room for a small one at once.
     let mut xml = Vec::with_capacity(usize::try_from(source.len()).unwrap_or(0).min(1 << 20));
@@ -128,10 +139,12 @@ pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError>
             len += chunk.len() as u64;
             has_reference |= memchr::memchr(b'&', chunk).is_some();
             ascii &= chunk.is_ascii();
-            let mut joined = tail.to_vec();
-            joined.extend_from_slice(&chunk[..chunk.len().min(2)]);
+            let mut joined = [0u8; 4];
+            let head = chunk.len().min(2);
+            joined[..2].copy_from_slice(&tail);
+            joined[2..2 + head].copy_from_slice(&chunk[..head]);
             has_nonchar |= memchr::memmem::find(chunk, NONCHAR).is_some()
-                || memchr::memmem::find(&joined, NONCHAR).is_some();
+                || memchr::memmem::find(&joined[..2 + head], NONCHAR).is_some();
             if chunk.len() >= 2 {
                 tail.copy_from_slice(&chunk[chunk.len() - 2..]);
             }
@@ -180,6 +193,39 @@ pub fn slim(source: Arc<dyn Source>, threshold: u64) -> Result<Slim, ParseError>
         }
     }
     Ok(Slim { xml, spills })
+}
+
+/// A package no longer than `threshold` holds no text longer than it, so nothing in it spills
+/// and its slim copy is the package itself: read whole, in one piece, instead of scanned a byte
+/// at a time, which was most of what reading a 20 KB package into a tree cost
+/// (`docs/performance.md`). `None` sends the package to the scan: too long, shorter than it
+/// said, or holding U+FFFF somewhere (the scan then refuses it where it refuses it today, in a
+/// text, and lets the parser judge it elsewhere).
+fn whole_if_nothing_spills(
+    source: &dyn Source,
+    threshold: u64,
+) -> Result<Option<Vec<u8>>, ParseError> {
+    let len = source.len();
+    if len > threshold {
+        return Ok(None);
+    }
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(None);
+    };
+    let mut xml = vec![0; len];
+    let mut done = 0;
+    while done < len {
+        match source.read_at(done as u64, &mut xml[done..]) {
+            Ok(0) => return Ok(None),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(malformed(done as u64, format!("reading the package: {e}"))),
+        }
+    }
+    if memchr::memmem::find(&xml, NONCHAR).is_some() {
+        return Ok(None);
+    }
+    Ok(Some(xml))
 }
 
 /// Copies one piece of markup (the `<` is already read) and keeps `open` up to date; true when
@@ -321,6 +367,57 @@ mod tests {
         let s = slim_of(&xml, 16);
         assert!(s.spills.is_empty());
         assert_eq!(s.xml, xml.as_bytes());
+    }
+
+    /// What the slim copy of a package no longer than the threshold is, whether it is read
+    /// whole or scanned: the same bytes, no spills, the same refusals (a nesting deeper than
+    /// the scan follows is refused by the parser instead).
+    #[test]
+    fn a_package_under_the_threshold_read_whole_is_what_the_scan_makes_of_it() {
+        let packages = [
+            "<?xml version=\"1.0\"?><!-- <c> --><?pi x?><a b='>'><![CDATA[<x>]]>t&amp;u</a>"
+                .to_owned(),
+            format!(
+                "<a><ContentTransferEncoded>{}</ContentTransferEncoded></a>",
+                "QUJD".repeat(50)
+            ),
+            // U+FFFF in a text is refused; elsewhere it is left for the parser to judge.
+            format!("<a>x{}y</a>", marker(0)),
+            "<a b=\"\u{FFFF}\"/>".to_owned(),
+            "<a><!--\u{FFFF}--></a>".to_owned(),
+            // Cut short, or nested deeper than the scan follows.
+            "<a><b".to_owned(),
+            "<x>".repeat(300),
+            String::new(),
+        ];
+        for package in packages {
+            let bytes: Arc<dyn Source> = Arc::new(package.clone().into_bytes());
+            let threshold = package.len() as u64;
+            let read = slim(Arc::clone(&bytes), threshold);
+            let scanned = scan(bytes, threshold);
+            match (read, scanned) {
+                (Ok(read), Ok(scanned)) => {
+                    assert_eq!(read.xml, scanned.xml, "{package:?}");
+                    assert!(read.spills.is_empty() && scanned.spills.is_empty());
+                }
+                (Err(read), Err(scanned)) => {
+                    assert_eq!(read.to_string(), scanned.to_string(), "{package:?}");
+                }
+                // Deeper than the scan follows: the parser refuses it instead (it allows less).
+                (Ok(read), Err(_)) => assert!(
+                    matches!(
+                        crate::dom::read_slim(&read.xml, &[]),
+                        Err(ParseError::TooDeep { .. })
+                    ),
+                    "{package:?}"
+                ),
+                (read, scanned) => panic!(
+                    "{package:?}: read whole {:?}, scanned {:?}",
+                    read.map(|s| s.xml.len()),
+                    scanned.map(|s| s.xml.len())
+                ),
+            }
+        }
     }
 
     #[test]

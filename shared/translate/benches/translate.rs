@@ -62,11 +62,16 @@ fn main() {
             ("e-doc.vn -> edXML", Vec::new()),
             ("edXML read into a tree (dom)", Vec::new()),
             ("tree -> model (the verifier's tree taken)", Vec::new()),
+            ("edXML source read into a tree (stages)", Vec::new()),
         ];
+        // What the gateway and the verifier read a stored package from, with the store's
+        // default threshold for large attachments.
+        let source: std::sync::Arc<dyn lienthong_edxml::source::Source> =
+            std::sync::Arc::new(xml.clone());
         let tree = lienthong_edxml::dom::read_document(&xml).unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..rounds {
             let size = xml.len();
-            let runs: [Box<dyn FnMut()>; 13] = [
+            let runs: [Box<dyn FnMut()>; 14] = [
                 Box::new(|| {
                     let _ = lienthong_edxml::parse(&xml);
                 }),
@@ -119,6 +124,12 @@ fn main() {
                 }),
                 Box::new(|| {
                     let _ = lienthong_edxml::read_whole_document(&tree);
+                }),
+                Box::new(|| {
+                    let _ = lienthong_edxml::dom::read_document_source(
+                        std::sync::Arc::clone(&source),
+                        1024 * 1024,
+                    );
                 }),
             ];
             for (i, mut run) in runs.into_iter().enumerate() {
