@@ -15,6 +15,7 @@
 //! normalization (literal tabs and newlines in attributes become spaces) done before references
 //! are expanded, as an XML processor does.
 
+pub use compact_str::CompactString;
 use quick_xml::NsReader;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -41,12 +42,16 @@ pub struct Document {
 
 /// One element: namespace URI, prefix and local name, the namespace declarations it carries,
 /// its other attributes, and its children in document order.
+///
+/// Names, prefixes and texts are [`CompactString`]s: up to 24 bytes are held inline, so the
+/// tree of a package (a few hundred names and the white space between its elements) is read
+/// without an allocation for each (`docs/performance.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     /// Shared between the elements of one namespace: a package has few, and many elements.
     pub namespace: Option<Arc<str>>,
-    pub prefix: Option<String>,
-    pub name: String,
+    pub prefix: Option<CompactString>,
+    pub name: CompactString,
     /// `xmlns` (prefix `None`) and `xmlns:p` declarations, in document order. An empty value
     /// undeclares the default namespace.
     pub namespace_declarations: Vec<(Option<String>, String)>,
@@ -58,15 +63,15 @@ pub struct Element {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
     pub namespace: Option<Arc<str>>,
-    pub prefix: Option<String>,
-    pub name: String,
+    pub prefix: Option<CompactString>,
+    pub name: CompactString,
     pub value: String,
 }
 
 /// Character data, as read: references expanded, line ends normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text {
-    value: String,
+    value: CompactString,
     /// Known to hold none of `&`, `<`, `>`, CR, so canonical XML writes it as it is. Set only
     /// by the reader, which learned it in the search it made anyway (a base64 attachment is
     /// then never searched again).
@@ -113,7 +118,7 @@ impl Text {
 impl From<String> for Text {
     fn from(value: String) -> Self {
         Self {
-            value,
+            value: value.into(),
             plain: false,
             spilled: None,
         }
@@ -122,7 +127,11 @@ impl From<String> for Text {
 
 impl From<&str> for Text {
     fn from(value: &str) -> Self {
-        Self::from(value.to_owned())
+        Self {
+            value: value.into(),
+            plain: false,
+            spilled: None,
+        }
     }
 }
 
@@ -277,11 +286,11 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                     return Err(ParseError::TooDeep { limit: MAX_DEPTH });
                 }
                 let namespace = namespaces.resolve(ns, position)?;
-                let name = nc_name(utf8(start.local_name().as_ref(), position)?, position)?;
+                let name = nc_name(start.local_name().as_ref(), position)?;
                 let prefix = start
                     .name()
                     .prefix()
-                    .map(|p| nc_name(utf8(p.as_ref(), position)?, position))
+                    .map(|p| nc_name(p.as_ref(), position))
                     .transpose()?;
                 let mut namespace_declarations = Vec::new();
                 let mut attributes = Vec::new();
@@ -291,9 +300,7 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                     if let Some(binding) = attr.key.as_namespace_binding() {
                         let prefix = match binding {
                             PrefixDeclaration::Default => None,
-                            PrefixDeclaration::Named(p) => {
-                                Some(nc_name(utf8(p, position)?, position)?)
-                            }
+                            PrefixDeclaration::Named(p) => Some(nc_name(p, position)?.into()),
                         };
                         namespace_declarations.push((prefix, value));
                         continue;
@@ -304,9 +311,9 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                         prefix: attr
                             .key
                             .prefix()
-                            .map(|p| nc_name(utf8(p.as_ref(), position)?, position))
+                            .map(|p| nc_name(p.as_ref(), position))
                             .transpose()?,
-                        name: nc_name(utf8(local.as_ref(), position)?, position)?,
+                        name: nc_name(local.as_ref(), position)?,
                         value,
                     });
                 }
@@ -337,12 +344,12 @@ fn read_with_spills(bytes: &[u8], spills: &[Range]) -> Result<Document, ParseErr
                     // impossible in raw text) needs no escaping either.
                     match spill_index(raw, spills) {
                         Some(range) => Text {
-                            value: String::new(),
+                            value: CompactString::default(),
                             plain: false,
                             spilled: Some(range?),
                         },
                         None => Text {
-                            value: raw.to_owned(),
+                            value: raw.into(),
                             plain: true,
                             spilled: None,
                         },
@@ -449,6 +456,12 @@ fn normalize_line_ends(s: &str) -> Cow<'_, str> {
 /// Attribute-value normalization (XML 1.0 section 3.3.3) for CDATA attributes: literal white
 /// space becomes a space before references are expanded, so `&#xA;` survives as a newline.
 fn attribute_value(raw: &[u8], position: u64) -> Result<String, ParseError> {
+    let text = utf8_str(raw, position)?;
+    // Most values (identifiers, algorithm URIs) hold no white space to normalize and no
+    // reference: one copy.
+    if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_none() && memchr::memchr(b'&', raw).is_none() {
+        return Ok(text.to_owned());
+    }
     let raw = normalize_line_ends(utf8_str(raw, position)?).replace(['\t', '\n'], " ");
     quick_xml::escape::unescape(&raw)
         .map(|v| v.into_owned())
@@ -513,7 +526,8 @@ fn utf8_str(bytes: &[u8], position: u64) -> Result<&str, ParseError> {
 /// A name of the Namespaces in XML recommendation (`NCName`: an XML `Name` without `:`). The
 /// tokenizer takes whatever stands between `<` and `>` or `=`; a name it took that XML does not
 /// allow (`<0?/>`) would make this tree differ from what any other parser reads, so it is refused.
-fn nc_name(name: String, position: u64) -> Result<String, ParseError> {
+fn nc_name(name: &[u8], position: u64) -> Result<CompactString, ParseError> {
+    let name = utf8_str(name, position)?;
     fn start(c: char) -> bool {
         matches!(c,
             'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
@@ -528,7 +542,7 @@ fn nc_name(name: String, position: u64) -> Result<String, ParseError> {
     }
     let mut chars = name.chars();
     if chars.next().is_some_and(start) && chars.all(rest) {
-        Ok(name)
+        Ok(name.into())
     } else {
         Err(ParseError::Malformed {
             position,
@@ -620,6 +634,24 @@ mod tests {
             ]
         );
         assert_eq!(doc.after, vec![Node::Comment("c2".into())]);
+    }
+
+    #[test]
+    fn each_thing_that_changes_an_attribute_value_is_seen_alone() {
+        // A value with none of them is copied as it is; each alone still changes it.
+        for (raw, value) in [
+            ("plain value #1", "plain value #1"),
+            ("a\tb", "a b"),
+            ("a\nb", "a b"),
+            ("a\rb", "a b"),
+            ("a\r\nb", "a b"),
+            ("a&amp;b", "a&b"),
+            ("a&#9;b", "a\tb"),
+        ] {
+            let xml = format!("<a x=\"{raw}\"/>");
+            let e = read(xml.as_bytes()).expect("parses");
+            assert_eq!(e.attribute("x"), Some(value), "{raw:?}");
+        }
     }
 
     #[test]
