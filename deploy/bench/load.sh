@@ -161,10 +161,11 @@ stop_all() {
     wait 2>/dev/null || true
     pids=()
 }
-# The run's queues go with it, so runs do not pile up on the shared broker.
+# The run's queues go with it, so runs do not pile up on the shared broker. (rabbitmqctl reads
+# standard input: without </dev/null the first delete swallowed the rest of the list.)
 drop_queues() {
     rabbitmqctl list_queues name --quiet 2>/dev/null | grep "^${prefix}[.-]" |
-        while read -r q; do rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true; done
+        while read -r q; do rabbitmqctl delete_queue "$q" </dev/null >/dev/null 2>&1 || true; done
 }
 databases=()
 drop_databases() {
@@ -547,13 +548,19 @@ done
 # A shared host's speed drifts by a fifth within minutes, more than most changes are worth; in
 # turns, both builds see the same drift, and the rounds' medians show what one run of each may
 # not. The ceiling is measured in every round too: it gauges the host's speed at that moment.
+# The baseline goes first in odd rounds and second in even ones.
 # ROUND_RATE=N schedules the rounds at N documents/s instead (no ceiling then): the latency of
 # both builds at the same offered load, in turns, since one run of each says little about a tail.
 if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
     stop_all
     rounds_json=()
     for ((round = 1; round <= ROUNDS; round++)); do
-        for which in baseline bench; do
+        # Which goes first alternates: a run can leave the broker and the disk slower or
+        # quicker for the one after it (its queues' logs compacted, its store's pages written
+        # back), and the ceiling measured before each run would follow.
+        order="baseline bench"
+        if ((round % 2 == 0)); then order="bench baseline"; fi
+        for which in $order; do
             if [[ $which == baseline ]]; then
                 lienthong=$BASELINE_BIN ledger=$BASELINE_LEDGER threads=$BASELINE_THREADS bus_prefix=$prefix-base
                 one_process=$BASELINE_ONE_PROCESS
