@@ -462,7 +462,7 @@ fn attribute_value(raw: &[u8], position: u64) -> Result<String, ParseError> {
     if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_none() && memchr::memchr(b'&', raw).is_none() {
         return Ok(text.to_owned());
     }
-    let raw = normalize_line_ends(utf8_str(raw, position)?).replace(['\t', '\n'], " ");
+    let raw = normalize_line_ends(text).replace(['\t', '\n'], " ");
     quick_xml::escape::unescape(&raw)
         .map(|v| v.into_owned())
         .map_err(|e| ParseError::Malformed {
