@@ -548,7 +548,8 @@ done
 # A shared host's speed drifts by a fifth within minutes, more than most changes are worth; in
 # turns, both builds see the same drift, and the rounds' medians show what one run of each may
 # not. The ceiling is measured in every round too: it gauges the host's speed at that moment.
-# The baseline goes first in odd rounds and second in even ones.
+# The baseline goes first in odd rounds and second in even ones, and each round also measures a
+# ceiling of its own with no bus running ("x round": both builds against the same figure).
 # ROUND_RATE=N schedules the rounds at N documents/s instead (no ceiling then): the latency of
 # both builds at the same offered load, in turns, since one run of each says little about a tail.
 if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
@@ -560,6 +561,16 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
         # back), and the ceiling measured before each run would follow.
         order="baseline bench"
         if ((round % 2 == 0)); then order="bench baseline"; fi
+        # One ceiling for the round too, measured with no bus running: each run's own is
+        # measured just after its bus starts, on the store and the broker the run before left,
+        # and it was the lower for whichever went second (docs/performance.md); the fraction of
+        # this one compares the two builds of a round against the same figure.
+        if [[ -z $ROUND_RATE ]]; then
+            echo
+            echo "== round $round of $ROUNDS: the broker ceiling, no bus running"
+            "$bin/lienthong-load" --ceiling-only --amqp "$AMQP" --size "$SIZE" \
+                --summary "$tmp/round-$round-ceiling.json"
+        fi
         for which in $order; do
             if [[ $which == baseline ]]; then
                 lienthong=$BASELINE_BIN ledger=$BASELINE_LEDGER threads=$BASELINE_THREADS bus_prefix=$prefix-base
@@ -589,8 +600,11 @@ if [[ $BASELINE == 1 && $ROUNDS -gt 0 ]]; then
     echo "== in turns: $ROUNDS rounds of each, $base_workers worker process(es) in the baseline, $bus_workers in this build's bus"
     python3 - "${rounds_json[@]}" <<'PYEOF'
 import json, statistics, sys
+import os
 rows = {"baseline": [], "bench": []}
-print(f"{'round':<6} {'build':<9} {'documents/s':>12} {'x ceiling':>10} {'ceiling msg/s':>14} {'CPU ms/doc':>11} {'broker ms/doc':>14} {'p50 ms':>8} {'p99 ms':>8}")
+# "x ceiling" and "ceiling msg/s": each run's own, measured just after its bus started; "x round":
+# the fraction of the round's ceiling, measured with no bus running, the same for both builds.
+print(f"{'round':<6} {'build':<9} {'documents/s':>12} {'x ceiling':>10} {'ceiling msg/s':>14} {'x round':>8} {'CPU ms/doc':>11} {'broker ms/doc':>14} {'p50 ms':>8} {'p99 ms':>8}")
 for i, path in enumerate(sys.argv[1:]):
     d = json.load(open(path))
     which = "baseline" if path.endswith("-baseline.json") else "bench"
@@ -598,9 +612,12 @@ for i, path in enumerate(sys.argv[1:]):
     name = "baseline" if which == "baseline" else "this"
     for q in ("p50", "p99"):
         d[q] = (d.get("latencyMs") or {}).get(q)
+    round_ceiling = os.path.join(os.path.dirname(path), f"round-{i // 2 + 1}-ceiling.json")
+    if os.path.exists(round_ceiling) and d.get("documentsPerSecond") is not None:
+        d["fractionOfRound"] = d["documentsPerSecond"] / json.load(open(round_ceiling))["ceilingPerSecond"]
     f = lambda k, fmt: (fmt % d[k]) if d.get(k) is not None else "-"
     print(f"{i // 2 + 1:<6} {name:<9} {f('documentsPerSecond', '%.1f'):>12} {f('fractionOfCeiling', '%.3f'):>10} "
-          f"{f('ceilingPerSecond', '%.1f'):>14} {f('cpuMsPerDocument', '%.2f'):>11} {f('brokerCpuMsPerDocument', '%.2f'):>14} "
+          f"{f('ceilingPerSecond', '%.1f'):>14} {f('fractionOfRound', '%.3f'):>8} {f('cpuMsPerDocument', '%.2f'):>11} {f('brokerCpuMsPerDocument', '%.2f'):>14} "
           f"{f('p50', '%.1f'):>8} {f('p99', '%.1f'):>8}")
 def med(which, key):
     v = [d[key] for d in rows[which] if d.get(key) is not None]
@@ -612,7 +629,7 @@ def m(which, key, fmt):
     return "-" if v != v else fmt % v
 for which, name in (("baseline", "baseline"), ("bench", "this")):
     print(f"{'median':<6} {name:<9} {m(which, 'documentsPerSecond', '%.1f'):>12} {m(which, 'fractionOfCeiling', '%.3f'):>10} "
-          f"{m(which, 'ceilingPerSecond', '%.1f'):>14} {m(which, 'cpuMsPerDocument', '%.2f'):>11} {m(which, 'brokerCpuMsPerDocument', '%.2f'):>14} "
+          f"{m(which, 'ceilingPerSecond', '%.1f'):>14} {m(which, 'fractionOfRound', '%.3f'):>8} {m(which, 'cpuMsPerDocument', '%.2f'):>11} {m(which, 'brokerCpuMsPerDocument', '%.2f'):>14} "
           f"{m(which, 'p50', '%.1f'):>8} {m(which, 'p99', '%.1f'):>8}")
 b, t = med("baseline", "documentsPerSecond"), med("bench", "documentsPerSecond")
 cb, ct = med("baseline", "cpuMsPerDocument"), med("bench", "cpuMsPerDocument")

@@ -42,6 +42,19 @@ impl Ceiling {
         }
     }
 
+    /// The line the report prints: the median and each measurement.
+    pub fn describe(&self, size: usize) -> String {
+        let rates: Vec<String> = self.rates().iter().map(|r| format!("{r:.1}")).collect();
+        format!(
+            "  broker ceiling        {:>9.1} messages/s  (the median of {}: {}; each {} persistent messages of {} bytes, published with confirms, consumed with acks)",
+            self.per_second(),
+            rates.len(),
+            rates.join(", "),
+            self.messages,
+            size
+        )
+    }
+
     /// Messages over every measurement.
     pub fn total_messages(&self) -> usize {
         self.messages * self.seconds.len()
@@ -196,5 +209,10 @@ mod tests {
             seconds: vec![0.25, 0.5],
         };
         assert_eq!(even.per_second(), 3000.0);
+        // The line printed by a run and by `--ceiling-only`: the median first, then each.
+        assert_eq!(
+            c.describe(20_000),
+            "  broker ceiling           4000.0 messages/s  (the median of 3: 4000.0, 2000.0, 5000.0; each 1000 persistent messages of 20000 bytes, published with confirms, consumed with acks)"
+        );
     }
 }

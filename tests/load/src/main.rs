@@ -99,6 +99,11 @@ struct Args {
     /// Also write the figures as JSON here.
     #[arg(long)]
     summary: Option<std::path::PathBuf>,
+    /// Measure the broker ceiling only, print it (and write it to `--summary`) and end: no bus
+    /// is needed. `load.sh` measures one per round this way, with no bus running, so the builds
+    /// of a round are divided by the same figure.
+    #[arg(long)]
+    ceiling_only: bool,
     /// Also write every measured submission here, one CSV line each: when it was due (ms from
     /// the start), its acceptance and its submit-to-inbox latency (ms; empty if it never came
     /// in), and when it was due by the wall clock (Unix ms, to line it up with the bus's logs).
@@ -110,6 +115,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.ceiling_only {
+        return match ceiling_only(&args).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match run(&args).await {
         Ok(report) => {
             print!("{}", report.render());
@@ -130,6 +144,34 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--ceiling-only`: the ceiling alone, printed and written to `--summary` as
+/// `ceilingPerSecond` and `ceilingMeasurements`.
+async fn ceiling_only(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.ceiling_messages > 0,
+        "--ceiling-only needs --ceiling-messages above 0"
+    );
+    let ceiling = ceiling::measure_repeated(
+        &args.amqp,
+        &args.queue_type,
+        args.size,
+        args.ceiling_messages,
+        args.ceiling_window,
+        args.ceiling_repeats,
+    )
+    .await?;
+    println!("{}", ceiling.describe(args.size));
+    if let Some(path) = &args.summary {
+        let json = serde_json::json!({
+            "ceilingPerSecond": ceiling.per_second(),
+            "ceilingMeasurements": ceiling.rates(),
+        });
+        std::fs::write(path, json.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn run(args: &Args) -> anyhow::Result<Report> {

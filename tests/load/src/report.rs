@@ -282,16 +282,7 @@ impl Report {
             }
         );
         if let Some(c) = &self.ceiling {
-            let rates: Vec<String> = c.rates().iter().map(|r| format!("{r:.1}")).collect();
-            let _ = writeln!(
-                w,
-                "  broker ceiling        {:>9.1} messages/s  (the median of {}: {}; each {} persistent messages of {} bytes, published with confirms, consumed with acks)",
-                c.per_second(),
-                rates.len(),
-                rates.join(", "),
-                c.messages,
-                self.size
-            );
+            let _ = writeln!(w, "{}", c.describe(self.size));
         }
         let _ = write!(
             w,
