@@ -146,14 +146,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// `--ceiling-only`: the ceiling alone, printed and written to `--summary` as
-/// `ceilingPerSecond` and `ceilingMeasurements`.
-async fn ceiling_only(args: &Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.ceiling_messages > 0,
-        "--ceiling-only needs --ceiling-messages above 0"
-    );
-    let ceiling = ceiling::measure_repeated(
+/// The broker ceiling as the options ask for it.
+async fn measure_ceiling(args: &Args) -> anyhow::Result<ceiling::Ceiling> {
+    ceiling::measure_repeated(
         &args.amqp,
         &args.queue_type,
         args.size,
@@ -161,7 +156,17 @@ async fn ceiling_only(args: &Args) -> anyhow::Result<()> {
         args.ceiling_window,
         args.ceiling_repeats,
     )
-    .await?;
+    .await
+}
+
+/// `--ceiling-only`: the ceiling alone, printed and written to `--summary` as
+/// `ceilingPerSecond` and `ceilingMeasurements`.
+async fn ceiling_only(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.ceiling_messages > 0,
+        "--ceiling-only needs --ceiling-messages above 0"
+    );
+    let ceiling = measure_ceiling(args).await?;
     println!("{}", ceiling.describe(args.size));
     if let Some(path) = &args.summary {
         let json = serde_json::json!({
@@ -238,17 +243,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             "broker ceiling: {} persistent messages of {} bytes, {} time(s)...",
             args.ceiling_messages, args.size, args.ceiling_repeats
         );
-        Some(
-            ceiling::measure_repeated(
-                &args.amqp,
-                &args.queue_type,
-                args.size,
-                args.ceiling_messages,
-                args.ceiling_window,
-                args.ceiling_repeats,
-            )
-            .await?,
-        )
+        Some(measure_ceiling(args).await?)
     } else {
         None
     };
