@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole bus on the real RabbitMQ and real SQLite/PostgreSQL, driven through
 //! the REST interface exactly as agency systems drive it. One binary, many tests.
 
+mod acks;
 mod adapters;
 mod authorization;
 mod chain;

@@ -1,5 +1,6 @@
 //! The one consumer loop every service runs: take a message, let the handler do its whole job
-//! (including its own confirmed publishes), and only then ack. Transient failures are retried in
+//! (including its own confirmed publishes), and only then ack; the acks of messages settled
+//! together go as one frame ([`crate::acks`]). Transient failures are retried in
 //! place with backoff (the message stays unacked, so a crash hands it to another consumer);
 //! poison messages and handler panics are rejected to the dead-letter queue so they never stall
 //! the stage; a lost connection is re-established with backoff.
@@ -9,14 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::acks::{Acks, Settled};
 use crate::{BusConfig, BusError, declare};
 
 /// A message as a handler sees it.
@@ -115,6 +115,7 @@ async fn run<H: Handler>(
     };
     tracing::info!(%queue, consumer = %tag, "consuming");
     let mut in_flight = JoinSet::new();
+    let (acks, sending) = Acks::start(queue.to_owned());
     let result = loop {
         tokio::select! {
             next = consumer.next() => match next {
@@ -126,12 +127,17 @@ async fn run<H: Handler>(
                         redelivered: delivery.redelivered,
                         trace: trace_headers(delivery.properties.headers().as_ref()),
                     };
-                    let acker = delivery.acker.clone();
+                    let taken = Taken {
+                        tag: delivery.delivery_tag,
+                        acker: delivery.acker.clone(),
+                        acks: acks.clone(),
+                    };
+                    acks.taken(taken.tag, delivery.acker);
                     let handler = Arc::clone(handler);
                     let shutdown = shutdown.clone();
                     let queue = queue.to_owned();
                     in_flight.spawn(async move {
-                        settle(handler, incoming, acker, shutdown, &queue).await;
+                        settle(handler, incoming, taken, shutdown, &queue).await;
                     });
                 }
                 Some(Err(e)) => break Err(BusError::Unavailable(e.to_string())),
@@ -144,8 +150,10 @@ async fn run<H: Handler>(
             }
         }
     };
-    // Let what was taken finish (its acks need the connection), then close.
+    // Let what was taken finish and its acks go out (they need the connection), then close.
     while in_flight.join_next().await.is_some() {}
+    drop(acks);
+    let _ = sending.await;
     let _ = conn.close(200, "bye".into()).await;
     result
 }
@@ -164,11 +172,19 @@ fn trace_headers(headers: Option<&FieldTable>) -> std::collections::HashMap<Stri
     out
 }
 
+/// A delivery in hand: its tag, and where to say how it was left.
+struct Taken {
+    tag: u64,
+    /// Only asked whether the channel is still usable; the acks' task sends.
+    acker: lapin::Acker,
+    acks: Acks,
+}
+
 /// Runs the handler until the message is settled one way or the other.
 async fn settle<H: Handler>(
     handler: Arc<H>,
     incoming: Incoming,
-    acker: lapin::Acker,
+    taken: Taken,
     shutdown: watch::Receiver<bool>,
     queue: &str,
 ) {
@@ -201,21 +217,18 @@ async fn settle<H: Handler>(
             .record(started.elapsed().as_secs_f64());
         match outcome {
             Outcome::Done => {
-                if let Err(e) = acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(%queue, error = %e, "ack failed; the broker will redeliver");
-                }
+                taken.acks.settled(taken.tag, Settled::Acked);
                 return;
             }
             Outcome::Poison(reason) => {
                 tracing::error!(%queue, message_id = ?incoming.message_id, %reason, "dead-lettering message");
-                if let Err(e) = acker.reject(BasicRejectOptions { requeue: false }).await {
-                    tracing::warn!(%queue, error = %e, "reject failed; the broker will redeliver");
-                }
+                taken.acks.settled(taken.tag, Settled::Rejected);
                 return;
             }
             Outcome::Retry(reason) => {
-                if *shutdown.borrow() || !acker.usable() {
+                if *shutdown.borrow() || !taken.acker.usable() {
                     // Left unacked: the broker hands it to another consumer.
+                    taken.acks.settled(taken.tag, Settled::Kept);
                     return;
                 }
                 tracing::warn!(%queue, message_id = ?incoming.message_id, %reason, retry_in_ms = backoff.as_millis() as u64, "will retry");

@@ -4,6 +4,7 @@
 //! retries transient failures without losing the message, dead-letters poison messages, and
 //! reconnects after the broker comes back.
 
+mod acks;
 pub mod adapters;
 mod config;
 mod consumer;

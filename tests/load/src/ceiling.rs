@@ -20,6 +20,8 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 pub struct Ceiling {
     pub messages: usize,
     pub seconds: Vec<f64>,
+    /// The consumer acked this many messages at once (1: each alone).
+    pub ack_every: usize,
 }
 
 impl Ceiling {
@@ -45,8 +47,12 @@ impl Ceiling {
     /// The line the report prints: the median and each measurement.
     pub fn describe(&self, size: usize) -> String {
         let rates: Vec<String> = self.rates().iter().map(|r| format!("{r:.1}")).collect();
+        let acks = match self.ack_every {
+            0 | 1 => "acks".to_owned(),
+            n => format!("one ack for every {n}"),
+        };
         format!(
-            "  broker ceiling        {:>9.1} messages/s  (the median of {}: {}; each {} persistent messages of {} bytes, published with confirms, consumed with acks)",
+            "  broker ceiling        {:>9.1} messages/s  (the median of {}: {}; each {} persistent messages of {} bytes, published with confirms, consumed with {acks})",
             self.per_second(),
             rates.len(),
             rates.join(", "),
@@ -69,28 +75,33 @@ pub async fn measure_repeated(
     count: usize,
     window: usize,
     repeats: usize,
+    ack_every: usize,
 ) -> anyhow::Result<Ceiling> {
     anyhow::ensure!(repeats > 0, "--ceiling-repeats must be at least 1");
     let mut seconds = Vec::with_capacity(repeats);
     for _ in 0..repeats {
-        seconds.push(measure(url, queue_type, size, count, window).await?);
+        seconds.push(measure(url, queue_type, size, count, window, ack_every).await?);
     }
     Ok(Ceiling {
         messages: count,
         seconds,
+        ack_every,
     })
 }
 
 /// Publishes `count` messages of `size` bytes with up to `window` confirms outstanding, while a
-/// consumer with the same prefetch acks each, on a queue of its own; the clock runs until the
-/// last is acked. Returns the seconds it took.
+/// consumer with the same prefetch acks each (or every `ack_every`-th with `multiple`, and the
+/// last), on a queue of its own; the clock runs until the last is acked. Returns the seconds it
+/// took.
 async fn measure(
     url: &str,
     queue_type: &str,
     size: usize,
     count: usize,
     window: usize,
+    ack_every: usize,
 ) -> anyhow::Result<f64> {
+    let ack_every = ack_every.max(1);
     let conn = Connection::connect(
         url,
         ConnectionProperties::default().with_connection_name("lienthong-load-ceiling".into()),
@@ -136,8 +147,13 @@ async fn measure(
         while n < count {
             match tokio::time::timeout(Duration::from_secs(60), consumer.next()).await {
                 Ok(Some(Ok(d))) => {
-                    d.ack(BasicAckOptions::default()).await?;
                     n += 1;
+                    if n % ack_every == 0 || n == count {
+                        d.ack(BasicAckOptions {
+                            multiple: ack_every > 1,
+                        })
+                        .await?;
+                    }
                 }
                 Ok(other) => anyhow::bail!("the ceiling's consumer stopped: {other:?}"),
                 Err(_) => anyhow::bail!("the ceiling's consumer waited 60 s for a message"),
@@ -200,6 +216,7 @@ mod tests {
         let c = Ceiling {
             messages: 1000,
             seconds: vec![0.25, 0.5, 0.2],
+            ack_every: 1,
         };
         assert_eq!(c.rates(), [4000.0, 2000.0, 5000.0]);
         assert_eq!(c.per_second(), 4000.0);
@@ -207,12 +224,19 @@ mod tests {
         let even = Ceiling {
             messages: 1000,
             seconds: vec![0.25, 0.5],
+            ack_every: 64,
         };
         assert_eq!(even.per_second(), 3000.0);
         // The line printed by a run and by `--ceiling-only`: the median first, then each.
         assert_eq!(
             c.describe(20_000),
             "  broker ceiling           4000.0 messages/s  (the median of 3: 4000.0, 2000.0, 5000.0; each 1000 persistent messages of 20000 bytes, published with confirms, consumed with acks)"
+        );
+        assert!(
+            even.describe(400)
+                .ends_with("consumed with one ack for every 64)"),
+            "{}",
+            even.describe(400)
         );
     }
 }

@@ -85,6 +85,11 @@ struct Args {
     /// Confirms outstanding (and the consumer's prefetch) for the ceiling.
     #[arg(long, default_value_t = 64)]
     ceiling_window: usize,
+    /// The ceiling's consumer acks every this many messages at once (`multiple`); 1, the
+    /// default and the ceiling the targets are measured against, acks each one alone. More
+    /// shows what an ack costs the broker (docs/performance.md).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    ceiling_ack_every: u16,
     /// How long to wait for the last copies after the last submission.
     #[arg(long, default_value_t = 300)]
     drain_secs: u64,
@@ -155,6 +160,7 @@ async fn measure_ceiling(args: &Args) -> anyhow::Result<ceiling::Ceiling> {
         args.ceiling_messages,
         args.ceiling_window,
         args.ceiling_repeats,
+        usize::from(args.ceiling_ack_every),
     )
     .await
 }
@@ -423,6 +429,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             (x, n)
         })
         .collect(),
+        acks_sent: prom::increase(&before, &after, "lienthong_acks_sent_total", &[]),
+        handled: prom::increase(&before, &after, "lienthong_messages_total", &[]),
         stages,
         groups,
         in_place_gave_up: prom::increase(

@@ -180,6 +180,10 @@ pub struct Report {
     pub accept: Vec<Duration>,
     pub published: f64,
     pub published_by_exchange: Vec<(String, f64)>,
+    /// Frames the bus's consumers sent to settle their deliveries (`lienthong_acks_sent_total`),
+    /// and the deliveries they handled (`lienthong_messages_total`).
+    pub acks_sent: f64,
+    pub handled: f64,
     pub stages: Vec<Stage>,
     /// The store's calls made together, by kind.
     pub groups: Vec<Grouped>,
@@ -331,6 +335,14 @@ impl Report {
             self.messages_per_document(),
             by.join(", ")
         );
+        if self.acks_sent > 0.0 {
+            let _ = writeln!(
+                w,
+                "  acks sent             {:>9.2} per document ({:.1} deliveries settled a frame)",
+                self.acks_sent / self.documents.max(1) as f64,
+                self.handled / self.acks_sent
+            );
+        }
         if !self.stages.is_empty() {
             let _ = writeln!(
                 w,
@@ -505,6 +517,7 @@ mod tests {
             ceiling: Some(Ceiling {
                 messages: 1000,
                 seconds: vec![1.0],
+                ack_every: 1,
             }),
             accepted: latencies.len(),
             delivered: latencies.len(),
@@ -520,6 +533,8 @@ mod tests {
             latencies,
             published: 900.0,
             published_by_exchange: vec![("pipeline".into(), 400.0), ("events".into(), 500.0)],
+            acks_sent: 25.0,
+            handled: 100.0,
             stages: vec![],
             groups: vec![],
             in_place_gave_up: 0.0,
@@ -550,6 +565,12 @@ mod tests {
         let text = r.render();
         assert!(text.contains("0.050 x the broker ceiling"), "{text}");
         assert!(text.contains("pipeline 4.00, events 5.00"), "{text}");
+        assert!(
+            text.contains(
+                "acks sent                  0.25 per document (4.0 deliveries settled a frame)"
+            ),
+            "{text}"
+        );
         assert!(text.contains("COMPLETE"), "{text}");
 
         let mut missing = report((1..=100).map(Duration::from_millis).collect());
