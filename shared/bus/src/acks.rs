@@ -77,50 +77,40 @@ impl<A> AckWindow<A> {
     /// window. Rejects and lone acks come first, the `multiple` ack of the leading run last.
     pub(crate) fn due(&mut self) -> Vec<(Send, A)> {
         let mut sends = Vec::new();
-        // The run of settled deliveries from the oldest open one: its last acked tag, and how
-        // many acks it holds.
-        let mut run: Option<(u64, usize)> = None;
+        // The run of settled deliveries from the oldest open one: its last acked delivery, and
+        // how many acks it holds.
+        let mut run: Option<(u64, A, usize)> = None;
         let mut leading = true;
-        let mut gone = Vec::new();
-        for (&tag, (state, _)) in &self.open {
+        for (tag, (state, acker)) in std::mem::take(&mut self.open) {
             match state {
-                None | Some(Settled::Kept) => leading = false,
-                Some(Settled::Rejected) => {
-                    sends.push(Send::Reject { tag });
-                    gone.push(tag);
+                None | Some(Settled::Kept) => {
+                    leading = false;
+                    self.open.insert(tag, (state, acker));
                 }
+                Some(Settled::Rejected) => sends.push((Send::Reject { tag }, acker)),
                 Some(Settled::Acked) if leading => {
-                    run = Some((tag, run.map_or(0, |(_, n)| n) + 1));
-                    gone.push(tag);
+                    let acks = run.take().map_or(0, |(_, _, n)| n) + 1;
+                    run = Some((tag, acker, acks));
                 }
-                Some(Settled::Acked) => {
-                    sends.push(Send::Ack {
+                Some(Settled::Acked) => sends.push((
+                    Send::Ack {
                         tag,
                         multiple: false,
-                    });
-                    gone.push(tag);
-                }
+                    },
+                    acker,
+                )),
             }
         }
-        if let Some((tag, acks)) = run {
-            sends.push(Send::Ack {
-                tag,
-                multiple: acks > 1,
-            });
+        if let Some((tag, acker, acks)) = run {
+            sends.push((
+                Send::Ack {
+                    tag,
+                    multiple: acks > 1,
+                },
+                acker,
+            ));
         }
-        let mut senders: BTreeMap<u64, A> = gone
-            .into_iter()
-            .filter_map(|tag| self.open.remove(&tag).map(|(_, a)| (tag, a)))
-            .collect();
         sends
-            .into_iter()
-            .filter_map(|send| {
-                let tag = match send {
-                    Send::Ack { tag, .. } | Send::Reject { tag } => tag,
-                };
-                senders.remove(&tag).map(|a| (send, a))
-            })
-            .collect()
     }
 
     /// Deliveries still open (in hand, or kept for redelivery).
